@@ -1,0 +1,94 @@
+"""``dispatchd check``: config, rules and templates validated together, plus ``--explain``."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from email.message import EmailMessage
+
+from jinja2 import TemplateError, TemplateSyntaxError
+
+from dispatchd.calendars import business_calendar
+from dispatchd.config import Config
+from dispatchd.domain.intake import Directory, read_request
+from dispatchd.domain.models import Request
+from dispatchd.domain.routing import Rulebook, route
+from dispatchd.domain.sla import due_at, parse_sla
+from dispatchd.domain.subject import parse_subject
+from dispatchd.errors import ConfigError, Problem
+from dispatchd.flows.notices import NoticeContext, new_task_notices
+from dispatchd.mail.parse import parse_mail
+from dispatchd.render import TEMPLATE_NAMES, Renderer
+from dispatchd.rulebook import load_rulebook
+from dispatchd.store.tables import Task
+
+
+def check_all(config: Config) -> Rulebook:
+    """Raise ConfigError unless rules load and every template renders with sample data."""
+    rulebook = load_rulebook(config.rules_dir, config)
+    renderer = Renderer(config.templates_dir)
+    problems: list[Problem] = []
+    for name in TEMPLATE_NAMES:
+        path = config.templates_dir / f"{name}.txt.j2"
+        if not path.exists():
+            problems.append(Problem(path, None, "", "template is missing"))
+    if not problems:
+        for subject in (_sample_subject(config, rulebook), "hello, can you help?"):
+            try:
+                _render_samples(config, rulebook, renderer, subject)
+            except TemplateSyntaxError as exc:
+                problems.append(Problem(config.templates_dir / (exc.name or "?"), exc.lineno, "", exc.message or str(exc)))
+            except (TemplateError, KeyError, TypeError) as exc:
+                problems.append(Problem(config.templates_dir, None, "", f"template does not render: {exc}"))
+    if problems:
+        raise ConfigError(problems)
+    return rulebook
+
+
+def _sample_subject(config: Config, rulebook: Rulebook) -> str:
+    client = config.clients[0].name if config.clients else "Acme"
+    kind = rulebook.types[0].name if rulebook.types else "Content"
+    return f"[{client}] - {kind} - Sample request [ABC-1]"
+
+
+def _render_samples(config: Config, rulebook: Rulebook, renderer: Renderer, subject: str) -> None:
+    sender = next((s for c in config.clients for s in c.senders if "*" not in s), "client@example.com")
+    message = EmailMessage()
+    message["From"] = f"Sample Client <{sender}>"
+    message["To"] = config.mailbox.address
+    message["Subject"] = subject
+    message["Message-ID"] = "<sample@example.com>"
+    message.set_content("Please write about <b>topic clusters</b>. ASAP would be lovely.")
+    mail = parse_mail(message.as_bytes())
+    request = read_request(mail, Directory(config.clients, config.staff), rulebook)
+    decision = route(request, rulebook)
+    now = datetime(2026, 1, 5, 10, tzinfo=timezone.utc)
+    due = due_at(now, parse_sla(decision.sla), business_calendar(config.calendar))
+    task = Task(id=42, client=request.client, type=request.type, queue=decision.queue,
+                priority=decision.priority.value, status="queued", description=request.description,
+                subject=subject, sender=sender, sla=decision.sla, due_at=due.at,
+                due_explanation=due.explanation, message_id=mail.message_id, created_at=now, updated_at=now)
+    new_task_notices(task, mail, request, decision, ["brief.pdf"], NoticeContext(config, rulebook, renderer))
+
+
+def explain(config: Config, rulebook: Rulebook, subject: str, sender: str | None,
+            now: datetime | None = None) -> str:
+    """A human-readable account of how ``subject`` from ``sender`` would be read and routed."""
+    if sender is None:
+        sender = next((s for c in config.clients for s in c.senders if "*" not in s),
+                      next((s.replace("*", "someone") for c in config.clients for s in c.senders), "someone@example.com"))
+    message = EmailMessage()
+    message["From"] = sender
+    message["Subject"] = subject
+    mail = parse_mail(message.as_bytes())
+    parsed = parse_subject(mail.subject)
+    request: Request = read_request(mail, Directory(config.clients, config.staff), rulebook)
+    decision = route(request, rulebook)
+    due = due_at(now or datetime.now(timezone.utc), parse_sla(decision.sla), business_calendar(config.calendar))
+    lines = [f"subject:  {mail.subject!r}", f"from:     {sender}", f"parsed:   {parsed}",
+             f"client:   {request.client or '-'}", f"type:     {request.type or '-'}"]
+    lines += [f"problem:  {p}" for p in request.problems]
+    lines += [f"queue:    {decision.queue}{' (triage)' if decision.triage else ''}",
+              f"priority: {decision.priority}", f"sla:      {decision.sla}", f"          {due.explanation}",
+              f"assignee: {decision.assignee or '-'}", "because:"]
+    lines += [f"  - {reason}" for reason in decision.reasons]
+    return "\n".join(lines)

@@ -1,0 +1,257 @@
+"""The ``dispatchd`` command: parses arguments, calls flows, prints. Nothing else.
+
+Exit codes: 0 ok; 1 not found or nothing to do; 2 usage or refused configuration;
+3 a mail server could not be reached; 75 run --once left mail to retry later.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from dispatchd import __version__
+from dispatchd.config import Config, load_config
+from dispatchd.errors import ConfigError, DispatchdError, MailServerError
+from dispatchd.logging import configure_logging
+
+EXIT_NOT_FOUND, EXIT_CONFIG, EXIT_SERVER = 1, 2, 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_CONFIG
+    if args.command == "demo":
+        from dispatchd.demo import run_demo
+
+        return run_demo(keep=args.keep)
+    try:
+        config = load_config(_config_path(args))
+        configure_logging(args.log_level or config.log_level, config.log_format)
+        return args.handler(args, config)
+    except ConfigError as exc:
+        print("dispatchd: configuration refused:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    except MailServerError as exc:
+        print(f"dispatchd: {exc}", file=sys.stderr)
+        return EXIT_SERVER
+    except DispatchdError as exc:
+        print(f"dispatchd: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    return Path(args.config or os.environ.get("DISPATCHD_CONFIG") or "config.toml")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dispatchd", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"dispatchd {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="config file (default: $DISPATCHD_CONFIG or ./config.toml)")
+    common.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", parents=[common], help="run the daemon (IDLE or polling)")
+    run.add_argument("--once", action="store_true", help="process the mailbox and the outbox, then exit")
+    run.set_defaults(handler=_run)
+
+    check = sub.add_parser("check", parents=[common], help="validate config, rules and templates")
+    check.add_argument("--explain", metavar="SUBJECT", help="show how SUBJECT would be parsed and routed")
+    check.add_argument("--from", dest="sender", metavar="ADDRESS", help="sender for --explain")
+    check.set_defaults(handler=_check)
+
+    tasks = sub.add_parser("tasks", parents=[common], help="list tasks")
+    tasks.add_argument("--queue")
+    tasks.add_argument("--status")
+    tasks.add_argument("--limit", type=int, default=100)
+    tasks.add_argument("--json", action="store_true")
+    tasks.set_defaults(handler=_tasks)
+
+    show = sub.add_parser("show", parents=[common], help="one task with its events and messages")
+    show.add_argument("id", type=int)
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=_show)
+
+    queues = sub.add_parser("queues", parents=[common], help="depth of each queue by status")
+    queues.add_argument("--json", action="store_true")
+    queues.set_defaults(handler=_queues)
+
+    outbox = sub.add_parser("outbox", parents=[common], help="mail waiting, sent, parked")
+    outbox.add_argument("--status", choices=("pending", "sending", "sent", "parked"))
+    outbox.add_argument("--json", action="store_true")
+    outbox.set_defaults(handler=_outbox)
+
+    quarantine = sub.add_parser("quarantine", parents=[common], help="messages that could not be processed")
+    quarantine.add_argument("action", nargs="?", choices=("list", "retry"), default="list")
+    quarantine.add_argument("id", nargs="?", type=int, help="message row id for retry")
+    quarantine.add_argument("--json", action="store_true")
+    quarantine.set_defaults(handler=_quarantine)
+
+    demo = sub.add_parser("demo", help="run against a throw-away local Dovecot and SMTP capture")
+    demo.add_argument("--keep", action="store_true", help="keep the demo directory")
+    return parser
+
+
+def _emit(data: Any, as_json: bool, columns: list[str] | None = None) -> None:
+    from dispatchd.views import table
+
+    if as_json:
+        json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+    elif columns is not None:
+        table(data, columns)
+
+
+def _engine(config: Config):  # type: ignore[no-untyped-def]
+    from dispatchd.store.db import migrate, open_engine
+
+    engine = open_engine(config.database_url)
+    migrate(engine)
+    return engine
+
+
+def _run(args: argparse.Namespace, config: Config) -> int:
+    from dispatchd.daemon import Daemon, InstanceLock, build_deps, build_outbox, lock_path
+
+    with InstanceLock(lock_path(config)):
+        deps = build_deps(config)
+        daemon = Daemon(deps, build_outbox(deps))
+        if args.once:
+            return asyncio.run(daemon.run_once())
+        asyncio.run(daemon.run_forever())
+    return 0
+
+
+def _check(args: argparse.Namespace, config: Config) -> int:
+    from dispatchd.checks import check_all, explain
+
+    rulebook = check_all(config)
+    print(f"ok: {config.path} ({len(config.clients)} clients, {len(config.staff)} staff, "
+          f"{len(rulebook.types)} request types, {len(rulebook.rules)} rules)")
+    if args.explain is not None:
+        print(explain(config, rulebook, args.explain, args.sender))
+    return 0
+
+
+def _tasks(args: argparse.Namespace, config: Config) -> int:
+    from dispatchd.store.queries import list_tasks
+    from dispatchd.views import task_dict
+
+    with Session(_engine(config)) as session:
+        rows = [task_dict(t) for t in list_tasks(session, args.queue, args.status, args.limit)]
+    _emit(rows, args.json, ["id", "queue", "priority", "status", "client", "type", "assignee",
+                            "due_at", "description"])
+    return 0
+
+
+def _show(args: argparse.Namespace, config: Config) -> int:
+    from dispatchd.store.tables import Attachment, InboundMessage, Outbox, Task, TaskEvent
+    from dispatchd.views import event_dict, inbound_dict, outbox_dict, task_dict
+
+    with Session(_engine(config)) as session:
+        task = session.get(Task, args.id)
+        if task is None:
+            print(f"dispatchd: no task {args.id}", file=sys.stderr)
+            return EXIT_NOT_FOUND
+        data = task_dict(task)
+        data["events"] = [event_dict(e) for e in session.exec(
+            select(TaskEvent).where(TaskEvent.task_id == task.id).order_by(col(TaskEvent.id)))]
+        data["messages"] = [inbound_dict(m) for m in session.exec(
+            select(InboundMessage).where(InboundMessage.task_id == task.id).order_by(col(InboundMessage.id)))]
+        data["messages"] += [outbox_dict(m) for m in session.exec(
+            select(Outbox).where(Outbox.task_id == task.id).order_by(col(Outbox.id)))]
+        data["attachments"] = [{"filename": a.filename, "content_type": a.content_type, "size": a.size,
+                                "sha256": a.sha256} for a in session.exec(
+            select(Attachment).where(Attachment.task_id == task.id))]
+    if args.json:
+        _emit(data, True)
+        return 0
+    for key in ("id", "status", "queue", "priority", "client", "type", "assignee", "sender", "description",
+                "due_at", "due_explanation", "message_id"):
+        print(f"{key:>16}: {data[key] if data[key] is not None else '-'}")
+    print("\nevents:")
+    for event in data["events"]:
+        print(f"  {event['at']}  {event['kind']:<10} {event['actor']}")
+        for line in (event["detail"] or "").splitlines():
+            print(f"      {line}")
+    print("\nmessages:")
+    for message in data["messages"]:
+        state = message.get("disposition") or message.get("status")
+        print(f"  {message['direction']:<3} {state:<11} {message['message_id']}  {message['subject']}")
+    for attachment in data["attachments"]:
+        print(f"  file {attachment['filename']} ({attachment['size']} bytes, {attachment['content_type']})")
+    return 0
+
+
+def _queues(args: argparse.Namespace, config: Config) -> int:
+    from dispatchd.store.queries import queue_depths
+
+    with Session(_engine(config)) as session:
+        depths = queue_depths(session)
+    by_queue: dict[str, dict[str, int]] = {}
+    for queue, status, count in depths:
+        by_queue.setdefault(queue, {})[status] = count
+    rows = [{"queue": q, "open": sum(n for s, n in st.items() if s not in ("closed", "cancelled")),
+             "total": sum(st.values()), "by_status": st} for q, st in sorted(by_queue.items())]
+    if args.json:
+        _emit(rows, True)
+    else:
+        _emit([{**r, "by_status": " ".join(f"{s}={n}" for s, n in sorted(r["by_status"].items()))}
+               for r in rows], False, ["queue", "open", "total", "by_status"])
+    return 0
+
+
+def _outbox(args: argparse.Namespace, config: Config) -> int:
+    from dispatchd.store.tables import Outbox
+    from dispatchd.views import outbox_dict
+
+    with Session(_engine(config)) as session:
+        query = select(Outbox).order_by(col(Outbox.id).desc()).limit(500)
+        if args.status:
+            query = query.where(Outbox.status == args.status)
+        rows = [outbox_dict(r) for r in session.exec(query)]
+    _emit(rows, args.json, ["id", "status", "attempts", "task_id", "to", "next_attempt_at", "last_error",
+                            "subject"])
+    return 0
+
+
+def _quarantine(args: argparse.Namespace, config: Config) -> int:
+    from dispatchd.store.tables import InboundMessage
+    from dispatchd.views import inbound_dict
+
+    if args.action == "retry":
+        if args.id is None:
+            print("dispatchd: quarantine retry needs a message id", file=sys.stderr)
+            return EXIT_CONFIG
+        from dispatchd.daemon import build_deps
+        from dispatchd.flows.ingest import retry_quarantined
+
+        outcome = retry_quarantined(args.id, build_deps(config))
+        if outcome is None:
+            print(f"dispatchd: no quarantined message {args.id}", file=sys.stderr)
+            return EXIT_NOT_FOUND
+        print(f"message {args.id}: {outcome.disposition.value}"
+              + (f", task {outcome.task_id}" if outcome.task_id else "") + (f" ({outcome.reason})" if outcome.reason else ""))
+        return 0 if outcome.disposition.value != "quarantined" else EXIT_NOT_FOUND
+    with Session(_engine(config)) as session:
+        rows = [inbound_dict(r) for r in session.exec(
+            select(InboundMessage).where(InboundMessage.disposition == "quarantined")
+            .order_by(col(InboundMessage.id)))]
+    _emit(rows, args.json, ["id", "at", "sender", "subject", "reason"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,378 @@
+"""config.toml as typed, frozen values, validated once at start.
+
+Every refusal names the file, the line and the key (see ``tomlfile``). Secrets are never
+accepted inline: they come from an environment variable or a file, so config.toml can be
+committed and shared.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import date, time
+from email.utils import parseaddr
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dispatchd.errors import ConfigError
+from dispatchd.tomlfile import Reader, TomlFile, load_toml
+
+TLS_MODES = ("ssl", "starttls", "none")
+ROLES = ("producer", "lead", "manager")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$|^[^@\s<>]+@localhost$")
+
+
+@dataclass(frozen=True)
+class Secret:
+    """Where a password comes from; resolved when a connection is made, never logged."""
+
+    env: str | None = None
+    file: Path | None = None
+
+    def reveal(self) -> str | None:
+        if self.env:
+            return os.environ.get(self.env)
+        if self.file:
+            return self.file.read_text(encoding="utf-8").strip()
+        return None
+
+    def __repr__(self) -> str:
+        return f"Secret(env={self.env!r}, file={self.file!r})"
+
+
+@dataclass(frozen=True)
+class MailboxConfig:
+    host: str
+    port: int
+    tls: str
+    username: str
+    password: Secret
+    address: str
+    folder: str = "INBOX"
+    processed_folder: str | None = "Processed"
+    quarantine_folder: str = "Quarantine"
+    mode: str = "idle"
+    poll_interval: float = 60.0
+    idle_timeout: float = 300.0
+    fetch_batch: int = 200
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int
+    tls: str
+    username: str | None
+    password: Secret
+    from_address: str
+    timeout: float = 30.0
+    max_attempts: int = 12
+
+
+@dataclass(frozen=True)
+class IntakeConfig:
+    reply_to_malformed: bool = True
+    reply_to_unknown_senders: bool = True
+    triage_queue: str = "triage"
+
+
+@dataclass(frozen=True)
+class CalendarConfig:
+    timezone: str = "UTC"
+    workdays: tuple[int, ...] = (0, 1, 2, 3, 4)
+    day_start: time = time(9, 0)
+    day_end: time = time(17, 0)
+    holidays_country: str | None = None
+    holidays_subdivision: str | None = None
+    closed_dates: tuple[date, ...] = ()
+
+
+@dataclass(frozen=True)
+class Client:
+    name: str
+    senders: tuple[str, ...]
+    aliases: tuple[str, ...] = ()
+
+    def owns_sender(self, address: str) -> bool:
+        address = address.lower()
+        return any(fnmatch.fnmatchcase(address, pattern.lower()) for pattern in self.senders)
+
+
+@dataclass(frozen=True)
+class Staff:
+    name: str
+    email: str
+    role: str = "producer"
+    queues: tuple[str, ...] = ()
+    wip_limit: int = 3
+
+
+@dataclass(frozen=True)
+class Queue:
+    name: str
+    owner: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    mailbox: MailboxConfig
+    smtp: SmtpConfig
+    database_url: str
+    data_dir: Path
+    rules_dir: Path
+    templates_dir: Path
+    intake: IntakeConfig
+    calendar: CalendarConfig
+    log_level: str = "info"
+    log_format: str = "auto"
+    clients: tuple[Client, ...] = ()
+    staff: tuple[Staff, ...] = ()
+    queues: tuple[Queue, ...] = field(default_factory=tuple)
+
+    def staff_by_email(self, address: str) -> Staff | None:
+        address = address.lower()
+        return next((s for s in self.staff if s.email.lower() == address), None)
+
+    def staff_by_name(self, name: str) -> Staff | None:
+        lowered = name.strip().lower()
+        return next((s for s in self.staff if s.name.lower() == lowered or s.email.lower() == lowered), None)
+
+    def queue_owners(self, queue: str) -> tuple[Staff, ...]:
+        """Who hears about new work in ``queue``: its named owner, else its leads, else its members."""
+        named = next((q.owner for q in self.queues if q.name == queue and q.owner), None)
+        if named:
+            owner = self.staff_by_name(named)
+            return (owner,) if owner else ()
+        members = [s for s in self.staff if queue in s.queues]
+        leads = [s for s in members if s.role in ("lead", "manager")]
+        if leads or members:
+            return tuple(leads or members)
+        return tuple(s for s in self.staff if s.role == "manager")
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate config.toml; raises ConfigError listing every problem found."""
+    config_path = Path(path).resolve()
+    doc = load_toml(config_path)
+    if doc.problems:
+        raise ConfigError(doc.problems)
+    config = _build(doc)
+    if doc.problems:
+        raise ConfigError(doc.problems)
+    return config
+
+
+def _build(doc: TomlFile) -> Config:
+    root = Reader(doc, doc.data, ())
+    base = doc.path.parent
+    mailbox = _mailbox(root.table_of("mailbox"), base)
+    smtp = _smtp(root.table_of("smtp"), base)
+    database = root.table_of("database")
+    url = database.str("url", "sqlite:///dispatchd.db")
+    database.refuse_unknown()
+    storage = root.table_of("storage")
+    data_dir = base / storage.str("dir", "data")
+    storage.refuse_unknown()
+    paths = root.table_of("paths")
+    rules_dir = base / paths.str("rules", "rules")
+    templates_dir = base / paths.str("templates", "templates")
+    paths.refuse_unknown()
+    intake_r = root.table_of("intake")
+    intake = IntakeConfig(
+        reply_to_malformed=intake_r.bool("reply_to_malformed", True),
+        reply_to_unknown_senders=intake_r.bool("reply_to_unknown_senders", True),
+        triage_queue=intake_r.str("triage_queue", "triage"),
+    )
+    intake_r.refuse_unknown()
+    logging_r = root.table_of("logging")
+    log_level = logging_r.choice("level", ("debug", "info", "warning", "error"), "info")
+    log_format = logging_r.choice("format", ("auto", "json", "console"), "auto")
+    logging_r.refuse_unknown()
+    calendar = _calendar(root.table_of("calendar"))
+    clients = tuple(_client(r) for r in root.tables("clients"))
+    staff = tuple(_staff(r) for r in root.tables("staff"))
+    queues = tuple(_queue(r) for r in root.tables("queues"))
+    root.refuse_unknown()
+    config = Config(
+        path=doc.path, mailbox=mailbox, smtp=smtp, database_url=_sqlite_relative(url, base),
+        data_dir=data_dir, rules_dir=rules_dir, templates_dir=templates_dir, intake=intake,
+        calendar=calendar, log_level=log_level, log_format=log_format,
+        clients=clients, staff=staff, queues=queues,
+    )
+    _check_people(doc, config)
+    _check_loops(doc, config)
+    return config
+
+
+def _secret(r: Reader, base: Path, required: bool) -> Secret:
+    if "password" in r.table:
+        r.known.add("password")
+        r.problem("password", "inline passwords are refused; use password_env or password_file")
+    env = r.str("password_env")
+    file = r.str("password_file")
+    if env and file:
+        r.problem("password_file", "give password_env or password_file, not both")
+    if required and not (env or file):
+        r.problem("password_env", "is required (or password_file)")
+    if env and env not in os.environ:
+        r.problem("password_env", f"environment variable {env} is not set")
+    secret_file = base / file if file else None
+    if secret_file and not secret_file.is_file():
+        r.problem("password_file", f"{secret_file} does not exist")
+    return Secret(env=env, file=secret_file)
+
+
+def _mailbox(r: Reader, base: Path) -> MailboxConfig:
+    tls = r.choice("tls", TLS_MODES, "ssl")
+    username = r.str("username", "", required=True)
+    address = r.str("address", username if "@" in (username or "") else None)
+    if not address:
+        r.problem("address", "is required when username is not an email address")
+    processed = r.str("processed_folder", "Processed")
+    config = MailboxConfig(
+        host=r.str("host", "", required=True),
+        port=r.int("port", 993 if tls == "ssl" else 143, minimum=1, maximum=65535),
+        tls=tls,
+        username=username,
+        password=_secret(r, base, required=True),
+        address=(address or "").lower(),
+        folder=r.str("folder", "INBOX"),
+        processed_folder=processed or None,
+        quarantine_folder=r.str("quarantine_folder", "Quarantine"),
+        mode=r.choice("mode", ("idle", "poll"), "idle"),
+        poll_interval=r.float("poll_interval", 60.0),
+        idle_timeout=r.float("idle_timeout", 300.0),
+        fetch_batch=r.int("fetch_batch", 200, minimum=1, maximum=5000),
+    )
+    if config.poll_interval <= 0:
+        r.problem("poll_interval", "must be positive")
+    r.refuse_unknown()
+    return config
+
+
+def _smtp(r: Reader, base: Path) -> SmtpConfig:
+    tls = r.choice("tls", TLS_MODES, "starttls")
+    username = r.str("username")
+    from_address = r.str("from", "", required=True)
+    if from_address and not _EMAIL.match(parseaddr(from_address)[1]):
+        r.problem("from", f"{from_address!r} is not an email address")
+    config = SmtpConfig(
+        host=r.str("host", "", required=True),
+        port=r.int("port", 465 if tls == "ssl" else 587, minimum=1, maximum=65535),
+        tls=tls,
+        username=username,
+        password=_secret(r, base, required=bool(username)),
+        from_address=from_address,
+        timeout=r.float("timeout", 30.0),
+        max_attempts=r.int("max_attempts", 12, minimum=1, maximum=100),
+    )
+    r.refuse_unknown()
+    return config
+
+
+def _calendar(r: Reader) -> CalendarConfig:
+    zone = r.str("timezone", "UTC")
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        r.problem("timezone", f"unknown time zone {zone!r} (use an IANA name such as Europe/Berlin)")
+        zone = "UTC"
+    days = []
+    for day in r.str_list("workdays", WEEKDAYS[:5]):
+        if day.lower()[:3] in WEEKDAYS:
+            days.append(WEEKDAYS.index(day.lower()[:3]))
+        else:
+            r.problem("workdays", f"unknown weekday {day!r}")
+    hours = r.str("hours", "09:00-17:00")
+    match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", hours)
+    start, end = time(9), time(17)
+    if not match:
+        r.problem("hours", f"must look like '09:00-17:00', not {hours!r}")
+    else:
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        if not (h1 < 24 and h2 <= 24 and m1 < 60 and m2 < 60 and (h1, m1) < (h2, m2)):
+            r.problem("hours", f"{hours!r} is not a valid opening time range")
+        else:
+            start, end = time(h1, m1), (time(23, 59, 59) if h2 == 24 else time(h2, m2))
+    closed = []
+    for text in r.str_list("closed_dates"):
+        try:
+            closed.append(date.fromisoformat(text))
+        except ValueError:
+            r.problem("closed_dates", f"{text!r} is not a date (YYYY-MM-DD)")
+    country = r.str("holidays_country")
+    subdivision = r.str("holidays_subdivision")
+    if country:
+        import holidays
+
+        try:
+            holidays.country_holidays(country, subdiv=subdivision)
+        except NotImplementedError as exc:
+            r.problem("holidays_country", str(exc))
+            country = None
+    r.refuse_unknown()
+    return CalendarConfig(zone, tuple(sorted(set(days))) or (0, 1, 2, 3, 4), start, end,
+                          country, subdivision, tuple(closed))
+
+
+def _client(r: Reader) -> Client:
+    client = Client(name=r.str("name", "", required=True), senders=r.str_list("senders"),
+                    aliases=r.str_list("aliases"))
+    if not client.senders:
+        r.problem("senders", "list at least one address or pattern such as '*@acme.com'")
+    r.refuse_unknown()
+    return client
+
+
+def _staff(r: Reader) -> Staff:
+    person = Staff(name=r.str("name", "", required=True), email=r.str("email", "", required=True).lower(),
+                   role=r.choice("role", ROLES, "producer"), queues=r.str_list("queues"),
+                   wip_limit=r.int("wip_limit", 3, minimum=0, maximum=1000))
+    if person.email and not _EMAIL.match(person.email):
+        r.problem("email", f"{person.email!r} is not an email address")
+    r.refuse_unknown()
+    return person
+
+
+def _queue(r: Reader) -> Queue:
+    queue = Queue(name=r.str("name", "", required=True), owner=r.str("owner"))
+    r.refuse_unknown()
+    return queue
+
+
+def _check_people(doc: TomlFile, config: Config) -> None:
+    seen: dict[str, int] = {}
+    for index, person in enumerate(config.staff):
+        if person.email in seen:
+            doc.problem(("staff", index, "email"), f"{person.email} is already staff #{seen[person.email] + 1}")
+        seen[person.email] = index
+    for index, queue in enumerate(config.queues):
+        if queue.owner and not config.staff_by_name(queue.owner):
+            doc.problem(("queues", index, "owner"), f"no [[staff]] named {queue.owner!r}")
+
+
+def _check_loops(doc: TomlFile, config: Config) -> None:
+    """Refuse set-ups where dispatchd would mail itself: the classic mail loop."""
+    ours = {config.mailbox.address, parseaddr(config.smtp.from_address)[1].lower()} - {""}
+    for index, person in enumerate(config.staff):
+        if person.email in ours:
+            doc.problem(("staff", index, "email"),
+                        f"{person.email} is the intake address; notifications to it would loop")
+    for index, client in enumerate(config.clients):
+        for pattern in client.senders:
+            hit = next((a for a in ours if fnmatch.fnmatchcase(a, pattern.lower())), None)
+            if hit:
+                doc.problem(("clients", index, "senders"),
+                            f"pattern {pattern!r} matches our own address {hit}; replies would loop")
+
+
+def _sqlite_relative(url: str, base: Path) -> str:
+    """sqlite:///relative.db is relative to the config file, as the README promises."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite:///:memory:":
+        return prefix + str(base / url[len(prefix):])
+    return url

@@ -1,0 +1,250 @@
+"""Throw-away mail servers on 127.0.0.1 for the demo and the tests.
+
+``Dovecot`` runs Debian's dovecot in the foreground (-F) as a child we own, with its own
+config, runtime dir and Maildir under a temporary directory; ``stop`` ends it by its pid.
+``SmtpCapture`` is an in-process aiosmtpd server that records every message it accepts and
+can be told to answer 451 or 550 for failure tests.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MAIL_USER = "dispatchd-mail"
+PASSWORD = "secret"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def dovecot_binary() -> str | None:
+    return shutil.which("dovecot") or next(
+        (p for p in ("/usr/sbin/dovecot", "/usr/local/sbin/dovecot") if os.path.exists(p)), None)
+
+
+def _mail_identity() -> tuple[int, int, str]:
+    """Dovecot refuses to deliver as root, so root runs it for a system user of our own."""
+    if os.geteuid() != 0:
+        entry = pwd.getpwuid(os.geteuid())
+        return entry.pw_uid, entry.pw_gid, entry.pw_name
+    try:
+        entry = pwd.getpwnam(MAIL_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                        MAIL_USER], check=True, capture_output=True)
+        entry = pwd.getpwnam(MAIL_USER)
+    return entry.pw_uid, entry.pw_gid, "dovecot"
+
+
+class Dovecot:
+    """A private IMAP server; any username logs in with ``PASSWORD`` and gets a fresh Maildir."""
+
+    def __init__(self, port: int | None = None, root: Path | None = None):
+        self.port = port or free_port()
+        self.owns_root = root is None
+        self.root = root or Path(tempfile.mkdtemp(prefix="dispatchd-dovecot-"))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def _config(self) -> str:
+        uid, gid, internal_user = _mail_identity()
+        login_user = "dovenull" if os.geteuid() == 0 else internal_user
+        return f"""\
+base_dir = {self.root}/run
+state_dir = {self.root}/state
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+log_path = {self.root}/dovecot.log
+mail_location = maildir:{self.root}/mail/%u
+mail_uid = {uid}
+mail_gid = {gid}
+first_valid_uid = {min(uid, 1)}
+first_valid_gid = 0
+default_internal_user = {internal_user}
+default_login_user = {login_user}
+mail_fsync = never
+passdb {{
+  driver = static
+  args = password={PASSWORD}
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={self.root}/mail/%u
+}}
+service imap-login {{
+  chroot =
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {self.port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+service stats {{
+  unix_listener stats-reader {{
+    mode = 0666
+  }}
+  unix_listener stats-writer {{
+    mode = 0666
+  }}
+}}
+protocol imap {{
+  mail_max_userip_connections = 100
+}}
+"""
+
+    def start(self, timeout: float = 15.0) -> Dovecot:
+        binary = dovecot_binary()
+        if binary is None:
+            raise RuntimeError("dovecot is not installed (Debian: apt-get install dovecot-imapd)")
+        uid, gid, _ = _mail_identity()
+        self.root.chmod(0o755)
+        for sub in ("run", "state", "mail"):
+            (self.root / sub).mkdir(exist_ok=True)
+        if os.geteuid() == 0:
+            os.chown(self.root / "mail", uid, gid)
+        config = self.root / "dovecot.conf"
+        config.write_text(self._config())
+        self.process = subprocess.Popen([binary, "-F", "-c", str(config)], stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                log = (self.root / "dovecot.log").read_text() if (self.root / "dovecot.log").exists() else ""
+                raise RuntimeError(f"dovecot exited with {self.process.returncode}: {log[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                    if sock.recv(100).startswith(b"* OK"):
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"dovecot did not answer on 127.0.0.1:{self.port}")
+
+    def stop(self) -> None:
+        """Stop the server we started, by its pid (and its process group), then clean up."""
+        if self.process is not None and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        self.process = None
+        if self.owns_root:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> Dovecot:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def client(self, user: str):  # type: ignore[no-untyped-def]
+        from imapclient import IMAPClient
+
+        client = IMAPClient("127.0.0.1", port=self.port, ssl=False, timeout=30)
+        client.login(user, PASSWORD)
+        return client
+
+    def append(self, user: str, messages: list[bytes], folder: str = "INBOX") -> None:
+        client = self.client(user)
+        try:
+            if not client.folder_exists(folder):
+                client.create_folder(folder)
+            for start in range(0, len(messages), 200):
+                chunk = messages[start:start + 200]
+                if len(chunk) > 1 and client.has_capability("MULTIAPPEND"):
+                    client.multiappend(folder, chunk)
+                else:
+                    for message in chunk:
+                        client.append(folder, message)
+        finally:
+            client.logout()
+
+    def count(self, user: str, folder: str = "INBOX") -> int:
+        client = self.client(user)
+        try:
+            if not client.folder_exists(folder):
+                return 0
+            return int(client.folder_status(folder, ["MESSAGES"])[b"MESSAGES"])
+        finally:
+            client.logout()
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+
+@dataclass
+class _Recorder:
+    messages: list[Received] = field(default_factory=list)
+    answer: str | None = None
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        if self.answer:
+            return self.answer
+        self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content
+                                      or envelope.content))
+        return "250 2.0.0 OK: queued"
+
+
+class SmtpCapture:
+    """aiosmtpd on 127.0.0.1 in a background thread; ``messages`` are what it accepted."""
+
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
+        self.recorder = _Recorder()
+        self.controller = None
+
+    @property
+    def messages(self) -> list[Received]:
+        return self.recorder.messages
+
+    def answer_with(self, reply: str | None) -> None:
+        """Make DATA fail with e.g. '451 4.3.0 try later' or '550 5.1.1 no such user'."""
+        self.recorder.answer = reply
+
+    def start(self) -> SmtpCapture:
+        from aiosmtpd.controller import Controller
+
+        self.controller = Controller(self.recorder, hostname="127.0.0.1", port=self.port,
+                                     decode_data=False, data_size_limit=50 * 1024 * 1024)
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def __enter__(self) -> SmtpCapture:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

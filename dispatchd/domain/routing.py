@@ -1,0 +1,197 @@
+"""The routing table: request types, ordered rules and ``route(request, rulebook)``.
+
+Rules are data owned by non-programmers (rules/*.toml, loaded by ``dispatchd.rulebook``).
+Every rule that fires adds its reason to the decision, so any routing can be explained
+later from the audit log or with ``dispatchd check --explain``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field, replace
+
+from dispatchd.domain.models import Priority, Request, RouteDecision
+
+_NORMALISE = re.compile(r"[\s_\-./]+")
+
+
+def normalise_label(label: str) -> str:
+    """'Tech Support', 'tech-support' and ' TECH_support ' all read as 'tech support'."""
+    return _NORMALISE.sub(" ", label.strip().lower()).strip()
+
+
+@dataclass(frozen=True)
+class RequestType:
+    name: str
+    queue: str
+    sla: str
+    priority: Priority = Priority.P2
+    aliases: tuple[str, ...] = ()
+    description: str = ""
+
+    def labels(self) -> set[str]:
+        return {normalise_label(self.name), *(normalise_label(a) for a in self.aliases)}
+
+
+@dataclass(frozen=True)
+class Condition:
+    """All given tests must hold; each list matches if any of its items does."""
+
+    clients: tuple[str, ...] = ()
+    senders: tuple[str, ...] = ()
+    types: tuple[str, ...] = ()
+    priorities: tuple[Priority, ...] = ()
+    keywords: tuple[str, ...] = ()
+    subject_keywords: tuple[str, ...] = ()
+    has_attachments: bool | None = None
+    from_staff: bool | None = None
+
+    def explain_match(self, request: Request) -> str | None:
+        """A short reason why ``request`` matches, or None when it does not."""
+        reasons: list[str] = []
+        tests = (
+            (self.clients, lambda: _one_of(request.client, self.clients, "client")),
+            (self.types, lambda: _one_of(request.type, self.types, "type")),
+            (self.priorities, lambda: _one_of(request.priority, self.priorities, "priority")),
+            (self.senders, lambda: _sender(request.sender, self.senders)),
+            (self.keywords, lambda: _keyword(f"{request.description}\n{request.body}", self.keywords)),
+            (self.subject_keywords, lambda: _keyword(request.description, self.subject_keywords)),
+        )
+        for wanted, test in tests:
+            if wanted:
+                reason = test()
+                if reason is None:
+                    return None
+                reasons.append(reason)
+        if self.has_attachments is not None:
+            if bool(request.attachment_names) != self.has_attachments:
+                return None
+            reasons.append("has attachments" if self.has_attachments else "no attachments")
+        if self.from_staff is not None:
+            if request.from_staff != self.from_staff:
+                return None
+            reasons.append("sent by staff" if self.from_staff else "not sent by staff")
+        return ", ".join(reasons) or "always"
+
+
+@dataclass(frozen=True)
+class Action:
+    queue: str | None = None
+    priority: Priority | None = None
+    raise_priority: Priority | None = None
+    sla: str | None = None
+    assign: str | None = None
+    notify: tuple[str, ...] = ()
+    notify_client: bool | None = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    when: Condition
+    then: Action
+    description: str = ""
+    stop: bool = False
+
+
+@dataclass(frozen=True)
+class Rulebook:
+    types: tuple[RequestType, ...]
+    rules: tuple[Rule, ...] = ()
+    priority_sla: dict[Priority, str] = field(default_factory=dict)
+    triage_queue: str = "triage"
+    triage_sla: str = "1 business day"
+
+    def find_type(self, label: str | None) -> RequestType | None:
+        if not label:
+            return None
+        wanted = normalise_label(label)
+        return next((t for t in self.types if wanted in t.labels()), None)
+
+
+def route(request: Request, rulebook: Rulebook) -> RouteDecision:
+    """Decide queue, priority, SLA, assignee and extra recipients for ``request``."""
+    request_type = None if request.needs_triage else rulebook.find_type(request.type)
+    if request_type is None:
+        decision = RouteDecision(
+            queue=rulebook.triage_queue,
+            priority=request.priority or Priority.P2,
+            sla=rulebook.triage_sla,
+            reasons=tuple(f"triage: {p}" for p in request.problems) or ("triage: unknown type",),
+            triage=True,
+        )
+        base_priority = decision.priority
+    else:
+        base_priority = request_type.priority
+        priority = request.priority or request_type.priority
+        reasons = [f"type {request_type.name}: queue {request_type.queue}, "
+                   f"{request_type.priority}, {request_type.sla}"]
+        if request.priority and request.priority != request_type.priority:
+            reasons.append(f"subject tag [{request.priority}]")
+        decision = RouteDecision(queue=request_type.queue, priority=priority,
+                                 sla=request_type.sla, reasons=tuple(reasons))
+    sla_from_rule = False
+    for rule in rulebook.rules:
+        why = rule.when.explain_match(request)
+        if why is None:
+            continue
+        decision, changes = _apply(decision, rule.then)
+        sla_from_rule = sla_from_rule or rule.then.sla is not None
+        decision = replace(decision, reasons=(*decision.reasons,
+                                              f"rule {rule.name} ({why}): {changes or 'no change'}"))
+        if rule.stop:
+            break
+    if not sla_from_rule and decision.priority != base_priority and decision.priority in rulebook.priority_sla:
+        sla = rulebook.priority_sla[decision.priority]
+        decision = replace(decision, sla=sla,
+                           reasons=(*decision.reasons, f"priority {decision.priority}: SLA {sla}"))
+    return decision
+
+
+def _apply(decision: RouteDecision, action: Action) -> tuple[RouteDecision, str]:
+    changes: list[str] = []
+    updates: dict[str, object] = {}
+    if action.queue and not decision.triage:
+        updates["queue"] = action.queue
+        changes.append(f"queue {action.queue}")
+    if action.priority:
+        updates["priority"] = action.priority
+        changes.append(f"priority {action.priority}")
+    elif action.raise_priority and action.raise_priority < decision.priority:
+        updates["priority"] = action.raise_priority
+        changes.append(f"priority raised to {action.raise_priority}")
+    if action.sla:
+        updates["sla"] = action.sla
+        changes.append(f"SLA {action.sla}")
+    if action.assign:
+        updates["assignee"] = action.assign
+        changes.append(f"assign {action.assign}")
+    if action.notify:
+        updates["notify"] = tuple(dict.fromkeys((*decision.notify, *action.notify)))
+        changes.append(f"notify {', '.join(action.notify)}")
+    if action.notify_client is not None:
+        updates["notify_client"] = action.notify_client
+        changes.append("confirm to client" if action.notify_client else "no confirmation to client")
+    return replace(decision, **updates), "; ".join(changes)
+
+
+def _one_of(value: object, wanted: tuple, label: str) -> str | None:
+    if value is None:
+        return None
+    text = normalise_label(str(value))
+    hit = next((w for w in wanted if normalise_label(str(w)) == text), None)
+    return f"{label} {value}" if hit is not None else None
+
+
+def _sender(sender: str, patterns: tuple[str, ...]) -> str | None:
+    hit = next((p for p in patterns if fnmatch.fnmatchcase(sender.lower(), p.lower())), None)
+    return f"sender {sender}" if hit else None
+
+
+def _keyword(text: str, keywords: tuple[str, ...]) -> str | None:
+    lowered = text[:20_000].lower()
+    for keyword in keywords:
+        if re.search(rf"(?<!\w){re.escape(keyword.lower())}(?!\w)", lowered):
+            return f"keyword {keyword!r}"
+    return None

@@ -1,0 +1,169 @@
+"""SLA targets and the business calendar that turns them into due dates.
+
+Pure: the caller passes the start instant; nothing here reads the clock. All arithmetic on
+working time happens in the calendar's local wall-clock time and is localised at the end,
+so a DST change never adds or loses an hour of work.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+UNITS = {
+    "hour": "hours", "hours": "hours", "h": "hours",
+    "day": "days", "days": "days", "d": "days",
+    "week": "weeks", "weeks": "weeks", "w": "weeks",
+    "business hour": "business_hours", "business hours": "business_hours",
+    "business day": "business_days", "business days": "business_days",
+    "working day": "business_days", "working days": "business_days",
+    "working hour": "business_hours", "working hours": "business_hours",
+}
+_SLA = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z ]+?)\s*$", re.IGNORECASE)
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+@dataclass(frozen=True)
+class SlaTarget:
+    amount: float
+    unit: str
+
+    def __str__(self) -> str:
+        amount = int(self.amount) if self.amount == int(self.amount) else self.amount
+        word = self.unit.replace("_", " ")
+        return f"{amount} {word[:-1] if amount == 1 else word}"
+
+
+def parse_sla(text: str) -> SlaTarget:
+    """'5 business days', '48 hours', '4h', '2 weeks' -> SlaTarget; ValueError otherwise."""
+    match = _SLA.match(text or "")
+    unit = UNITS.get(re.sub(r"\s+", " ", match.group(2).lower())) if match else None
+    if not match or unit is None or float(match.group(1)) <= 0:
+        raise ValueError(
+            f"{text!r} is not an SLA; write e.g. '4 hours', '48 hours', '5 business days', '2 weeks'"
+        )
+    return SlaTarget(float(match.group(1)), unit)
+
+
+@dataclass(frozen=True)
+class BusinessCalendar:
+    zone: ZoneInfo
+    workdays: frozenset[int] = frozenset({0, 1, 2, 3, 4})
+    day_start: time = time(9)
+    day_end: time = time(17)
+    holiday_name: Callable[[date], str | None] = field(default=lambda day: None)
+
+    def closed_reason(self, day: date) -> str | None:
+        """Why ``day`` is not a working day (weekend or a named holiday), or None if open."""
+        if day.weekday() not in self.workdays:
+            return "weekend"
+        return self.holiday_name(day)
+
+
+@dataclass(frozen=True)
+class Due:
+    at: datetime
+    explanation: str
+
+
+def due_at(start: datetime, target: SlaTarget, calendar: BusinessCalendar) -> Due:
+    """When work that starts at ``start`` (aware) is due under ``target``, with the reasoning."""
+    if start.tzinfo is None:
+        raise ValueError("start must be timezone-aware")
+    if target.unit in ("hours", "days", "weeks"):
+        hours = {"hours": 1, "days": 24, "weeks": 168}[target.unit] * target.amount
+        due = _whole_minute((start + timedelta(hours=hours)).astimezone(calendar.zone))
+        return Due(due, f"due {_label(due)}: {target}")
+    local = start.astimezone(calendar.zone).replace(tzinfo=None)
+    skipped: list[str] = []
+    opened = _next_open(local, calendar, skipped)
+    if target.unit == "business_days":
+        naive = _add_business_days(opened, target.amount, calendar, skipped)
+    else:
+        naive = _add_business_hours(opened, target.amount * 3600, calendar, skipped)
+    due = _whole_minute(_localise(naive, calendar.zone))
+    notes = [f"{target}"]
+    if opened != local:
+        notes.append(f"clock starts {_label(_localise(opened, calendar.zone))}")
+    notes.extend(dict.fromkeys(skipped))
+    return Due(due, f"due {_label(due)}: " + ", ".join(notes))
+
+
+def _next_open(moment: datetime, calendar: BusinessCalendar, skipped: list[str]) -> datetime:
+    day = moment.date()
+    if calendar.closed_reason(day) is None:
+        if moment.time() < calendar.day_start:
+            return datetime.combine(day, calendar.day_start)
+        if moment.time() < calendar.day_end:
+            return moment
+    while True:
+        day += timedelta(days=1)
+        reason = calendar.closed_reason(day)
+        if reason is None:
+            return datetime.combine(day, calendar.day_start)
+        _note(day, reason, skipped)
+
+
+def _add_business_days(opened: datetime, days: float, calendar: BusinessCalendar,
+                       skipped: list[str]) -> datetime:
+    whole = int(days)
+    day = opened.date()
+    while whole:
+        day += timedelta(days=1)
+        reason = calendar.closed_reason(day)
+        if reason is None:
+            whole -= 1
+        else:
+            _note(day, reason, skipped)
+    moment = datetime.combine(day, opened.time())
+    fraction = days - int(days)
+    if fraction:
+        length = _day_seconds(calendar)
+        moment = _add_business_hours(moment, fraction * length, calendar, skipped)
+    return moment
+
+
+def _add_business_hours(opened: datetime, seconds: float, calendar: BusinessCalendar,
+                        skipped: list[str]) -> datetime:
+    moment = opened
+    remaining = seconds
+    while True:
+        close = datetime.combine(moment.date(), calendar.day_end)
+        available = (close - moment).total_seconds()
+        if remaining <= available:
+            return moment + timedelta(seconds=remaining)
+        remaining -= available
+        moment = _next_open(close, calendar, skipped)
+
+
+def _day_seconds(calendar: BusinessCalendar) -> float:
+    anchor = date(2000, 1, 3)
+    return (datetime.combine(anchor, calendar.day_end) - datetime.combine(anchor, calendar.day_start)).total_seconds()
+
+
+def _note(day: date, reason: str, skipped: list[str]) -> None:
+    if reason != "weekend":
+        skipped.append(f"{_DAYS[day.weekday()]} {day.day} {day:%b} was closed ({reason})")
+
+
+def _localise(naive: datetime, zone: ZoneInfo) -> datetime:
+    """Attach ``zone``; a wall time skipped by DST moves forward past the gap."""
+    aware = naive.replace(tzinfo=zone)
+    round_trip = aware.astimezone(ZoneInfo("UTC")).astimezone(zone).replace(tzinfo=None)
+    if round_trip != naive:
+        aware = (naive + timedelta(hours=1)).replace(tzinfo=zone)
+    return aware
+
+
+def _whole_minute(moment: datetime) -> datetime:
+    """Due dates are promises to people: round up to the minute, never earlier."""
+    if moment.second or moment.microsecond:
+        moment = moment.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    return moment
+
+
+def _label(moment: datetime) -> str:
+    return f"{_DAYS[moment.weekday()]} {moment.day} {moment:%b %H:%M}"

@@ -1,0 +1,107 @@
+"""One pass over the intake folder: read everything after the cursor, ingest, acknowledge,
+reconcile. Shared by ``dispatchd run``, ``run --once`` and the tests."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+
+import structlog
+from sqlmodel import Session
+
+from dispatchd.domain.models import Disposition
+from dispatchd.flows.ingest import IntakeDeps, ingest
+from dispatchd.mail.imap import ImapSource
+from dispatchd.store import queries
+
+log = structlog.get_logger("dispatchd.mailbox")
+
+
+@dataclass
+class CycleReport:
+    fetched: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    gaps: list[int] = field(default_factory=list)
+
+
+def poll_mailbox(source: ImapSource, deps: IntakeDeps, stop: threading.Event) -> CycleReport:
+    """Ingest every message after the cursor; stops between messages when ``stop`` is set."""
+    folder = deps.config.mailbox.folder
+    state = source.select(folder)
+    last_uid = _cursor_position(deps, folder, state.uidvalidity)
+    report = CycleReport()
+    _acknowledge_recorded(source, deps, folder, state.uidvalidity, source.unacknowledged_up_to(last_uid))
+    new_uids = source.uids_after(last_uid)
+    if new_uids:
+        log.info("mail.fetching", folder=folder, count=len(new_uids), after_uid=last_uid)
+    pending: dict[str | None, list[int]] = {}
+    for raw in source.fetch(folder, state.uidvalidity, new_uids):
+        outcome = ingest(raw, deps)
+        report.fetched += 1
+        report.outcomes[outcome.disposition.value] += 1
+        pending.setdefault(_target_folder(deps, outcome.disposition), []).append(raw.uid)
+        if report.fetched % deps.config.mailbox.fetch_batch == 0:
+            _flush_acknowledgements(source, pending)
+            log.info("mail.progress", done=report.fetched, total=len(new_uids))
+        if stop.is_set():
+            break
+    _flush_acknowledgements(source, pending)
+    if new_uids:
+        report.gaps = _reconcile(source, deps, folder, state.uidvalidity, new_uids, report)
+    return report
+
+
+def _cursor_position(deps: IntakeDeps, folder: str, uidvalidity: int) -> int:
+    with Session(deps.engine) as session, session.begin():
+        cursor = queries.cursor_for(session, deps.account, folder)
+        if cursor is None:
+            return 0
+        if cursor.uidvalidity != uidvalidity:
+            # UIDs now mean different messages: re-read the folder; Message-ID dedup keeps
+            # what we already handled from being dispatched again.
+            log.warning("imap.uidvalidity_changed", folder=folder, old=cursor.uidvalidity, new=uidvalidity)
+            cursor.uidvalidity, cursor.last_uid = uidvalidity, 0
+            session.add(cursor)
+            return 0
+        return cursor.last_uid
+
+
+def _target_folder(deps: IntakeDeps, disposition: Disposition) -> str | None:
+    if disposition is Disposition.QUARANTINED:
+        return deps.config.mailbox.quarantine_folder
+    return deps.config.mailbox.processed_folder
+
+
+def _acknowledge_recorded(source: ImapSource, deps: IntakeDeps, folder: str, uidvalidity: int,
+                          uids: list[int]) -> None:
+    if not uids:
+        return
+    with Session(deps.engine) as session:
+        rows = queries.recorded_uids(session, deps.account, folder, uidvalidity, uids)
+    pending: dict[str | None, list[int]] = {}
+    for uid, row in rows.items():
+        pending.setdefault(_target_folder(deps, Disposition(row.disposition)), []).append(uid)
+    log.info("mail.acknowledging_leftovers", count=len(rows))
+    _flush_acknowledgements(source, pending)
+
+
+def _flush_acknowledgements(source: ImapSource, pending: dict[str | None, list[int]]) -> None:
+    for target, uids in pending.items():
+        source.acknowledge(uids, target)
+    pending.clear()
+
+
+def _reconcile(source: ImapSource, deps: IntakeDeps, folder: str, uidvalidity: int,
+               fetched_uids: list[int], report: CycleReport) -> list[int]:
+    """Every UID we saw must now be recorded as ingested or quarantined; log any gap."""
+    with Session(deps.engine) as session:
+        recorded = queries.recorded_uids(session, deps.account, folder, uidvalidity, fetched_uids)
+    processed = {uid for uid in fetched_uids if uid <= max(recorded, default=0)}
+    gaps = sorted(processed - set(recorded))
+    quarantined = sum(1 for row in recorded.values() if row.disposition == Disposition.QUARANTINED)
+    log.info("reconcile.done", folder=folder, on_server=len(fetched_uids), ingested=len(recorded) - quarantined,
+             quarantined=quarantined, outcomes=dict(report.outcomes))
+    if gaps:
+        log.error("reconcile.gap", folder=folder, uids=gaps[:50], count=len(gaps))
+    return gaps

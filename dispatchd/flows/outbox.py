@@ -1,0 +1,134 @@
+"""The outbox sender: claim due mail, send it, record what happened.
+
+A claim is committed before sending and the result after, so a crash in between leaves
+a 'sending' row that ``release_stale_claims`` returns to the queue: the resend carries the
+same bytes and the same Message-ID. Temporary failures back off exponentially; permanent
+ones, or too many attempts, park the row for an operator (``dispatchd outbox``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import timedelta
+
+import structlog
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from dispatchd.clock import Clock, as_utc
+from dispatchd.mail.smtp import Delivery, SendResult, SmtpSender
+from dispatchd.store import queries
+from dispatchd.store.tables import Outbox
+
+log = structlog.get_logger("dispatchd.outbox")
+CLAIM_TIMEOUT = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    base_seconds: float = 30.0
+    max_seconds: float = 3600.0
+    max_attempts: int = 12
+
+    def delay(self, attempts: int) -> timedelta:
+        return timedelta(seconds=min(self.max_seconds, self.base_seconds * 2 ** max(0, attempts - 1)))
+
+
+@dataclass
+class DrainReport:
+    sent: int = 0
+    deferred: int = 0
+    parked: int = 0
+
+
+class OutboxSender:
+    def __init__(self, engine: Engine, smtp: SmtpSender, clock: Clock, policy: RetryPolicy):
+        self.engine = engine
+        self.smtp = smtp
+        self.clock = clock
+        self.policy = policy
+        self.outage: str | None = None
+
+    def release_claims(self, everything: bool = False) -> int:
+        """Return crashed claims to the queue (all of them at start of the only instance)."""
+        now = self.clock.now()
+        with Session(self.engine) as session, session.begin():
+            released = queries.release_stale_claims(session, now + timedelta(days=1) if everything
+                                                    else now - CLAIM_TIMEOUT)
+        if released:
+            log.warning("outbox.claims_released", count=released)
+        return released
+
+    async def drain(self, stop: asyncio.Event | None = None, batch: int = 50) -> DrainReport:
+        """Send everything due now; returns when nothing due is left or the server is down."""
+        report = DrainReport()
+        try:
+            while stop is None or not stop.is_set():
+                rows = await asyncio.to_thread(self._claim, batch)
+                if not rows:
+                    break
+                for index, row in enumerate(rows):
+                    result = await self.smtp.send(row.envelope_from, row.recipients.split(","), row.raw)
+                    await asyncio.to_thread(self._record, row, result, report)
+                    if result.delivery is Delivery.TEMPORARY and self.outage:
+                        # The server is away: hand the rest of the claim back untouched.
+                        await asyncio.to_thread(self._unclaim, [r.id for r in rows[index + 1:]])
+                        return report
+        finally:
+            await self.smtp.close()
+        return report
+
+    def _claim(self, batch: int) -> list[Outbox]:
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            return queries.claim_outbox(session, self.clock.now(), batch)
+
+    def _unclaim(self, ids: list[int | None]) -> None:
+        with Session(self.engine) as session, session.begin():
+            for row_id in ids:
+                row = session.get(Outbox, row_id)
+                if row is not None and row.status == "sending":
+                    row.status, row.claimed_at = "pending", None
+
+    def _record(self, claimed: Outbox, result: SendResult, report: DrainReport) -> None:
+        now = self.clock.now()
+        with Session(self.engine) as session, session.begin():
+            row = session.get(Outbox, claimed.id)
+            if row is None:
+                return
+            row.attempts += 1
+            row.claimed_at = None
+            fields = dict(message_id=row.message_id, task_id=row.task_id, to=row.recipients,
+                          attempt=row.attempts)
+            if result.delivery is Delivery.SENT:
+                row.status, row.sent_at, row.last_error = "sent", now, result.detail if "refused" in result.detail else ""
+                report.sent += 1
+                if self.outage:
+                    log.info("smtp.recovered", after=self.outage)
+                    self.outage = None
+                log.info("smtp.sent", **fields)
+            elif result.delivery is Delivery.PERMANENT or row.attempts >= self.policy.max_attempts:
+                row.status, row.last_error = "parked", result.detail[:2000]
+                report.parked += 1
+                log.error("smtp.parked", reason=result.detail, **fields)
+            else:
+                row.status, row.last_error = "pending", result.detail[:2000]
+                row.next_attempt_at = now + self.policy.delay(row.attempts)
+                report.deferred += 1
+                self._note_outage(result.detail, row.next_attempt_at.isoformat(), fields)
+
+    def _note_outage(self, detail: str, retry_at: str, fields: dict[str, object]) -> None:
+        """An outage is logged once as an error, each retry only at debug level."""
+        connection_fault = not detail[:3].isdigit()
+        if connection_fault and self.outage is None:
+            self.outage = detail
+            log.error("smtp.unavailable", reason=detail, retry_at=retry_at)
+        log.log(10 if self.outage else 30, "smtp.deferred", reason=detail, retry_at=retry_at, **fields)
+
+    def next_due(self) -> float | None:
+        """Seconds until the next pending row is due (0 if now), or None if none is pending."""
+        with Session(self.engine) as session:
+            due = as_utc(queries.next_outbox_due(session))
+        if due is None:
+            return None
+        return max(0.0, (due - self.clock.now()).total_seconds())

@@ -1,0 +1,155 @@
+"""The IMAP edge: log in, read after the cursor, acknowledge after commit, wait for new mail.
+
+Blocking (imapclient); the daemon runs it in a worker thread. Every protocol or socket fault
+is raised as MailServerError so the caller has one thing to back off on.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import structlog
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError
+
+from dispatchd.config import MailboxConfig
+from dispatchd.domain.models import RawMail
+from dispatchd.errors import MailServerError
+
+log = structlog.get_logger("dispatchd.imap")
+PROCESSED_KEYWORD = "$Dispatched"
+IMAP_ERRORS = (IMAPClientError, imaplib.IMAP4.error, imaplib.IMAP4.abort, OSError, socket.timeout, ssl.SSLError)
+
+
+@dataclass(frozen=True)
+class FolderState:
+    uidvalidity: int
+    uidnext: int | None
+    exists: int
+
+
+class ImapSource:
+    def __init__(self, config: MailboxConfig):
+        self.config = config
+        self.client: IMAPClient | None = None
+
+    def connect(self) -> None:
+        """Log in and make sure the folders we move mail into exist."""
+        self.close()
+        cfg = self.config
+        try:
+            client = IMAPClient(cfg.host, port=cfg.port, ssl=cfg.tls == "ssl", timeout=30)
+            if cfg.tls == "starttls":
+                client.starttls(ssl.create_default_context())
+            client.login(cfg.username, cfg.password.reveal() or "")
+            for folder in (cfg.processed_folder, cfg.quarantine_folder):
+                if folder and not client.folder_exists(folder):
+                    client.create_folder(folder)
+        except IMAP_ERRORS as exc:
+            raise MailServerError(f"IMAP {cfg.host}:{cfg.port}: {exc}") from exc
+        self.client = client
+        log.info("imap.connected", host=cfg.host, port=cfg.port, user=cfg.username,
+                 idle=client.has_capability("IDLE"))
+
+    def close(self) -> None:
+        if self.client is None:
+            return
+        client, self.client = self.client, None
+        try:
+            client.logout()
+        except IMAP_ERRORS:
+            try:
+                client.shutdown()
+            except IMAP_ERRORS:
+                pass
+
+    @property
+    def connected(self) -> bool:
+        return self.client is not None
+
+    def _require(self) -> IMAPClient:
+        if self.client is None:
+            raise MailServerError("not connected to IMAP")
+        return self.client
+
+    def _call(self, what: str, func, *args, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            return func(*args, **kwargs)
+        except IMAP_ERRORS as exc:
+            self.client = None  # the connection is in an unknown state: start again
+            raise MailServerError(f"IMAP {what}: {exc}") from exc
+
+    def select(self, folder: str) -> FolderState:
+        info = self._call("select", self._require().select_folder, folder)
+        return FolderState(int(info[b"UIDVALIDITY"]), info.get(b"UIDNEXT"), int(info.get(b"EXISTS", 0)))
+
+    def uids_after(self, last_uid: int) -> list[int]:
+        """UIDs greater than ``last_uid``, ascending (``n:*`` may return the last one; drop it)."""
+        found = self._call("search", self._require().search, ["UID", f"{last_uid + 1}:*"])
+        return sorted(uid for uid in found if uid > last_uid)
+
+    def unacknowledged_up_to(self, last_uid: int) -> list[int]:
+        """Processed UIDs still waiting in the folder (a crash between commit and move)."""
+        if last_uid <= 0:
+            return []
+        criteria: list[str] = ["UID", f"1:{last_uid}"]
+        if self.config.processed_folder is None:
+            criteria += ["UNKEYWORD", PROCESSED_KEYWORD]
+        found = self._call("search", self._require().search, criteria)
+        return sorted(uid for uid in found if uid <= last_uid)
+
+    def fetch(self, folder: str, uidvalidity: int, uids: list[int]) -> Iterator[RawMail]:
+        """Fetch in batches without setting \\Seen; people read this mailbox too."""
+        batch = self.config.fetch_batch
+        for start in range(0, len(uids), batch):
+            chunk = uids[start:start + batch]
+            response = self._call("fetch", self._require().fetch, chunk, ["BODY.PEEK[]"])
+            for uid in chunk:
+                data = response.get(uid, {}).get(b"BODY[]")
+                if data is None:
+                    log.warning("imap.vanished", uid=uid, folder=folder)
+                    continue
+                yield RawMail(folder, uidvalidity, uid, bytes(data))
+
+    def acknowledge(self, uids: list[int], target: str | None) -> None:
+        """Move processed messages to ``target``, or mark them with a keyword if there is none."""
+        if not uids:
+            return
+        client = self._require()
+        if target is None:
+            self._call("store", client.add_flags, uids, [PROCESSED_KEYWORD])
+        elif client.has_capability("MOVE"):
+            self._call("move", client.move, uids, target)
+        else:
+            self._call("copy", client.copy, uids, target)
+            self._call("delete", client.delete_messages, uids)
+            if client.has_capability("UIDPLUS"):
+                self._call("expunge", client.uid_expunge, uids)
+            else:
+                self._call("expunge", client.expunge)
+
+    def wait_for_mail(self, stop: threading.Event) -> None:
+        """Block until the server says new mail arrived, the IDLE period ends, or ``stop`` is set."""
+        client = self._require()
+        cfg = self.config
+        deadline = time.monotonic() + (cfg.idle_timeout if cfg.mode == "idle" else cfg.poll_interval)
+        if cfg.mode == "poll" or not client.has_capability("IDLE"):
+            while not stop.is_set() and time.monotonic() < deadline:
+                stop.wait(min(1.0, max(0.0, deadline - time.monotonic())))
+            return
+        self._call("idle", client.idle)
+        try:
+            while not stop.is_set() and time.monotonic() < deadline:
+                responses = self._call("idle_check", client.idle_check, timeout=0.5)
+                if any(isinstance(r, tuple) and len(r) > 1 and r[1] in (b"EXISTS", b"RECENT")
+                       for r in responses):
+                    return
+        finally:
+            if self.client is not None:
+                self._call("idle_done", client.idle_done)

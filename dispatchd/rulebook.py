@@ -1,0 +1,146 @@
+"""Loading rules/*.toml into a validated Rulebook; every refusal names file, line and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dispatchd.config import Config
+from dispatchd.domain.models import Priority
+from dispatchd.domain.routing import Action, Condition, RequestType, Rule, Rulebook, normalise_label
+from dispatchd.domain.sla import parse_sla
+from dispatchd.errors import ConfigError, Problem
+from dispatchd.tomlfile import Reader, load_toml
+
+PRIORITIES = tuple(p.value for p in Priority)
+
+
+def load_rulebook(directory: Path, config: Config | None = None) -> Rulebook:
+    """Read every *.toml in ``directory`` (by name); raises ConfigError listing all problems."""
+    files = sorted(directory.glob("*.toml"))
+    if not files:
+        raise ConfigError([Problem(directory, None, "", "no *.toml rule files found")])
+    types: list[RequestType] = []
+    rules: list[Rule] = []
+    priority_sla: dict[Priority, str] = {}
+    triage_queue, triage_sla = "triage", "1 business day"
+    problems: list[Problem] = []
+    for path in files:
+        doc = load_toml(path)
+        root = Reader(doc, doc.data, ())
+        types.extend(_type(r) for r in root.tables("type"))
+        rules.extend(_rule(r, config) for r in root.tables("rule"))
+        if "priorities" in doc.data:
+            table = root.table_of("priorities")
+            for name in PRIORITIES:
+                sla = _sla(table, name)
+                if sla:
+                    priority_sla[Priority(name)] = sla
+            table.refuse_unknown()
+        if "triage" in doc.data:
+            table = root.table_of("triage")
+            triage_queue = table.str("queue", triage_queue)
+            triage_sla = _sla(table, "sla") or triage_sla
+            table.refuse_unknown()
+        root.refuse_unknown()
+        problems.extend(doc.problems)
+    problems.extend(_alias_clashes(directory, types))
+    if not types and not problems:
+        problems.append(Problem(directory, None, "", "no [[type]] defined in any rule file"))
+    if config is not None and config.intake.triage_queue != triage_queue:
+        triage_queue = config.intake.triage_queue
+    if problems:
+        raise ConfigError(problems)
+    return Rulebook(tuple(types), tuple(rules), priority_sla, triage_queue, triage_sla)
+
+
+def _sla(r: Reader, key: str, required: bool = False) -> str | None:
+    text = r.str(key, None, required)
+    if text is None:
+        return None
+    try:
+        parse_sla(text)
+    except ValueError as exc:
+        r.problem(key, str(exc))
+        return None
+    return text
+
+
+def _priority(r: Reader, key: str, default: Priority | None = None) -> Priority | None:
+    value = r.choice(key, PRIORITIES, default.value if default else None)
+    return Priority(value) if value else None
+
+
+def _type(r: Reader) -> RequestType:
+    request_type = RequestType(
+        name=r.str("name", "", required=True),
+        queue=r.str("queue", "", required=True),
+        sla=_sla(r, "sla", required=True) or "5 business days",
+        priority=_priority(r, "priority", Priority.P2) or Priority.P2,
+        aliases=r.str_list("aliases"),
+        description=r.str("description", ""),
+    )
+    r.refuse_unknown()
+    return request_type
+
+
+def _rule(r: Reader, config: Config | None) -> Rule:
+    when = r.table_of("when")
+    then = r.table_of("then")
+    has_attachments = when.bool("has_attachments", None) if "has_attachments" in when.table else None  # type: ignore[arg-type]
+    from_staff = when.bool("from_staff", None) if "from_staff" in when.table else None  # type: ignore[arg-type]
+    priorities = []
+    for value in when.str_list("priority"):
+        if value.upper() in PRIORITIES:
+            priorities.append(Priority(value.upper()))
+        else:
+            when.problem("priority", f"{value!r} is not one of {', '.join(PRIORITIES)}")
+    condition = Condition(
+        clients=when.str_list("client"), senders=when.str_list("sender"), types=when.str_list("type"),
+        priorities=tuple(priorities), keywords=when.str_list("keywords"),
+        subject_keywords=when.str_list("subject_keywords"),
+        has_attachments=has_attachments, from_staff=from_staff,
+    )
+    when.refuse_unknown()
+    notify_client = then.bool("notify_client", None) if "notify_client" in then.table else None  # type: ignore[arg-type]
+    action = Action(
+        queue=then.str("queue"), priority=_priority(then, "priority"),
+        raise_priority=_priority(then, "raise_priority"), sla=_sla(then, "sla"),
+        assign=then.str("assign"), notify=then.str_list("notify"), notify_client=notify_client,
+    )
+    then.refuse_unknown()
+    if config is not None:
+        _check_people(then, config, action)
+        _check_clients(when, config, condition)
+    rule = Rule(name=r.str("name", "", required=True), when=condition, then=action,
+                description=r.str("description", ""), stop=r.bool("stop", False))
+    r.refuse_unknown()
+    return rule
+
+
+def _check_people(then: Reader, config: Config, action: Action) -> None:
+    if action.assign and not config.staff_by_name(action.assign):
+        then.problem("assign", f"no [[staff]] named {action.assign!r} in {config.path.name}")
+    for who in action.notify:
+        if "@" not in who and not config.staff_by_name(who):
+            then.problem("notify", f"{who!r} is neither an address nor a [[staff]] name")
+        if who.lower() == config.mailbox.address:
+            then.problem("notify", f"{who} is the intake address; notifying it would loop")
+
+
+def _check_clients(when: Reader, config: Config, condition: Condition) -> None:
+    known = {normalise_label(n) for c in config.clients for n in (c.name, *c.aliases)}
+    for name in condition.clients:
+        if normalise_label(name) not in known:
+            when.problem("client", f"no [[clients]] named {name!r} in {config.path.name}")
+
+
+def _alias_clashes(directory: Path, types: list[RequestType]) -> list[Problem]:
+    owner: dict[str, str] = {}
+    clashes = []
+    for request_type in types:
+        for label in sorted(request_type.labels()):
+            if label in owner and owner[label] != request_type.name:
+                clashes.append(Problem(directory, None, "type",
+                                       f"alias {label!r} belongs to both {owner[label]} and {request_type.name}"))
+            owner[label] = request_type.name
+    return clashes

@@ -1,0 +1,72 @@
+"""Engine set-up, SQLite pragmas and schema migrations.
+
+Migrations are an ordered list; the database records the last one applied in ``meta``.
+Each migration runs in its own transaction, so an interrupted upgrade resumes cleanly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import structlog
+from sqlalchemy import event, inspect, text
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import SQLModel, create_engine
+
+from dispatchd.store import tables
+
+log = structlog.get_logger("dispatchd.store")
+
+
+def _create_initial_schema(connection: Connection) -> None:
+    SQLModel.metadata.create_all(connection, tables=[
+        tables.Meta.__table__, tables.Task.__table__, tables.TaskEvent.__table__,
+        tables.InboundMessage.__table__, tables.Attachment.__table__,
+        tables.Outbox.__table__, tables.MailboxCursor.__table__,
+    ])
+
+
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_create_initial_schema,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def open_engine(url: str) -> Engine:
+    """Create the engine; on SQLite turn on WAL, foreign keys and a generous busy timeout."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def schema_version(engine: Engine) -> int:
+    if not inspect(engine).has_table("meta"):
+        return 0
+    with engine.connect() as connection:
+        row = connection.execute(text("SELECT value FROM meta WHERE key = 'schema_version'")).first()
+    return int(row[0]) if row else 0
+
+
+def migrate(engine: Engine) -> int:
+    """Bring the schema up to date; returns the number of migrations applied."""
+    current = schema_version(engine)
+    if current > SCHEMA_VERSION:
+        raise RuntimeError(f"database schema {current} is newer than this dispatchd ({SCHEMA_VERSION})")
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        with engine.begin() as connection:
+            MIGRATIONS[version - 1](connection)
+            connection.execute(
+                text("INSERT INTO meta (key, value) VALUES ('schema_version', :v) "
+                     "ON CONFLICT (key) DO UPDATE SET value = :v"), {"v": str(version)})
+        log.info("db.migrated", version=version)
+    return SCHEMA_VERSION - current

@@ -1,0 +1,110 @@
+"""Query functions over the tables. Callers own the session and the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import func, or_, update
+from sqlmodel import Session, col, select
+
+from dispatchd.store.tables import InboundMessage, MailboxCursor, Outbox, Task, TaskEvent
+
+
+def cursor_for(session: Session, account: str, folder: str) -> MailboxCursor | None:
+    return session.exec(select(MailboxCursor).where(
+        MailboxCursor.account == account, MailboxCursor.folder == folder)).first()
+
+
+def advance_cursor(session: Session, account: str, folder: str, uidvalidity: int, uid: int) -> None:
+    cursor = cursor_for(session, account, folder)
+    if cursor is None:
+        session.add(MailboxCursor(account=account, folder=folder, uidvalidity=uidvalidity, last_uid=uid))
+    elif cursor.uidvalidity != uidvalidity:
+        cursor.uidvalidity, cursor.last_uid = uidvalidity, uid
+    elif uid > cursor.last_uid:
+        cursor.last_uid = uid
+
+
+def inbound_at(session: Session, account: str, folder: str, uidvalidity: int, uid: int) -> InboundMessage | None:
+    return session.exec(select(InboundMessage).where(
+        InboundMessage.account == account, InboundMessage.folder == folder,
+        InboundMessage.uidvalidity == uidvalidity, InboundMessage.uid == uid)).first()
+
+
+def inbound_by_dedup_key(session: Session, key: str) -> InboundMessage | None:
+    return session.exec(select(InboundMessage).where(InboundMessage.dedup_key == key)).first()
+
+
+def recorded_uids(session: Session, account: str, folder: str, uidvalidity: int,
+                  uids: Iterable[int]) -> dict[int, InboundMessage]:
+    wanted = list(uids)
+    found: dict[int, InboundMessage] = {}
+    for start in range(0, len(wanted), 500):
+        rows = session.exec(select(InboundMessage).where(
+            InboundMessage.account == account, InboundMessage.folder == folder,
+            InboundMessage.uidvalidity == uidvalidity,
+            col(InboundMessage.uid).in_(wanted[start:start + 500]))).all()
+        found.update({row.uid: row for row in rows})
+    return found
+
+
+def task_of_thread(session: Session, message_ids: Iterable[str]) -> int | None:
+    """The task a reply belongs to, from the Message-IDs it names (ours or the client's)."""
+    ids = [m for m in message_ids if m]
+    if not ids:
+        return None
+    sent = session.exec(select(Outbox.task_id).where(
+        col(Outbox.message_id).in_(ids), col(Outbox.task_id).is_not(None))).first()
+    if sent:
+        return sent
+    return session.exec(select(InboundMessage.task_id).where(
+        col(InboundMessage.message_id).in_(ids), col(InboundMessage.task_id).is_not(None))).first()
+
+
+def add_event(session: Session, task: Task, at: datetime, actor: str, kind: str, detail: str = "",
+              message_id: str | None = None, from_status: str | None = None,
+              to_status: str | None = None) -> TaskEvent:
+    event = TaskEvent(task_id=task.id, at=at, actor=actor, kind=kind, detail=detail,  # type: ignore[arg-type]
+                      message_id=message_id, from_status=from_status, to_status=to_status)
+    session.add(event)
+    return event
+
+
+def list_tasks(session: Session, queue: str | None = None, status: str | None = None,
+               limit: int = 500) -> list[Task]:
+    query = select(Task)
+    if queue:
+        query = query.where(Task.queue == queue)
+    if status:
+        query = query.where(Task.status == status)
+    return list(session.exec(query.order_by(col(Task.id).desc()).limit(limit)).all())
+
+
+def queue_depths(session: Session) -> list[tuple[str, str, int]]:
+    rows = session.exec(select(Task.queue, Task.status, func.count()).group_by(Task.queue, Task.status))
+    return [(queue, status, count) for queue, status, count in rows]
+
+
+def claim_outbox(session: Session, now: datetime, limit: int) -> list[Outbox]:
+    """Mark up to ``limit`` due rows as being sent by us; the caller commits the claim."""
+    ids = session.exec(select(Outbox.id).where(
+        Outbox.status == "pending", Outbox.next_attempt_at <= now)
+        .order_by(col(Outbox.next_attempt_at), col(Outbox.id)).limit(limit)).all()
+    if not ids:
+        return []
+    session.exec(update(Outbox).where(col(Outbox.id).in_(ids), Outbox.status == "pending")  # type: ignore[call-overload]
+                 .values(status="sending", claimed_at=now))
+    return list(session.exec(select(Outbox).where(col(Outbox.id).in_(ids), Outbox.status == "sending")).all())
+
+
+def release_stale_claims(session: Session, older_than: datetime) -> int:
+    """Claims left by a crash go back to pending; a resend reuses the same Message-ID."""
+    result = session.exec(update(Outbox).where(  # type: ignore[call-overload]
+        Outbox.status == "sending", or_(col(Outbox.claimed_at).is_(None), col(Outbox.claimed_at) < older_than))
+        .values(status="pending", claimed_at=None))
+    return result.rowcount or 0
+
+
+def next_outbox_due(session: Session) -> datetime | None:
+    return session.exec(select(func.min(Outbox.next_attempt_at)).where(Outbox.status == "pending")).first()

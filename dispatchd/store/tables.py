@@ -1,0 +1,116 @@
+"""The database schema. Timestamps are stored in UTC; the schema version lives in ``meta``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class Meta(SQLModel, table=True):
+    key: str = Field(primary_key=True)
+    value: str
+
+
+class Task(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    client: str | None = Field(default=None, index=True)
+    type: str | None = None
+    queue: str = Field(index=True)
+    priority: str
+    status: str = Field(index=True)
+    description: str
+    subject: str
+    sender: str
+    sender_name: str = ""
+    assignee: str | None = Field(default=None, index=True)
+    sla: str
+    due_at: datetime | None = None
+    due_explanation: str = ""
+    message_id: str = Field(index=True)
+    tags: str = ""
+    created_at: datetime
+    updated_at: datetime
+
+
+class TaskEvent(SQLModel, table=True):
+    """Append-only audit log: every change to a task, who made it, when and why."""
+
+    __tablename__ = "task_event"
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: int = Field(foreign_key="task.id", index=True)
+    at: datetime
+    actor: str
+    kind: str
+    from_status: str | None = None
+    to_status: str | None = None
+    message_id: str | None = None
+    detail: str = ""
+
+
+class InboundMessage(SQLModel, table=True):
+    """Every message fetched, whatever became of it; (folder, UIDVALIDITY, UID) is unique."""
+
+    __tablename__ = "inbound_message"
+    __table_args__ = (UniqueConstraint("account", "folder", "uidvalidity", "uid"),)
+    id: int | None = Field(default=None, primary_key=True)
+    account: str
+    folder: str
+    uidvalidity: int
+    uid: int
+    mailbox_address: str
+    message_id: str = Field(index=True)
+    # Message-ID + receiving address; NULL for duplicates so they can still be recorded.
+    dedup_key: str | None = Field(default=None, unique=True)
+    sender: str = ""
+    subject: str = ""
+    received_at: datetime
+    disposition: str = Field(index=True)
+    reason: str = ""
+    task_id: int | None = Field(default=None, foreign_key="task.id", index=True)
+    raw_sha256: str
+    size: int
+    acknowledged: bool = False
+
+
+class Attachment(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: int = Field(foreign_key="task.id", index=True)
+    inbound_id: int = Field(foreign_key="inbound_message.id")
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+
+
+class Outbox(SQLModel, table=True):
+    """Rendered mail waiting to be sent; written in the transaction that caused it."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(unique=True)
+    task_id: int | None = Field(default=None, foreign_key="task.id", index=True)
+    kind: str
+    envelope_from: str
+    recipients: str
+    subject: str
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    status: str = Field(default="pending", index=True)
+    attempts: int = 0
+    next_attempt_at: datetime
+    claimed_at: datetime | None = None
+    sent_at: datetime | None = None
+    last_error: str = ""
+    created_at: datetime
+
+
+class MailboxCursor(SQLModel, table=True):
+    """How far a folder has been read: the heart of exactly-once intake."""
+
+    __tablename__ = "mailbox_cursor"
+    __table_args__ = (UniqueConstraint("account", "folder"),)
+    id: int | None = Field(default=None, primary_key=True)
+    account: str
+    folder: str
+    uidvalidity: int
+    last_uid: int = 0
