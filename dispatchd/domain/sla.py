@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 UNITS = {
@@ -75,7 +75,8 @@ def due_at(start: datetime, target: SlaTarget, calendar: BusinessCalendar) -> Du
         raise ValueError("start must be timezone-aware")
     if target.unit in ("hours", "days", "weeks"):
         hours = {"hours": 1, "days": 24, "weeks": 168}[target.unit] * target.amount
-        due = _whole_minute((start + timedelta(hours=hours)).astimezone(calendar.zone))
+        # Aware arithmetic with one tzinfo is wall-clock in Python; real hours need UTC.
+        due = _whole_minute((start.astimezone(timezone.utc) + timedelta(hours=hours)).astimezone(calendar.zone))
         return Due(due, f"due {_label(due)}: {target}")
     local = start.astimezone(calendar.zone).replace(tzinfo=None)
     skipped: list[str] = []
@@ -152,7 +153,7 @@ def _note(day: date, reason: str, skipped: list[str]) -> None:
 def _localise(naive: datetime, zone: ZoneInfo) -> datetime:
     """Attach ``zone``; a wall time skipped by DST moves forward past the gap."""
     aware = naive.replace(tzinfo=zone)
-    round_trip = aware.astimezone(ZoneInfo("UTC")).astimezone(zone).replace(tzinfo=None)
+    round_trip = aware.astimezone(timezone.utc).astimezone(zone).replace(tzinfo=None)
     if round_trip != naive:
         aware = (naive + timedelta(hours=1)).replace(tzinfo=zone)
     return aware

@@ -145,11 +145,24 @@ class ImapSource:
             return
         self._call("idle", client.idle)
         try:
-            while not stop.is_set() and time.monotonic() < deadline:
-                responses = self._call("idle_check", client.idle_check, timeout=0.5)
-                if any(isinstance(r, tuple) and len(r) > 1 and r[1] in (b"EXISTS", b"RECENT")
-                       for r in responses):
-                    return
-        finally:
-            if self.client is not None:
-                self._call("idle_done", client.idle_done)
+            self._idle_until_mail(client, stop, deadline)
+        except MailServerError:
+            self.client = None
+            raise
+        self._call("idle_done", client.idle_done)
+
+    @staticmethod
+    def _idle_until_mail(client: IMAPClient, stop: threading.Event, deadline: float) -> None:
+        while not stop.is_set() and time.monotonic() < deadline:
+            asked = time.monotonic()
+            try:
+                responses = client.idle_check(timeout=0.5)
+            except IMAP_ERRORS as exc:
+                raise MailServerError(f"IMAP idle: {exc}") from exc
+            if any(isinstance(r, tuple) and r and r[0] == b"BYE" for r in responses):
+                raise MailServerError(f"IMAP server said goodbye: {responses}")
+            if not responses and time.monotonic() - asked < 0.05:
+                # select() said readable but there was nothing to read: the peer is gone.
+                raise MailServerError("IMAP connection closed during IDLE")
+            if any(isinstance(r, tuple) and len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
+                return

@@ -1,0 +1,92 @@
+"""Shared fixtures: a config written for the test, pointing at the project's rules and templates."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+_users = itertools.count(1)
+
+
+def write_config(directory: Path, imap_port: int = 1143, smtp_port: int = 1025, mailbox: str | None = None,
+                 extra: str = "", mode: str = "idle") -> Path:
+    mailbox = mailbox or f"requests{next(_users)}@agency.test"
+    path = directory / "config.toml"
+    path.write_text(f"""\
+[mailbox]
+host = "127.0.0.1"
+port = {imap_port}
+tls = "none"
+username = "{mailbox}"
+password_env = "DISPATCHD_TEST_PASSWORD"
+mode = "{mode}"
+poll_interval = 0.5
+idle_timeout = 30
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+tls = "none"
+from = "Test Agency <{mailbox}>"
+timeout = 5
+
+[database]
+url = "sqlite:///dispatchd.db"
+
+[paths]
+rules = "{PROJECT / 'rules'}"
+templates = "{PROJECT / 'templates'}"
+
+[calendar]
+timezone = "Europe/Berlin"
+holidays_country = "DE"
+
+[logging]
+format = "json"
+
+[[clients]]
+name = "Acme"
+senders = ["*@acme.test", "bob@gmail.test"]
+aliases = ["ACME Corp"]
+
+[[clients]]
+name = "Globex"
+senders = ["*@globex.test"]
+
+[[staff]]
+name = "Ana"
+email = "ana@agency.test"
+queues = ["content"]
+
+[[staff]]
+name = "Ben"
+email = "ben@agency.test"
+role = "lead"
+queues = ["design", "dev", "revision"]
+
+[[staff]]
+name = "Morgan"
+email = "morgan@agency.test"
+role = "manager"
+queues = ["triage", "strategy"]
+{extra}
+""")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _test_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dispatchd.devservers import PASSWORD
+
+    monkeypatch.setenv("DISPATCHD_TEST_PASSWORD", PASSWORD)
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Callable[..., Path]:
+    def make(**kwargs: object) -> Path:
+        return write_config(tmp_path, **kwargs)  # type: ignore[arg-type]
+    return make

@@ -1,0 +1,153 @@
+"""``dispatchd run`` as a real process: IDLE and polling, signals, crashes, reconnects."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+import pytest
+
+from dispatchd.devservers import Dovecot
+from tests.conftest import write_config
+from tests.integration.conftest import Deployment, make_mail, stop_process
+
+pytestmark = pytest.mark.integration
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if condition():
+            return time.monotonic() - started
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def db_count(deployment: Deployment, sql: str) -> int:
+    path = deployment.path / "dispatchd.db"
+    if not path.exists():
+        return 0
+    try:
+        with sqlite3.connect(path, timeout=5) as db:
+            return int(db.execute(sql).fetchone()[0])
+    except sqlite3.OperationalError:  # schema not created yet
+        return 0
+
+
+def cursor_ready(deployment: Deployment) -> bool:
+    return "imap.connected" in (deployment.path / "daemon.log").read_text(errors="replace") \
+        if (deployment.path / "daemon.log").exists() else False
+
+
+@pytest.mark.parametrize("mode", ["idle", "poll"])
+def test_new_mail_is_confirmed_within_seconds(deployment: Deployment, mode: str) -> None:
+    write_config(deployment.path, deployment.dovecot.port, deployment.smtp.port, mailbox=deployment.user, mode=mode)
+    daemon = deployment.start_daemon()
+    try:
+        wait_for(lambda: cursor_ready(deployment), what="daemon to log in")
+        time.sleep(0.3)
+        deployment.deliver(make_mail("[Acme] - Content - Pushed by IDLE"))
+        waited = wait_for(lambda: bool(deployment.received_by("bob@acme.test")), timeout=15, what="confirmation")
+        assert waited < 10
+    finally:
+        code = stop_process(daemon, signal.SIGTERM)
+    assert code == 0
+    assert len(deployment.tasks()) == 1
+
+
+def test_sigterm_exits_cleanly_and_quickly(deployment: Deployment) -> None:
+    daemon = deployment.start_daemon()
+    wait_for(lambda: cursor_ready(deployment), what="daemon to log in")
+    started = time.monotonic()
+    code = stop_process(daemon, signal.SIGTERM)
+    assert code == 0 and time.monotonic() - started < 5
+    assert "daemon.stopped" in (deployment.path / "daemon.log").read_text()
+
+
+def test_second_instance_on_same_database_is_refused(deployment: Deployment) -> None:
+    daemon = deployment.start_daemon()
+    try:
+        wait_for(lambda: cursor_ready(deployment), what="daemon to log in")
+        assert deployment.run_once() == 2
+    finally:
+        stop_process(daemon)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_batch_loses_nothing_and_duplicates_nothing(deployment: Deployment) -> None:
+    """Kill -9 the daemon at random points in intake and in sending, restart, and audit."""
+    total, kills = 300, 8
+    rng = random.Random(20261126)
+    deployment.deliver(*[make_mail(f"[Acme] - Content - Request number {n}", message_id=f"<crash-{n}@client.test>")
+                         for n in range(total)])
+    kill_log = []
+    for round_number in range(kills):
+        daemon = deployment.start_daemon()
+        if round_number % 2 == 0:
+            done = db_count(deployment, "SELECT count(*) FROM inbound_message")
+            target = rng.randint(done + 1, min(total, done + 60))
+            wait_for(lambda: db_count(deployment, "SELECT count(*) FROM inbound_message") >= target,
+                     timeout=60, what=f"{target} ingested")
+        else:
+            sent = len(deployment.smtp.messages)
+            target = rng.randint(sent + 1, sent + 80)
+            wait_for(lambda: len(deployment.smtp.messages) >= target, timeout=60, what=f"{target} sent")
+        time.sleep(rng.random() * 0.05)
+        stop_process(daemon, signal.SIGKILL)
+        kill_log.append((db_count(deployment, "SELECT count(*) FROM inbound_message"), len(deployment.smtp.messages)))
+    daemon = deployment.start_daemon()
+    try:
+        expected_mails = total * 2  # one confirmation, one notice to the queue owner
+        wait_for(lambda: db_count(deployment, "SELECT count(*) FROM outbox WHERE status = 'sent'") == expected_mails
+                 and db_count(deployment, "SELECT count(*) FROM inbound_message") == total,
+                 timeout=120, what="everything processed")
+    finally:
+        assert stop_process(daemon, signal.SIGTERM) == 0
+    assert any(0 < ingested < total for ingested, _ in kill_log), kill_log
+    tasks = deployment.tasks()
+    assert len(tasks) == total
+    assert len({t.message_id for t in tasks}) == total
+    confirmations: dict[str, set[str]] = defaultdict(set)
+    for mail in deployment.received():
+        confirmations[mail["X-Dispatchd-Task"] + mail["To"]].add(mail["Message-ID"])
+    assert len(confirmations) == expected_mails
+    assert all(len(ids) == 1 for ids in confirmations.values()), "a resend must reuse its Message-ID"
+    assert deployment.folder_count("INBOX") == 0
+    assert deployment.folder_count("Processed") == total
+    with sqlite3.connect(deployment.path / "dispatchd.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("SELECT count(*) FROM outbox WHERE status != 'sent'").fetchone()[0] == 0
+
+
+def test_imap_server_restart_is_survived(tmp_path, smtp) -> None:  # type: ignore[no-untyped-def]
+    """The daemon backs off while Dovecot is down and carries on when it is back."""
+    server = Dovecot().start()
+    port = server.port
+    try:
+        write_config(tmp_path, port, smtp.port, mailbox="requests@agency.test")
+        deployment = Deployment(tmp_path, server, smtp, "requests@agency.test")
+        daemon = deployment.start_daemon()
+        try:
+            wait_for(lambda: cursor_ready(deployment), what="daemon to log in")
+            deployment.deliver(make_mail("[Acme] - Content - Before the outage"))
+            wait_for(lambda: len(deployment.received_by("bob@acme.test")) == 1, what="first confirmation")
+            # The whole process group: Dovecot's imap children outlive a stopped master.
+            os.killpg(server.process.pid, signal.SIGTERM)  # type: ignore[union-attr]
+            server.process.wait(timeout=10)  # type: ignore[union-attr]
+            time.sleep(1.5)
+            server.start()
+            deployment.deliver(make_mail("[Acme] - Content - After the outage"))
+            wait_for(lambda: len(deployment.received_by("bob@acme.test")) == 2, timeout=30,
+                     what="confirmation after reconnect")
+        finally:
+            assert stop_process(daemon) == 0
+        log = (tmp_path / "daemon.log").read_text()
+        assert log.count('"event": "intake.unavailable"') >= 1
+        assert len(deployment.tasks()) == 2
+    finally:
+        server.stop()

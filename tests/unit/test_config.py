@@ -1,0 +1,122 @@
+import re
+from pathlib import Path
+
+import pytest
+
+from dispatchd.config import load_config
+from dispatchd.errors import ConfigError
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISPATCHD_IMAP_PASSWORD", "imap-secret")
+    monkeypatch.setenv("DISPATCHD_SMTP_PASSWORD", "smtp-secret")
+
+
+def test_shipped_example_loads_as_written(secrets: None) -> None:
+    config = load_config(PROJECT / "config.toml")
+    assert config.mailbox.host == "imap.example.com" and config.mailbox.port == 993
+    assert config.mailbox.tls == "ssl" and config.mailbox.address == "requests@example.com"
+    assert config.mailbox.password.reveal() == "imap-secret"
+    assert config.smtp.from_address == "Example Agency <requests@example.com>"
+    assert config.database_url == f"sqlite:///{PROJECT / 'dispatchd.db'}"
+    assert config.clients[0].owns_sender("someone@ACME.com") and config.clients[0].owns_sender("bob@gmail.com")
+    assert not config.clients[0].owns_sender("eve@gmail.com")
+    assert config.staff[0].wip_limit == 3 and config.staff[0].queues == ("content",)
+    assert [s.name for s in config.queue_owners("content")] == ["Ben"]
+    assert [s.name for s in config.queue_owners("triage")] == ["Morgan"]
+
+
+def test_readme_example_keys_work(tmp_path: Path, secrets: None) -> None:
+    readme = (PROJECT / "README.md").read_text()
+    block = re.search(r"```toml\n(\[mailbox\].*?)```", readme, re.S)
+    assert block, "README must show the config example"
+    path = tmp_path / "config.toml"
+    path.write_text(block.group(1))
+    config = load_config(path)
+    assert config.staff[0].role == "producer" and config.clients[0].aliases == ("ACME Corp",)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+BASE = """\
+[mailbox]
+host = "imap.test"
+username = "requests@agency.test"
+password_env = "DISPATCHD_IMAP_PASSWORD"
+[smtp]
+host = "smtp.test"
+from = "requests@agency.test"
+"""
+
+
+def problems(tmp_path: Path, text: str) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text))
+    return [str(p) for p in caught.value.problems]
+
+
+def test_minimal_config_has_sensible_defaults(tmp_path: Path, secrets: None) -> None:
+    config = load_config(write(tmp_path, BASE))
+    assert config.mailbox.port == 993 and config.smtp.port == 587 and config.smtp.tls == "starttls"
+    assert config.mailbox.processed_folder == "Processed" and config.mailbox.mode == "idle"
+    assert config.rules_dir == tmp_path / "rules"
+
+
+def test_inline_password_is_refused_with_line(tmp_path: Path, secrets: None) -> None:
+    found = problems(tmp_path, BASE.replace('password_env = "DISPATCHD_IMAP_PASSWORD"', 'password = "hunter2"'))
+    assert any(f"{tmp_path / 'config.toml'}:4: mailbox.password: inline passwords are refused" in p for p in found)
+    assert not any("hunter2" in p for p in found)
+
+
+def test_missing_env_var_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DISPATCHD_IMAP_PASSWORD", raising=False)
+    found = problems(tmp_path, BASE)
+    assert any(":4: mailbox.password_env: environment variable DISPATCHD_IMAP_PASSWORD is not set" in p for p in found)
+
+
+def test_password_file_relative_to_config(tmp_path: Path) -> None:
+    (tmp_path / "imap.secret").write_text("s3cret\n")
+    config = load_config(write(tmp_path, BASE.replace('password_env = "DISPATCHD_IMAP_PASSWORD"',
+                                                      'password_file = "imap.secret"')))
+    assert config.mailbox.password.reveal() == "s3cret"
+    assert "s3cret" not in repr(config)
+
+
+@pytest.mark.parametrize("addition, expected", [
+    ('[[staff]]\nname = "Loop"\nemail = "requests@agency.test"\n',
+     ":10: staff[0].email: requests@agency.test is the intake address; notifications to it would loop"),
+    ('[[clients]]\nname = "Us"\nsenders = ["*@agency.test"]\n',
+     ":10: clients[0].senders: pattern '*@agency.test' matches our own address"),
+    ('[[staff]]\nname = "A"\nemail = "a@agency.test"\nrole = "boss"\n',
+     ":11: staff[0].role: must be one of producer, lead, manager; got 'boss'"),
+    ('[[staff]]\nname = "A"\nemail = "not-an-address"\n', ":10: staff[0].email: 'not-an-address' is not an email address"),
+    ('[[clients]]\nname = "X"\n', ":8: clients[0].senders: list at least one address"),
+    ('[calendar]\ntimezone = "Mars/Olympus"\n', ":9: calendar.timezone: unknown time zone 'Mars/Olympus'"),
+    ('[calendar]\nhours = "17:00-09:00"\n', ":9: calendar.hours: '17:00-09:00' is not a valid opening time range"),
+    ('[calendar]\nholidays_country = "XX"\n', ":9: calendar.holidays_country:"),
+    ('[database]\nurl = 5\n', ":9: database.url: must be a str, not int"),
+    ('[intake]\nreply_to_malformd = true\n', ":9: intake.reply_to_malformd: unknown key"),
+    ('[[queues]]\nname = "triage"\nowner = "Nobody"\n', ":10: queues[0].owner: no [[staff]] named 'Nobody'"),
+])
+def test_refusals_name_file_line_key_and_reason(tmp_path: Path, secrets: None, addition: str, expected: str) -> None:
+    found = problems(tmp_path, BASE + addition)
+    assert any(expected in p for p in found), found
+    assert all(p.startswith(str(tmp_path / "config.toml")) for p in found)
+
+
+def test_syntax_error_has_line(tmp_path: Path) -> None:
+    found = problems(tmp_path, BASE + "[smtp\n")
+    assert any(":8:" in p and "not valid TOML" in p for p in found), found
+
+
+def test_all_problems_reported_at_once(tmp_path: Path, secrets: None) -> None:
+    found = problems(tmp_path, BASE.replace('host = "imap.test"\n', "") + 'port = "x"\n')
+    assert any("mailbox.host: is required" in p for p in found)
+    assert any("smtp.port: must be a int" in p for p in found)

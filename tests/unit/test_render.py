@@ -1,0 +1,78 @@
+from datetime import datetime, timezone
+from email import message_from_bytes
+from email.policy import default
+from pathlib import Path
+
+import pytest
+from jinja2 import UndefinedError
+
+from dispatchd.mail.compose import OutboundMail, compose
+from dispatchd.render import TEMPLATE_NAMES, Renderer
+from dispatchd.store.tables import Task
+
+PROJECT = Path(__file__).resolve().parents[2]
+NOW = datetime(2026, 11, 26, 10, tzinfo=timezone.utc)
+
+
+def sample_task(**overrides: object) -> Task:
+    values: dict[str, object] = dict(
+        id=42, client="Acme", type="Content", queue="content", priority="P2", status="queued",
+        description="Blog post <script>alert(1)</script>", subject="s", sender="bob@acme.test", sla="5 business days",
+        due_at=NOW, due_explanation="due Thu 3 Dec 10:00: 5 business days", message_id="<m@acme.test>",
+        created_at=NOW, updated_at=NOW)
+    values.update(overrides)
+    return Task(**values)  # type: ignore[arg-type]
+
+
+def context(**overrides: object) -> dict[str, object]:
+    values: dict[str, object] = dict(
+        task=sample_task(), sender_name="Bob", organisation="Agency", intake_address="requests@agency.test",
+        due_label="Thu 3 Dec 2026", priority_label="normal", attachments=["brief.pdf"], reasons=["type Content"],
+        problems=["subject: no client"], types=["Content", "Design"], example_subject="[Acme] - Content - x",
+        original_subject="hello", body="Body text", triage_queue="triage")
+    values.update(overrides)
+    return values
+
+
+@pytest.mark.parametrize("name", TEMPLATE_NAMES)
+def test_every_template_renders_text_and_html(name: str) -> None:
+    rendered = Renderer(PROJECT / "templates").render(name, **context())
+    assert rendered.subject.startswith("[#42] ") and "\n" not in rendered.subject
+    assert rendered.text.strip() and rendered.html and "<html>" in rendered.html
+
+
+def test_confirmation_says_what_the_issue_asks() -> None:
+    rendered = Renderer(PROJECT / "templates").render("client-received", **context())
+    assert rendered.subject == "[#42] Received: Blog post <script>alert(1)</script>"
+    for needle in ("Queue:     content", "Priority:  P2 (normal)", "Expected:  Thu 3 Dec 2026", "keep [#42]"):
+        assert needle in rendered.text
+
+
+def test_html_is_escaped_text_is_not() -> None:
+    rendered = Renderer(PROJECT / "templates").render("client-received", **context())
+    assert "<script>" not in (rendered.html or "")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in (rendered.html or "")
+    assert "<script>alert(1)</script>" in rendered.text
+
+
+def test_misspelt_variable_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "x.txt.j2").write_text("{% block subject %}{{ tsak.id }}{% endblock %}{% block body %}{% endblock %}")
+    with pytest.raises(UndefinedError):
+        Renderer(tmp_path).render("x", task=sample_task())
+
+
+def test_compose_threads_and_marks_auto_reply() -> None:
+    mail = OutboundMail(kind="client-received", to=("bob@acme.test",), subject="[#42] Received: x\r\nBcc: evil@x.test",
+                        text="hello", html="<p>hello</p>", task_id=42, in_reply_to="<m@acme.test>",
+                        references=("<a@acme.test>", "<m@acme.test>"), auto_submitted="auto-replied")
+    raw = compose(mail, "Agency <requests@agency.test>", "requests@agency.test", "<dispatchd.42.ab@agency.test>", NOW)
+    parsed = message_from_bytes(raw, policy=default)
+    assert parsed["Subject"] == "[#42] Received: x Bcc: evil@x.test"
+    assert parsed["Bcc"] is None
+    assert parsed["Message-ID"] == "<dispatchd.42.ab@agency.test>"
+    assert parsed["In-Reply-To"] == "<m@acme.test>"
+    assert parsed["References"] == "<a@acme.test> <m@acme.test>"
+    assert parsed["Auto-Submitted"] == "auto-replied"
+    assert parsed["Reply-To"] == "requests@agency.test"
+    assert parsed["X-Auto-Response-Suppress"] == "All"
+    assert parsed.get_body(("html",)) is not None and parsed.get_body(("plain",)) is not None

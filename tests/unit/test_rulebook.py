@@ -1,0 +1,45 @@
+from pathlib import Path
+
+import pytest
+
+from dispatchd.errors import ConfigError
+from dispatchd.rulebook import load_rulebook
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def test_default_rules_load() -> None:
+    book = load_rulebook(PROJECT / "rules")
+    assert {t.name for t in book.types} == {"Content", "Design", "Technical", "Strategy", "Revision", "Urgent"}
+    assert [r.name for r in book.rules] == ["outage", "urgent-words"]
+    assert book.triage_queue == "triage"
+
+
+def refused(tmp_path: Path, text: str) -> list[str]:
+    (tmp_path / "rules.toml").write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_rulebook(tmp_path)
+    return [str(p) for p in caught.value.problems]
+
+
+TYPE = '[[type]]\nname = "Content"\nqueue = "content"\nsla = "5 business days"\n'
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('[[type]]\nname = "Content"\nqueue = "content"\nsla = "soonish"\n', "rules.toml:4: type[0].sla: 'soonish' is not an SLA"),
+    ('[[type]]\nname = "Content"\nsla = "1 hour"\n', "rules.toml:1: type[0].queue: is required"),
+    (TYPE + 'priority = "P9"\n', "rules.toml:5: type[0].priority: must be one of P0, P1, P2, P3"),
+    (TYPE + '[[rule]]\nname = "r"\nwhen = { keyword = ["x"] }\n', "rules.toml:7: rule[0].when.keyword: unknown key"),
+    (TYPE + '[[rule]]\nname = "r"\nthen = { raise_priority = "high" }\n', "rule[0].then.raise_priority: must be one of"),
+    (TYPE + '[[type]]\nname = "Blog"\nqueue = "b"\nsla = "1 hour"\naliases = ["content"]\n',
+     "alias 'content' belongs to both Content and Blog"),
+    ("[[type]\n", "not valid TOML"),
+])
+def test_rule_errors_are_located(tmp_path: Path, text: str, expected: str) -> None:
+    found = refused(tmp_path, text)
+    assert any(expected in p for p in found), found
+
+
+def test_empty_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no \\*.toml rule files"):
+        load_rulebook(tmp_path)
