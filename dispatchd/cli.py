@@ -1,7 +1,7 @@
 """The ``dispatchd`` command: parses arguments, calls flows, prints. Nothing else.
 
-Exit codes: 0 ok; 1 not found or nothing to do; 2 usage or refused configuration;
-3 a mail server could not be reached; 75 run --once left mail to retry later.
+Exit codes: 0 ok; 1 not found; 2 usage, refused configuration or already running;
+3 a mail server or the database could not be reached; 75 run --once left mail to retry later.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
 from dispatchd import __version__
@@ -45,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     except MailServerError as exc:
         print(f"dispatchd: {exc}", file=sys.stderr)
+        return EXIT_SERVER
+    except OperationalError as exc:
+        print(f"dispatchd: database unavailable, nothing was lost, try again: {exc.orig}", file=sys.stderr)
         return EXIT_SERVER
     except DispatchdError as exc:
         print(f"dispatchd: {exc}", file=sys.stderr)

@@ -24,9 +24,22 @@ def _redact(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+class _CurrentStderr:
+    """Whatever sys.stderr is at the time of writing (test runners and daemons swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure_logging(level: str = "info", fmt: str = "auto", stream: Any = None) -> None:
     """Configure structlog once per process; ``fmt`` is auto, json or console."""
-    stream = stream or sys.stderr
+    stream = stream or _CurrentStderr()
     use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
     renderer: Any = (structlog.processors.JSONRenderer() if use_json
                      else structlog.dev.ConsoleRenderer(colors=stream.isatty()))

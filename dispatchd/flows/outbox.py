@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy.engine import Engine
@@ -63,9 +63,11 @@ class OutboxSender:
     async def drain(self, stop: asyncio.Event | None = None, batch: int = 50) -> DrainReport:
         """Send everything due now; returns when nothing due is left or the server is down."""
         report = DrainReport()
+        # Only what was due when we started: a row deferred in this pass waits for the next.
+        started = self.clock.now()
         try:
             while stop is None or not stop.is_set():
-                rows = await asyncio.to_thread(self._claim, batch)
+                rows = await asyncio.to_thread(self._claim, batch, started)
                 if not rows:
                     break
                 for index, row in enumerate(rows):
@@ -79,9 +81,9 @@ class OutboxSender:
             await self.smtp.close()
         return report
 
-    def _claim(self, batch: int) -> list[Outbox]:
+    def _claim(self, batch: int, due_by: datetime) -> list[Outbox]:
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
-            return queries.claim_outbox(session, self.clock.now(), batch)
+            return queries.claim_outbox(session, due_by, self.clock.now(), batch)
 
     def _unclaim(self, ids: list[int | None]) -> None:
         with Session(self.engine) as session, session.begin():

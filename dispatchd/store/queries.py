@@ -86,10 +86,10 @@ def queue_depths(session: Session) -> list[tuple[str, str, int]]:
     return [(queue, status, count) for queue, status, count in rows]
 
 
-def claim_outbox(session: Session, now: datetime, limit: int) -> list[Outbox]:
-    """Mark up to ``limit`` due rows as being sent by us; the caller commits the claim."""
+def claim_outbox(session: Session, due_by: datetime, now: datetime, limit: int) -> list[Outbox]:
+    """Mark up to ``limit`` rows due by ``due_by`` as being sent by us; the caller commits."""
     ids = session.exec(select(Outbox.id).where(
-        Outbox.status == "pending", Outbox.next_attempt_at <= now)
+        Outbox.status == "pending", Outbox.next_attempt_at <= due_by)
         .order_by(col(Outbox.next_attempt_at), col(Outbox.id)).limit(limit)).all()
     if not ids:
         return []
