@@ -1,0 +1,54 @@
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlmodel import Session
+
+from dispatchd.clock import as_utc
+from dispatchd.store import queries
+from dispatchd.store.blobs import BlobStore
+from dispatchd.store.db import SCHEMA_VERSION, migrate, open_engine, schema_version
+from dispatchd.store.tables import Outbox
+
+NOW = datetime(2026, 11, 26, 10, tzinfo=timezone.utc)
+
+
+def test_migrations_are_recorded_and_idempotent(tmp_path: Path) -> None:
+    engine = open_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    assert schema_version(engine) == 0
+    assert migrate(engine) == SCHEMA_VERSION
+    assert migrate(engine) == 0
+    assert schema_version(engine) == SCHEMA_VERSION
+    with engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+
+
+def outbox_row(n: int, due: datetime) -> Outbox:
+    return Outbox(message_id=f"<m{n}@x>", kind="k", envelope_from="a@x", recipients="b@x", subject="s",
+                  raw=b"x", next_attempt_at=due, created_at=due)
+
+
+def test_claims_are_exclusive_and_stale_claims_return(tmp_path: Path) -> None:
+    engine = open_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    migrate(engine)
+    with Session(engine) as session, session.begin():
+        session.add_all([outbox_row(1, NOW), outbox_row(2, NOW), outbox_row(3, NOW + timedelta(hours=1))])
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        first = queries.claim_outbox(session, NOW, NOW, 10)
+    with Session(engine) as session, session.begin():
+        second = queries.claim_outbox(session, NOW, NOW, 10)
+    assert sorted(r.message_id for r in first) == ["<m1@x>", "<m2@x>"] and second == []
+    with Session(engine) as session, session.begin():
+        assert queries.release_stale_claims(session, NOW - timedelta(minutes=10)) == 0
+        assert queries.release_stale_claims(session, NOW + timedelta(seconds=1)) == 2
+    with Session(engine) as session:
+        assert as_utc(queries.next_outbox_due(session)) == NOW
+
+
+def test_blobs_are_content_addressed_and_atomic(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path)
+    digest = store.put(b"hello")
+    assert digest == store.put(b"hello")
+    assert store.get(digest) == b"hello"
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == [digest]
