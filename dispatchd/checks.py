@@ -67,7 +67,7 @@ def _render_samples(config: Config, rulebook: Rulebook, renderer: Renderer, subj
                 priority=decision.priority.value, status="queued", description=request.description,
                 subject=subject, sender=sender, sla=decision.sla, due_at=due.at,
                 due_explanation=due.explanation, message_id=mail.message_id, created_at=now, updated_at=now)
-    new_task_notices(task, mail, request, decision, ["brief.pdf"], NoticeContext(config, rulebook, renderer))
+    new_task_notices(task, mail, request, decision, ["brief.pdf"], NoticeContext(config, rulebook, renderer, b"sample-secret"))
 
 
 def explain(config: Config, rulebook: Rulebook, subject: str, sender: str | None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+import secrets
 from dataclasses import dataclass, field
 from datetime import date, time
 from email.utils import parseaddr
@@ -80,6 +81,27 @@ class IntakeConfig:
 
 
 @dataclass(frozen=True)
+class SecurityConfig:
+    """The HMAC secret for signed reply addresses and the receiving server we trust."""
+
+    secret: Secret
+    secret_path: Path
+    trusted_authserv_id: str | None = None
+
+    def reply_secret(self) -> bytes:
+        """The configured secret, or one generated once and kept (0600) in the data directory."""
+        configured = self.secret.reveal()
+        if configured:
+            return configured.encode()
+        if not self.secret_path.exists():
+            self.secret_path.parent.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(self.secret_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as stream:
+                stream.write(secrets.token_hex(32))
+        return self.secret_path.read_text().strip().encode()
+
+
+@dataclass(frozen=True)
 class CalendarConfig:
     timezone: str = "UTC"
     workdays: tuple[int, ...] = (0, 1, 2, 3, 4)
@@ -127,6 +149,7 @@ class Config:
     templates_dir: Path
     intake: IntakeConfig
     calendar: CalendarConfig
+    security: SecurityConfig
     log_level: str = "info"
     log_format: str = "auto"
     clients: tuple[Client, ...] = ()
@@ -193,6 +216,11 @@ def _build(doc: TomlFile) -> Config:
     log_format = logging_r.choice("format", ("auto", "json", "console"), "auto")
     logging_r.refuse_unknown()
     calendar = _calendar(root.table_of("calendar"))
+    security_r = root.table_of("security")
+    security = SecurityConfig(secret=_secret(security_r, base, required=False, prefix="secret"),
+                              secret_path=data_dir / "reply-secret",
+                              trusted_authserv_id=security_r.str("trusted_authserv_id"))
+    security_r.refuse_unknown()
     clients = tuple(_client(r) for r in root.tables("clients"))
     staff = tuple(_staff(r) for r in root.tables("staff"))
     queues = tuple(_queue(r) for r in root.tables("queues"))
@@ -200,7 +228,7 @@ def _build(doc: TomlFile) -> Config:
     config = Config(
         path=doc.path, mailbox=mailbox, smtp=smtp, database_url=_sqlite_relative(url, base),
         data_dir=data_dir, rules_dir=rules_dir, templates_dir=templates_dir, intake=intake,
-        calendar=calendar, log_level=log_level, log_format=log_format,
+        calendar=calendar, security=security, log_level=log_level, log_format=log_format,
         clients=clients, staff=staff, queues=queues,
     )
     _check_people(doc, config)
@@ -208,21 +236,21 @@ def _build(doc: TomlFile) -> Config:
     return config
 
 
-def _secret(r: Reader, base: Path, required: bool) -> Secret:
-    if "password" in r.table:
-        r.known.add("password")
-        r.problem("password", "inline passwords are refused; use password_env or password_file")
-    env = r.str("password_env")
-    file = r.str("password_file")
+def _secret(r: Reader, base: Path, required: bool, prefix: str = "password") -> Secret:
+    if prefix in r.table:
+        r.known.add(prefix)
+        r.problem(prefix, f"inline secrets are refused; use {prefix}_env or {prefix}_file")
+    env = r.str(f"{prefix}_env")
+    file = r.str(f"{prefix}_file")
     if env and file:
-        r.problem("password_file", "give password_env or password_file, not both")
+        r.problem(f"{prefix}_file", f"give {prefix}_env or {prefix}_file, not both")
     if required and not (env or file):
-        r.problem("password_env", "is required (or password_file)")
+        r.problem(f"{prefix}_env", f"is required (or {prefix}_file)")
     if env and env not in os.environ:
-        r.problem("password_env", f"environment variable {env} is not set")
+        r.problem(f"{prefix}_env", f"environment variable {env} is not set")
     secret_file = base / file if file else None
     if secret_file and not secret_file.is_file():
-        r.problem("password_file", f"{secret_file} does not exist")
+        r.problem(f"{prefix}_file", f"{secret_file} does not exist")
     return Secret(env=env, file=secret_file)
 
 

@@ -81,6 +81,7 @@ def build_deps(config: Config, clock: Clock | None = None) -> IntakeDeps:
         config=config, rulebook=load_rulebook(config.rules_dir, config),
         renderer=Renderer(config.templates_dir), calendar=business_calendar(config.calendar),
         clock=clock or SystemClock(), blobs=BlobStore(config.data_dir / "blobs"), engine=engine,
+        secret=config.security.reply_secret(),
     )
 
 

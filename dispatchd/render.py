@@ -14,7 +14,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, select_autoescape
 
-TEMPLATE_NAMES = ("client-received", "client-format-help", "staff-new-task")
+TEMPLATE_NAMES = ("client-received", "client-format-help", "client-status", "staff-new-task", "staff-status",
+                  "staff-comment", "reply-results", "reply-refused")
 
 
 @dataclass(frozen=True)

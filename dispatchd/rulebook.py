@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from dispatchd.config import Config
-from dispatchd.domain.models import Priority
+from dispatchd.domain.models import Priority, Status
 from dispatchd.domain.routing import Action, Condition, RequestType, Rule, Rulebook, normalise_label
 from dispatchd.domain.sla import parse_sla
 from dispatchd.errors import ConfigError, Problem
@@ -23,6 +24,7 @@ def load_rulebook(directory: Path, config: Config | None = None) -> Rulebook:
     rules: list[Rule] = []
     priority_sla: dict[Priority, str] = {}
     triage_queue, triage_sla = "triage", "1 business day"
+    client_updates: frozenset[str] | None = None
     problems: list[Problem] = []
     for path in files:
         doc = load_toml(path)
@@ -41,6 +43,15 @@ def load_rulebook(directory: Path, config: Config | None = None) -> Rulebook:
             triage_queue = table.str("queue", triage_queue)
             triage_sla = _sla(table, "sla") or triage_sla
             table.refuse_unknown()
+        if "client_updates" in doc.data:
+            table = root.table_of("client_updates")
+            statuses = table.str_list("statuses")
+            unknown = [s for s in statuses if s not in {x.value for x in Status}]
+            if unknown:
+                table.problem("statuses", f"unknown status {', '.join(unknown)}; "
+                                          f"known: {', '.join(x.value for x in Status)}")
+            client_updates = frozenset(statuses)
+            table.refuse_unknown()
         root.refuse_unknown()
         problems.extend(doc.problems)
     problems.extend(_alias_clashes(directory, types))
@@ -50,7 +61,8 @@ def load_rulebook(directory: Path, config: Config | None = None) -> Rulebook:
         triage_queue = config.intake.triage_queue
     if problems:
         raise ConfigError(problems)
-    return Rulebook(tuple(types), tuple(rules), priority_sla, triage_queue, triage_sla)
+    book = Rulebook(tuple(types), tuple(rules), priority_sla, triage_queue, triage_sla)
+    return replace(book, client_updates=client_updates) if client_updates is not None else book
 
 
 def _sla(r: Reader, key: str, required: bool = False) -> str | None:

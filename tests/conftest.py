@@ -48,6 +48,9 @@ holidays_country = "DE"
 [logging]
 format = "json"
 
+[security]
+trusted_authserv_id = "mx.agency.test"
+
 [[clients]]
 name = "Acme"
 senders = ["*@acme.test", "bob@gmail.test"]

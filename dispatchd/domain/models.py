@@ -32,6 +32,7 @@ class Disposition(StrEnum):
     TASK = "task"
     TRIAGE = "triage"
     REPLY = "reply"
+    COMMAND = "command"
     AUTOMATED = "automated"
     DUPLICATE = "duplicate"
     QUARANTINED = "quarantined"

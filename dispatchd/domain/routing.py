@@ -102,6 +102,8 @@ class Rulebook:
     priority_sla: dict[Priority, str] = field(default_factory=dict)
     triage_queue: str = "triage"
     triage_sla: str = "1 business day"
+    client_updates: frozenset[str] = frozenset({"in_progress", "delivered", "closed", "cancelled",
+                                                "revisions_needed"})
 
     def find_type(self, label: str | None) -> RequestType | None:
         if not label:

@@ -23,11 +23,10 @@ from dispatchd.config import Config
 from dispatchd.domain.intake import Directory, read_request
 from dispatchd.domain.loops import automation_reason
 from dispatchd.domain.models import Disposition, InboundMail, RawMail, Status
-from dispatchd.domain.replytext import latest_reply
 from dispatchd.domain.routing import Rulebook, route
 from dispatchd.domain.sla import BusinessCalendar, due_at, parse_sla
-from dispatchd.domain.subject import task_reference
 from dispatchd.flows.notices import NoticeContext, new_task_notices
+from dispatchd.flows.replies import command_context, handle_reply, handle_staff_email, match_task, staff_commands
 from dispatchd.mail.compose import OutboundMail, compose, new_message_id
 from dispatchd.mail.parse import parse_mail
 from dispatchd.render import Renderer
@@ -52,6 +51,11 @@ class IntakeDeps:
     clock: Clock
     blobs: BlobStore
     engine: Engine
+    secret: bytes
+
+    @property
+    def notices(self) -> NoticeContext:
+        return NoticeContext(self.config, self.rulebook, self.renderer, self.secret)
 
     @property
     def directory(self) -> Directory:
@@ -151,17 +155,37 @@ def _ingest(session: Session, raw: RawMail, digest: str, deps: IntakeDeps) -> Ou
         return _record(session, row, Disposition.DUPLICATE, f"same Message-ID as message {original.id}")
     our_domain = address.rpartition("@")[2]
     robot = automation_reason(mail, _our_addresses(deps.config), our_domain)
-    thread_task = _matching_task(session, mail)
+    match = match_task(session, mail, address)
     if robot is not None:
-        row.task_id = thread_task.id if thread_task else None
+        row.task_id = match.task.id if match else None
         outcome = _record(session, row, Disposition.AUTOMATED, robot)
-        if thread_task is not None:
-            queries.add_event(session, thread_task, now, mail.sender or "unknown", "automated_mail",
+        if match is not None:
+            queries.add_event(session, match.task, now, mail.sender or "unknown", "automated_mail",
                               robot, mail.message_id)
         return outcome
-    if thread_task is not None:
-        return _comment(session, row, mail, thread_task, deps)
+    if match is not None:
+        row.task_id = match.task.id
+        _record(session, row, Disposition.REPLY, "")  # flushed: attachments need its id
+        names = _store_attachments(session, row, mail, match.task, deps.blobs)
+        ctx = command_context(session, deps.notices, deps.calendar, now, mail.message_id)
+        reason = handle_reply(session, mail, match, ctx)
+        if names:
+            ctx.event(match.task, "attachments", ", ".join(names))
+        return _finish(session, row, Disposition.REPLY, f"{match.method}: {reason}", ctx.notices, deps)
+    commands = staff_commands(mail, deps.config)
+    if commands is not None:
+        ctx = command_context(session, deps.notices, deps.calendar, now, mail.message_id)
+        reason = handle_staff_email(session, mail, commands, ctx)
+        return _finish(session, row, Disposition.COMMAND, reason, ctx.notices, deps)
     return _new_task(session, row, mail, deps)
+
+
+def _finish(session: Session, row: InboundMessage, disposition: Disposition, reason: str,
+            notices: list[OutboundMail], deps: IntakeDeps) -> Outcome:
+    outcome = _record(session, row, disposition, reason)
+    for notice in notices:
+        enqueue(session, notice, deps.config, deps.clock.now())
+    return outcome
 
 
 def _new_task(session: Session, row: InboundMessage, mail: InboundMail, deps: IntakeDeps) -> Outcome:
@@ -189,8 +213,7 @@ def _new_task(session: Session, row: InboundMessage, mail: InboundMail, deps: In
     queries.add_event(session, task, now, "dispatchd", "triaged" if decision.triage else "routed",
                       "\n".join(notes), mail.message_id, Status.RECEIVED.value, status.value)
     names = _store_attachments(session, row, mail, task, deps.blobs)
-    notices = new_task_notices(task, mail, request, decision, names,
-                               NoticeContext(deps.config, deps.rulebook, deps.renderer))
+    notices = new_task_notices(task, mail, request, decision, names, deps.notices)
     for notice in notices:
         enqueue(session, notice, deps.config, now)
     log.info("route.decided", task_id=task.id, message_id=mail.message_id, queue=task.queue,
@@ -198,26 +221,10 @@ def _new_task(session: Session, row: InboundMessage, mail: InboundMail, deps: In
     return outcome
 
 
-def _comment(session: Session, row: InboundMessage, mail: InboundMail, task: Task,
-             deps: IntakeDeps) -> Outcome:
-    """A reply to a known task becomes a comment in its log (commands build on this)."""
-    now = deps.clock.now()
-    row.task_id = task.id
-    outcome = _record(session, row, Disposition.REPLY, f"reply to task {task.id}")
-    names = _store_attachments(session, row, mail, task, deps.blobs)
-    detail = latest_reply(mail.text)[:10_000]
-    if names:
-        detail += f"\n[attachments: {', '.join(names)}]"
-    queries.add_event(session, task, now, mail.sender or "unknown", "comment", detail, mail.message_id)
-    task.updated_at = now
-    session.add(task)
-    return outcome
-
-
 def enqueue(session: Session, notice: OutboundMail, config: Config, now: datetime) -> Outbox:
     """Compose ``notice`` and put it in the outbox, inside the caller's transaction."""
     message_id = new_message_id(config.smtp.from_address, notice.task_id)
-    raw = compose(notice, config.smtp.from_address, config.mailbox.address, message_id, now)
+    raw = compose(notice, config.smtp.from_address, notice.reply_to or config.mailbox.address, message_id, now)
     row = Outbox(message_id=message_id, task_id=notice.task_id, kind=notice.kind,
                  envelope_from=parseaddr(config.smtp.from_address)[1], recipients=",".join(notice.to),
                  subject=notice.subject[:500], raw=raw, next_attempt_at=now, created_at=now)
@@ -231,13 +238,6 @@ def _record(session: Session, row: InboundMessage, disposition: Disposition, rea
     session.add(row)
     session.flush()
     return Outcome(row.uid, disposition, row.message_id, row.task_id, reason)
-
-
-def _matching_task(session: Session, mail: InboundMail) -> Task | None:
-    task_id = queries.task_of_thread(session, (mail.in_reply_to or "", *mail.references))
-    if task_id is None:
-        task_id = task_reference(mail.subject)
-    return session.get(Task, task_id) if task_id is not None else None
 
 
 def _store_attachments(session: Session, row: InboundMessage, mail: InboundMail, task: Task,

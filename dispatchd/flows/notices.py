@@ -1,4 +1,8 @@
-"""Which emails a new task causes, and to whom. Rendering happens in ``render``."""
+"""Which emails a change causes, and to whom. Rendering happens in ``render``.
+
+Every email about a task carries a Reply-To signed for its one recipient (see
+``domain/tokens``), so that recipient's reply can be trusted to run commands.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,22 @@ from email.utils import parseaddr
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from dispatchd.clock import as_utc
 from dispatchd.config import Config
-from dispatchd.domain.models import InboundMail, Request, RouteDecision
+from dispatchd.domain.models import InboundMail, Request, RouteDecision, Status
 from dispatchd.domain.routing import Rulebook
+from dispatchd.domain.states import allowed_actions
+from dispatchd.domain.tokens import reply_address
 from dispatchd.mail.compose import OutboundMail
 from dispatchd.render import Renderer
 from dispatchd.store.tables import Task
 
 PRIORITY_LABELS = {"P0": "emergency", "P1": "high", "P2": "normal", "P3": "low"}
+STATUS_LABELS = {
+    "received": "received, waiting to be routed", "queued": "queued", "in_progress": "in progress",
+    "in_review": "in review", "revisions_needed": "being revised", "ready_for_delivery": "ready for delivery",
+    "delivered": "delivered", "closed": "closed", "cancelled": "cancelled",
+}
 
 
 @dataclass(frozen=True)
@@ -22,63 +34,116 @@ class NoticeContext:
     config: Config
     rulebook: Rulebook
     renderer: Renderer
+    secret: bytes
 
 
 def new_task_notices(task: Task, mail: InboundMail, request: Request, decision: RouteDecision,
                      attachments: list[str], ctx: NoticeContext) -> list[OutboundMail]:
     """The client's confirmation (or format help) and the staff's 'new task' mails."""
     config = ctx.config
-    values = _template_values(task, mail, request, decision, attachments, ctx)
+    values = _request_values(task, mail, request, decision, attachments, ctx)
     thread = dict(in_reply_to=mail.message_id, references=(*mail.references, mail.message_id))
     notices: list[OutboundMail] = []
     if decision.triage:
         unknown_sender = any(p.startswith("sender:") for p in request.problems)
         allowed = config.intake.reply_to_unknown_senders if unknown_sender else config.intake.reply_to_malformed
         if allowed and mail.sender:
-            notices.append(_mail("client-format-help", (mail.sender,), task, values, ctx,
+            notices.append(_mail("client-format-help", mail.sender, task, values, ctx,
                                  auto_submitted="auto-replied", **thread))
     elif decision.notify_client and mail.sender:
-        notices.append(_mail("client-received", (mail.sender,), task, values, ctx,
+        notices.append(_mail("client-received", mail.sender, task, values, ctx,
                              auto_submitted="auto-replied", **thread))
-    for address in staff_recipients(task, decision, config):
-        notices.append(_mail("staff-new-task", (address,), task, values, ctx))
+    for address in staff_recipients(task, decision.notify, config):
+        notices.append(_mail("staff-new-task", address, task, values, ctx))
     return notices
 
 
-def staff_recipients(task: Task, decision: RouteDecision, config: Config) -> list[str]:
+def status_notices(task: Task, source: str, actor: str, detail: str, ctx: NoticeContext,
+                   tell_client: bool | None = None) -> list[OutboundMail]:
+    """The client's status email (unless the rules keep this step internal) and the team's."""
+    values = {**task_values(task, ctx), "source_label": STATUS_LABELS.get(source, source), "actor": actor,
+              "detail": detail}
+    thread = dict(in_reply_to=task.message_id, references=(task.message_id,))
+    notices = []
+    if tell_client is None:
+        tell_client = task.status in ctx.rulebook.client_updates
+    if tell_client and task.sender and task.sender != actor:
+        notices.append(_mail("client-status", task.sender, task, values, ctx, **thread))
+    for address in staff_recipients(task, (), ctx.config):
+        if address != actor:
+            notices.append(_mail("staff-status", address, task, values, ctx, **thread))
+    return notices
+
+
+def comment_notices(task: Task, author: str, text: str, ctx: NoticeContext) -> list[OutboundMail]:
+    """A client's comment, forwarded to whoever is working on the task."""
+    values = {**task_values(task, ctx), "author": author, "comment": text}
+    recipients = [task.assignee] if task.assignee else staff_recipients(task, (), ctx.config)
+    return [_mail("staff-comment", address, task, values, ctx) for address in recipients if address and address != author]
+
+
+def results_reply(mail: InboundMail, task: Task | None, results: list[tuple[str, bool, str]], applied: bool,
+                  ctx: NoticeContext, extra: dict[str, Any] | None = None) -> OutboundMail:
+    """One reply per command email: what each line did, and the task's card."""
+    values = {**(task_values(task, ctx) if task else {"task": None}), "results": results, "applied": applied,
+              "organisation": _organisation(ctx.config.smtp.from_address), **(extra or {})}
+    return _mail("reply-results", mail.sender, task, values, ctx, auto_submitted="auto-replied",
+                 in_reply_to=mail.message_id, references=(*mail.references, mail.message_id),
+                 subject_hint=mail.subject)
+
+
+def refused_reply(mail: InboundMail, ctx: NoticeContext) -> OutboundMail:
+    """Says no without saying anything about the task: the sender may be a stranger."""
+    values = {"organisation": _organisation(ctx.config.smtp.from_address),
+              "intake_address": ctx.config.mailbox.address, "original_subject": mail.subject}
+    rendered = ctx.renderer.render("reply-refused", **values)
+    return OutboundMail(kind="reply-refused", to=(mail.sender,), subject=rendered.subject, text=rendered.text,
+                        html=rendered.html, auto_submitted="auto-replied", in_reply_to=mail.message_id,
+                        references=(*mail.references, mail.message_id))
+
+
+def staff_recipients(task: Task, extra: tuple[str, ...], config: Config) -> list[str]:
     """Queue owners, the assignee and whoever the rules named; never our own address."""
     addresses = [s.email for s in config.queue_owners(task.queue)]
     if task.assignee:
         addresses.append(task.assignee)
-    for who in decision.notify:
+    for who in extra:
         person = config.staff_by_name(who)
         addresses.append(person.email if person else who.lower())
-    ours = {config.mailbox.address}
-    return [a for a in dict.fromkeys(addresses) if a and a not in ours]
+    return [a for a in dict.fromkeys(addresses) if a and a != config.mailbox.address]
 
 
 def due_label(task: Task, zone: ZoneInfo) -> str:
     if task.due_at is None:
         return "to be confirmed"
-    local = task.due_at.astimezone(zone)
+    local = as_utc(task.due_at).astimezone(zone)  # type: ignore[union-attr]
     return f"{local:%a} {local.day} {local:%b %Y, %H:%M} ({zone.key})"
 
 
-def _template_values(task: Task, mail: InboundMail, request: Request, decision: RouteDecision,
-                     attachments: list[str], ctx: NoticeContext) -> dict[str, Any]:
+def task_values(task: Task, ctx: NoticeContext) -> dict[str, Any]:
+    zone = ZoneInfo(ctx.config.calendar.timezone)
+    return {
+        "task": task,
+        "organisation": _organisation(ctx.config.smtp.from_address),
+        "intake_address": ctx.config.mailbox.address,
+        "due_label": due_label(task, zone),
+        "priority_label": PRIORITY_LABELS.get(task.priority, task.priority),
+        "status_label": STATUS_LABELS.get(task.status, task.status),
+        "allowed": allowed_actions(Status(task.status)),
+        "triage_queue": ctx.rulebook.triage_queue,
+    }
+
+
+def _request_values(task: Task, mail: InboundMail, request: Request, decision: RouteDecision,
+                    attachments: list[str], ctx: NoticeContext) -> dict[str, Any]:
     config = ctx.config
-    zone = ZoneInfo(config.calendar.timezone)
     client = request.client or next((c.name for c in config.clients if c.owns_sender(mail.sender)), None)
     type_names = [t.name for t in ctx.rulebook.types]
     example = f"[{client or (config.clients[0].name if config.clients else 'Acme')}] - " \
               f"{type_names[0] if type_names else 'Content'} - {request.description[:60]}"
     return {
-        "task": task,
+        **task_values(task, ctx),
         "sender_name": mail.sender_name,
-        "organisation": _organisation(config.smtp.from_address),
-        "intake_address": config.mailbox.address,
-        "due_label": due_label(task, zone),
-        "priority_label": PRIORITY_LABELS.get(task.priority, task.priority),
         "attachments": attachments,
         "reasons": list(decision.reasons),
         "problems": list(request.problems),
@@ -86,15 +151,16 @@ def _template_values(task: Task, mail: InboundMail, request: Request, decision: 
         "example_subject": example,
         "original_subject": mail.subject,
         "body": request.body,
-        "triage_queue": ctx.rulebook.triage_queue,
     }
 
 
-def _mail(template: str, to: tuple[str, ...], task: Task, values: dict[str, Any], ctx: NoticeContext,
-          **headers: Any) -> OutboundMail:
-    rendered = ctx.renderer.render(template, **values)
-    return OutboundMail(kind=template, to=to, subject=rendered.subject, text=rendered.text,
-                        html=rendered.html, task_id=task.id, **headers)
+def _mail(template: str, to: str, task: Task | None, values: dict[str, Any], ctx: NoticeContext,
+          subject_hint: str | None = None, **headers: Any) -> OutboundMail:
+    rendered = ctx.renderer.render(template, **values, subject_hint=subject_hint or "")
+    reply_to = (reply_address(ctx.config.mailbox.address, task.id, to, ctx.secret)
+                if task is not None and task.id is not None else None)
+    return OutboundMail(kind=template, to=(to,), subject=rendered.subject, text=rendered.text,
+                        html=rendered.html, task_id=task.id if task else None, reply_to=reply_to, **headers)
 
 
 def _organisation(from_address: str) -> str:

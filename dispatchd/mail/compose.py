@@ -25,6 +25,7 @@ class OutboundMail:
     in_reply_to: str | None = None
     references: tuple[str, ...] = ()
     auto_submitted: str = "auto-generated"
+    reply_to: str | None = None
 
 
 def one_line(value: str) -> str:

@@ -26,7 +26,20 @@ def _create_initial_schema(connection: Connection) -> None:
     ])
 
 
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_create_initial_schema,)
+def _add_column(table: str, column: str, ddl: str) -> Callable[[Connection], None]:
+    """A migration adding one column. The first migration creates tables from today's models,
+    so on a new database the column already exists and this is a no-op."""
+
+    def migration(connection: Connection) -> None:
+        if column not in {c["name"] for c in inspect(connection).get_columns(table)}:
+            connection.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}"))
+    return migration
+
+
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
+    _create_initial_schema,
+    _add_column("task", "producer", "VARCHAR"),  # 2: who did the work, for revisions
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

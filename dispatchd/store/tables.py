@@ -25,6 +25,7 @@ class Task(SQLModel, table=True):
     sender: str
     sender_name: str = ""
     assignee: str | None = Field(default=None, index=True)
+    producer: str | None = None
     sla: str
     due_at: datetime | None = None
     due_explanation: str = ""

@@ -35,7 +35,8 @@ def test_request_per_default_type(deployment: Deployment, type_label: str, queue
     assert confirmation["Subject"] == f"[#{task.id}] Received: Something to do"
     assert confirmation["In-Reply-To"] == "<req@client.test>"
     assert confirmation["Auto-Submitted"] == "auto-replied"
-    assert confirmation["Reply-To"] == deployment.user
+    local, _, domain = deployment.user.partition("@")
+    assert confirmation["Reply-To"].startswith(f"{local}+t{task.id}.") and confirmation["Reply-To"].endswith(domain)
     body = confirmation.get_body(("plain",)).get_content()
     assert f"Queue:     {queue}" in body and f"Priority:  {priority}" in body and "Expected:" in body
     staff = [m for m in deployment.received() if "bob@acme.test" not in m["To"]]
@@ -247,5 +248,5 @@ def test_broken_config_is_refused_at_start(tmp_path: Path, capsys: pytest.Captur
     (tmp_path / "config.toml").write_text('[mailbox]\nhost = "x"\nusername = "r@x.test"\npassword = "p"\n')
     assert main(["run", "--once", "--config", str(tmp_path / "config.toml")]) == 2
     err = capsys.readouterr().err
-    assert f"{tmp_path / 'config.toml'}:4: mailbox.password: inline passwords are refused" in err
+    assert f"{tmp_path / 'config.toml'}:4: mailbox.password: inline secrets are refused" in err
     assert "smtp.host: is required" in err

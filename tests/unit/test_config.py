@@ -71,7 +71,7 @@ def test_minimal_config_has_sensible_defaults(tmp_path: Path, secrets: None) -> 
 
 def test_inline_password_is_refused_with_line(tmp_path: Path, secrets: None) -> None:
     found = problems(tmp_path, BASE.replace('password_env = "DISPATCHD_IMAP_PASSWORD"', 'password = "hunter2"'))
-    assert any(f"{tmp_path / 'config.toml'}:4: mailbox.password: inline passwords are refused" in p for p in found)
+    assert any(f"{tmp_path / 'config.toml'}:4: mailbox.password: inline secrets are refused" in p for p in found)
     assert not any("hunter2" in p for p in found)
 
 

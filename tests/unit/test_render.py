@@ -29,7 +29,10 @@ def context(**overrides: object) -> dict[str, object]:
         task=sample_task(), sender_name="Bob", organisation="Agency", intake_address="requests@agency.test",
         due_label="Thu 3 Dec 2026", priority_label="normal", attachments=["brief.pdf"], reasons=["type Content"],
         problems=["subject: no client"], types=["Content", "Design"], example_subject="[Acme] - Content - x",
-        original_subject="hello", body="Body text", triage_queue="triage")
+        original_subject="hello", body="Body text", triage_queue="triage", status_label="in progress",
+        source_label="queued", actor="ana@agency.test", detail="", allowed=("review", "cancel"), author="bob@acme.test",
+        comment="Also pillar pages", results=[("start", True, "queued -> in_progress")], applied=True,
+        subject_hint="Re: x")
     values.update(overrides)
     return values
 
@@ -37,7 +40,11 @@ def context(**overrides: object) -> dict[str, object]:
 @pytest.mark.parametrize("name", TEMPLATE_NAMES)
 def test_every_template_renders_text_and_html(name: str) -> None:
     rendered = Renderer(PROJECT / "templates").render(name, **context())
-    assert rendered.subject.startswith("[#42] ") and "\n" not in rendered.subject
+    assert "\n" not in rendered.subject
+    if name == "reply-refused":
+        assert "42" not in rendered.subject + rendered.text + (rendered.html or ""), "strangers learn nothing"
+    else:
+        assert rendered.subject.startswith("[#42] ")
     assert rendered.text.strip() and rendered.html and "<html>" in rendered.html
 
 

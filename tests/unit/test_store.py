@@ -52,3 +52,18 @@ def test_blobs_are_content_addressed_and_atomic(tmp_path: Path) -> None:
     assert digest == store.put(b"hello")
     assert store.get(digest) == b"hello"
     assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == [digest]
+
+
+def test_a_version_1_database_is_upgraded(tmp_path: Path) -> None:
+    from dispatchd.store.db import MIGRATIONS
+
+    engine = open_engine(f"sqlite:///{tmp_path / 'old.sqlite'}")
+    with engine.begin() as connection:
+        MIGRATIONS[0](connection)
+        connection.execute(text("ALTER TABLE task DROP COLUMN producer"))
+        connection.execute(text("INSERT INTO meta (key, value) VALUES ('schema_version', '1')"))
+    assert schema_version(engine) == 1
+    assert migrate(engine) == SCHEMA_VERSION - 1
+    with engine.connect() as connection:
+        columns = {row[1] for row in connection.execute(text("PRAGMA table_info(task)"))}
+    assert "producer" in columns

@@ -1,0 +1,51 @@
+"""Signed reply addresses: ``requests+t42.k7q2m9x4p1z8c3v6@agency.test``.
+
+Each status email's Reply-To carries a token bound to the task and to the recipient, signed
+with HMAC-SHA256 under the deployment's secret. A reply from that recipient proves it came
+from someone who received our mail; a forged From: cannot produce a valid token.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+
+_TOKEN = re.compile(r"^t(\d{1,12})\.([a-z2-7]{16})$")
+
+
+@dataclass(frozen=True)
+class ReplyToken:
+    task_id: int
+    signature: str
+
+
+def _signature(secret: bytes, task_id: int, recipient: str) -> str:
+    digest = hmac.new(secret, f"{task_id}:{recipient.strip().lower()}".encode(), hashlib.sha256).digest()
+    return base64.b32encode(digest).decode().lower()[:16]
+
+
+def reply_address(intake: str, task_id: int, recipient: str, secret: bytes) -> str:
+    """The per-task, per-recipient address replies should go to."""
+    local, _, domain = intake.partition("@")
+    return f"{local}+t{task_id}.{_signature(secret, task_id, recipient)}@{domain}"
+
+
+def find_token(addresses: tuple[str, ...], intake: str) -> ReplyToken | None:
+    """The token in any of ``addresses`` that is a plus-address of ``intake``."""
+    local, _, domain = intake.lower().partition("@")
+    for address in addresses:
+        user, _, host = address.lower().partition("@")
+        base, plus, tag = user.partition("+")
+        if plus and base == local and host == domain:
+            match = _TOKEN.match(tag)
+            if match:
+                return ReplyToken(int(match.group(1)), match.group(2))
+    return None
+
+
+def verify(token: ReplyToken, sender: str, secret: bytes) -> bool:
+    """True when ``token`` was issued to ``sender`` for its task."""
+    return hmac.compare_digest(token.signature, _signature(secret, token.task_id, sender))

@@ -1,0 +1,177 @@
+"""fetch → parse → match → command → transition → notify, for mail about existing tasks.
+
+Matching is layered and each step is logged: the Message-IDs in In-Reply-To/References,
+then the signed reply address, then the [#id] tag in the subject; any one is enough.
+Commands run only for a verified sender (a valid signed reply address for that sender,
+or a pass from the trusted Authentication-Results) who is allowed to run them; all of a
+message's commands apply together or not at all, and the sender gets one reply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+from sqlmodel import Session
+
+from dispatchd.config import Config
+from dispatchd.domain.authres import sender_authenticated
+from dispatchd.domain.commands import Command, ParsedReply, parse_reply
+from dispatchd.domain.intake import Directory
+from dispatchd.domain.models import InboundMail
+from dispatchd.domain.permissions import Actor, TaskScope, refusal
+from dispatchd.domain.replytext import latest_reply
+from dispatchd.domain.sla import BusinessCalendar
+from dispatchd.domain.subject import task_reference
+from dispatchd.domain.tokens import find_token, verify
+from dispatchd.flows.commands import COMMANDS, CommandContext, Result, next_task, wip_refusal
+from dispatchd.flows.notices import NoticeContext, comment_notices, refused_reply, results_reply
+from dispatchd.store import queries
+from dispatchd.store.tables import Task
+
+log = structlog.get_logger("dispatchd.replies")
+
+
+@dataclass(frozen=True)
+class Match:
+    task: Task
+    method: str
+
+
+def match_task(session: Session, mail: InboundMail, intake: str) -> Match | None:
+    """The task this mail is about, trying each layer in turn."""
+    task_id = queries.task_of_thread(session, (mail.in_reply_to or "", *mail.references))
+    method = "thread"
+    if task_id is None:
+        token = find_token(mail.recipients, intake)
+        task_id, method = (token.task_id, "reply-address") if token else (None, "")
+    if task_id is None:
+        task_id, method = task_reference(mail.subject), "subject-tag"
+    task = session.get(Task, task_id) if task_id is not None else None
+    if task is not None:
+        log.info("reply.matched", task_id=task.id, message_id=mail.message_id, method=method)
+    return Match(task, method) if task is not None else None
+
+
+def identify(sender: str, task: Task | None, config: Config) -> Actor | None:
+    """Staff by address; otherwise a client of this task's client; otherwise nobody."""
+    person = config.staff_by_email(sender)
+    if person is not None:
+        return Actor(person.email, person.role, person.queues)
+    if task is not None and task.client:
+        clients = Directory(config.clients, config.staff).clients_of_sender(sender)
+        if any(c.name == task.client for c in clients):
+            return Actor(sender, "client", client=task.client)
+    return None
+
+
+def is_verified(mail: InboundMail, task_id: int | None, config: Config, secret: bytes) -> bool:
+    token = find_token(mail.recipients, config.mailbox.address)
+    if token is not None and (task_id is None or token.task_id == task_id) and verify(token, mail.sender, secret):
+        return True
+    return sender_authenticated(mail.sender, mail.headers.get("authentication-results", ()),
+                                config.security.trusted_authserv_id)
+
+
+def handle_reply(session: Session, mail: InboundMail, match: Match, ctx: CommandContext) -> str:
+    """A reply to a known task: comment and/or commands. Returns a short outcome for the log."""
+    task = match.task
+    parsed = parse_reply(latest_reply(mail.text))
+    actor = identify(mail.sender, task, ctx.config)
+    if not parsed.commands and not parsed.problems:
+        text = parsed.note or "(empty reply)"
+        ctx.actor = actor or Actor(mail.sender or "unknown", "stranger")
+        ctx.event(task, "comment", text)
+        if actor is not None and actor.role == "client":
+            ctx.notices.extend(comment_notices(task, mail.sender, text, ctx.notices_ctx))
+        return f"comment on task {task.id}"
+    if actor is None or not is_verified(mail, task.id, ctx.config, ctx.notices_ctx.secret):
+        return _refuse(mail, ctx, task, "unknown sender" if actor is None else "sender not verified")
+    ctx.actor = actor
+    commands = tuple(Command(c.name, c.argument, task.id, c.line) for c in parsed.commands)
+    return _run(session, mail, ParsedReply(commands, parsed.note, parsed.problems), ctx)
+
+
+def handle_staff_email(session: Session, mail: InboundMail, parsed: ParsedReply, ctx: CommandContext) -> str:
+    """A fresh email from staff: 'start 42', 'assign 42 ben' or 'next'."""
+    actor = identify(mail.sender, None, ctx.config)
+    if actor is None or not is_verified(mail, None, ctx.config, ctx.notices_ctx.secret):
+        return _refuse(mail, ctx, None, "staff command not verified")
+    ctx.actor = actor
+    if [c.name for c in parsed.commands] == ["next"]:
+        return _next(mail, ctx)
+    return _run(session, mail, parsed, ctx)
+
+
+def staff_commands(mail: InboundMail, config: Config) -> ParsedReply | None:
+    """The commands of a fresh staff email, if that is what it is (and not a new request)."""
+    if config.staff_by_email(mail.sender) is None:
+        return None
+    for text in (mail.subject, latest_reply(mail.text)):
+        parsed = parse_reply(text, fresh=True)
+        if parsed.commands and all(c.task_id is not None or c.name == "next" for c in parsed.commands):
+            return parsed
+    return None
+
+
+def _run(session: Session, mail: InboundMail, parsed: ParsedReply, ctx: CommandContext) -> str:
+    results: list[tuple[str, bool, str]] = [(problem, False, "not understood") for problem in parsed.problems]
+    last_task: Task | None = None
+    savepoint = session.begin_nested()
+    queued = len(ctx.notices)
+    for command in parsed.commands:
+        task = session.get(Task, command.task_id) if command.task_id is not None else None
+        result = _one(ctx, task, command)
+        results.append((command.line, result.ok, result.text))
+        last_task = task or last_task
+        log.info("command.applied" if result.ok else "command.refused", task_id=command.task_id,
+                 message_id=mail.message_id, command=command.name, actor=ctx.actor.email, reason=result.text)
+    applied = all(ok for _, ok, _ in results)
+    if applied and parsed.note and last_task is not None:
+        ctx.event(last_task, "comment", parsed.note)
+    if applied:
+        savepoint.commit()
+    else:
+        savepoint.rollback()
+        del ctx.notices[queued:]
+        if last_task is not None:
+            session.refresh(last_task)
+    ctx.notices.append(results_reply(mail, last_task, results, applied, ctx.notices_ctx))
+    return f"{len(parsed.commands)} command(s) {'applied' if applied else 'refused'}"
+
+
+def _one(ctx: CommandContext, task: Task | None, command: Command) -> Result:
+    if task is None:
+        return Result(False, f"no task #{command.task_id}")
+    why = refusal(ctx.actor, command.name, TaskScope(task.queue, task.assignee, task.client))
+    if why is not None:
+        return Result(False, why)
+    return COMMANDS[command.name](ctx, task, command)
+
+
+def _next(mail: InboundMail, ctx: CommandContext) -> str:
+    full = wip_refusal(ctx.session, ctx.actor.email, ctx.config)
+    task = None if full else next_task(ctx.session, ctx.actor)
+    if task is None:
+        text = full or f"nothing unassigned in {', '.join(ctx.actor.queues) or 'your queues'}"
+        ctx.notices.append(results_reply(mail, None, [("next", False, text)], False, ctx.notices_ctx))
+        return f"next: {text}"
+    result = COMMANDS["take"](ctx, task, Command("take", "", task.id, "next"))
+    ctx.notices.append(results_reply(mail, task, [("next", result.ok, f"task #{task.id} is yours")], True,
+                                     ctx.notices_ctx))
+    return f"next: task {task.id}"
+
+
+def _refuse(mail: InboundMail, ctx: CommandContext, task: Task | None, reason: str) -> str:
+    log.warning("command.unauthorised", message_id=mail.message_id, sender=mail.sender,
+                task_id=task.id if task else None, reason=reason)
+    if task is not None:
+        queries.add_event(ctx.session, task, ctx.now, mail.sender or "unknown", "refused", reason, mail.message_id)
+    ctx.notices.append(refused_reply(mail, ctx.notices_ctx))
+    return f"refused: {reason}"
+
+
+def command_context(session: Session, notices: NoticeContext, calendar: BusinessCalendar, now: datetime,
+                    message_id: str) -> CommandContext:
+    return CommandContext(session, notices, calendar, Actor("dispatchd", "system"), now, message_id)
