@@ -69,7 +69,7 @@ queues = ["content"]
 name = "Ben"
 email = "ben@agency.test"
 role = "lead"
-queues = ["design", "dev", "revision"]
+queues = ["content", "design", "dev", "revision"]
 
 [[staff]]
 name = "Morgan"

@@ -82,11 +82,6 @@ def _move(ctx: CommandContext, task: Task, command: Command, action: str | None 
     return Result(True, f"{source.value} -> {task.status}")
 
 
-def _approve(ctx: CommandContext, task: Task, command: Command) -> Result:
-    # A client's "approve" of a delivery is a confirmation; staff approve a review.
-    return _move(ctx, task, command, "confirm" if ctx.actor.role == "client" else "approve")
-
-
 def _assign(ctx: CommandContext, task: Task, command: Command) -> Result:
     person = ctx.config.staff_by_name(command.argument)
     if person is None:
@@ -211,7 +206,7 @@ def next_task(session: Session, actor: Actor) -> Task | None:
 
 COMMANDS: dict[str, Handler] = {
     "start": _move, "review": _move, "revise": _move, "deliver": _move, "close": _move, "confirm": _move,
-    "cancel": _move, "approve": _approve, "assign": _assign, "take": _take, "priority": _priority, "due": _due,
+    "cancel": _move, "approve": _move, "assign": _assign, "take": _take, "priority": _priority, "due": _due,
     "note": _note, "status": _status, "type": _reroute, "client": _reroute, "queue": _reroute,
 }
 

@@ -89,7 +89,9 @@ def handle_reply(session: Session, mail: InboundMail, match: Match, ctx: Command
     if actor is None or not is_verified(mail, task.id, ctx.config, ctx.notices_ctx.secret):
         return _refuse(mail, ctx, task, "unknown sender" if actor is None else "sender not verified")
     ctx.actor = actor
-    commands = tuple(Command(c.name, c.argument, task.id, c.line) for c in parsed.commands)
+    # A client's "approve" of a delivery is a confirmation; staff approve a review.
+    rename = {"approve": "confirm"} if actor.role == "client" else {}
+    commands = tuple(Command(rename.get(c.name, c.name), c.argument, task.id, c.line) for c in parsed.commands)
     return _run(session, mail, ParsedReply(commands, parsed.note, parsed.problems), ctx)
 
 

@@ -14,6 +14,10 @@ from email.policy import SMTP
 from email.utils import format_datetime, parseaddr
 
 
+# RFC 5322 allows 998; folding long subjects at 78 made some start with a stray space.
+_POLICY = SMTP.clone(max_line_length=998)
+
+
 @dataclass(frozen=True)
 class OutboundMail:
     kind: str
@@ -40,7 +44,7 @@ def new_message_id(from_address: str, task_id: int | None) -> str:
 def compose(mail: OutboundMail, from_address: str, reply_to: str, message_id: str,
             now: datetime) -> bytes:
     """Build the full message; the bytes are stored in the outbox and sent unchanged."""
-    message = EmailMessage(policy=SMTP)
+    message = EmailMessage(policy=_POLICY)
     message["From"] = one_line(from_address)
     message["To"] = ", ".join(one_line(a) for a in mail.to)
     message["Subject"] = one_line(mail.subject)
