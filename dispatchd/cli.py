@@ -187,7 +187,8 @@ def _show(args: argparse.Namespace, config: Config) -> int:
         print(f"{key:>16}: {data[key] if data[key] is not None else '-'}")
     print("\nevents:")
     for event in data["events"]:
-        print(f"  {event['at']}  {event['kind']:<10} {event['actor']}")
+        move = f"  {event['from_status'] or '-'} -> {event['to_status']}" if event["to_status"] else ""
+        print(f"  {event['at']}  {event['kind']:<10} {event['actor']}{move}")
         for line in (event["detail"] or "").splitlines():
             print(f"      {line}")
     print("\nmessages:")

@@ -123,6 +123,26 @@ queues = ["triage", "strategy"]
     return config
 
 
+def _staff_reply(dovecot: Dovecot, smtp: SmtpCapture, config: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    """Ana answers her 'new task' email with "start": the task moves and the client hears of it."""
+    notice = next(email.message_from_bytes(m.data, policy=email.policy.default) for m in smtp.messages
+                  if "ana@agency.test" in m.rcpt_tos)
+    answer = EmailMessage()
+    answer["From"], answer["To"] = "Ana <ana@agency.test>", notice["Reply-To"]
+    answer["Subject"], answer["In-Reply-To"] = f"Re: {notice['Subject']}", notice["Message-ID"]
+    answer["Message-ID"] = "<demo-reply@agency.test>"
+    answer.set_content("start\n\nOn it!\n\nOn Thu, Demo Agency wrote:\n> New task #1 ...")
+    before = len(smtp.messages)
+    dovecot.append(INTAKE, [answer.as_bytes()])
+    print(f"\n== Ana replies \"start\" to {notice['Reply-To']} (a signed reply address); run --once again")
+    cli(["run", "--once", "--config", str(config)])
+    for received in smtp.messages[before:]:
+        parsed = email.message_from_bytes(received.data, policy=email.policy.default)
+        print(f"   to {', '.join(received.rcpt_tos):<22} {parsed['Subject']}")
+    print()
+    cli(["show", "1", "--config", str(config)])
+
+
 def run_demo(keep: bool = False) -> int:
     from dispatchd.cli import main as cli
 
@@ -147,6 +167,7 @@ def run_demo(keep: bool = False) -> int:
             for received in smtp.messages:
                 parsed = email.message_from_bytes(received.data, policy=email.policy.default)
                 print(f"   to {', '.join(received.rcpt_tos):<22} {parsed['Subject']}")
+            _staff_reply(dovecot, smtp, config, cli)
             first = next((m for m in smtp.messages if b"Received:" in m.data), None)
             if first is not None:
                 parsed = email.message_from_bytes(first.data, policy=email.policy.default)

@@ -135,6 +135,7 @@ def _note(ctx: CommandContext, task: Task, command: Command) -> Result:
 
 
 def _status(ctx: CommandContext, task: Task, command: Command) -> Result:
+    ctx.event(task, "status_requested")
     return Result(True, "the task's card is below")
 
 

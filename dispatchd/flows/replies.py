@@ -41,17 +41,21 @@ class Match:
 
 def match_task(session: Session, mail: InboundMail, intake: str) -> Match | None:
     """The task this mail is about, trying each layer in turn."""
-    task_id = queries.task_of_thread(session, (mail.in_reply_to or "", *mail.references))
-    method = "thread"
-    if task_id is None:
-        token = find_token(mail.recipients, intake)
-        task_id, method = (token.task_id, "reply-address") if token else (None, "")
-    if task_id is None:
-        task_id, method = task_reference(mail.subject), "subject-tag"
-    task = session.get(Task, task_id) if task_id is not None else None
-    if task is not None:
-        log.info("reply.matched", task_id=task.id, message_id=mail.message_id, method=method)
-    return Match(task, method) if task is not None else None
+    token = find_token(mail.recipients, intake)
+    layers = (
+        ("thread", lambda: queries.task_of_thread(session, (mail.in_reply_to or "", *mail.references))),
+        ("reply-address", lambda: token.task_id if token else None),
+        ("subject-tag", lambda: task_reference(mail.subject)),
+    )
+    tried = []
+    for method, lookup in layers:
+        task_id = lookup()
+        task = session.get(Task, task_id) if task_id is not None else None
+        if task is not None:
+            log.info("reply.matched", task_id=task.id, message_id=mail.message_id, method=method, missed=tried)
+            return Match(task, method)
+        tried.append(method if task_id is None else f"{method} (no task {task_id})")
+    return None
 
 
 def identify(sender: str, task: Task | None, config: Config) -> Actor | None:
