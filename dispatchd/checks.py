@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from email.message import EmailMessage
+from zoneinfo import ZoneInfo
 
 from jinja2 import TemplateError, TemplateSyntaxError
 
@@ -15,7 +16,18 @@ from dispatchd.domain.routing import Rulebook, route
 from dispatchd.domain.sla import due_at, parse_sla
 from dispatchd.domain.subject import parse_subject
 from dispatchd.errors import ConfigError, Problem
-from dispatchd.flows.notices import NoticeContext, new_task_notices
+from dispatchd.flows.notices import (
+    NoticeContext,
+    capacity_notices,
+    comment_notices,
+    digest_mail,
+    new_task_notices,
+    redispatch_notices,
+    refused_reply,
+    results_reply,
+    sla_notices,
+    status_notices,
+)
 from dispatchd.mail.parse import parse_mail
 from dispatchd.render import TEMPLATE_NAMES, Renderer
 from dispatchd.rulebook import load_rulebook
@@ -67,7 +79,34 @@ def _render_samples(config: Config, rulebook: Rulebook, renderer: Renderer, subj
                 priority=decision.priority.value, status="queued", description=request.description,
                 subject=subject, sender=sender, sla=decision.sla, due_at=due.at,
                 due_explanation=due.explanation, message_id=mail.message_id, created_at=now, updated_at=now)
-    new_task_notices(task, mail, request, decision, ["brief.pdf"], NoticeContext(config, rulebook, renderer, b"sample-secret"))
+    ctx = NoticeContext(config, rulebook, renderer, b"sample-secret")
+    new_task_notices(task, mail, request, decision, ["brief.pdf"], ctx)
+    status_notices(task, "queued", "someone@example.com", "sample", ctx, tell_client=True)
+    comment_notices(task, sender, "sample comment", ctx)
+    capacity_notices(task, "all busy", ctx)
+    redispatch_notices(task, "a@example.com", None, "no activity", ctx)
+    zone = ZoneInfo(config.calendar.timezone)
+    for level in ("warning", "breach", "client_late"):
+        sla_notices(task, "resolution", level, "85%", (), ctx, zone)
+    results_reply(mail, task, [("start", True, "queued -> in_progress")], True, ctx)
+    refused_reply(mail, ctx)
+    person = config.staff[0] if config.staff else None
+    digest_mail("client-digest", sender, {"client": "Acme", "delivered": [task], "in_progress": [], "coming": [task],
+                                          "period": "2026-W01"}, ctx)
+    digest_mail("staff-digest", sender, {"person": person or _SamplePerson(), "mine": [(task, ("start",))],
+                                         "free": [task], "period": "2026-01-05"}, ctx)
+    digest_mail("owner-health", sender, {"report": _SAMPLE_REPORT}, ctx)
+
+
+class _SamplePerson:
+    name, email, wip_limit = "Sample", "sample@example.com", 3
+
+
+_SAMPLE_REPORT = {"generated_at": "2026-01-05T08:00:00", "period_days": 30, "requests": 1, "triaged": 0,
+                  "triage_share": 0.0, "triage_colour": "green", "suggestions": [],
+                  "queues": [{"queue": "content", "colour": "green", "depth": 1, "avg_wait_days": 0.1,
+                              "breach_rate": 0.0, "forecast": [],
+                              "colours": {"depth": "green", "avg_wait_days": "green", "breach_rate": "green"}}]}
 
 
 def explain(config: Config, rulebook: Rulebook, subject: str, sender: str | None,

@@ -103,6 +103,15 @@ def _parser() -> argparse.ArgumentParser:
     quarantine.add_argument("--json", action="store_true")
     quarantine.set_defaults(handler=_quarantine)
 
+    job = sub.add_parser("job", parents=[common], help="run one scheduled job now, then send its mail")
+    job.add_argument("name", choices=("sla", "redispatch", "digest", "staff-digest", "health"))
+    job.set_defaults(handler=_job)
+
+    report = sub.add_parser("report", parents=[common], help="queue health, SLA and routing figures")
+    report.add_argument("--days", type=int, default=30, help="period for rates (default 30)")
+    report.add_argument("--json", action="store_true")
+    report.set_defaults(handler=_report)
+
     demo = sub.add_parser("demo", help="run against a throw-away local Dovecot and SMTP capture")
     demo.add_argument("--keep", action="store_true", help="keep the demo directory")
     return parser
@@ -135,6 +144,37 @@ def _run(args: argparse.Namespace, config: Config) -> int:
         if args.once:
             return asyncio.run(daemon.run_once())
         asyncio.run(daemon.run_forever())
+    return 0
+
+
+def _job(args: argparse.Namespace, config: Config) -> int:
+    from dispatchd.daemon import InstanceLock, build_deps, build_outbox, lock_path
+    from dispatchd.jobs import JOBS
+
+    with InstanceLock(lock_path(config)):
+        deps = build_deps(config)
+        result = JOBS[args.name](deps)
+        drained = asyncio.run(build_outbox(deps).drain())
+    print(f"{args.name}: " + (", ".join(f"{k}={v}" for k, v in sorted(result.items())) or "nothing to do")
+          + f"; sent {drained.sent}" + (f", {drained.deferred} deferred" if drained.deferred else ""))
+    return 0
+
+
+def _report(args: argparse.Namespace, config: Config) -> int:
+    from dispatchd.daemon import build_deps
+    from dispatchd.flows.reports import health_report, report_dict
+
+    report = report_dict(health_report(build_deps(config), args.days))
+    if args.json:
+        _emit(report, True)
+        return 0
+    rows = [{"queue": q["queue"], "health": q["colour"], "depth": q["depth"], "avg_wait_days": q["avg_wait_days"],
+             "breach_rate": f"{q['breach_rate']:.0%}", "forecast_late": len(q["forecast"])} for q in report["queues"]]
+    _emit(rows, False, ["queue", "health", "depth", "avg_wait_days", "breach_rate", "forecast_late"])
+    print(f"\n{report['requests']} requests in {report['period_days']} days; {report['triaged']} needed manual "
+          f"triage ({report['triage_share']:.0%}, {report['triage_colour']})")
+    for suggestion in report["suggestions"]:
+        print(f"suggestion: {suggestion}")
     return 0
 
 

@@ -17,6 +17,8 @@ from email.utils import parseaddr
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from apscheduler.triggers.cron import CronTrigger
+
 from dispatchd.errors import ConfigError
 from dispatchd.tomlfile import Reader, TomlFile, load_toml
 
@@ -130,6 +132,7 @@ class Staff:
     role: str = "producer"
     queues: tuple[str, ...] = ()
     wip_limit: int = 3
+    away_until: date | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,7 @@ class Config:
     clients: tuple[Client, ...] = ()
     staff: tuple[Staff, ...] = ()
     queues: tuple[Queue, ...] = field(default_factory=tuple)
+    schedule: dict[str, str] = field(default_factory=dict)
 
     def staff_by_email(self, address: str) -> Staff | None:
         address = address.lower()
@@ -221,6 +225,7 @@ def _build(doc: TomlFile) -> Config:
                               secret_path=data_dir / "reply-secret",
                               trusted_authserv_id=security_r.str("trusted_authserv_id"))
     security_r.refuse_unknown()
+    schedule = _schedule(root.table_of("schedule"))
     clients = tuple(_client(r) for r in root.tables("clients"))
     staff = tuple(_staff(r) for r in root.tables("staff"))
     queues = tuple(_queue(r) for r in root.tables("queues"))
@@ -229,7 +234,7 @@ def _build(doc: TomlFile) -> Config:
         path=doc.path, mailbox=mailbox, smtp=smtp, database_url=_sqlite_relative(url, base),
         data_dir=data_dir, rules_dir=rules_dir, templates_dir=templates_dir, intake=intake,
         calendar=calendar, security=security, log_level=log_level, log_format=log_format,
-        clients=clients, staff=staff, queues=queues,
+        clients=clients, staff=staff, queues=queues, schedule=schedule,
     )
     _check_people(doc, config)
     _check_loops(doc, config)
@@ -347,6 +352,35 @@ def _calendar(r: Reader) -> CalendarConfig:
                           country, subdivision, tuple(closed))
 
 
+DEFAULT_SCHEDULE = {
+    "sla": "*/5 * * * *",
+    "redispatch": "*/15 * * * *",
+    "digest": "0 8 * * mon",
+    "staff-digest": "30 8 * * mon-fri",
+    "health": "0 8 * * mon-fri",
+}
+
+
+def _schedule(r: Reader) -> dict[str, str]:
+    """Crontab lines per job; "" switches a job off."""
+    schedule = dict(DEFAULT_SCHEDULE)
+    for name in DEFAULT_SCHEDULE:
+        value = r.str(name)
+        if value is None:
+            continue
+        if not value.strip():
+            schedule.pop(name)
+            continue
+        try:
+            CronTrigger.from_crontab(value)
+        except ValueError as exc:
+            r.problem(name, f"not a crontab line ({exc}); e.g. '*/5 * * * *' or '0 8 * * mon'")
+            continue
+        schedule[name] = value
+    r.refuse_unknown()
+    return schedule
+
+
 def _client(r: Reader) -> Client:
     client = Client(name=r.str("name", "", required=True), senders=r.str_list("senders"),
                     aliases=r.str_list("aliases"))
@@ -357,9 +391,16 @@ def _client(r: Reader) -> Client:
 
 
 def _staff(r: Reader) -> Staff:
+    away = r.str("away_until")
+    away_until = None
+    if away:
+        try:
+            away_until = date.fromisoformat(away)
+        except ValueError:
+            r.problem("away_until", f"{away!r} is not a date (YYYY-MM-DD)")
     person = Staff(name=r.str("name", "", required=True), email=r.str("email", "", required=True).lower(),
                    role=r.choice("role", ROLES, "producer"), queues=r.str_list("queues"),
-                   wip_limit=r.int("wip_limit", 3, minimum=0, maximum=1000))
+                   wip_limit=r.int("wip_limit", 3, minimum=0, maximum=1000), away_until=away_until)
     if person.email and not _EMAIL.match(person.email):
         r.problem("email", f"{person.email!r} is not an email address")
     r.refuse_unknown()

@@ -24,6 +24,7 @@ from dispatchd.errors import DispatchdError, MailServerError
 from dispatchd.flows.ingest import INFRASTRUCTURE_ERRORS, IntakeDeps
 from dispatchd.flows.mailbox import CycleReport, poll_mailbox
 from dispatchd.flows.outbox import DrainReport, OutboxSender, RetryPolicy
+from dispatchd.jobs import build_scheduler
 from dispatchd.mail.imap import ImapSource
 from dispatchd.mail.smtp import SmtpSender
 from dispatchd.render import Renderer
@@ -126,9 +127,12 @@ class Daemon:
         self.outbox.release_claims(everything=True)
         log.info("daemon.started", mailbox=self.deps.config.mailbox.address,
                  mode=self.deps.config.mailbox.mode)
+        scheduler = build_scheduler(self.deps, self.mail_arrived.set)
+        scheduler.start()
         try:
             await asyncio.gather(self._intake_loop(), self._outbox_loop())
         finally:
+            scheduler.shutdown(wait=False)
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
             await asyncio.to_thread(self.source.close)

@@ -7,7 +7,17 @@ from pathlib import Path
 
 from dispatchd.config import Config
 from dispatchd.domain.models import Priority, Status
-from dispatchd.domain.routing import Action, Condition, RequestType, Rule, Rulebook, normalise_label
+from dispatchd.domain.routing import (
+    STRATEGIES,
+    Action,
+    Condition,
+    QueuePolicy,
+    RequestType,
+    Rule,
+    Rulebook,
+    SlaPolicy,
+    normalise_label,
+)
 from dispatchd.domain.sla import parse_sla
 from dispatchd.errors import ConfigError, Problem
 from dispatchd.tomlfile import Reader, load_toml
@@ -25,12 +35,21 @@ def load_rulebook(directory: Path, config: Config | None = None) -> Rulebook:
     priority_sla: dict[Priority, str] = {}
     triage_queue, triage_sla = "triage", "1 business day"
     client_updates: frozenset[str] | None = None
+    sla = SlaPolicy()
+    queues: dict[str, QueuePolicy] = {}
+    escalations: list[Rule] = []
     problems: list[Problem] = []
     for path in files:
         doc = load_toml(path)
         root = Reader(doc, doc.data, ())
         types.extend(_type(r) for r in root.tables("type"))
         rules.extend(_rule(r, config) for r in root.tables("rule"))
+        escalations.extend(_rule(r, config) for r in root.tables("escalation"))
+        for reader in root.tables("queue"):
+            policy = _queue(reader)
+            queues[policy.name] = policy
+        if "sla" in doc.data:
+            sla = _sla_policy(root.table_of("sla"))
         if "priorities" in doc.data:
             table = root.table_of("priorities")
             for name in PRIORITIES:
@@ -61,8 +80,41 @@ def load_rulebook(directory: Path, config: Config | None = None) -> Rulebook:
         triage_queue = config.intake.triage_queue
     if problems:
         raise ConfigError(problems)
-    book = Rulebook(tuple(types), tuple(rules), priority_sla, triage_queue, triage_sla)
+    book = Rulebook(tuple(types), tuple(rules), priority_sla, triage_queue, triage_sla, sla=sla, queues=queues,
+                    escalations=tuple(escalations))
     return replace(book, client_updates=client_updates) if client_updates is not None else book
+
+
+def _queue(r: Reader) -> QueuePolicy:
+    policy = QueuePolicy(name=r.str("name", "", required=True), strategy=r.choice("strategy", STRATEGIES, "manual"),
+                         order=r.choice("order", ("fifo", "lifo"), "fifo"),
+                         redispatch_after=_sla(r, "redispatch_after"))
+    r.refuse_unknown()
+    return policy
+
+
+def _sla_policy(r: Reader) -> SlaPolicy:
+    default = SlaPolicy()
+    warn_at = r.float("warn_at", default.warn_at)
+    if not 0 < warn_at < 1:
+        r.problem("warn_at", "must be a fraction between 0 and 1, e.g. 0.8")
+        warn_at = default.warn_at
+    pause_in = r.str_list("pause_in", tuple(default.pause_in))
+    unknown = [s for s in pause_in if s not in {x.value for x in Status}]
+    if unknown:
+        r.problem("pause_in", f"unknown status {', '.join(unknown)}")
+    first = dict(default.first_response)
+    if "first_response" in r.table:
+        table = r.table_of("first_response")
+        for name in PRIORITIES:
+            value = _sla(table, name)
+            if value:
+                first[Priority(name)] = value
+        table.refuse_unknown()
+    policy = SlaPolicy(warn_at=warn_at, pause_in=frozenset(pause_in), first_response=first,
+                       notify_client_before=_sla(r, "notify_client_before"))
+    r.refuse_unknown()
+    return policy
 
 
 def _sla(r: Reader, key: str, required: bool = False) -> str | None:

@@ -50,6 +50,7 @@ GRAMMAR: dict[str, tuple[tuple[str, ...], str]] = {
     "client": (("client",), "required"),
     "queue": (("queue",), "required"),
     "next": (("next", "next task", "give me work"), "none"),
+    "away": (("away", "away until", "out until", "ooo until"), "required"),
 }
 _ALIASES = sorted(((alias, name) for name, (aliases, _) in GRAMMAR.items() for alias in aliases),
                   key=lambda pair: -len(pair[0]))
@@ -101,8 +102,8 @@ def _read_line(line: str, fresh: bool) -> Command | str | None:
 
 def _build(name: str, rest: str, line: str, fresh: bool) -> Command | str | None:
     task_id = None
-    if fresh:
-        match = re.match(r"#?(\d{1,12})\b\s*", rest)
+    if fresh and name not in ("next", "away"):
+        match = re.match(r"#?(\d{1,12})(?=\s|$)\s*", rest)
         if match:
             task_id, rest = int(match.group(1)), rest[match.end():]
     argument_kind = GRAMMAR[name][1]
@@ -117,6 +118,11 @@ def _build(name: str, rest: str, line: str, fresh: bool) -> Command | str | None
         if not level:
             return f"'{line}': priority must be P0, P1, P2 or P3"
         rest = f"P{level.group(1)}"
+    if name == "away":
+        parsed_away = parse_due(re.sub(r"^until\s+", "", rest, flags=re.IGNORECASE))
+        if parsed_away is None:
+            return f"'{line}': write 'away until YYYY-MM-DD'"
+        rest = parsed_away.isoformat()
     if name == "due":
         parsed = parse_due(rest)
         if parsed is None:
@@ -142,4 +148,4 @@ def parse_due(text: str) -> datetime | date | None:
 
 _EXAMPLES = {"assign": "'assign Ben'", "priority": "'priority P1'", "due": "'due 2026-12-01'",
              "note": "'note: called the client'", "type": "'type Design'", "client": "'client Acme'",
-             "queue": "'queue dev'"}
+             "queue": "'queue dev'", "away": "'away until 2026-12-24'"}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 CLIENT = frozenset({"confirm", "revise", "status", "note"})
-PRODUCER = frozenset({"start", "review", "take", "note", "status", "next"})
+PRODUCER = frozenset({"start", "review", "take", "note", "status", "next", "away"})
 LEAD = PRODUCER | {"approve", "revise", "deliver", "close", "cancel", "assign", "priority", "due",
                    "type", "client", "queue"}
 ROLE_COMMANDS = {"client": CLIENT, "producer": PRODUCER, "lead": LEAD, "manager": LEAD | {"confirm"}}

@@ -95,6 +95,29 @@ class Rule:
     stop: bool = False
 
 
+STRATEGIES = ("manual", "round_robin", "least_loaded", "pull")
+
+
+@dataclass(frozen=True)
+class QueuePolicy:
+    """How a queue hands out work: strategy, order, and when stale work goes back."""
+
+    name: str
+    strategy: str = "manual"
+    order: str = "fifo"
+    redispatch_after: str | None = None
+
+
+@dataclass(frozen=True)
+class SlaPolicy:
+    warn_at: float = 0.8
+    pause_in: frozenset[str] = frozenset({"delivered"})
+    first_response: dict[Priority, str] = field(default_factory=lambda: {
+        Priority.P0: "1 hour", Priority.P1: "4 business hours", Priority.P2: "1 business day",
+        Priority.P3: "2 business days"})
+    notify_client_before: str | None = None
+
+
 @dataclass(frozen=True)
 class Rulebook:
     types: tuple[RequestType, ...]
@@ -104,12 +127,31 @@ class Rulebook:
     triage_sla: str = "1 business day"
     client_updates: frozenset[str] = frozenset({"in_progress", "delivered", "closed", "cancelled",
                                                 "revisions_needed"})
+    sla: SlaPolicy = field(default_factory=SlaPolicy)
+    queues: dict[str, QueuePolicy] = field(default_factory=dict)
+    escalations: tuple[Rule, ...] = ()
+
+    def queue_policy(self, name: str) -> QueuePolicy:
+        return self.queues.get(name, QueuePolicy(name))
 
     def find_type(self, label: str | None) -> RequestType | None:
         if not label:
             return None
         wanted = normalise_label(label)
         return next((t for t in self.types if wanted in t.labels()), None)
+
+
+def escalate(request: Request, decision: RouteDecision, rules: tuple[Rule, ...]) -> RouteDecision:
+    """Apply the escalation rules that match a request whose SLA is breached."""
+    for rule in rules:
+        why = rule.when.explain_match(request)
+        if why is None:
+            continue
+        decision, changes = _apply(decision, rule.then)
+        decision = replace(decision, reasons=(*decision.reasons, f"escalation {rule.name} ({why}): {changes}"))
+        if rule.stop:
+            break
+    return decision
 
 
 def route(request: Request, rulebook: Rulebook) -> RouteDecision:

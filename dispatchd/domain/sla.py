@@ -168,3 +168,78 @@ def _whole_minute(moment: datetime) -> datetime:
 
 def _label(moment: datetime) -> str:
     return f"{_DAYS[moment.weekday()]} {moment.day} {moment:%b %H:%M}"
+
+
+def target_seconds(target: SlaTarget, calendar: BusinessCalendar) -> float:
+    """The length of ``target`` in the time it counts: working seconds or real seconds."""
+    if target.unit == "business_days":
+        return target.amount * _day_seconds(calendar)
+    if target.unit == "business_hours":
+        return target.amount * 3600
+    return target.amount * {"hours": 1, "days": 24, "weeks": 168}[target.unit] * 3600
+
+
+def counted_seconds(start: datetime, end: datetime, target: SlaTarget, calendar: BusinessCalendar) -> float:
+    """How much of ``target``'s kind of time passes between two aware instants."""
+    if end <= start:
+        return 0.0
+    if target.unit in ("hours", "days", "weeks"):
+        return (end - start).total_seconds()
+    return business_seconds(start, end, calendar)
+
+
+def business_seconds(start: datetime, end: datetime, calendar: BusinessCalendar) -> float:
+    """Working seconds between two aware instants under ``calendar``."""
+    if end <= start:
+        return 0.0
+    local_start = start.astimezone(calendar.zone).replace(tzinfo=None)
+    local_end = end.astimezone(calendar.zone).replace(tzinfo=None)
+    total = 0.0
+    day = local_start.date()
+    while day <= local_end.date():
+        if calendar.closed_reason(day) is None:
+            opens = datetime.combine(day, calendar.day_start)
+            closes = datetime.combine(day, calendar.day_end)
+            lo, hi = max(opens, local_start), min(closes, local_end)
+            if hi > lo:
+                total += (hi - lo).total_seconds()
+        day += timedelta(days=1)
+    return total
+
+
+@dataclass(frozen=True)
+class ClockReading:
+    """Where an SLA clock stands: how much of its time is used, and when it runs out."""
+
+    used: float
+    due: datetime | None
+    running: bool
+
+
+def read_clock(intervals: list[tuple[datetime, datetime | None]], target: SlaTarget, calendar: BusinessCalendar,
+               now: datetime) -> ClockReading:
+    """``intervals`` are the spans the clock ran (an open end means it runs now)."""
+    total = target_seconds(target, calendar)
+    consumed = sum(counted_seconds(a, b or now, target, calendar) for a, b in intervals)
+    running = bool(intervals) and intervals[-1][1] is None
+    left = total - consumed
+    due = None
+    if running:
+        if left > 0:
+            due = due_at(now, _remaining(target, left), calendar).at
+        else:
+            due = now
+    return ClockReading(consumed / total, due, running)
+
+
+def _remaining(target: SlaTarget, seconds: float) -> SlaTarget:
+    if target.unit in ("hours", "days", "weeks"):
+        return SlaTarget(seconds / 3600, "hours")
+    return SlaTarget(seconds / 3600, "business_hours")
+
+
+def is_open(moment: datetime, calendar: BusinessCalendar) -> bool:
+    """True inside working hours on a working day."""
+    local = moment.astimezone(calendar.zone)
+    return (calendar.closed_reason(local.date()) is None
+            and calendar.day_start <= local.time() < calendar.day_end)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session
 
 from dispatchd.clock import as_utc
 from dispatchd.config import Config
@@ -23,13 +23,11 @@ from dispatchd.domain.permissions import Actor
 from dispatchd.domain.routing import route
 from dispatchd.domain.sla import BusinessCalendar, due_at, parse_sla
 from dispatchd.domain.states import Refusal, apply
+from dispatchd.flows.assignment import wip_refusal
 from dispatchd.flows.notices import NoticeContext, status_notices
 from dispatchd.mail.compose import OutboundMail
 from dispatchd.store import queries
 from dispatchd.store.tables import Task
-
-ACTIVE = (Status.QUEUED.value, Status.IN_PROGRESS.value, Status.IN_REVIEW.value, Status.REVISIONS_NEEDED.value)
-
 
 @dataclass(frozen=True)
 class Result:
@@ -183,26 +181,6 @@ def _reschedule(ctx: CommandContext, task: Task, sla: str) -> None:
     task.sla = sla
     due = due_at(as_utc(task.created_at) or ctx.now, parse_sla(sla), ctx.calendar)  # type: ignore[arg-type]
     task.due_at, task.due_explanation = due.at, due.explanation
-
-
-def wip_refusal(session: Session, email: str, config: Config) -> str | None:
-    """Why ``email`` may not take more work now, or None."""
-    person = config.staff_by_email(email)
-    if person is None:
-        return "only staff take tasks"
-    active = session.exec(select(func.count()).select_from(Task).where(
-        Task.assignee == email, col(Task.status).in_(ACTIVE))).one()
-    if active >= person.wip_limit:
-        return f"you are at your WIP limit ({active} of {person.wip_limit} active tasks)"
-    return None
-
-
-def next_task(session: Session, actor: Actor) -> Task | None:
-    """The highest-ranked unassigned task in the actor's queues: priority, due date, then FIFO."""
-    return session.exec(select(Task).where(
-        col(Task.queue).in_(actor.queues), col(Task.assignee).is_(None),
-        col(Task.status).in_((Status.QUEUED.value, Status.REVISIONS_NEEDED.value)))
-        .order_by(col(Task.priority), col(Task.due_at), col(Task.id))).first()
 
 
 COMMANDS: dict[str, Handler] = {

@@ -22,10 +22,11 @@ from dispatchd.clock import Clock
 from dispatchd.config import Config
 from dispatchd.domain.intake import Directory, read_request
 from dispatchd.domain.loops import automation_reason
-from dispatchd.domain.models import Disposition, InboundMail, RawMail, Status
+from dispatchd.domain.models import Disposition, InboundMail, RawMail, RouteDecision, Status
 from dispatchd.domain.routing import Rulebook, route
 from dispatchd.domain.sla import BusinessCalendar, due_at, parse_sla
-from dispatchd.flows.notices import NoticeContext, new_task_notices
+from dispatchd.flows.assignment import pick_assignee
+from dispatchd.flows.notices import NoticeContext, capacity_notices, new_task_notices
 from dispatchd.flows.replies import command_context, handle_reply, handle_staff_email, match_task, staff_commands
 from dispatchd.mail.compose import OutboundMail, compose, new_message_id
 from dispatchd.mail.parse import parse_mail
@@ -180,6 +181,15 @@ def _ingest(session: Session, raw: RawMail, digest: str, deps: IntakeDeps) -> Ou
     return _new_task(session, row, mail, deps)
 
 
+def _assignee(session: Session, decision: RouteDecision, deps: IntakeDeps, now: datetime) -> tuple[str | None, str]:
+    if decision.assignee:
+        person = deps.config.staff_by_name(decision.assignee)
+        return (person.email if person else None), f"assigned by rule to {decision.assignee}"
+    if decision.triage:
+        return None, "waits for a person to route it"
+    return pick_assignee(session, decision.queue, deps.rulebook.queue_policy(decision.queue), deps.config, now)
+
+
 def _finish(session: Session, row: InboundMessage, disposition: Disposition, reason: str,
             notices: list[OutboundMail], deps: IntakeDeps) -> Outcome:
     outcome = _record(session, row, disposition, reason)
@@ -193,13 +203,13 @@ def _new_task(session: Session, row: InboundMessage, mail: InboundMail, deps: In
     request = read_request(mail, deps.directory, deps.rulebook)
     decision = route(request, deps.rulebook)
     due = due_at(now, parse_sla(decision.sla), deps.calendar)
-    assignee = deps.config.staff_by_name(decision.assignee) if decision.assignee else None
+    assignee_email, assign_reason = _assignee(session, decision, deps, now)
     status = Status.RECEIVED if decision.triage else Status.QUEUED
     task = Task(
         client=request.client, type=request.type, queue=decision.queue, priority=decision.priority.value,
         status=status.value, description=request.description[:500], subject=mail.subject[:1000],
         sender=mail.sender, sender_name=mail.sender_name[:200],
-        assignee=assignee.email if assignee else None, sla=decision.sla, due_at=due.at,
+        assignee=assignee_email, sla=decision.sla, due_at=due.at,
         due_explanation=due.explanation, message_id=mail.message_id, tags=" ".join(request.tags),
         created_at=now, updated_at=now)
     session.add(task)
@@ -209,11 +219,13 @@ def _new_task(session: Session, row: InboundMessage, mail: InboundMail, deps: In
     outcome = _record(session, row, disposition, "; ".join(request.problems))
     queries.add_event(session, task, now, mail.sender or "unknown", "received",
                       f"subject: {mail.subject}", mail.message_id, to_status=Status.RECEIVED.value)
-    notes = [*decision.reasons, due.explanation, *(f"parse: {p}" for p in mail.parse_problems)]
+    notes = [*decision.reasons, assign_reason, due.explanation, *(f"parse: {p}" for p in mail.parse_problems)]
     queries.add_event(session, task, now, "dispatchd", "triaged" if decision.triage else "routed",
                       "\n".join(notes), mail.message_id, Status.RECEIVED.value, status.value)
     names = _store_attachments(session, row, mail, task, deps.blobs)
     notices = new_task_notices(task, mail, request, decision, names, deps.notices)
+    if "at capacity" in assign_reason:
+        notices.extend(capacity_notices(task, assign_reason, deps.notices))
     for notice in notices:
         enqueue(session, notice, deps.config, now)
     log.info("route.decided", task_id=task.id, message_id=mail.message_id, queue=task.queue,

@@ -75,6 +75,46 @@ def status_notices(task: Task, source: str, actor: str, detail: str, ctx: Notice
     return notices
 
 
+def capacity_notices(task: Task, reason: str, ctx: NoticeContext) -> list[OutboundMail]:
+    """Tell the queue's owners that new work is waiting because everyone is full."""
+    values = {**task_values(task, ctx), "reason": reason}
+    return [_mail("staff-capacity", s.email, task, values, ctx) for s in ctx.config.queue_owners(task.queue)
+            if s.email != ctx.config.mailbox.address]
+
+
+def sla_notices(task: Task, clock: str, level: str, used: str, extra: tuple[str, ...], ctx: NoticeContext,
+                zone: ZoneInfo) -> list[OutboundMail]:
+    """Yellow: assignee and queue owners. Red: the managers as well (and whoever escalation named).
+    Client late: the client, once, before the due time."""
+    values = {**task_values(task, ctx), "clock": clock.replace("_", " "), "level": level, "used": used}
+    if level == "client_late":
+        return [_mail("client-sla-late", task.sender, task, values, ctx,
+                      in_reply_to=task.message_id, references=(task.message_id,))]
+    recipients = staff_recipients(task, extra, ctx.config)
+    if level == "breach":
+        recipients += [s.email for s in ctx.config.staff if s.role == "manager" and s.email not in recipients]
+    return [_mail("staff-sla", address, task, values, ctx) for address in recipients]
+
+
+def redispatch_notices(task: Task, previous: str, successor: str | None, reason: str,
+                       ctx: NoticeContext) -> list[OutboundMail]:
+    """The person it was taken from, the person it went to (or the queue owners)."""
+    values = {**task_values(task, ctx), "previous": previous, "successor": successor, "reason": reason}
+    recipients = [previous] + ([successor] if successor else [s.email for s in ctx.config.queue_owners(task.queue)])
+    return [_mail("staff-redispatched", address, task, values, ctx) for address in dict.fromkeys(recipients) if address]
+
+
+def digest_mail(template: str, to: str, values: dict[str, Any], ctx: NoticeContext) -> OutboundMail:
+    """A periodic email. Its Reply-To is signed for the recipient with task 0, so a reply such as
+    'take 42' to a staff digest is a verified command."""
+    zone = ZoneInfo(ctx.config.calendar.timezone)
+    rendered = ctx.renderer.render(template, **values, organisation=_organisation(ctx.config.smtp.from_address),
+                                   intake_address=ctx.config.mailbox.address,
+                                   due=lambda task: due_label(task, zone))
+    return OutboundMail(kind=template, to=(to,), subject=rendered.subject, text=rendered.text, html=rendered.html,
+                        reply_to=reply_address(ctx.config.mailbox.address, 0, to, ctx.secret))
+
+
 def comment_notices(task: Task, author: str, text: str, ctx: NoticeContext) -> list[OutboundMail]:
     """A client's comment, forwarded to whoever is working on the task."""
     values = {**task_values(task, ctx), "author": author, "comment": text}

@@ -25,10 +25,11 @@ from dispatchd.domain.replytext import latest_reply
 from dispatchd.domain.sla import BusinessCalendar
 from dispatchd.domain.subject import task_reference
 from dispatchd.domain.tokens import find_token, verify
-from dispatchd.flows.commands import COMMANDS, CommandContext, Result, next_task, wip_refusal
+from dispatchd.flows.assignment import next_task, wip_refusal
+from dispatchd.flows.commands import COMMANDS, CommandContext, Result
 from dispatchd.flows.notices import NoticeContext, comment_notices, refused_reply, results_reply
 from dispatchd.store import queries
-from dispatchd.store.tables import Task
+from dispatchd.store.tables import StaffAway, Task
 
 log = structlog.get_logger("dispatchd.replies")
 
@@ -107,6 +108,8 @@ def handle_staff_email(session: Session, mail: InboundMail, parsed: ParsedReply,
     ctx.actor = actor
     if [c.name for c in parsed.commands] == ["next"]:
         return _next(mail, ctx)
+    if [c.name for c in parsed.commands] == ["away"]:
+        return _away(mail, parsed.commands[0], ctx)
     return _run(session, mail, parsed, ctx)
 
 
@@ -116,7 +119,7 @@ def staff_commands(mail: InboundMail, config: Config) -> ParsedReply | None:
         return None
     for text in (mail.subject, latest_reply(mail.text)):
         parsed = parse_reply(text, fresh=True)
-        if parsed.commands and all(c.task_id is not None or c.name == "next" for c in parsed.commands):
+        if parsed.commands and all(c.task_id is not None or c.name in ("next", "away") for c in parsed.commands):
             return parsed
     return None
 
@@ -158,7 +161,7 @@ def _one(ctx: CommandContext, task: Task | None, command: Command) -> Result:
 
 def _next(mail: InboundMail, ctx: CommandContext) -> str:
     full = wip_refusal(ctx.session, ctx.actor.email, ctx.config)
-    task = None if full else next_task(ctx.session, ctx.actor)
+    task = None if full else next_task(ctx.session, ctx.actor.queues, ctx.notices_ctx.rulebook.queues)
     if task is None:
         text = full or f"nothing unassigned in {', '.join(ctx.actor.queues) or 'your queues'}"
         ctx.notices.append(results_reply(mail, None, [("next", False, text)], False, ctx.notices_ctx))
@@ -167,6 +170,19 @@ def _next(mail: InboundMail, ctx: CommandContext) -> str:
     ctx.notices.append(results_reply(mail, task, [("next", result.ok, f"task #{task.id} is yours")], True,
                                      ctx.notices_ctx))
     return f"next: task {task.id}"
+
+
+def _away(mail: InboundMail, command: Command, ctx: CommandContext) -> str:
+    """'away until <date>': the redispatch job hands this person's work on until then."""
+    until = datetime.fromisoformat(command.argument)
+    if until.tzinfo is None:
+        until = until.replace(hour=23, minute=59, tzinfo=ctx.calendar.zone)
+    row = ctx.session.get(StaffAway, ctx.actor.email) or StaffAway(email=ctx.actor.email, until=until, set_at=ctx.now)
+    row.until, row.set_at = until, ctx.now
+    ctx.session.add(row)
+    text = f"away until {until:%a %d %b %Y}; your open work will be redispatched"
+    ctx.notices.append(results_reply(mail, None, [(command.line, True, text)], True, ctx.notices_ctx))
+    return text
 
 
 def _refuse(mail: InboundMail, ctx: CommandContext, task: Task | None, reason: str) -> str:

@@ -18,12 +18,12 @@ from dispatchd.store import tables
 log = structlog.get_logger("dispatchd.store")
 
 
-def _create_initial_schema(connection: Connection) -> None:
-    SQLModel.metadata.create_all(connection, tables=[
-        tables.Meta.__table__, tables.Task.__table__, tables.TaskEvent.__table__,
-        tables.InboundMessage.__table__, tables.Attachment.__table__,
-        tables.Outbox.__table__, tables.MailboxCursor.__table__,
-    ])
+def _create_tables(*models: type[SQLModel]) -> Callable[[Connection], None]:
+    """A migration creating tables (those that exist already are left alone)."""
+
+    def migration(connection: Connection) -> None:
+        SQLModel.metadata.create_all(connection, tables=[m.__table__ for m in models])  # type: ignore[attr-defined]
+    return migration
 
 
 def _add_column(table: str, column: str, ddl: str) -> Callable[[Connection], None]:
@@ -37,8 +37,10 @@ def _add_column(table: str, column: str, ddl: str) -> Callable[[Connection], Non
 
 
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
-    _create_initial_schema,
+    _create_tables(tables.Meta, tables.Task, tables.TaskEvent, tables.InboundMessage, tables.Attachment,
+                   tables.Outbox, tables.MailboxCursor),
     _add_column("task", "producer", "VARCHAR"),  # 2: who did the work, for revisions
+    _create_tables(tables.SlaNotice, tables.JobRun, tables.StaffAway),  # 3: scheduled jobs
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -115,3 +115,36 @@ class MailboxCursor(SQLModel, table=True):
     folder: str
     uidvalidity: int
     last_uid: int = 0
+
+
+class SlaNotice(SQLModel, table=True):
+    """One row per (task, clock, level) warning sent: each threshold is announced once."""
+
+    __tablename__ = "sla_notice"
+    __table_args__ = (UniqueConstraint("task_id", "clock", "level"),)
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: int = Field(foreign_key="task.id", index=True)
+    clock: str
+    level: str
+    sent_at: datetime
+
+
+class JobRun(SQLModel, table=True):
+    """A periodic mail (a digest, a health report) that went out for a period: never twice."""
+
+    __tablename__ = "job_run"
+    __table_args__ = (UniqueConstraint("job", "period", "recipient"),)
+    id: int | None = Field(default=None, primary_key=True)
+    job: str
+    period: str
+    recipient: str
+    ran_at: datetime
+
+
+class StaffAway(SQLModel, table=True):
+    """'away until <date>' as sent by a staff member; work they hold is redispatched."""
+
+    __tablename__ = "staff_away"
+    email: str = Field(primary_key=True)
+    until: datetime
+    set_at: datetime

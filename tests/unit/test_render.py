@@ -32,16 +32,34 @@ def context(**overrides: object) -> dict[str, object]:
         original_subject="hello", body="Body text", triage_queue="triage", status_label="in progress",
         source_label="queued", actor="ana@agency.test", detail="", allowed=("review", "cancel"), author="bob@acme.test",
         comment="Also pillar pages", results=[("start", True, "queued -> in_progress")], applied=True,
-        subject_hint="Re: x")
+        subject_hint="Re: x", reason="all members busy", clock="resolution", level="warning", used="81%",
+        previous="ana@agency.test", successor="dina@agency.test")
+    values.update(_digest_values())
     values.update(overrides)
     return values
+
+
+def _digest_values() -> dict[str, object]:
+    from dispatchd.config import Staff
+
+    task = sample_task()
+    report = {"generated_at": "2026-11-26T08:00:00", "period_days": 30, "requests": 10, "triaged": 1,
+              "triage_share": 0.1, "triage_colour": "red", "suggestions": ["add alias"],
+              "queues": [{"queue": "content", "colour": "green", "depth": 1, "avg_wait_days": 0.5, "breach_rate": 0.0,
+                          "colours": {"depth": "green", "avg_wait_days": "green", "breach_rate": "green"},
+                          "forecast": [{"task_id": 42, "late_by_hours": 3.0}]}]}
+    return dict(client="Acme", delivered=[task], in_progress=[task], coming=[], period="2026-W48",
+                due=lambda t: "Thu 3 Dec", person=Staff("Ana", "ana@agency.test"), mine=[(task, ("start", "cancel"))],
+                free=[task], report=report)
 
 
 @pytest.mark.parametrize("name", TEMPLATE_NAMES)
 def test_every_template_renders_text_and_html(name: str) -> None:
     rendered = Renderer(PROJECT / "templates").render(name, **context())
     assert "\n" not in rendered.subject
-    if name == "reply-refused":
+    if name in ("client-digest", "staff-digest", "owner-health"):
+        assert "#42" in rendered.text and rendered.html
+    elif name == "reply-refused":
         assert "42" not in rendered.subject + rendered.text + (rendered.html or ""), "strangers learn nothing"
     else:
         assert rendered.subject.startswith("[#42] ")

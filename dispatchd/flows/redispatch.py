@@ -1,0 +1,64 @@
+"""Job ``redispatch``: work nobody has touched for the queue's ``redispatch_after``, or held by
+someone who is away, goes to the next person (round robin / least loaded) or back to the
+queue. This is not escalation: nobody is late yet, the work is just stuck."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import structlog
+from sqlmodel import Session, col, select
+
+from dispatchd.domain.models import Status
+from dispatchd.domain.sla import counted_seconds, parse_sla, target_seconds
+from dispatchd.flows.assignment import is_away, pick_assignee
+from dispatchd.flows.history import events_of, last_activity
+from dispatchd.flows.ingest import IntakeDeps, enqueue
+from dispatchd.flows.notices import redispatch_notices
+from dispatchd.store import queries
+from dispatchd.store.tables import Task
+
+log = structlog.get_logger("dispatchd.redispatch")
+HELD = (Status.QUEUED.value, Status.IN_PROGRESS.value, Status.REVISIONS_NEEDED.value)
+
+
+def redispatch(deps: IntakeDeps) -> Counter[str]:
+    now = deps.clock.now()
+    moved: Counter[str] = Counter()
+    with Session(deps.engine) as session, session.begin():
+        tasks = session.exec(select(Task).where(col(Task.assignee).is_not(None), col(Task.status).in_(HELD))).all()
+        history = events_of(session, [t.id for t in tasks])  # type: ignore[misc]
+        for task in tasks:
+            reason = _why(session, task, history[task.id], deps, now)  # type: ignore[index]
+            if reason is None:
+                continue
+            policy = deps.rulebook.queue_policy(task.queue)
+            previous = task.assignee or ""
+            successor, how = pick_assignee(session, task.queue, policy, deps.config, now, exclude=(previous,))
+            source = task.status
+            task.assignee = successor
+            if successor is None and task.status == Status.IN_PROGRESS.value:
+                task.status = Status.QUEUED.value
+            task.updated_at = now
+            session.add(task)
+            detail = f"{reason}; {previous} -> {successor or 'the queue'} ({how})"
+            queries.add_event(session, task, now, "dispatchd", "redispatched", detail, None, source, task.status)
+            for notice in redispatch_notices(task, previous, successor, reason, deps.notices):
+                enqueue(session, notice, deps.config, now)
+            moved["to_person" if successor else "to_queue"] += 1
+            log.info("task.redispatched", task_id=task.id, detail=detail)
+    return moved
+
+
+def _why(session: Session, task: Task, events: list, deps: IntakeDeps, now) -> str | None:  # type: ignore[no-untyped-def]
+    person = deps.config.staff_by_email(task.assignee or "")
+    if person is not None and is_away(session, person, now):
+        return f"{person.name} is away"
+    after = deps.rulebook.queue_policy(task.queue).redispatch_after
+    if after is None:
+        return None
+    target = parse_sla(after)
+    idle = counted_seconds(last_activity(task, events), now, target, deps.calendar)
+    if idle >= target_seconds(target, deps.calendar):
+        return f"no activity for {after}"
+    return None

@@ -1,0 +1,52 @@
+"""Scheduler wiring only: which job runs when. The jobs themselves live in flows/.
+
+Every job is also runnable once with ``dispatchd job NAME``. Schedules are crontab lines in
+``[schedule]`` of config.toml, read in the business calendar's time zone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable
+
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from dispatchd.flows.digests import client_digests, health_reports, staff_digests
+from dispatchd.flows.ingest import IntakeDeps
+from dispatchd.flows.redispatch import redispatch
+from dispatchd.flows.sla import check_slas
+
+log = structlog.get_logger("dispatchd.jobs")
+
+JOBS: dict[str, Callable[[IntakeDeps], Counter[str]]] = {
+    "sla": check_slas,
+    "redispatch": redispatch,
+    "digest": client_digests,
+    "staff-digest": staff_digests,
+    "health": health_reports,
+}
+
+
+def build_scheduler(deps: IntakeDeps, after_job: Callable[[], None]) -> AsyncIOScheduler:
+    """An AsyncIOScheduler on the running loop with one cron job per configured schedule."""
+    zone = deps.config.calendar.timezone
+    scheduler = AsyncIOScheduler(timezone=zone)
+    for name, crontab in deps.config.schedule.items():
+        scheduler.add_job(_runner(name, deps, after_job), CronTrigger.from_crontab(crontab, timezone=zone),
+                          id=name, name=name, coalesce=True, max_instances=1, misfire_grace_time=3600)
+    return scheduler
+
+
+def _runner(name: str, deps: IntakeDeps, after_job: Callable[[], None]):  # type: ignore[no-untyped-def]
+    async def run() -> None:
+        try:
+            result = await asyncio.to_thread(JOBS[name], deps)
+        except Exception:  # a failing job must not stop the scheduler; it runs again next time
+            log.exception("job.failed", job=name)
+            return
+        log.info("job.done", job=name, **result)
+        after_job()
+    return run

@@ -1,0 +1,234 @@
+"""Every scheduled job with a controllable clock: no sleeps, no servers, a real database."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlmodel import Session, col, select
+
+from dispatchd.clock import FrozenClock
+from dispatchd.config import load_config
+from dispatchd.daemon import build_deps
+from dispatchd.domain.models import RawMail
+from dispatchd.flows.digests import client_digests, health_reports, staff_digests
+from dispatchd.flows.ingest import IntakeDeps, ingest
+from dispatchd.flows.redispatch import redispatch
+from dispatchd.flows.reports import health_report
+from dispatchd.flows.sla import check_slas
+from dispatchd.jobs import JOBS, build_scheduler
+from dispatchd.store.tables import Outbox, SlaNotice, StaffAway, Task, TaskEvent
+from tests.conftest import write_config
+
+BERLIN = ZoneInfo("Europe/Berlin")
+MONDAY_10 = datetime(2026, 11, 23, 10, tzinfo=BERLIN)
+_uids = itertools.count(1)
+
+
+@pytest.fixture
+def deps(tmp_path: Path) -> IntakeDeps:
+    config = load_config(write_config(tmp_path, mailbox="requests@agency.test", extra=(
+        '[[staff]]\nname = "Dina"\nemail = "dina@agency.test"\nqueues = ["design"]\nwip_limit = 2\n')))
+    return build_deps(config, clock=FrozenClock(MONDAY_10))
+
+
+def clock(deps: IntakeDeps) -> FrozenClock:
+    return deps.clock  # type: ignore[return-value]
+
+
+def submit(deps: IntakeDeps, subject: str, sender: str = "bob@acme.test", body: str = "Please.") -> int:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = sender, "requests@agency.test", subject
+    uid = next(_uids)
+    message["Message-ID"] = f"<job-{uid}@client.test>"
+    message.set_content(body)
+    outcome = ingest(RawMail("INBOX", 1, uid, message.as_bytes()), deps)
+    assert outcome.task_id is not None
+    return outcome.task_id
+
+
+def mails(deps: IntakeDeps, kind: str) -> list[Outbox]:
+    with Session(deps.engine) as session:
+        return list(session.exec(select(Outbox).where(Outbox.kind == kind).order_by(col(Outbox.id))).all())
+
+
+def task(deps: IntakeDeps, task_id: int) -> Task:
+    with Session(deps.engine) as session:
+        found = session.get(Task, task_id)
+        assert found is not None
+        return found
+
+
+def test_sla_warns_at_80_and_breaches_at_100_once_each(deps: IntakeDeps) -> None:
+    task_id = submit(deps, "[Acme] - Strategy - Q3 planning")  # 48 hours, wall clock; due Wed 10:00
+    assert not check_slas(deps)
+    clock(deps).advance(hours=39)  # Wed 01:00: resolution at 81 %, first response (1 business day) red
+    assert check_slas(deps) == {"first_response.breach": 1}, "yellow waits for business hours, red does not"
+    clock(deps).advance(hours=8)  # Wed 09:00, 98 %
+    assert check_slas(deps) == {"resolution.warning": 1, "resolution.client_late": 1}
+    warnings = [m for m in mails(deps, "staff-sla") if "Yellow" in m.subject]
+    assert [m.recipients for m in warnings] == ["morgan@agency.test"], "the strategy queue's owner"
+    assert not check_slas(deps), "each threshold once"
+    clock(deps).advance(hours=2)  # 102 %
+    assert check_slas(deps) == {"resolution.breach": 1}
+    red = [m for m in mails(deps, "staff-sla") if m.subject.startswith(f"[#{task_id}] RED") and "resolution" in m.subject]
+    assert {m.recipients for m in red} == {"morgan@agency.test"}
+    assert task(deps, task_id).priority == "P1", "escalation: a breached P2 moves up"
+    with Session(deps.engine) as session:
+        notices = session.exec(select(SlaNotice)).all()
+        escalated = session.exec(select(TaskEvent).where(TaskEvent.kind == "escalated")).all()
+    assert {(n.clock, n.level) for n in notices} == {
+        ("first_response", "warning"), ("first_response", "breach"), ("resolution", "warning"),
+        ("resolution", "breach"), ("resolution", "client_late")}
+    assert len(escalated) == 1 and "breach-raises-priority" in escalated[0].detail
+    assert not check_slas(deps)
+
+
+def test_p0_and_red_go_out_at_night(deps: IntakeDeps) -> None:
+    clock(deps).at = datetime(2026, 11, 23, 22, tzinfo=BERLIN)
+    submit(deps, "[Acme] - Technical - site down")  # P0, 4 hours
+    clock(deps).advance(hours=3.5)
+    assert check_slas(deps)["resolution.warning"] == 1
+
+
+def test_first_response_clock_stops_when_staff_act(deps: IntakeDeps) -> None:
+    task_id = submit(deps, "[Acme] - Content - Blog post")
+    with Session(deps.engine) as session, session.begin():
+        found = session.get(Task, task_id)
+        session.add(TaskEvent(task_id=task_id, at=clock(deps).now(), actor="ben@agency.test", kind="assigned",
+                              detail="", message_id=None))
+        assert found is not None
+    clock(deps).advance(days=1)
+    assert "first_response.warning" not in check_slas(deps)
+
+
+def test_paused_while_delivered(deps: IntakeDeps) -> None:
+    task_id = submit(deps, "[Acme] - Strategy - call")  # 48 hours
+    with Session(deps.engine) as session, session.begin():
+        found = session.get(Task, task_id)
+        assert found is not None
+        found.status = "delivered"
+        session.add(TaskEvent(task_id=task_id, at=clock(deps).now() + timedelta(hours=1), actor="ben@agency.test",
+                              kind="status", from_status="queued", to_status="delivered"))
+    clock(deps).advance(days=10)
+    assert "resolution.warning" not in check_slas(deps)
+
+
+def test_client_hears_24_hours_before_an_open_task_is_due(deps: IntakeDeps) -> None:
+    submit(deps, "[Acme] - Strategy - call")  # 48 hours: due Wed 10:00
+    clock(deps).advance(hours=24, minutes=30)  # Tue 10:30
+    assert check_slas(deps)["resolution.client_late"] == 1
+    assert [m.recipients for m in mails(deps, "client-sla-late")] == ["bob@acme.test"]
+    clock(deps).advance(hours=1)
+    assert "resolution.client_late" not in check_slas(deps)
+
+
+def test_least_loaded_assignment_and_capacity(deps: IntakeDeps) -> None:
+    ids = [submit(deps, f"[Acme] - Design - banner {n}") for n in range(5)]
+    assignees = [task(deps, i).assignee for i in ids]
+    # design members: Ben (lead, wip 3) and Dina (wip 2); least loaded alternates, then capacity
+    assert assignees == ["ben@agency.test", "dina@agency.test", "ben@agency.test", "dina@agency.test",
+                         "ben@agency.test"]
+    sixth = submit(deps, "[Acme] - Design - banner 6")
+    assert task(deps, sixth).assignee is None
+    [capacity] = mails(deps, "staff-capacity")
+    assert capacity.recipients == "ben@agency.test" and "at capacity" in capacity.subject
+
+
+def test_redispatch_stale_work_to_the_next_person(deps: IntakeDeps) -> None:
+    task_id = submit(deps, "[Acme] - Design - banner")
+    assert task(deps, task_id).assignee == "ben@agency.test"
+    clock(deps).advance(days=1)
+    assert not redispatch(deps)
+    clock(deps).advance(days=2)  # design: redispatch_after = 2 business days
+    assert redispatch(deps) == {"to_person": 1}
+    assert task(deps, task_id).assignee == "dina@agency.test"
+    assert {m.recipients for m in mails(deps, "staff-redispatched")} == {"ben@agency.test", "dina@agency.test"}
+    assert not redispatch(deps), "the move itself counts as activity"
+
+
+def test_redispatch_back_to_a_manual_queue(deps: IntakeDeps) -> None:
+    task_id = submit(deps, "[Acme] - Content - post")
+    with Session(deps.engine) as session, session.begin():
+        found = session.get(Task, task_id)
+        assert found is not None
+        found.assignee, found.status = "ana@agency.test", "in_progress"
+    clock(deps).advance(days=5)
+    assert redispatch(deps) == {"to_queue": 1}
+    assert (task(deps, task_id).assignee, task(deps, task_id).status) == (None, "queued")
+    assert {m.recipients for m in mails(deps, "staff-redispatched")} == {"ana@agency.test", "ben@agency.test"}
+
+
+def test_away_staff_lose_their_work(deps: IntakeDeps) -> None:
+    task_id = submit(deps, "[Acme] - Design - banner")
+    with Session(deps.engine) as session, session.begin():
+        session.add(StaffAway(email="ben@agency.test", until=MONDAY_10 + timedelta(days=7), set_at=MONDAY_10))
+    assert redispatch(deps) == {"to_person": 1}
+    assert task(deps, task_id).assignee == "dina@agency.test"
+    assert "Ben is away" in mails(deps, "staff-redispatched")[0].raw.decode()
+
+
+def test_client_digest_once_per_week(deps: IntakeDeps) -> None:
+    submit(deps, "[Acme] - Content - One")
+    submit(deps, "[Acme] - Design - Two", sender="carl@acme.test")
+    assert client_digests(deps) == {"client-digest": 2}
+    assert client_digests(deps) == {}
+    [bob] = [m for m in mails(deps, "client-digest") if m.recipients == "bob@acme.test"]
+    text = bob.raw.decode()
+    assert "Coming next:" in text and "#1 One" in text and "#2 Two" in text
+    clock(deps).advance(days=7)
+    assert client_digests(deps) == {"client-digest": 2}
+
+
+def test_staff_digest_is_a_working_surface(deps: IntakeDeps) -> None:
+    submit(deps, "[Acme] - Content - Waiting")
+    submit(deps, "[Acme] - Design - Mine")
+    assert staff_digests(deps)["staff-digest"] >= 2
+    [ana] = [m for m in mails(deps, "staff-digest") if m.recipients == "ana@agency.test"]
+    assert "reply: take 1" in ana.raw.decode()
+    [ben] = [m for m in mails(deps, "staff-digest") if m.recipients == "ben@agency.test"]
+    assert "start 2" in ben.raw.decode() and "requests+t0." in ben.raw.decode()
+    assert staff_digests(deps) == {}
+
+
+def test_health_report_and_missing_categories(deps: IntakeDeps) -> None:
+    for n in range(3):
+        task_id = submit(deps, f"[Acme] - Graphix - banner {n}")
+        with Session(deps.engine) as session, session.begin():
+            found = session.get(Task, task_id)
+            assert found is not None and found.queue == "triage"
+            found.type, found.queue, found.status = "Design", "design", "queued"
+            session.add(TaskEvent(task_id=task_id, at=clock(deps).now(), actor="morgan@agency.test",
+                                  kind="rerouted", detail="type Design"))
+    submit(deps, "[Acme] - Content - fine")
+    report = health_report(deps)
+    assert (report.requests, report.triaged, report.triage_colour) == (4, 3, "red")
+    assert report.suggestions == ['add alias "graphix" to type Design (3 requests were routed by hand)']
+    design = next(q for q in report.queues if q.queue == "design")
+    assert design.depth == 3 and design.colours["depth"] == "green"
+    assert health_reports(deps) == {"health": 2}  # Ben (lead) and Morgan (manager)
+    assert health_reports(deps) == {}
+
+
+def test_forecast_in_health_report(deps: IntakeDeps) -> None:
+    for n in range(12):
+        submit(deps, f"[Acme] - Technical - bug {n}")  # dev queue: pull, Ben only, 2 business days
+    dev = next(q for q in health_report(deps).queues if q.queue == "dev")
+    assert dev.depth == 12 and dev.colours["depth"] == "yellow"
+    assert len(dev.forecast) >= 6, "Ben alone cannot finish twelve 8-hour tasks in two days"
+
+
+def test_scheduler_registers_every_configured_job(deps: IntakeDeps) -> None:
+    called = []
+
+    async def main() -> None:
+        scheduler = build_scheduler(deps, lambda: called.append(True))
+        assert {job.id for job in scheduler.get_jobs()} == set(JOBS)
+        await scheduler.get_job("sla").func()
+    asyncio.run(main())
+    assert called == [True]
