@@ -247,3 +247,16 @@ def test_show_prints_the_full_history(content_task: Deployment, capsys: pytest.C
     d.cli("show", "1", "--json")
     kinds = [e["kind"] for e in json.loads(capsys.readouterr().out)["events"]]
     assert kinds == ["received", "routed", "assigned", "status", "comment"]
+
+
+@pytest.mark.config(extra='[[staff]]\nname = "Dina"\nemail = "dina@agency.test"\nqueues = ["design"]\n')
+def test_away_by_email_hands_work_on(deployment: Deployment) -> None:
+    d = deployment
+    send(d, make_mail("[Acme] - Design - Banner"))
+    assert task(d).assignee == "ben@agency.test"
+    send(d, make_mail("away until 2099-01-31", sender="ben@agency.test", body="", to=d.user,
+                      headers={"Authentication-Results": TRUSTED.format(domain="agency.test")}))
+    assert "away until" in body(last_to(d, "ben@agency.test"))
+    assert d.cli("job", "redispatch") == 0
+    assert task(d).assignee == "dina@agency.test"
+    assert "Ben is away" in body(last_to(d, "dina@agency.test"))

@@ -232,3 +232,42 @@ def test_scheduler_registers_every_configured_job(deps: IntakeDeps) -> None:
         await scheduler.get_job("sla").func()
     asyncio.run(main())
     assert called == [True]
+
+
+def test_round_robin_takes_turns_and_skips_the_full(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    project = Path(__file__).resolve().parents[2]
+    for source in (project / "rules").glob("*.toml"):
+        (rules / source.name).write_text(source.read_text().replace(
+            'name = "content"\nstrategy = "manual"', 'name = "content"\nstrategy = "round_robin"'))
+    path = write_config(tmp_path, mailbox="requests@agency.test", extra=(
+        '[[staff]]\nname = "Cleo"\nemail = "cleo@agency.test"\nqueues = ["content"]\nwip_limit = 1\n'))
+    path.write_text(path.read_text().replace(f'rules = "{project / "rules"}"', f'rules = "{rules}"'))
+    deps = build_deps(load_config(path), clock=FrozenClock(MONDAY_10))
+    ids = [submit(deps, f"[Acme] - Content - post {n}") for n in range(5)]
+    # content members in config order: Ana (wip 3), Ben (wip 3), Cleo (wip 1)
+    assert [task(deps, i).assignee for i in ids] == ["ana@agency.test", "ben@agency.test", "cleo@agency.test",
+                                                     "ana@agency.test", "ben@agency.test"]
+
+
+def test_next_orders_by_priority_due_then_fifo_or_lifo(deps: IntakeDeps) -> None:
+    from dispatchd.flows.assignment import next_task
+    from dispatchd.domain.routing import QueuePolicy
+
+    first = submit(deps, "[Acme] - Technical - first")
+    clock(deps).advance(minutes=1)
+    second = submit(deps, "[Acme] - Technical - second")
+    urgent = submit(deps, "[Acme] - Technical - third [P1]")
+    with Session(deps.engine) as session, session.begin():
+        for task_id in (first, second):
+            found = session.get(Task, task_id)
+            assert found is not None
+            found.due_at = MONDAY_10 + timedelta(days=3)
+    with Session(deps.engine) as session:
+        assert next_task(session, ("dev",), {}).id == urgent  # type: ignore[union-attr]
+    with Session(deps.engine) as session, session.begin():
+        session.get(Task, urgent).assignee = "ben@agency.test"  # type: ignore[union-attr]
+    with Session(deps.engine) as session:
+        assert next_task(session, ("dev",), {}).id == first  # type: ignore[union-attr]
+        assert next_task(session, ("dev",), {"dev": QueuePolicy("dev", order="lifo")}).id == second
