@@ -18,15 +18,18 @@ from dispatchd.domain.subject import parse_subject
 from dispatchd.errors import ConfigError, Problem
 from dispatchd.flows.notices import (
     NoticeContext,
+    bounce_notices,
     capacity_notices,
     comment_notices,
     digest_mail,
+    loop_notices,
     new_task_notices,
     redispatch_notices,
     refused_reply,
     results_reply,
     sla_notices,
     status_notices,
+    too_large_reply,
 )
 from dispatchd.mail.parse import parse_mail
 from dispatchd.render import TEMPLATE_NAMES, Renderer
@@ -85,11 +88,14 @@ def _render_samples(config: Config, rulebook: Rulebook, renderer: Renderer, subj
     comment_notices(task, sender, "sample comment", ctx)
     capacity_notices(task, "all busy", ctx)
     redispatch_notices(task, "a@example.com", None, "no activity", ctx)
+    bounce_notices(task, "gone@example.com", "[#42] Received", "does not exist (5.1.1)", ctx)
     zone = ZoneInfo(config.calendar.timezone)
     for level in ("warning", "breach", "client_late"):
         sla_notices(task, "resolution", level, "85%", (), ctx, zone)
     results_reply(mail, task, [("start", True, "queued -> in_progress")], True, ctx)
     refused_reply(mail, ctx)
+    too_large_reply(mail, 31.0, 25.0, ctx)
+    loop_notices(mail, "the same text came from 5 addresses", ctx)
     person = config.staff[0] if config.staff else None
     digest_mail("client-digest", sender, {"client": "Acme", "delivered": [task], "in_progress": [], "coming": [task],
                                           "period": "2026-W01"}, ctx)

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
 
+from dispatchd.domain.loops_budget import ReplyLimits
 from dispatchd.errors import ConfigError
 from dispatchd.tomlfile import Reader, TomlFile, load_toml
 
@@ -73,6 +74,7 @@ class SmtpConfig:
     from_address: str
     timeout: float = 30.0
     max_attempts: int = 12
+    verp: bool = True
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,9 @@ class IntakeConfig:
     reply_to_malformed: bool = True
     reply_to_unknown_senders: bool = True
     triage_queue: str = "triage"
+    max_message_bytes: int = 25 * 1024 * 1024
+    max_attachment_bytes: int = 20 * 1024 * 1024
+    reply_limits: ReplyLimits = ReplyLimits()
 
 
 @dataclass(frozen=True)
@@ -213,6 +218,13 @@ def _build(doc: TomlFile) -> Config:
         reply_to_malformed=intake_r.bool("reply_to_malformed", True),
         reply_to_unknown_senders=intake_r.bool("reply_to_unknown_senders", True),
         triage_queue=intake_r.str("triage_queue", "triage"),
+        max_message_bytes=int(intake_r.float("max_message_mb", 25.0) * 1024 * 1024),
+        max_attachment_bytes=int(intake_r.float("max_attachment_mb", 20.0) * 1024 * 1024),
+        reply_limits=ReplyLimits(
+            per_sender_per_hour=intake_r.int("max_replies_per_sender_per_hour", 30, minimum=1),
+            per_thread_per_hour=intake_r.int("max_replies_per_thread_per_hour", 10, minimum=1),
+            per_hour=intake_r.int("max_replies_per_hour", 1000, minimum=1),
+            same_body_senders=intake_r.int("same_body_senders", 5, minimum=2)),
     )
     intake_r.refuse_unknown()
     logging_r = root.table_of("logging")
@@ -302,6 +314,7 @@ def _smtp(r: Reader, base: Path) -> SmtpConfig:
         from_address=from_address,
         timeout=r.float("timeout", 30.0),
         max_attempts=r.int("max_attempts", 12, minimum=1, maximum=100),
+        verp=r.bool("verp", True),
     )
     r.refuse_unknown()
     return config

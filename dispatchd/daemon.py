@@ -96,7 +96,7 @@ class Daemon:
     def __init__(self, deps: IntakeDeps, outbox: OutboxSender):
         self.deps = deps
         self.outbox = outbox
-        self.source = ImapSource(deps.config.mailbox)
+        self.source = ImapSource(deps.config.mailbox, deps.config.intake.max_message_bytes)
         self.stop_thread = threading.Event()
         self.stop = asyncio.Event()
         self.mail_arrived = asyncio.Event()

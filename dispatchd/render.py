@@ -15,8 +15,8 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, select_autoescape
 
 TEMPLATE_NAMES = ("client-received", "client-format-help", "client-status", "client-sla-late", "staff-new-task",
-                  "staff-status", "staff-comment", "staff-capacity", "staff-sla", "staff-redispatched",
-                  "reply-results", "reply-refused", "client-digest", "staff-digest", "owner-health")
+                  "staff-status", "staff-comment", "staff-capacity", "staff-sla", "staff-redispatched", "staff-bounce",
+                  "reply-results", "reply-refused", "client-too-large", "owner-loop", "client-digest", "staff-digest", "owner-health")
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,8 @@ class Disposition(StrEnum):
     TRIAGE = "triage"
     REPLY = "reply"
     COMMAND = "command"
+    BOUNCE = "bounce"
+    REJECTED = "rejected"
     AUTOMATED = "automated"
     DUPLICATE = "duplicate"
     QUARANTINED = "quarantined"
@@ -46,6 +48,11 @@ class RawMail:
     uidvalidity: int
     uid: int
     data: bytes
+    size: int = -1  # the full size on the server; larger than len(data) when cut at the limit
+
+    @property
+    def truncated(self) -> bool:
+        return self.size > len(self.data)
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,16 @@ class MailAttachment:
     filename: str
     content_type: str
     payload: bytes
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """One recipient's line of a delivery status notification (RFC 3464)."""
+
+    recipient: str
+    action: str
+    status: str
+    diagnostic: str = ""
 
 
 @dataclass(frozen=True)
@@ -72,6 +89,8 @@ class InboundMail:
     attachments: tuple[MailAttachment, ...] = ()
     parse_problems: tuple[str, ...] = ()
     html_only: bool = False
+    delivery_reports: tuple[DeliveryReport, ...] = ()
+    bounced_message_id: str | None = None
 
     def header(self, name: str) -> str | None:
         values = self.headers.get(name.lower())

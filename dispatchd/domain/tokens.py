@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 _TOKEN = re.compile(r"^t(\d{1,12})\.([a-z2-7]{16})$")
+_BOUNCE = re.compile(r"^b(\d{1,12})\.([a-z2-7]{8})$")
 
 
 @dataclass(frozen=True)
@@ -49,3 +50,21 @@ def find_token(addresses: tuple[str, ...], intake: str) -> ReplyToken | None:
 def verify(token: ReplyToken, sender: str, secret: bytes) -> bool:
     """True when ``token`` was issued to ``sender`` for its task."""
     return hmac.compare_digest(token.signature, _signature(secret, token.task_id, sender))
+
+
+def bounce_address(intake: str, outbox_id: int, secret: bytes) -> str:
+    """The VERP envelope sender of one outgoing email: its bounces name it."""
+    local, _, domain = intake.partition("@")
+    return f"{local}+b{outbox_id}.{_signature(secret, outbox_id, 'bounce')[:8]}@{domain}"
+
+
+def find_bounced_outbox_id(addresses: tuple[str, ...], intake: str, secret: bytes) -> int | None:
+    """The outbox id in a VERP address among ``addresses``, if its signature holds."""
+    local, _, domain = intake.lower().partition("@")
+    for address in addresses:
+        user, _, host = address.lower().partition("@")
+        base, plus, tag = user.partition("+")
+        match = _BOUNCE.match(tag) if plus and base == local and host == domain else None
+        if match and hmac.compare_digest(match.group(2), _signature(secret, int(match.group(1)), "bounce")[:8]):
+            return int(match.group(1))
+    return None

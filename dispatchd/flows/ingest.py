@@ -10,30 +10,33 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import parseaddr
 
 import structlog
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
 from dispatchd.clock import Clock
 from dispatchd.config import Config
 from dispatchd.domain.intake import Directory, read_request
 from dispatchd.domain.loops import automation_reason
+from dispatchd.domain.loops_budget import body_fingerprint, breaker_reason
 from dispatchd.domain.models import Disposition, InboundMail, RawMail, RouteDecision, Status
 from dispatchd.domain.routing import Rulebook, route
 from dispatchd.domain.sla import BusinessCalendar, due_at, parse_sla
+from dispatchd.domain.tokens import bounce_address
 from dispatchd.flows.assignment import pick_assignee
-from dispatchd.flows.notices import NoticeContext, capacity_notices, new_task_notices
+from dispatchd.flows.bounces import handle_bounce, is_bounce
+from dispatchd.flows.notices import NoticeContext, capacity_notices, loop_notices, new_task_notices, too_large_reply
 from dispatchd.flows.replies import command_context, handle_reply, handle_staff_email, match_task, staff_commands
 from dispatchd.mail.compose import OutboundMail, compose, new_message_id
 from dispatchd.mail.parse import parse_mail
 from dispatchd.render import Renderer
 from dispatchd.store import queries
 from dispatchd.store.blobs import BlobStore
-from dispatchd.store.tables import Attachment, InboundMessage, Outbox, Task
+from dispatchd.store.tables import Attachment, InboundMessage, JobRun, Outbox, Task
 
 log = structlog.get_logger("dispatchd.ingest")
 
@@ -79,7 +82,8 @@ class Outcome:
 
 def ingest(raw: RawMail, deps: IntakeDeps) -> Outcome:
     """Process one fetched message exactly once; raises only for infrastructure faults."""
-    digest = deps.blobs.put(raw.data)
+    # Mail over the size limit is answered and recorded, but only its header is kept.
+    digest = deps.blobs.put(_header_section(raw.data) if _oversize(raw, deps) else raw.data)
     try:
         with Session(deps.engine) as session, session.begin():
             outcome = _ingest(session, raw, digest, deps)
@@ -125,7 +129,7 @@ def retry_quarantined(row_id: int, deps: IntakeDeps) -> Outcome | None:
             with session.begin_nested():
                 session.delete(row)
                 session.flush()
-                outcome = _ingest(session, raw, row.raw_sha256, deps)
+                outcome = _ingest(session, raw, row.raw_sha256, deps, trusted=True)
         except INFRASTRUCTURE_ERRORS:
             raise
         except Exception as exc:  # still broken: keep it quarantined, with the new reason
@@ -137,7 +141,8 @@ def retry_quarantined(row_id: int, deps: IntakeDeps) -> Outcome | None:
     return outcome
 
 
-def _ingest(session: Session, raw: RawMail, digest: str, deps: IntakeDeps) -> Outcome:
+def _ingest(session: Session, raw: RawMail, digest: str, deps: IntakeDeps, trusted: bool = False) -> Outcome:
+    """``trusted``: an operator asked for this (a quarantine retry), so the loop breaker stands aside."""
     already = queries.inbound_at(session, deps.account, raw.folder, raw.uidvalidity, raw.uid)
     if already is not None:
         return Outcome(raw.uid, Disposition(already.disposition), already.message_id, already.task_id,
@@ -149,11 +154,17 @@ def _ingest(session: Session, raw: RawMail, digest: str, deps: IntakeDeps) -> Ou
         account=deps.account, folder=raw.folder, uidvalidity=raw.uidvalidity, uid=raw.uid,
         mailbox_address=address, message_id=mail.message_id, dedup_key=f"{address}|{mail.message_id}",
         sender=mail.sender, subject=mail.subject[:1000], received_at=now, disposition="",
-        raw_sha256=digest, size=len(raw.data))
+        raw_sha256=digest, size=len(raw.data), body_hash=body_fingerprint(mail.text) if mail.text.strip() else None)
     original = queries.inbound_by_dedup_key(session, row.dedup_key or "")
     if original is not None:
         row.dedup_key, row.task_id = None, original.task_id
         return _record(session, row, Disposition.DUPLICATE, f"same Message-ID as message {original.id}")
+    if _oversize(raw, deps):
+        return _reject_oversize(session, row, raw, mail, deps)
+    if is_bounce(mail, address, deps.secret):
+        bounce = handle_bounce(session, mail, deps.notices, now)
+        row.task_id = bounce.outbox.task_id if bounce.outbox else None
+        return _finish(session, row, Disposition.BOUNCE, bounce.reason, list(bounce.notices), deps)
     our_domain = address.rpartition("@")[2]
     robot = automation_reason(mail, _our_addresses(deps.config), our_domain)
     match = match_task(session, mail, address)
@@ -164,10 +175,14 @@ def _ingest(session: Session, raw: RawMail, digest: str, deps: IntakeDeps) -> Ou
             queries.add_event(session, match.task, now, mail.sender or "unknown", "automated_mail",
                               robot, mail.message_id)
         return outcome
+    if not trusted and not deps.config.staff_by_email(mail.sender):
+        tripped = _loop_breaker(session, mail, row, match.task.id if match else None, deps, now)
+        if tripped is not None:
+            return tripped
     if match is not None:
         row.task_id = match.task.id
         _record(session, row, Disposition.REPLY, "")  # flushed: attachments need its id
-        names = _store_attachments(session, row, mail, match.task, deps.blobs)
+        names = _store_attachments(session, row, mail, match.task, deps)
         ctx = command_context(session, deps.notices, deps.calendar, now, mail.message_id)
         reason = handle_reply(session, mail, match, ctx)
         if names:
@@ -190,11 +205,55 @@ def _assignee(session: Session, decision: RouteDecision, deps: IntakeDeps, now: 
     return pick_assignee(session, decision.queue, deps.rulebook.queue_policy(decision.queue), deps.config, now)
 
 
+def _loop_breaker(session: Session, mail: InboundMail, row: InboundMessage, task_id: int | None,
+                  deps: IntakeDeps, now: datetime) -> Outcome | None:
+    """Quarantine instead of answering when replying could feed a mail loop; tell the managers."""
+    activity = queries.recent_activity(session, mail.sender, task_id, row.body_hash, now - timedelta(hours=1))
+    reason = breaker_reason(activity, deps.config.intake.reply_limits)
+    if reason is None:
+        return None
+    log.error("loop.breaker_tripped", message_id=mail.message_id, sender=mail.sender, task_id=task_id, reason=reason)
+    notices = []
+    hour = now.strftime("%Y-%m-%dT%H")
+    try:
+        with session.begin_nested():
+            session.add(JobRun(job="loop-breaker", period=hour, recipient=mail.sender, ran_at=now))
+        notices = loop_notices(mail, reason, deps.notices)
+    except IntegrityError:
+        pass  # the owners already heard about this sender this hour
+    row.task_id = task_id
+    row.dedup_key = None  # a retry from quarantine must not count as a duplicate
+    return _finish(session, row, Disposition.QUARANTINED, f"loop breaker: {reason}", notices, deps)
+
+
+def _oversize(raw: RawMail, deps: IntakeDeps) -> bool:
+    return max(raw.size, len(raw.data)) > deps.config.intake.max_message_bytes
+
+
+def _header_section(data: bytes) -> bytes:
+    end = data.find(b"\r\n\r\n")
+    end = data.find(b"\n\n") if end < 0 else end
+    return data[:end] + b"\r\n\r\n" if end >= 0 else data[:65536]
+
+
+def _reject_oversize(session: Session, row: InboundMessage, raw: RawMail, mail: InboundMail,
+                     deps: IntakeDeps) -> Outcome:
+    size_mb = max(raw.size, len(raw.data)) / 1024 / 1024
+    limit_mb = deps.config.intake.max_message_bytes / 1024 / 1024
+    reason = f"message is {size_mb:.1f} MB; the limit is {limit_mb:.0f} MB"
+    row.size = max(raw.size, len(raw.data))
+    notices = []
+    robot = automation_reason(mail, _our_addresses(deps.config), deps.config.mailbox.address.rpartition("@")[2])
+    if robot is None and mail.sender:
+        notices.append(too_large_reply(mail, size_mb, limit_mb, deps.notices))
+    return _finish(session, row, Disposition.REJECTED, reason, notices, deps)
+
+
 def _finish(session: Session, row: InboundMessage, disposition: Disposition, reason: str,
             notices: list[OutboundMail], deps: IntakeDeps) -> Outcome:
     outcome = _record(session, row, disposition, reason)
     for notice in notices:
-        enqueue(session, notice, deps.config, deps.clock.now())
+        enqueue(session, notice, deps.notices, deps.clock.now())
     return outcome
 
 
@@ -222,25 +281,33 @@ def _new_task(session: Session, row: InboundMessage, mail: InboundMail, deps: In
     notes = [*decision.reasons, assign_reason, due.explanation, *(f"parse: {p}" for p in mail.parse_problems)]
     queries.add_event(session, task, now, "dispatchd", "triaged" if decision.triage else "routed",
                       "\n".join(notes), mail.message_id, Status.RECEIVED.value, status.value)
-    names = _store_attachments(session, row, mail, task, deps.blobs)
+    names = _store_attachments(session, row, mail, task, deps)
     notices = new_task_notices(task, mail, request, decision, names, deps.notices)
     if "at capacity" in assign_reason:
         notices.extend(capacity_notices(task, assign_reason, deps.notices))
     for notice in notices:
-        enqueue(session, notice, deps.config, now)
+        enqueue(session, notice, deps.notices, now)
     log.info("route.decided", task_id=task.id, message_id=mail.message_id, queue=task.queue,
              priority=task.priority, triage=decision.triage, reasons=list(decision.reasons))
     return outcome
 
 
-def enqueue(session: Session, notice: OutboundMail, config: Config, now: datetime) -> Outbox:
-    """Compose ``notice`` and put it in the outbox, inside the caller's transaction."""
+def enqueue(session: Session, notice: OutboundMail, ctx: NoticeContext, now: datetime) -> Outbox:
+    """Compose ``notice`` and put it in the outbox, inside the caller's transaction.
+
+    The envelope sender is a signed VERP address (requests+b<outbox id>.<sig>@…), so a bounce
+    names the exact email that failed even when it quotes nothing of it.
+    """
+    config = ctx.config
     message_id = new_message_id(config.smtp.from_address, notice.task_id)
     raw = compose(notice, config.smtp.from_address, notice.reply_to or config.mailbox.address, message_id, now)
     row = Outbox(message_id=message_id, task_id=notice.task_id, kind=notice.kind,
                  envelope_from=parseaddr(config.smtp.from_address)[1], recipients=",".join(notice.to),
                  subject=notice.subject[:500], raw=raw, next_attempt_at=now, created_at=now)
     session.add(row)
+    if config.smtp.verp:
+        session.flush()
+        row.envelope_from = bounce_address(config.mailbox.address, row.id, ctx.secret)  # type: ignore[arg-type]
     return row
 
 
@@ -253,10 +320,16 @@ def _record(session: Session, row: InboundMessage, disposition: Disposition, rea
 
 
 def _store_attachments(session: Session, row: InboundMessage, mail: InboundMail, task: Task,
-                       blobs: BlobStore) -> list[str]:
+                       deps: IntakeDeps) -> list[str]:
+    """Store attachments up to the size limit; larger ones are named but not kept."""
     names = []
+    limit = deps.config.intake.max_attachment_bytes
     for attachment in mail.attachments:
-        digest = blobs.put(attachment.payload)
+        if len(attachment.payload) > limit:
+            names.append(f"{attachment.filename} (not stored: {len(attachment.payload) / 1024 / 1024:.1f} MB "
+                         f"is over the {limit / 1024 / 1024:.0f} MB limit)")
+            continue
+        digest = deps.blobs.put(attachment.payload)
         session.add(Attachment(task_id=task.id, inbound_id=row.id, filename=attachment.filename,  # type: ignore[arg-type]
                                content_type=attachment.content_type[:200], size=len(attachment.payload),
                                sha256=digest))

@@ -115,6 +115,15 @@ def digest_mail(template: str, to: str, values: dict[str, Any], ctx: NoticeConte
                         reply_to=reply_address(ctx.config.mailbox.address, 0, to, ctx.secret))
 
 
+def bounce_notices(task: Task, recipient: str, subject: str, explanation: str,
+                   ctx: NoticeContext) -> list[OutboundMail]:
+    """Tell the queue owners (not the address that bounced) that an email did not arrive."""
+    values = {**task_values(task, ctx), "failed_to": recipient, "failed_subject": subject,
+              "explanation": explanation}
+    owners = [s.email for s in ctx.config.queue_owners(task.queue)]
+    return [_mail("staff-bounce", a, task, values, ctx) for a in owners if a != recipient]
+
+
 def comment_notices(task: Task, author: str, text: str, ctx: NoticeContext) -> list[OutboundMail]:
     """A client's comment, forwarded to whoever is working on the task."""
     values = {**task_values(task, ctx), "author": author, "comment": text}
@@ -140,6 +149,24 @@ def refused_reply(mail: InboundMail, ctx: NoticeContext) -> OutboundMail:
     return OutboundMail(kind="reply-refused", to=(mail.sender,), subject=rendered.subject, text=rendered.text,
                         html=rendered.html, auto_submitted="auto-replied", in_reply_to=mail.message_id,
                         references=(*mail.references, mail.message_id))
+
+
+def too_large_reply(mail: InboundMail, size_mb: float, limit_mb: float, ctx: NoticeContext) -> OutboundMail:
+    values = {"organisation": _organisation(ctx.config.smtp.from_address), "intake_address": ctx.config.mailbox.address,
+              "original_subject": mail.subject, "size_mb": f"{size_mb:.1f}", "limit_mb": f"{limit_mb:.0f}"}
+    rendered = ctx.renderer.render("client-too-large", **values)
+    return OutboundMail(kind="client-too-large", to=(mail.sender,), subject=rendered.subject, text=rendered.text,
+                        html=rendered.html, auto_submitted="auto-replied", in_reply_to=mail.message_id,
+                        references=(*mail.references, mail.message_id))
+
+
+def loop_notices(mail: InboundMail, reason: str, ctx: NoticeContext) -> list[OutboundMail]:
+    """Tell the managers that the loop breaker stopped answering a sender."""
+    values = {"organisation": _organisation(ctx.config.smtp.from_address), "sender": mail.sender,
+              "original_subject": mail.subject, "reason": reason}
+    rendered = ctx.renderer.render("owner-loop", **values)
+    return [OutboundMail(kind="owner-loop", to=(s.email,), subject=rendered.subject, text=rendered.text,
+                         html=rendered.html) for s in ctx.config.staff if s.role == "manager"]
 
 
 def staff_recipients(task: Task, extra: tuple[str, ...], config: Config) -> list[str]:

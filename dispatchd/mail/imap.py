@@ -35,8 +35,9 @@ class FolderState:
 
 
 class ImapSource:
-    def __init__(self, config: MailboxConfig):
+    def __init__(self, config: MailboxConfig, max_message_bytes: int = 25 * 1024 * 1024):
         self.config = config
+        self.max_message_bytes = max_message_bytes
         self.client: IMAPClient | None = None
 
     def connect(self) -> None:
@@ -107,15 +108,18 @@ class ImapSource:
     def fetch(self, folder: str, uidvalidity: int, uids: list[int]) -> Iterator[RawMail]:
         """Fetch in batches without setting \\Seen; people read this mailbox too."""
         batch = self.config.fetch_batch
+        # Never more than the size limit (+1 byte to see it is exceeded) of any one message.
+        part = f"BODY.PEEK[]<0.{self.max_message_bytes + 1}>"
         for start in range(0, len(uids), batch):
             chunk = uids[start:start + batch]
-            response = self._call("fetch", self._require().fetch, chunk, ["BODY.PEEK[]"])
+            response = self._call("fetch", self._require().fetch, chunk, ["RFC822.SIZE", part])
             for uid in chunk:
-                data = response.get(uid, {}).get(b"BODY[]")
+                item = response.get(uid, {})
+                data = item.get(b"BODY[]<0>", item.get(b"BODY[]"))
                 if data is None:
                     log.warning("imap.vanished", uid=uid, folder=folder)
                     continue
-                yield RawMail(folder, uidvalidity, uid, bytes(data))
+                yield RawMail(folder, uidvalidity, uid, bytes(data), int(item.get(b"RFC822.SIZE", len(data))))
 
     def acknowledge(self, uids: list[int], target: str | None) -> None:
         """Move processed messages to ``target``, or mark them with a keyword if there is none."""

@@ -17,7 +17,7 @@ from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 
 import mailparser
 
-from dispatchd.domain.models import InboundMail, MailAttachment
+from dispatchd.domain.models import DeliveryReport, InboundMail, MailAttachment
 from dispatchd.mail.htmltext import html_to_text
 
 _MSGID = re.compile(r"<[^<>\s]+>")
@@ -58,7 +58,48 @@ def parse_mail(raw: bytes) -> InboundMail:
         attachments=attachments,
         parse_problems=tuple(problems),
         html_only=html_only,
+        delivery_reports=_delivery_reports(message),
+        bounced_message_id=_bounced_message_id(message),
     )
+
+
+def _delivery_reports(message: Message) -> tuple[DeliveryReport, ...]:
+    """Per-recipient blocks of a message/delivery-status part (RFC 3464), if any."""
+    reports = []
+    for part in message.walk():
+        if part.get_content_type() != "message/delivery-status":
+            continue
+        blocks = part.get_payload()
+        if not isinstance(blocks, list):
+            continue
+        for block in blocks:
+            if not hasattr(block, "get") or not block.get("Status"):
+                continue
+            recipient = _header_text(block.get("Final-Recipient") or block.get("Original-Recipient"))
+            reports.append(DeliveryReport(
+                recipient=recipient.rpartition(";")[2].strip().strip("<>").lower(),
+                action=_header_text(block.get("Action")).lower(),
+                status=_header_text(block.get("Status")).split()[0] if _header_text(block.get("Status")) else "",
+                diagnostic=_header_text(block.get("Diagnostic-Code"))[:500]))
+    return tuple(reports)
+
+
+def _bounced_message_id(message: Message) -> str | None:
+    """The Message-ID of the returned original (message/rfc822 or text/rfc822-headers part)."""
+    for part in message.walk():
+        kind = part.get_content_type()
+        if kind == "message/rfc822":
+            inner = part.get_payload()
+            if isinstance(inner, list) and inner:
+                return _first_id(inner[0].get("Message-ID"))
+        elif kind == "text/rfc822-headers":
+            try:
+                text = part.get_payload(decode=True) or b""
+            except Exception:
+                continue
+            headers = email.message_from_bytes(bytes(text), policy=email.policy.compat32)
+            return _first_id(headers.get("Message-ID"))
+    return None
 
 
 def _header_text(value: object) -> str:

@@ -41,6 +41,7 @@ MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
                    tables.Outbox, tables.MailboxCursor),
     _add_column("task", "producer", "VARCHAR"),  # 2: who did the work, for revisions
     _create_tables(tables.SlaNotice, tables.JobRun, tables.StaffAway),  # 3: scheduled jobs
+    _add_column("inbound_message", "body_hash", "VARCHAR"),  # 4: loop breaker's same-body check
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

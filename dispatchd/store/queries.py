@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, or_, update
 from sqlmodel import Session, col, select
 
+from dispatchd.domain.loops_budget import RecentActivity
 from dispatchd.store.tables import InboundMessage, MailboxCursor, Outbox, Task, TaskEvent
 
 
@@ -108,3 +109,21 @@ def release_stale_claims(session: Session, older_than: datetime) -> int:
 
 def next_outbox_due(session: Session) -> datetime | None:
     return session.exec(select(func.min(Outbox.next_attempt_at)).where(Outbox.status == "pending")).first()
+
+
+AUTO_REPLY_KINDS = ("client-received", "client-format-help", "reply-refused", "reply-results", "client-too-large")
+
+
+def recent_activity(session: Session, sender: str, task_id: int | None, body_hash: str | None,
+                    since: datetime) -> RecentActivity:
+    """What the loop breaker looks at: our recent automatic replies, and repeated texts."""
+    replies = select(func.count()).select_from(Outbox).where(
+        col(Outbox.kind).in_(AUTO_REPLY_KINDS), Outbox.created_at >= since)
+    to_sender = session.exec(replies.where(Outbox.recipients == sender)).one()
+    in_thread = session.exec(replies.where(Outbox.task_id == task_id)).one() if task_id is not None else 0
+    total = session.exec(replies).one()
+    senders = set()
+    if body_hash:
+        senders = set(session.exec(select(InboundMessage.sender).where(
+            InboundMessage.body_hash == body_hash, InboundMessage.received_at >= since)).all())
+    return RecentActivity(to_sender, in_thread, total, len(senders | {sender}))

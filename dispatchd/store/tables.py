@@ -73,6 +73,7 @@ class InboundMessage(SQLModel, table=True):
     raw_sha256: str
     size: int
     acknowledged: bool = False
+    body_hash: str | None = Field(default=None, index=True)
 
 
 class Attachment(SQLModel, table=True):

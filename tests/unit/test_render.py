@@ -33,7 +33,9 @@ def context(**overrides: object) -> dict[str, object]:
         source_label="queued", actor="ana@agency.test", detail="", allowed=("review", "cancel"), author="bob@acme.test",
         comment="Also pillar pages", results=[("start", True, "queued -> in_progress")], applied=True,
         subject_hint="Re: x", reason="all members busy", clock="resolution", level="warning", used="81%",
-        previous="ana@agency.test", successor="dina@agency.test")
+        previous="ana@agency.test", successor="dina@agency.test", failed_to="bob@acme.test",
+        failed_subject="[#42] Received", explanation="bob@acme.test does not exist (5.1.1)", size_mb="31.0",
+        limit_mb="25", sender="robot@x.test")
     values.update(_digest_values())
     values.update(overrides)
     return values
@@ -59,7 +61,7 @@ def test_every_template_renders_text_and_html(name: str) -> None:
     assert "\n" not in rendered.subject
     if name in ("client-digest", "staff-digest", "owner-health"):
         assert "#42" in rendered.text and rendered.html
-    elif name == "reply-refused":
+    elif name in ("reply-refused", "client-too-large", "owner-loop"):
         assert "42" not in rendered.subject + rendered.text + (rendered.html or ""), "strangers learn nothing"
     else:
         assert rendered.subject.startswith("[#42] ")
