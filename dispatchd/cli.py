@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     except OperationalError as exc:
         print(f"dispatchd: database unavailable, nothing was lost, try again: {exc.orig}", file=sys.stderr)
         return EXIT_SERVER
+    except OSError as exc:
+        print(f"dispatchd: {exc.strerror or exc}: nothing was lost, try again", file=sys.stderr)
+        return EXIT_SERVER
     except DispatchdError as exc:
         print(f"dispatchd: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -41,7 +41,13 @@ def breaker_reason(activity: RecentActivity, limits: ReplyLimits) -> str | None:
     return None
 
 
-def body_fingerprint(text: str) -> str:
-    """A hash of the words of a body, blind to spacing, case, digits and quoting."""
+MIN_FINGERPRINT_WORDS = 8
+
+
+def body_fingerprint(text: str) -> str | None:
+    """A hash of the words of a body, blind to spacing, case, digits and quoting; None for
+    short texts ("Thanks!", "see attached"), which people legitimately repeat."""
     words = re.sub(r"[\d>]+", " ", text.lower()).split()
+    if len(words) < MIN_FINGERPRINT_WORDS:
+        return None
     return hashlib.sha256(" ".join(words[:400]).encode()).hexdigest()[:32]

@@ -154,7 +154,7 @@ def _ingest(session: Session, raw: RawMail, digest: str, deps: IntakeDeps, trust
         account=deps.account, folder=raw.folder, uidvalidity=raw.uidvalidity, uid=raw.uid,
         mailbox_address=address, message_id=mail.message_id, dedup_key=f"{address}|{mail.message_id}",
         sender=mail.sender, subject=mail.subject[:1000], received_at=now, disposition="",
-        raw_sha256=digest, size=len(raw.data), body_hash=body_fingerprint(mail.text) if mail.text.strip() else None)
+        raw_sha256=digest, size=len(raw.data), body_hash=body_fingerprint(mail.text))
     original = queries.inbound_by_dedup_key(session, row.dedup_key or "")
     if original is not None:
         row.dedup_key, row.task_id = None, original.task_id
@@ -208,7 +208,10 @@ def _assignee(session: Session, decision: RouteDecision, deps: IntakeDeps, now: 
 def _loop_breaker(session: Session, mail: InboundMail, row: InboundMessage, task_id: int | None,
                   deps: IntakeDeps, now: datetime) -> Outcome | None:
     """Quarantine instead of answering when replying could feed a mail loop; tell the managers."""
-    activity = queries.recent_activity(session, mail.sender, task_id, row.body_hash, now - timedelta(hours=1))
+    # Known clients are people: the same-text check is for unknown responders changing address.
+    known = bool(deps.directory.clients_of_sender(mail.sender))
+    activity = queries.recent_activity(session, mail.sender, task_id, None if known else row.body_hash,
+                                       now - timedelta(hours=1))
     reason = breaker_reason(activity, deps.config.intake.reply_limits)
     if reason is None:
         return None

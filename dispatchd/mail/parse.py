@@ -21,6 +21,8 @@ from dispatchd.domain.models import DeliveryReport, InboundMail, MailAttachment
 from dispatchd.mail.htmltext import html_to_text
 
 _MSGID = re.compile(r"<[^<>\s]+>")
+# What we can answer over plain SMTP: an ASCII local part and a hostname.
+_USABLE_ADDRESS = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -121,18 +123,24 @@ def _headers(message: Message) -> dict[str, tuple[str, ...]]:
 
 
 def _sender(message: Message, problems: list[str]) -> tuple[str, str]:
-    # Parse the address before decoding: an encoded-word must not be able to forge one.
-    name, address = parseaddr(str(message.get("From") or ""))
+    # Unfold, then parse the address before decoding: neither a folded quoted name nor an
+    # encoded-word may smuggle in a different address.
+    name, address = parseaddr(_unfold(message.get("From")))
     if not address or "@" not in address:
-        name, address = parseaddr(str(message.get("Sender") or message.get("Reply-To") or ""))
-    if not address or "@" not in address:
-        problems.append("no usable From address")
-        return "", ""
-    return _header_text(name), _CONTROL.sub("", address).strip().lower()
+        name, address = parseaddr(_unfold(message.get("Sender") or message.get("Reply-To")))
+    address = _CONTROL.sub("", address).strip().lower()
+    if not _USABLE_ADDRESS.match(address):
+        problems.append(f"no usable From address ({address[:80]!r})" if address else "no usable From address")
+        return _header_text(name), ""
+    return _header_text(name), address
+
+
+def _unfold(value: object) -> str:
+    return re.sub(r"\r?\n[ \t]*", " ", str(value or ""))
 
 
 def _addresses(message: Message, names: tuple[str, ...]) -> list[str]:
-    values = [_header_text(v) for name in names for v in (message.get_all(name) or [])]
+    values = [_unfold(v) for name in names for v in (message.get_all(name) or [])]
     found = [addr.lower() for _, addr in getaddresses(values) if "@" in addr]
     return list(dict.fromkeys(found))
 

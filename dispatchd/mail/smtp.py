@@ -65,6 +65,10 @@ class SmtpSender:
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             await self._drop()
             return SendResult(Delivery.TEMPORARY, f"{type(exc).__name__}: {exc}")
+        except (UnicodeError, ValueError) as exc:
+            # An address no SMTP server will take: retrying cannot help.
+            await self._drop()
+            return SendResult(Delivery.PERMANENT, f"unsendable address: {exc}")
         partial = "; ".join(f"{rcpt}: {r.code} {r.message}" for rcpt, r in refused.items())
         return SendResult(Delivery.SENT, partial or str(response))
 

@@ -79,23 +79,24 @@ def test_second_instance_on_same_database_is_refused(deployment: Deployment) -> 
 
 
 @pytest.mark.slow
+@pytest.mark.config(extra="[intake]\nmax_replies_per_hour = 100000\n")
 def test_sigkill_mid_batch_loses_nothing_and_duplicates_nothing(deployment: Deployment) -> None:
     """Kill -9 the daemon at random points in intake and in sending, restart, and audit."""
-    total, kills = 300, 8
+    total, kills = 1000, 20
     rng = random.Random(20261126)
-    deployment.deliver(*[make_mail(f"[Acme] - Content - Request number {n}", message_id=f"<crash-{n}@client.test>")
-                         for n in range(total)])
+    deployment.deliver(*[make_mail(f"[Acme] - Content - Request number {n}", sender=f"client{n % 50}@acme.test",
+                                   message_id=f"<crash-{n}@client.test>") for n in range(total)])
     kill_log = []
     for round_number in range(kills):
         daemon = deployment.start_daemon()
         if round_number % 2 == 0:
             done = db_count(deployment, "SELECT count(*) FROM inbound_message")
-            target = rng.randint(done + 1, min(total, done + 60))
+            target = rng.randint(done + 1, min(total, done + 120))
             wait_for(lambda: db_count(deployment, "SELECT count(*) FROM inbound_message") >= target,
                      timeout=60, what=f"{target} ingested")
         else:
             sent = len(deployment.smtp.messages)
-            target = rng.randint(sent + 1, sent + 80)
+            target = rng.randint(sent + 1, min(2 * total, sent + 150))
             wait_for(lambda: len(deployment.smtp.messages) >= target, timeout=60, what=f"{target} sent")
         time.sleep(rng.random() * 0.05)
         stop_process(daemon, signal.SIGKILL)
@@ -108,7 +109,8 @@ def test_sigkill_mid_batch_loses_nothing_and_duplicates_nothing(deployment: Depl
                  timeout=120, what="everything processed")
     finally:
         assert stop_process(daemon, signal.SIGTERM) == 0
-    assert any(0 < ingested < total for ingested, _ in kill_log), kill_log
+    assert len(kill_log) == kills and any(0 < ingested < total for ingested, _ in kill_log), kill_log
+    assert any(0 < sent < 2 * total for _, sent in kill_log), kill_log
     tasks = deployment.tasks()
     assert len(tasks) == total
     assert len({t.message_id for t in tasks}) == total
@@ -117,6 +119,9 @@ def test_sigkill_mid_batch_loses_nothing_and_duplicates_nothing(deployment: Depl
         confirmations[mail["X-Dispatchd-Task"] + mail["To"]].add(mail["Message-ID"])
     assert len(confirmations) == expected_mails
     assert all(len(ids) == 1 for ids in confirmations.values()), "a resend must reuse its Message-ID"
+    resent = len(deployment.smtp.messages) - expected_mails
+    print(f"\ncrash test: {kills} SIGKILLs, {total} requests, {len(tasks)} tasks, {expected_mails} emails, "
+          f"{resent} resent with their original Message-ID, lost 0, duplicate tasks 0; kills at {kill_log}")
     assert deployment.folder_count("INBOX") == 0
     assert deployment.folder_count("Processed") == total
     with sqlite3.connect(deployment.path / "dispatchd.db") as db:
