@@ -178,6 +178,9 @@ def _report(args: argparse.Namespace, config: Config) -> int:
           f"triage ({report['triage_share']:.0%}, {report['triage_colour']})")
     for suggestion in report["suggestions"]:
         print(f"suggestion: {suggestion}")
+    if report["parked_mail"] or report["quarantined"]:
+        print(f"needs a person: {report['parked_mail']} parked outgoing emails, {report['quarantined']} quarantined "
+              f"incoming messages, {report['bounced_mail']} bounces in the period")
     return 0
 
 

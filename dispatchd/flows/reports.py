@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
-from sqlmodel import Session, select
+from sqlmodel import Session, func, select
 
 from dispatchd.clock import as_utc
 from dispatchd.domain.forecast import QueuedWork, forecast_breaches
@@ -20,7 +20,7 @@ from dispatchd.domain.subject import parse_subject
 from dispatchd.flows.assignment import is_away
 from dispatchd.flows.history import events_of
 from dispatchd.flows.ingest import IntakeDeps
-from dispatchd.store.tables import Task, TaskEvent
+from dispatchd.store.tables import InboundMessage, Outbox, Task, TaskEvent
 
 CLOSED = (Status.CLOSED.value, Status.CANCELLED.value)
 # (green below, red above) per the seed: depth 10/20, wait 2/5 days, breach 5 %/10 %
@@ -49,6 +49,9 @@ class HealthReport:
     triage_share: float
     triage_colour: str
     suggestions: list[str]
+    parked_mail: int = 0
+    bounced_mail: int = 0
+    quarantined: int = 0
 
 
 def colour(metric: str, value: float) -> str:
@@ -65,12 +68,18 @@ def health_report(deps: IntakeDeps, period_days: int = 30) -> HealthReport:
         history = events_of(session, [t.id for t in recent])  # type: ignore[misc]
         queues = sorted({t.queue for t in tasks if t.status not in CLOSED} | {p for p in deps.rulebook.queues})
         health = [_queue(session, q, tasks, history, deps, now) for q in queues]
+        parked = session.exec(select(func.count()).select_from(Outbox).where(Outbox.status == "parked")).one()
+        bounced = session.exec(select(func.count()).select_from(Outbox).where(
+            Outbox.status == "bounced", Outbox.created_at >= since)).one()
+        quarantined = session.exec(select(func.count()).select_from(InboundMessage).where(
+            InboundMessage.disposition == "quarantined")).one()
     triaged = [t for t in recent if any(e.kind == "triaged" for e in history[t.id])]  # type: ignore[index]
     share = len(triaged) / len(recent) if recent else 0.0
     return HealthReport(
         generated_at=now.isoformat(), period_days=period_days, queues=health, requests=len(recent),
         triaged=len(triaged), triage_share=share, triage_colour="green" if share < 0.10 else "red",
-        suggestions=missing_categories(triaged, history, deps))
+        suggestions=missing_categories(triaged, history, deps), parked_mail=parked, bounced_mail=bounced,
+        quarantined=quarantined)
 
 
 def _queue(session: Session, queue: str, tasks: list[Task], history: dict[int, list[TaskEvent]],

@@ -156,3 +156,45 @@ def test_imap_server_restart_is_survived(tmp_path, smtp) -> None:  # type: ignor
         assert len(deployment.tasks()) == 2
     finally:
         server.stop()
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_batch_exits_quickly_and_loses_nothing(deployment: Deployment) -> None:
+    total = 400
+    deployment.deliver(*[make_mail(f"[Acme] - Content - Batch {n}", sender=f"c{n % 40}@acme.test")
+                         for n in range(total)])
+    daemon = deployment.start_daemon()
+    wait_for(lambda: db_count(deployment, "SELECT count(*) FROM inbound_message") >= 20, what="work under way")
+    started = time.monotonic()
+    assert stop_process(daemon, signal.SIGTERM) == 0
+    assert time.monotonic() - started < 5
+    done = db_count(deployment, "SELECT count(*) FROM inbound_message")
+    assert done < total, "stopped mid-batch"
+    assert deployment.run_once() == 0
+    assert len(deployment.tasks()) == total and deployment.folder_count("INBOX") == 0
+
+
+@pytest.mark.slow
+def test_imap_drop_mid_fetch_loses_nothing(tmp_path, smtp) -> None:  # type: ignore[no-untyped-def]
+    server = Dovecot().start()
+    try:
+        write_config(tmp_path, server.port, smtp.port, mailbox="requests@agency.test")
+        deployment = Deployment(tmp_path, server, smtp, "requests@agency.test")
+        total = 400
+        deployment.deliver(*[make_mail(f"[Acme] - Content - Drop {n}", sender=f"d{n % 40}@acme.test")
+                             for n in range(total)])
+        daemon = deployment.start_daemon()
+        try:
+            wait_for(lambda: db_count(deployment, "SELECT count(*) FROM inbound_message") >= 30, what="fetching")
+            os.killpg(server.process.pid, signal.SIGKILL)  # type: ignore[union-attr]
+            server.process.wait(timeout=10)  # type: ignore[union-attr]
+            server.start()
+            wait_for(lambda: db_count(deployment, "SELECT count(*) FROM inbound_message") == total, timeout=120,
+                     what="all ingested after the reconnect")
+        finally:
+            assert stop_process(daemon) == 0
+        tasks = deployment.tasks()
+        assert len(tasks) == total and len({t.message_id for t in tasks}) == total
+        assert "intake.unavailable" in (tmp_path / "daemon.log").read_text()
+    finally:
+        server.stop()
