@@ -131,6 +131,8 @@ def test_smtp_permanent_failure_is_parked(deployment: Deployment, capsys: pytest
     capsys.readouterr()
     deployment.cli("outbox", "--status", "parked")
     assert "550 5.1.1 mailbox unavailable" in capsys.readouterr().out
+    deployment.cli("report")
+    assert "needs a person: 2 parked outgoing emails" in capsys.readouterr().out
 
 
 def test_smtp_down_keeps_mail_and_backs_off(deployment: Deployment) -> None:
