@@ -35,11 +35,17 @@ def main(argv: list[str] | None = None) -> int:
         from dispatchd.demo import run_demo
 
         return run_demo(keep=args.keep)
+    if args.command == "init":
+        return _init(args)
     try:
         config = load_config(_config_path(args))
         configure_logging(args.log_level or config.log_level, config.log_format)
         return args.handler(args, config)
     except ConfigError as exc:
+        if getattr(args, "json", False):
+            _emit({"ok": False, "problems": [{"file": str(p.file), "line": p.line, "key": p.key,
+                                              "reason": p.reason} for p in exc.problems]}, True)
+            return EXIT_CONFIG
         print("dispatchd: configuration refused:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
@@ -77,7 +83,25 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", parents=[common], help="validate config, rules and templates")
     check.add_argument("--explain", metavar="SUBJECT", help="show how SUBJECT would be parsed and routed")
     check.add_argument("--from", dest="sender", metavar="ADDRESS", help="sender for --explain")
+    check.add_argument("--json", action="store_true")
     check.set_defaults(handler=_check)
+
+    init = sub.add_parser("init", help="write a commented config.toml, default rules and templates into DIR")
+    init.add_argument("directory", type=Path)
+    init.add_argument("--force", action="store_true", help="overwrite what is there")
+
+    migrate = sub.add_parser("migrate", parents=[common], help="upgrade the database schema (also done at start)")
+    migrate.add_argument("--json", action="store_true")
+    migrate.set_defaults(handler=_migrate)
+
+    replay = sub.add_parser("replay", parents=[common],
+                            help="route stored mail again under candidate rules and show what would change")
+    replay.add_argument("message_id", nargs="?", help="only this Message-ID")
+    replay.add_argument("--rules", type=Path, help="candidate rules directory (default: the rules in force)")
+    replay.add_argument("--since", default="30d", help="period, e.g. 30d, 12h, 2w (default 30d)")
+    replay.add_argument("--all", action="store_true", help="list unchanged requests too")
+    replay.add_argument("--json", action="store_true")
+    replay.set_defaults(handler=_replay)
 
     tasks = sub.add_parser("tasks", parents=[common], help="list tasks")
     tasks.add_argument("--queue")
@@ -108,6 +132,7 @@ def _parser() -> argparse.ArgumentParser:
 
     job = sub.add_parser("job", parents=[common], help="run one scheduled job now, then send its mail")
     job.add_argument("name", choices=("sla", "redispatch", "digest", "staff-digest", "health"))
+    job.add_argument("--json", action="store_true")
     job.set_defaults(handler=_job)
 
     report = sub.add_parser("report", parents=[common], help="queue health, SLA and routing figures")
@@ -158,9 +183,86 @@ def _job(args: argparse.Namespace, config: Config) -> int:
         deps = build_deps(config)
         result = JOBS[args.name](deps)
         drained = asyncio.run(build_outbox(deps).drain())
+    if args.json:
+        _emit({"job": args.name, "result": dict(result), "sent": drained.sent, "deferred": drained.deferred,
+               "parked": drained.parked}, True)
+        return 0
     print(f"{args.name}: " + (", ".join(f"{k}={v}" for k, v in sorted(result.items())) or "nothing to do")
           + f"; sent {drained.sent}" + (f", {drained.deferred} deferred" if drained.deferred else ""))
     return 0
+
+
+def _init(args: argparse.Namespace) -> int:
+    from dispatchd.init import init_directory
+
+    try:
+        written = init_directory(args.directory, args.force)
+    except FileExistsError as exc:
+        print(f"dispatchd: already there (use --force to overwrite): {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    for path in written:
+        print(f"wrote {path}")
+    print(f"next: edit {written[0]}, then run: dispatchd check --config {written[0]}")
+    return 0
+
+
+def _migrate(args: argparse.Namespace, config: Config) -> int:
+    from dispatchd.store.db import SCHEMA_VERSION, migrate, open_engine, schema_version
+
+    engine = open_engine(config.database_url)
+    before = schema_version(engine)
+    applied = migrate(engine)
+    result = {"database": config.database_url, "from_version": before, "to_version": SCHEMA_VERSION,
+              "applied": applied}
+    if args.json:
+        _emit(result, True)
+    else:
+        print(f"schema version {before} -> {SCHEMA_VERSION}" + ("" if applied else " (already up to date)"))
+    return 0
+
+
+def _replay(args: argparse.Namespace, config: Config) -> int:
+    from dataclasses import asdict
+
+    from dispatchd.daemon import build_deps
+    from dispatchd.flows.replay import replay
+    from dispatchd.rulebook import load_rulebook
+
+    deps = build_deps(config)
+    candidate = load_rulebook(args.rules.resolve(), config) if args.rules else deps.rulebook
+    since = None if args.message_id else deps.clock.now() - _period(args.since)
+    progress = _progress_bar("replay") if sys.stderr.isatty() and not args.json else None
+    results = [r for r in replay(deps, candidate, since, args.message_id, progress) if args.all or r.changed
+               or args.message_id]
+    if args.json:
+        _emit([{**asdict(r), "changed": list(r.changed)} for r in results], True)
+        return 0
+    rows = [{"task": r.task_id, "changed": ",".join(r.changed) or "-",
+             "before": " / ".join(r.before), "after": " / ".join(r.after), "subject": r.subject} for r in results]
+    _emit(rows, False, ["task", "changed", "before", "after", "subject"])
+    if args.message_id and results:
+        print("\nbecause:\n" + "\n".join(f"  - {reason}" for reason in results[0].reasons))
+    return 0 if results or not args.message_id else EXIT_NOT_FOUND
+
+
+def _period(text: str):  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    units = {"h": "hours", "d": "days", "w": "weeks"}
+    if not text or text[-1] not in units or not text[:-1].isdigit():
+        raise DispatchdError(f"--since {text!r}: write e.g. 12h, 30d or 2w")
+    return timedelta(**{units[text[-1]]: int(text[:-1])})
+
+
+def _progress_bar(label: str):  # type: ignore[no-untyped-def]
+    def show(done: int, total: int) -> None:
+        width = 30
+        filled = width * done // max(total, 1)
+        sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        if done == total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+    return show
 
 
 def _report(args: argparse.Namespace, config: Config) -> int:
@@ -188,6 +290,14 @@ def _check(args: argparse.Namespace, config: Config) -> int:
     from dispatchd.checks import check_all, explain
 
     rulebook = check_all(config)
+    if args.json:
+        result: dict[str, Any] = {"ok": True, "config": str(config.path), "clients": len(config.clients),
+                                  "staff": len(config.staff), "types": len(rulebook.types),
+                                  "rules": len(rulebook.rules)}
+        if args.explain is not None:
+            result["explain"] = explain(config, rulebook, args.explain, args.sender).splitlines()
+        _emit(result, True)
+        return 0
     print(f"ok: {config.path} ({len(config.clients)} clients, {len(config.staff)} staff, "
           f"{len(rulebook.types)} request types, {len(rulebook.rules)} rules)")
     if args.explain is not None:

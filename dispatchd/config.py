@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
 
+from dispatchd.defaults import default_dir
 from dispatchd.domain.loops_budget import ReplyLimits
 from dispatchd.errors import ConfigError
 from dispatchd.tomlfile import Reader, TomlFile, load_toml
@@ -210,8 +211,8 @@ def _build(doc: TomlFile) -> Config:
     data_dir = base / storage.str("dir", "data")
     storage.refuse_unknown()
     paths = root.table_of("paths")
-    rules_dir = base / paths.str("rules", "rules")
-    templates_dir = base / paths.str("templates", "templates")
+    rules_dir = _directory(paths, "rules", base)
+    templates_dir = _directory(paths, "templates", base)
     paths.refuse_unknown()
     intake_r = root.table_of("intake")
     intake = IntakeConfig(
@@ -251,6 +252,18 @@ def _build(doc: TomlFile) -> Config:
     _check_people(doc, config)
     _check_loops(doc, config)
     return config
+
+
+def _directory(r: Reader, name: str, base: Path) -> Path:
+    """[paths] rules/templates; without an entry, ./rules beside the config, else the shipped ones."""
+    given = r.str(name)
+    if given is not None:
+        path = base / given
+        if not path.is_dir():
+            r.problem(name, f"{path} is not a directory")
+        return path
+    beside = base / name
+    return beside if beside.is_dir() else default_dir(name)
 
 
 def _secret(r: Reader, base: Path, required: bool, prefix: str = "password") -> Secret:

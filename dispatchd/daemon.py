@@ -12,15 +12,16 @@ import fcntl
 import os
 import signal
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import structlog
 
 from dispatchd.calendars import business_calendar
 from dispatchd.clock import Clock, SystemClock
-from dispatchd.config import Config
-from dispatchd.errors import DispatchdError, MailServerError
+from dispatchd.checks import check_all
+from dispatchd.config import Config, load_config
+from dispatchd.errors import ConfigError, DispatchdError, MailServerError
 from dispatchd.flows.ingest import INFRASTRUCTURE_ERRORS, IntakeDeps
 from dispatchd.flows.mailbox import CycleReport, poll_mailbox
 from dispatchd.flows.outbox import DrainReport, OutboxSender, RetryPolicy
@@ -29,6 +30,7 @@ from dispatchd.mail.imap import ImapSource
 from dispatchd.mail.smtp import SmtpSender
 from dispatchd.render import Renderer
 from dispatchd.rulebook import load_rulebook
+from dispatchd.service import Notifier, watchdog_interval
 from dispatchd.store.blobs import BlobStore
 from dispatchd.store.db import migrate, open_engine
 
@@ -92,14 +94,28 @@ def build_outbox(deps: IntakeDeps, policy: RetryPolicy | None = None) -> OutboxS
                         policy or RetryPolicy(max_attempts=smtp.max_attempts))
 
 
+def reload_deps(deps: IntakeDeps) -> IntakeDeps:
+    """Config, rules and templates read again and checked as a whole; raises ConfigError if
+    anything is wrong, so the caller keeps what it has. Connections stay as they are."""
+    config = load_config(deps.config.path)
+    rulebook = check_all(config)
+    for field in ("mailbox", "smtp", "database_url", "data_dir"):
+        if getattr(config, field) != getattr(deps.config, field):
+            log.warning("reload.needs_restart", setting=field)
+    return replace(deps, config=config, rulebook=rulebook, renderer=Renderer(config.templates_dir),
+                   calendar=business_calendar(config.calendar))
+
+
 class Daemon:
-    def __init__(self, deps: IntakeDeps, outbox: OutboxSender):
+    def __init__(self, deps: IntakeDeps, outbox: OutboxSender, notifier: Notifier | None = None):
         self.deps = deps
         self.outbox = outbox
+        self.notifier = notifier or Notifier()
         self.source = ImapSource(deps.config.mailbox, deps.config.intake.max_message_bytes)
         self.stop_thread = threading.Event()
         self.stop = asyncio.Event()
         self.mail_arrived = asyncio.Event()
+        self.ready = False
 
     def request_stop(self) -> None:
         if not self.stop.is_set():
@@ -120,28 +136,57 @@ class Daemon:
                  sent=drained.sent, deferred=drained.deferred, parked=drained.parked)
         return EX_TEMPFAIL if left is not None else 0
 
+    def request_reload(self) -> None:
+        """SIGHUP: new config, rules and templates, all or nothing; a bad edit changes nothing."""
+        self.notifier.reloading()
+        try:
+            self.deps = reload_deps(self.deps)
+        except ConfigError as exc:
+            log.error("reload.refused", problems=[str(p) for p in exc.problems])
+        else:
+            log.info("reload.done", rules=len(self.deps.rulebook.rules), types=len(self.deps.rulebook.types))
+        self.notifier.ready(self.notifier.last_status or "reloaded")
+
     async def run_forever(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         self.outbox.release_claims(everything=True)
         log.info("daemon.started", mailbox=self.deps.config.mailbox.address,
                  mode=self.deps.config.mailbox.mode)
-        scheduler = build_scheduler(self.deps, self.mail_arrived.set)
+        scheduler = build_scheduler(lambda: self.deps, self.mail_arrived.set)
         scheduler.start()
         try:
-            await asyncio.gather(self._intake_loop(), self._outbox_loop())
+            await asyncio.gather(self._intake_loop(), self._outbox_loop(), self._watchdog_loop())
         finally:
+            self.notifier.stopping()
             scheduler.shutdown(wait=False)
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             await asyncio.to_thread(self.source.close)
             log.info("daemon.stopped")
+
+    async def _watchdog_loop(self) -> None:
+        interval = watchdog_interval()
+        while interval and not self.stop.is_set():
+            self.notifier.watchdog()
+            await self._sleep(interval)
+
+    async def _report_status(self, state: str) -> None:
+        pending = await asyncio.to_thread(self.outbox.pending_count)
+        status = f"{state}, {pending} queued in outbox"
+        if not self.ready:
+            self.ready = True
+            self.notifier.ready(status)
+        else:
+            self.notifier.status(status)
 
     def _cycle(self) -> CycleReport:
         if not self.source.connected:
             self.source.connect()
         return poll_mailbox(self.source, self.deps, self.stop_thread)
+
 
     async def _intake_loop(self) -> None:
         backoff = Backoff()
@@ -153,11 +198,13 @@ class Daemon:
                 if backoff.current:
                     log.info("imap.recovered")
                 backoff.reset()
+                await self._report_status("idle" if self.deps.config.mailbox.mode == "idle" else "polling")
                 await asyncio.to_thread(self.source.wait_for_mail, self.stop_thread)
             except (MailServerError, *INFRASTRUCTURE_ERRORS) as exc:
                 delay = backoff.next()
                 level = "error" if delay == backoff.first else "debug"
                 getattr(log, level)("intake.unavailable", reason=str(exc), retry_in=delay)
+                self.notifier.status(f"reconnecting in {delay:.0f}s: {str(exc)[:80]}")
                 await asyncio.to_thread(self.source.close)
                 await self._sleep(delay)
 

@@ -18,9 +18,9 @@ import time
 from email.message import EmailMessage
 from pathlib import Path
 
+from dispatchd.defaults import default_dir
 from dispatchd.devservers import PASSWORD, Dovecot, SmtpCapture
 
-PROJECT = Path(__file__).resolve().parent.parent
 INTAKE = "requests@agency.test"
 
 
@@ -82,8 +82,8 @@ from = "Demo Agency <{INTAKE}>"
 url = "sqlite:///dispatchd.db"
 
 [paths]
-rules = "{PROJECT / 'rules'}"
-templates = "{PROJECT / 'templates'}"
+rules = "{default_dir('rules')}"
+templates = "{default_dir('templates')}"
 
 [calendar]
 timezone = "Europe/London"

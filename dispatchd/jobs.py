@@ -30,20 +30,24 @@ JOBS: dict[str, Callable[[IntakeDeps], Counter[str]]] = {
 }
 
 
-def build_scheduler(deps: IntakeDeps, after_job: Callable[[], None]) -> AsyncIOScheduler:
-    """An AsyncIOScheduler on the running loop with one cron job per configured schedule."""
+def build_scheduler(current: Callable[[], IntakeDeps], after_job: Callable[[], None]) -> AsyncIOScheduler:
+    """An AsyncIOScheduler on the running loop with one cron job per configured schedule.
+
+    ``current`` gives the dependencies at run time, so a reload (SIGHUP) reaches the jobs.
+    """
+    deps = current()
     zone = deps.config.calendar.timezone
     scheduler = AsyncIOScheduler(timezone=zone)
     for name, crontab in deps.config.schedule.items():
-        scheduler.add_job(_runner(name, deps, after_job), CronTrigger.from_crontab(crontab, timezone=zone),
+        scheduler.add_job(_runner(name, current, after_job), CronTrigger.from_crontab(crontab, timezone=zone),
                           id=name, name=name, coalesce=True, max_instances=1, misfire_grace_time=3600)
     return scheduler
 
 
-def _runner(name: str, deps: IntakeDeps, after_job: Callable[[], None]):  # type: ignore[no-untyped-def]
+def _runner(name: str, current: Callable[[], IntakeDeps], after_job: Callable[[], None]):  # type: ignore[no-untyped-def]
     async def run() -> None:
         try:
-            result = await asyncio.to_thread(JOBS[name], deps)
+            result = await asyncio.to_thread(JOBS[name], current())
         except Exception:  # a failing job must not stop the scheduler; it runs again next time
             log.exception("job.failed", job=name)
             return

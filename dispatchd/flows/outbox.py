@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col, func, select
 
 from dispatchd.clock import Clock, as_utc
 from dispatchd.mail.smtp import Delivery, SendResult, SmtpSender
@@ -126,6 +126,11 @@ class OutboxSender:
             self.outage = detail
             log.error("smtp.unavailable", reason=detail, retry_at=retry_at)
         log.log(10 if self.outage else 30, "smtp.deferred", reason=detail, retry_at=retry_at, **fields)
+
+    def pending_count(self) -> int:
+        with Session(self.engine) as session:
+            return session.exec(select(func.count()).select_from(Outbox).where(
+                col(Outbox.status).in_(("pending", "sending")))).one()
 
     def next_due(self) -> float | None:
         """Seconds until the next pending row is due (0 if now), or None if none is pending."""

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from dispatchd.config import load_config
+from dispatchd.defaults import default_dir
 from dispatchd.errors import ConfigError
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -66,7 +67,9 @@ def test_minimal_config_has_sensible_defaults(tmp_path: Path, secrets: None) -> 
     config = load_config(write(tmp_path, BASE))
     assert config.mailbox.port == 993 and config.smtp.port == 587 and config.smtp.tls == "starttls"
     assert config.mailbox.processed_folder == "Processed" and config.mailbox.mode == "idle"
-    assert config.rules_dir == tmp_path / "rules"
+    assert config.rules_dir == default_dir("rules"), "no rules/ beside it: the shipped rules"
+    (tmp_path / "rules").mkdir()
+    assert load_config(tmp_path / "config.toml").rules_dir == tmp_path / "rules"
 
 
 def test_inline_password_is_refused_with_line(tmp_path: Path, secrets: None) -> None:

@@ -227,7 +227,7 @@ def test_scheduler_registers_every_configured_job(deps: IntakeDeps) -> None:
     called = []
 
     async def main() -> None:
-        scheduler = build_scheduler(deps, lambda: called.append(True))
+        scheduler = build_scheduler(lambda: deps, lambda: called.append(True))
         assert {job.id for job in scheduler.get_jobs()} == set(JOBS)
         await scheduler.get_job("sla").func()
     asyncio.run(main())
