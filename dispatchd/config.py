@@ -22,6 +22,7 @@ from apscheduler.triggers.cron import CronTrigger
 from dispatchd.defaults import default_dir
 from dispatchd.domain.loops_budget import ReplyLimits
 from dispatchd.errors import ConfigError
+from dispatchd.oauth import OAuth2Config
 from dispatchd.tomlfile import Reader, TomlFile, load_toml
 
 TLS_MODES = ("ssl", "starttls", "none")
@@ -56,6 +57,7 @@ class MailboxConfig:
     username: str
     password: Secret
     address: str
+    oauth2: OAuth2Config | None = None
     folder: str = "INBOX"
     processed_folder: str | None = "Processed"
     quarantine_folder: str = "Quarantine"
@@ -76,6 +78,7 @@ class SmtpConfig:
     timeout: float = 30.0
     max_attempts: int = 12
     verp: bool = True
+    oauth2: OAuth2Config | None = None
 
 
 @dataclass(frozen=True)
@@ -284,6 +287,30 @@ def _secret(r: Reader, base: Path, required: bool, prefix: str = "password") -> 
     return Secret(env=env, file=secret_file)
 
 
+def _oauth2(r: Reader, base: Path) -> OAuth2Config | None:
+    """auth = "xoauth2": a token command, or a refresh token with its token endpoint."""
+    if r.choice("auth", ("password", "xoauth2"), "password") != "xoauth2":
+        for key in ("oauth2_token_command", "oauth2_token_url", "oauth2_client_id", "oauth2_refresh_token_file",
+                    "oauth2_client_secret_env", "oauth2_client_secret_file"):
+            if key in r.table:
+                r.problem(key, 'only used with auth = "xoauth2"')
+                r.known.add(key)
+        return None
+    command = r.str("oauth2_token_command")
+    url = r.str("oauth2_token_url")
+    refresh = r.str("oauth2_refresh_token_file")
+    client_id = r.str("oauth2_client_id")
+    secret = _secret(r, base, required=False, prefix="oauth2_client_secret")
+    if not command and not (url and refresh and client_id):
+        r.problem("auth", "xoauth2 needs oauth2_token_command, or oauth2_token_url + oauth2_client_id + "
+                          "oauth2_refresh_token_file")
+    refresh_path = base / refresh if refresh else None
+    if refresh_path is not None and not refresh_path.is_file():
+        r.problem("oauth2_refresh_token_file", f"{refresh_path} does not exist")
+    return OAuth2Config(token_command=command, token_url=url, client_id=client_id, client_secret=secret.reveal(),
+                        refresh_token_file=refresh_path)
+
+
 def _mailbox(r: Reader, base: Path) -> MailboxConfig:
     tls = r.choice("tls", TLS_MODES, "ssl")
     username = r.str("username", "", required=True)
@@ -291,13 +318,15 @@ def _mailbox(r: Reader, base: Path) -> MailboxConfig:
     if not address:
         r.problem("address", "is required when username is not an email address")
     processed = r.str("processed_folder", "Processed")
+    oauth2 = _oauth2(r, base)
     config = MailboxConfig(
         host=r.str("host", "", required=True),
         port=r.int("port", 993 if tls == "ssl" else 143, minimum=1, maximum=65535),
         tls=tls,
         username=username,
-        password=_secret(r, base, required=True),
+        password=_secret(r, base, required=oauth2 is None),
         address=(address or "").lower(),
+        oauth2=oauth2,
         folder=r.str("folder", "INBOX"),
         processed_folder=processed or None,
         quarantine_folder=r.str("quarantine_folder", "Quarantine"),
@@ -316,6 +345,7 @@ def _smtp(r: Reader, base: Path) -> SmtpConfig:
     tls = r.choice("tls", TLS_MODES, "starttls")
     username = r.str("username")
     from_address = r.str("from", "", required=True)
+    oauth2 = _oauth2(r, base)
     if from_address and not _EMAIL.match(parseaddr(from_address)[1]):
         r.problem("from", f"{from_address!r} is not an email address")
     config = SmtpConfig(
@@ -323,8 +353,9 @@ def _smtp(r: Reader, base: Path) -> SmtpConfig:
         port=r.int("port", 465 if tls == "ssl" else 587, minimum=1, maximum=65535),
         tls=tls,
         username=username,
-        password=_secret(r, base, required=bool(username)),
+        password=_secret(r, base, required=bool(username) and oauth2 is None),
         from_address=from_address,
+        oauth2=oauth2,
         timeout=r.float("timeout", 30.0),
         max_attempts=r.int("max_attempts", 12, minimum=1, maximum=100),
         verp=r.bool("verp", True),

@@ -51,11 +51,27 @@ def _mail_identity() -> tuple[int, int, str]:
 class Dovecot:
     """A private IMAP server; any username logs in with ``PASSWORD`` and gets a fresh Maildir."""
 
-    def __init__(self, port: int | None = None, root: Path | None = None):
+    def __init__(self, port: int | None = None, root: Path | None = None, oauth2_introspection_url: str | None = None):
         self.port = port or free_port()
         self.owns_root = root is None
         self.root = root or Path(tempfile.mkdtemp(prefix="dispatchd-dovecot-"))
         self.process: subprocess.Popen[bytes] | None = None
+        self.oauth2_introspection_url = oauth2_introspection_url
+
+    def _oauth2_passdb(self) -> str:
+        """XOAUTH2/OAUTHBEARER checked against an RFC 7662 introspection endpoint (on loopback)."""
+        if not self.oauth2_introspection_url:
+            return ""
+        (self.root / "oauth2.conf.ext").write_text(
+            f"introspection_mode = post\nintrospection_url = {self.oauth2_introspection_url}\n"
+            "username_attribute = username\nactive_attribute = active\nactive_value = true\n")
+        return f"""\
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {self.root}/oauth2.conf.ext
+}}
+"""
 
     def _config(self) -> str:
         uid, gid, internal_user = _mail_identity()
@@ -67,7 +83,7 @@ protocols = imap
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{" xoauth2 oauthbearer" if self.oauth2_introspection_url else ""}
 log_path = {self.root}/dovecot.log
 mail_location = maildir:{self.root}/mail/%u
 mail_uid = {uid}
@@ -77,8 +93,9 @@ first_valid_gid = 0
 default_internal_user = {internal_user}
 default_login_user = {login_user}
 mail_fsync = never
-passdb {{
+{self._oauth2_passdb()}passdb {{
   driver = static
+  mechanisms = plain login
   args = password={PASSWORD}
 }}
 userdb {{
@@ -214,12 +231,38 @@ class _Recorder:
         return "250 2.0.0 OK: queued"
 
 
-class SmtpCapture:
-    """aiosmtpd on 127.0.0.1 in a background thread; ``messages`` are what it accepted."""
+@dataclass
+class _OAuthRecorder(_Recorder):
+    """Also demands AUTH XOAUTH2 with one accepted token."""
 
-    def __init__(self, port: int | None = None):
+    token: str = ""
+    logins: list[str] = field(default_factory=list)
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        if not session.authenticated:
+            return "530 5.7.0 Authentication required"
+        return await super().handle_DATA(server, session, envelope)
+
+    async def auth_XOAUTH2(self, server, args):  # type: ignore[no-untyped-def]
+        import base64
+
+        from aiosmtpd.smtp import AuthResult
+
+        decoded = base64.b64decode(args[1]).decode() if len(args) > 1 else ""
+        fields = dict(part.split("=", 1) for part in decoded.split("\x01") if "=" in part)
+        ok = fields.get("auth") == f"Bearer {self.token}"
+        if ok:
+            self.logins.append(fields.get("user", ""))
+        return AuthResult(success=ok, handled=False)
+
+
+class SmtpCapture:
+    """aiosmtpd on 127.0.0.1 in a background thread; ``messages`` are what it accepted.
+    With ``oauth2_token`` it requires AUTH XOAUTH2 with that token before accepting mail."""
+
+    def __init__(self, port: int | None = None, oauth2_token: str | None = None):
         self.port = port or free_port()
-        self.recorder = _Recorder()
+        self.recorder = _OAuthRecorder(token=oauth2_token) if oauth2_token else _Recorder()
         self.controller = None
 
     @property
@@ -233,8 +276,10 @@ class SmtpCapture:
     def start(self) -> SmtpCapture:
         from aiosmtpd.controller import Controller
 
+        # AUTH without TLS is what we want on a loopback test server.
+        extra = {"auth_require_tls": False} if isinstance(self.recorder, _OAuthRecorder) else {}
         self.controller = Controller(self.recorder, hostname="127.0.0.1", port=self.port,
-                                     decode_data=False, data_size_limit=50 * 1024 * 1024)
+                                     decode_data=False, data_size_limit=50 * 1024 * 1024, **extra)
         self.controller.start()
         return self
 

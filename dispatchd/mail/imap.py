@@ -16,11 +16,12 @@ from dataclasses import dataclass
 
 import structlog
 from imapclient import IMAPClient
-from imapclient.exceptions import IMAPClientError
+from imapclient.exceptions import IMAPClientError, LoginError
 
 from dispatchd.config import MailboxConfig
 from dispatchd.domain.models import RawMail
 from dispatchd.errors import MailServerError
+from dispatchd.oauth import TokenSource
 
 log = structlog.get_logger("dispatchd.imap")
 PROCESSED_KEYWORD = "$Dispatched"
@@ -38,6 +39,7 @@ class ImapSource:
     def __init__(self, config: MailboxConfig, max_message_bytes: int = 25 * 1024 * 1024):
         self.config = config
         self.max_message_bytes = max_message_bytes
+        self.tokens = TokenSource(config.oauth2) if config.oauth2 else None
         self.client: IMAPClient | None = None
 
     def connect(self) -> None:
@@ -48,7 +50,7 @@ class ImapSource:
             client = IMAPClient(cfg.host, port=cfg.port, ssl=cfg.tls == "ssl", timeout=30)
             if cfg.tls == "starttls":
                 client.starttls(ssl.create_default_context())
-            client.login(cfg.username, cfg.password.reveal() or "")
+            self._login(client)
             for folder in (cfg.processed_folder, cfg.quarantine_folder):
                 if folder and not client.folder_exists(folder):
                     client.create_folder(folder)
@@ -57,6 +59,17 @@ class ImapSource:
         self.client = client
         log.info("imap.connected", host=cfg.host, port=cfg.port, user=cfg.username,
                  idle=client.has_capability("IDLE"))
+
+    def _login(self, client: IMAPClient) -> None:
+        cfg = self.config
+        if self.tokens is None:
+            client.login(cfg.username, cfg.password.reveal() or "")
+            return
+        try:
+            client.oauth2_login(cfg.username, self.tokens.get())
+        except LoginError:
+            # The cached token may have been revoked or expired early: one fresh try.
+            client.oauth2_login(cfg.username, self.tokens.get(fresh=True))
 
     def close(self) -> None:
         if self.client is None:

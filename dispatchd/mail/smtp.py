@@ -9,10 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+import asyncio
+
 import aiosmtplib
 import structlog
 
 from dispatchd.config import SmtpConfig
+from dispatchd.errors import MailServerError
+from dispatchd.oauth import TokenSource
 
 log = structlog.get_logger("dispatchd.smtp")
 
@@ -32,6 +36,7 @@ class SendResult:
 class SmtpSender:
     def __init__(self, config: SmtpConfig):
         self.config = config
+        self.tokens = TokenSource(config.oauth2) if config.oauth2 else None
         self.connection: aiosmtplib.SMTP | None = None
 
     async def _connect(self) -> aiosmtplib.SMTP:
@@ -43,7 +48,13 @@ class SmtpSender:
             use_tls=cfg.tls == "ssl", start_tls=True if cfg.tls == "starttls" else False,
         )
         await connection.connect()
-        if cfg.username:
+        if self.tokens is not None:
+            token = await asyncio.to_thread(self.tokens.get)
+            try:
+                await connection.auth_xoauth2(cfg.username or "", token)
+            except aiosmtplib.SMTPAuthenticationError:
+                await connection.auth_xoauth2(cfg.username or "", await asyncio.to_thread(self.tokens.get, True))
+        elif cfg.username:
             await connection.login(cfg.username, cfg.password.reveal() or "")
         self.connection = connection
         return connection
@@ -62,7 +73,7 @@ class SmtpSender:
             await self._drop()
             kind = Delivery.PERMANENT if 500 <= exc.code < 600 else Delivery.TEMPORARY
             return SendResult(kind, f"{exc.code} {exc.message}")
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        except (aiosmtplib.SMTPException, OSError, TimeoutError, MailServerError) as exc:
             await self._drop()
             return SendResult(Delivery.TEMPORARY, f"{type(exc).__name__}: {exc}")
         except (UnicodeError, ValueError) as exc:
