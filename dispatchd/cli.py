@@ -168,7 +168,8 @@ def _run(args: argparse.Namespace, config: Config) -> int:
 
     with InstanceLock(lock_path(config)):
         deps = build_deps(config)
-        daemon = Daemon(deps, build_outbox(deps))
+        progress = _progress_bar("intake") if args.once and sys.stderr.isatty() else None
+        daemon = Daemon(deps, build_outbox(deps), progress=progress)
         if args.once:
             return asyncio.run(daemon.run_once())
         asyncio.run(daemon.run_forever())

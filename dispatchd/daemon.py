@@ -12,6 +12,7 @@ import fcntl
 import os
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -107,8 +108,10 @@ def reload_deps(deps: IntakeDeps) -> IntakeDeps:
 
 
 class Daemon:
-    def __init__(self, deps: IntakeDeps, outbox: OutboxSender, notifier: Notifier | None = None):
+    def __init__(self, deps: IntakeDeps, outbox: OutboxSender, notifier: Notifier | None = None,
+                 progress: Callable[[int, int], None] | None = None):
         self.deps = deps
+        self.progress = progress
         self.outbox = outbox
         self.notifier = notifier or Notifier()
         self.source = ImapSource(deps.config.mailbox, deps.config.intake.max_message_bytes)
@@ -185,7 +188,7 @@ class Daemon:
     def _cycle(self) -> CycleReport:
         if not self.source.connected:
             self.source.connect()
-        return poll_mailbox(self.source, self.deps, self.stop_thread)
+        return poll_mailbox(self.source, self.deps, self.stop_thread, self.progress)
 
 
     async def _intake_loop(self) -> None:

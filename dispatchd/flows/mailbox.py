@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
@@ -25,8 +26,10 @@ class CycleReport:
     gaps: list[int] = field(default_factory=list)
 
 
-def poll_mailbox(source: ImapSource, deps: IntakeDeps, stop: threading.Event) -> CycleReport:
-    """Ingest every message after the cursor; stops between messages when ``stop`` is set."""
+def poll_mailbox(source: ImapSource, deps: IntakeDeps, stop: threading.Event,
+                 progress: Callable[[int, int], None] | None = None) -> CycleReport:
+    """Ingest every message after the cursor; stops between messages when ``stop`` is set.
+    ``progress(done, total)`` is called along the way (a first sync can be long)."""
     folder = deps.config.mailbox.folder
     state = source.select(folder)
     last_uid = _cursor_position(deps, folder, state.uidvalidity)
@@ -40,6 +43,8 @@ def poll_mailbox(source: ImapSource, deps: IntakeDeps, stop: threading.Event) ->
         outcome = ingest(raw, deps)
         report.fetched += 1
         report.outcomes[outcome.disposition.value] += 1
+        if progress is not None:
+            progress(report.fetched, len(new_uids))
         pending.setdefault(_target_folder(deps, outcome.disposition), []).append(raw.uid)
         if report.fetched % deps.config.mailbox.fetch_batch == 0:
             _flush_acknowledgements(source, pending)
