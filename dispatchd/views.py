@@ -52,10 +52,20 @@ def table(rows: list[dict[str, Any]], columns: list[str], out: Any = None) -> No
         return
     cells = [[_cell(row.get(c)) for c in columns] for row in rows]
     widths = [min(60, max(len(c), *(len(r[i]) for r in cells))) for i, c in enumerate(columns)]
-    bold, reset = ("\033[1m", "\033[0m") if getattr(out, "isatty", lambda: False)() else ("", "")
+    tty = getattr(out, "isatty", lambda: False)()
+    bold, reset = ("\033[1m", "\033[0m") if tty else ("", "")
     out.write(bold + "  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip() + reset + "\n")
     for row in cells:
-        out.write("  ".join(v[:w].ljust(w) for v, w in zip(row, widths)).rstrip() + "\n")
+        padded = [v[:w].ljust(w) for v, w in zip(row, widths)]
+        if tty:
+            padded = [_COLOURS[v.strip()] + p + reset if v.strip() in _COLOURS else p for v, p in zip(row, padded)]
+        out.write("  ".join(padded).rstrip() + "\n")
+
+
+# Words that mean something at a glance: health, delivery and SLA states.
+_COLOURS = {"green": "\033[32m", "yellow": "\033[33m", "red": "\033[31m", "parked": "\033[31m",
+            "bounced": "\033[31m", "quarantined": "\033[31m", "P0": "\033[1;31m", "P1": "\033[33m",
+            "sent": "\033[32m", "pending": "\033[33m"}
 
 
 def _cell(value: Any) -> str:

@@ -46,6 +46,7 @@ class ImapSource:
         """Log in and make sure the folders we move mail into exist."""
         self.close()
         cfg = self.config
+        client = None
         try:
             client = IMAPClient(cfg.host, port=cfg.port, ssl=cfg.tls == "ssl", timeout=30)
             if cfg.tls == "starttls":
@@ -54,7 +55,14 @@ class ImapSource:
             for folder in (cfg.processed_folder, cfg.quarantine_folder):
                 if folder and not client.folder_exists(folder):
                     client.create_folder(folder)
-        except IMAP_ERRORS as exc:
+        except (*IMAP_ERRORS, MailServerError) as exc:
+            if client is not None:
+                try:
+                    client.shutdown()  # a refused login must not leak its socket
+                except IMAP_ERRORS:
+                    pass
+            if isinstance(exc, MailServerError):
+                raise
             raise MailServerError(f"IMAP {cfg.host}:{cfg.port}: {exc}") from exc
         self.client = client
         log.info("imap.connected", host=cfg.host, port=cfg.port, user=cfg.username,
