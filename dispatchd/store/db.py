@@ -36,12 +36,24 @@ def _add_column(table: str, column: str, ddl: str) -> Callable[[Connection], Non
     return migration
 
 
+def _create_indexes(*statements: str) -> Callable[[Connection], None]:
+    def migration(connection: Connection) -> None:
+        for statement in statements:
+            connection.execute(text(statement))
+    return migration
+
+
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _create_tables(tables.Meta, tables.Task, tables.TaskEvent, tables.InboundMessage, tables.Attachment,
                    tables.Outbox, tables.MailboxCursor),
     _add_column("task", "producer", "VARCHAR"),  # 2: who did the work, for revisions
     _create_tables(tables.SlaNotice, tables.JobRun, tables.StaffAway),  # 3: scheduled jobs
     _add_column("inbound_message", "body_hash", "VARCHAR"),  # 4: loop breaker's same-body check
+    _create_indexes(  # 5: the loop breaker counts recent replies for every message; keep it O(log n)
+        "CREATE INDEX IF NOT EXISTS ix_outbox_recipients_created ON outbox (recipients, created_at)",
+        "CREATE INDEX IF NOT EXISTS ix_outbox_kind_created ON outbox (kind, created_at)",
+        "CREATE INDEX IF NOT EXISTS ix_outbox_task_created ON outbox (task_id, created_at)",
+        "CREATE INDEX IF NOT EXISTS ix_inbound_body_received ON inbound_message (body_hash, received_at)"),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

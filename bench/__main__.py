@@ -1,0 +1,240 @@
+"""Benchmarks against a private Dovecot and an aiosmtpd sink on 127.0.0.1 (run on demand):
+
+    python -m bench            # quick sizes, a few minutes
+    python -m bench --full     # the sizes of issue 7: 10k backlog, 60 s latency, 50k memory
+
+Prints a table and writes bench/results.json. Raw limits of each stage are measured first, in
+the same run, and the pipeline's figures are compared with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import email
+import json
+import os
+import resource
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import aiosmtplib
+import mailparser
+
+from dispatchd.devservers import PASSWORD, Dovecot, SmtpCapture
+from tests.conftest import write_config
+from tests.integration.conftest import make_mail
+
+ROOT = Path(__file__).resolve().parent
+USER = "requests@agency.test"
+
+
+def requests(count: int, start: int = 0) -> list[bytes]:
+    kinds = ["Content", "Design", "Technical", "Strategy"]
+    mails = []
+    for n in range(start, start + count):
+        subject = f"[Acme] - {kinds[n % 4]} - Benchmark request {n}"
+        if n % 5 == 0:
+            mails.append(make_mail(subject, sender=f"c{n % 97}@acme.test", html=f"<p>Request <b>{n}</b></p>",
+                                   message_id=f"<bench-{n}@client.test>"))
+        elif n % 7 == 0:
+            mails.append(make_mail(subject, sender=f"c{n % 97}@acme.test", attachments=(("brief.pdf", b"%PDF" * 500),),
+                                   message_id=f"<bench-{n}@client.test>"))
+        else:
+            mails.append(make_mail(subject, sender=f"c{n % 97}@acme.test", body="Please. " * 40,
+                                   message_id=f"<bench-{n}@client.test>"))
+    return mails
+
+
+def deployment(dovecot: Dovecot, smtp: SmtpCapture, user: str) -> Path:
+    root = Path(tempfile.mkdtemp(prefix="dispatchd-bench-"))
+    write_config(root, dovecot.port, smtp.port, mailbox=user, extra=(
+        "[intake]\nmax_replies_per_hour = 1000000\nmax_replies_per_sender_per_hour = 100000\n"
+        "max_replies_per_thread_per_hour = 100000\n"))
+    text = (root / "config.toml").read_text().replace('format = "json"', 'format = "json"\nlevel = "warning"')
+    (root / "config.toml").write_text(text)
+    return root
+
+
+def rate(count: int, seconds: float) -> float:
+    return count / seconds if seconds else float("inf")
+
+
+def raw_limits(dovecot: Dovecot, smtp: SmtpCapture, count: int) -> dict[str, float]:
+    user = "raw@agency.test"
+    mails = requests(count)
+    dovecot.append(user, mails)
+    client = dovecot.client(user)
+    client.select_folder("INBOX", readonly=True)
+    uids = client.search(["ALL"])
+    started = time.perf_counter()
+    fetched = []
+    for index in range(0, len(uids), 200):
+        fetched.extend(v[b"BODY[]"] for v in client.fetch(uids[index:index + 200], ["BODY.PEEK[]"]).values())
+    fetch = rate(len(fetched), time.perf_counter() - started)
+    client.logout()
+    started = time.perf_counter()
+    for data in fetched:
+        mailparser.parse_from_bytes(data)
+    parse = rate(len(fetched), time.perf_counter() - started)
+
+    async def send() -> float:
+        connection = aiosmtplib.SMTP(hostname="127.0.0.1", port=smtp.port, start_tls=False)
+        await connection.connect()
+        message = b"From: a@agency.test\r\nTo: b@acme.test\r\nSubject: x\r\n\r\nhello\r\n"
+        begun = time.perf_counter()
+        for _ in range(count):
+            await connection.sendmail("a@agency.test", ["b@acme.test"], message)
+        elapsed = time.perf_counter() - begun
+        await connection.quit()
+        return rate(count, elapsed)
+    sent = asyncio.run(send())
+    store = store_limit(count)
+    composed = 1 / sum(1 / r for r in (fetch, parse, store, sent / 2))  # two emails per request
+    return {"imap_fetch_per_s": fetch, "mailparser_per_s": parse, "sqlmodel_insert_per_s": store,
+            "smtp_send_per_s": sent, "composed_limit_requests_per_s": composed}
+
+
+def store_limit(count: int) -> float:
+    from datetime import datetime, timezone
+
+    from sqlmodel import Session
+
+    from dispatchd.store.db import migrate, open_engine
+    from dispatchd.store.tables import Task
+
+    path = Path(tempfile.mkdtemp()) / "store.db"
+    engine = open_engine(f"sqlite:///{path}")
+    migrate(engine)
+    now = datetime.now(timezone.utc)
+    started = time.perf_counter()
+    for n in range(count):
+        with Session(engine) as session, session.begin():
+            session.add(Task(queue="content", priority="P2", status="queued", description=f"d{n}", subject="s",
+                             sender="b@acme.test", sla="5 business days", message_id=f"<{n}@x>", created_at=now,
+                             updated_at=now))
+    return rate(count, time.perf_counter() - started)
+
+
+def run_once(root: Path) -> tuple[float, int]:
+    """Seconds for `dispatchd run --once`, and the child's peak RSS in KB."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "dispatchd", "run", "--once", "--config", str(root / "config.toml")],
+                   check=True, stderr=subprocess.DEVNULL, env={**os.environ, "DISPATCHD_TEST_PASSWORD": PASSWORD})
+    elapsed = time.perf_counter() - started
+    return elapsed, max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+
+
+def backlog(dovecot: Dovecot, count: int, user: str) -> dict[str, float]:
+    with SmtpCapture() as sink:
+        root = deployment(dovecot, sink, user)
+        dovecot.append(user, requests(count))
+        seconds, rss = run_once(root)
+        confirmed = len(confirmations(sink))
+        assert confirmed == count, (confirmed, count)
+    return {"requests": count, "seconds": seconds, "requests_per_s": rate(count, seconds),
+            "emails_sent": len(sink.messages), "peak_rss_mb": rss / 1024}
+
+
+def latency(dovecot: Dovecot, per_second: float, seconds: float) -> dict[str, float]:
+    user = "latency@agency.test"
+    with SmtpCapture() as sink:
+        root = deployment(dovecot, sink, user)
+        env = {**os.environ, "DISPATCHD_TEST_PASSWORD": PASSWORD}
+        daemon = subprocess.Popen([sys.executable, "-m", "dispatchd", "run", "--config", str(root / "config.toml")],
+                                  env=env, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            time.sleep(2.0)
+            appended: dict[str, float] = {}
+            client = dovecot.client(user)
+            total = int(per_second * seconds)
+            begun = time.perf_counter()
+            for n, mail in enumerate(requests(total, start=500_000)):
+                target = begun + n / per_second
+                time.sleep(max(0.0, target - time.perf_counter()))
+                appended[f"<bench-{500_000 + n}@client.test>"] = time.perf_counter()
+                client.append("INBOX", mail)
+            client.logout()
+            deadline = time.perf_counter() + 60
+            while len(confirmations(sink)) < total and time.perf_counter() < deadline:
+                time.sleep(0.05)
+        finally:
+            os.killpg(daemon.pid, signal.SIGTERM)
+            daemon.wait(timeout=30)
+        delays = sorted(arrived - appended[original] for original, arrived in confirmations(sink).items()
+                        if original in appended)
+    quantile = lambda q: delays[min(len(delays) - 1, int(q * len(delays)))]  # noqa: E731
+    return {"sent_per_s": per_second, "seconds": seconds, "confirmed": len(delays), "p50_s": quantile(0.50),
+            "p95_s": quantile(0.95), "p99_s": quantile(0.99), "max_s": delays[-1] if delays else float("nan")}
+
+
+_arrivals: dict[int, float] = {}
+
+
+def confirmations(sink: SmtpCapture) -> dict[str, float]:
+    """In-Reply-To of each client confirmation -> when the sink got it (first sight)."""
+    found = {}
+    for index, received in enumerate(sink.messages):
+        _arrivals.setdefault(id(received), time.perf_counter())
+        if b"Received:" not in received.data[:2000]:
+            continue
+        parsed = email.message_from_bytes(received.data)
+        if parsed["In-Reply-To"]:
+            found[parsed["In-Reply-To"]] = _arrivals[id(received)]
+    return found
+
+
+def replies(dovecot: Dovecot, count: int) -> dict[str, float]:
+    user = "replies@agency.test"
+    with SmtpCapture() as sink:
+        root = deployment(dovecot, sink, user)
+        dovecot.append(user, [make_mail(f"[Acme] - Content - Reply bench {n}", sender=f"r{n % 50}@acme.test")
+                              for n in range(count)])
+        run_once(root)
+        notices = [email.message_from_bytes(m.data) for m in sink.messages if "ben@agency.test" in m.rcpt_tos]
+        answers = [make_mail(f"Re: {n['Subject']}", sender="ben@agency.test", body="take\nstart", to=n["Reply-To"],
+                             headers={"In-Reply-To": n["Message-ID"]}) for n in notices]
+        dovecot.append(user, answers)
+        seconds, _ = run_once(root)
+    return {"replies": len(answers), "seconds": seconds, "replies_per_s": rate(len(answers), seconds)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--full", action="store_true", help="the sizes of issue 7 (takes long)")
+    args = parser.parse_args()
+    sizes = dict(raw=2000, backlog=10_000, latency=60.0, memory=(1000, 10_000, 50_000), replies=2000) if args.full \
+        else dict(raw=1000, backlog=1000, latency=20.0, memory=(500, 2000), replies=300)
+    os.environ.setdefault("DISPATCHD_TEST_PASSWORD", PASSWORD)
+    results: dict[str, object] = {"sizes": {k: v for k, v in sizes.items()}}
+    with Dovecot() as dovecot, SmtpCapture() as sink:
+        print("measuring raw limits ...", flush=True)
+        results["raw"] = raw = raw_limits(dovecot, sink, sizes["raw"])
+    with Dovecot() as dovecot:
+        print("backlog ...", flush=True)
+        results["backlog"] = back = backlog(dovecot, sizes["backlog"], "backlog@agency.test")
+        back["ratio_to_composed_limit"] = back["requests_per_s"] / raw["composed_limit_requests_per_s"]
+        print("latency ...", flush=True)
+        results["latency"] = latency(dovecot, 20.0, sizes["latency"])
+        print("memory and growth ...", flush=True)
+        results["memory"] = [backlog(dovecot, n, f"memory{n}@agency.test") for n in sizes["memory"]]
+        print("replies ...", flush=True)
+        results["replies"] = replies(dovecot, sizes["replies"])
+    (ROOT / "results.json").write_text(json.dumps(results, indent=2))
+    print()
+    for section, values in results.items():
+        print(f"{section}:")
+        for row in values if isinstance(values, list) else [values]:
+            print("   " + "  ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+    print(f"\nwritten to {ROOT / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()
