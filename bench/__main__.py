@@ -16,11 +16,9 @@ import json
 import os
 import resource
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -181,7 +179,7 @@ _arrivals: dict[int, float] = {}
 def confirmations(sink: SmtpCapture) -> dict[str, float]:
     """In-Reply-To of each client confirmation -> when the sink got it (first sight)."""
     found = {}
-    for index, received in enumerate(sink.messages):
+    for received in sink.messages:
         _arrivals.setdefault(id(received), time.perf_counter())
         if b"Received:" not in received.data[:2000]:
             continue

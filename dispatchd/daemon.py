@@ -25,7 +25,7 @@ from dispatchd.config import Config, load_config
 from dispatchd.errors import ConfigError, DispatchdError, MailServerError
 from dispatchd.flows.ingest import INFRASTRUCTURE_ERRORS, IntakeDeps
 from dispatchd.flows.mailbox import CycleReport, poll_mailbox
-from dispatchd.flows.outbox import DrainReport, OutboxSender, RetryPolicy
+from dispatchd.flows.outbox import OutboxSender, RetryPolicy
 from dispatchd.jobs import build_scheduler
 from dispatchd.mail.imap import ImapSource
 from dispatchd.mail.smtp import SmtpSender

@@ -7,7 +7,6 @@ runs the daemon once and prints the queues and every email it sent. Nothing to c
 
 from __future__ import annotations
 
-import asyncio
 import email
 import email.policy
 import os

@@ -21,7 +21,7 @@ def passing_domains(headers: tuple[str, ...], trusted_authserv_id: str | None) -
         authserv, _, results = header.partition(";")
         if authserv.strip().lower().split()[:1] != [trusted_authserv_id.lower()]:
             continue
-        for method, verdict, properties in _RESULT.findall(results):
+        for _method, verdict, properties in _RESULT.findall(results):
             if verdict.lower() != "pass":
                 continue
             for _, value in _PROPERTY.findall(properties):

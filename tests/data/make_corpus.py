@@ -91,7 +91,7 @@ nested = inner
 for depth in range(25):
     nested = (f"From: level{depth}@acme.test\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"d{depth}\"\r\n\r\n"
               f"--d{depth}\r\nContent-Type: message/rfc822\r\n\r\n").encode() + nested + f"\r\n--d{depth}--\r\n".encode()
-CASES["nested-25-levels"] = msg(H + f"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"top\"\r\n",
+CASES["nested-25-levels"] = msg(H + "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"top\"\r\n",
                                 b"--top\r\nContent-Type: message/rfc822\r\n\r\n" + nested + b"\r\n--top--\r\n")
 CASES["nested-rfc822-broken"] = mp("mixed", "n2", [("Content-Type: message/rfc822", b"not: really\r\na message")])
 # TNEF and calendar
