@@ -173,19 +173,15 @@ def latency(dovecot: Dovecot, per_second: float, seconds: float) -> dict[str, fl
             "p95_s": quantile(0.95), "p99_s": quantile(0.99), "max_s": delays[-1] if delays else float("nan")}
 
 
-_arrivals: dict[int, float] = {}
-
-
 def confirmations(sink: SmtpCapture) -> dict[str, float]:
-    """In-Reply-To of each client confirmation -> when the sink got it (first sight)."""
+    """In-Reply-To of each client confirmation -> when the sink accepted it."""
     found = {}
-    for received in sink.messages:
-        _arrivals.setdefault(id(received), time.perf_counter())
+    for received in list(sink.messages):
         if b"Received:" not in received.data[:2000]:
             continue
         parsed = email.message_from_bytes(received.data)
         if parsed["In-Reply-To"]:
-            found[parsed["In-Reply-To"]] = _arrivals[id(received)]
+            found[parsed["In-Reply-To"]] = received.at
     return found
 
 

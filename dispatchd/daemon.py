@@ -213,13 +213,14 @@ class Daemon:
 
     async def _outbox_loop(self) -> None:
         while not self.stop.is_set():
+            # Cleared before draining, so mail queued during the drain wakes the next round.
+            self.mail_arrived.clear()
             try:
                 await self.outbox.drain(self.stop)
                 wait = await asyncio.to_thread(self.outbox.next_due)
             except INFRASTRUCTURE_ERRORS as exc:
                 log.error("outbox.unavailable", reason=str(exc))
                 wait = 5.0
-            self.mail_arrived.clear()
             timeout = 30.0 if wait is None else min(30.0, max(0.2, wait))
             waiter = asyncio.ensure_future(self.mail_arrived.wait())
             stopper = asyncio.ensure_future(self.stop.wait())

@@ -216,6 +216,7 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
+    at: float = field(default_factory=time.perf_counter)  # when the server accepted it
 
 
 @dataclass

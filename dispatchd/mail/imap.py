@@ -168,7 +168,17 @@ class ImapSource:
             while not stop.is_set() and time.monotonic() < deadline:
                 stop.wait(min(1.0, max(0.0, deadline - time.monotonic())))
             return
+        # Mail that arrived between our SEARCH and IDLE is announced on the next command;
+        # IDLE's own start would swallow that EXISTS, so ask with a NOOP first.
+        _, pending = self._call("noop", client.noop)
+        if _announces_mail(pending):
+            return
         self._call("idle", client.idle)
+        # An EXISTS that raced ahead of the "+ idling" continuation is filed by imaplib in its
+        # untagged responses (a long-stable attribute) where idle_check() never looks.
+        if client._imap.untagged_responses.pop("EXISTS", None):
+            self._call("idle_done", client.idle_done)
+            return
         try:
             self._idle_until_mail(client, stop, deadline)
         except MailServerError:
@@ -189,5 +199,9 @@ class ImapSource:
             if not responses and time.monotonic() - asked < 0.05:
                 # select() said readable but there was nothing to read: the peer is gone.
                 raise MailServerError("IMAP connection closed during IDLE")
-            if any(isinstance(r, tuple) and len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
+            if _announces_mail(responses):
                 return
+
+
+def _announces_mail(responses: list) -> bool:  # type: ignore[type-arg]
+    return any(isinstance(r, tuple) and len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses)
