@@ -129,14 +129,27 @@ class Daemon:
     async def run_once(self) -> int:
         """Process the mailbox and the outbox, then exit; 75 if mail is left to retry."""
         self.outbox.release_claims(everything=True)
+        intake = asyncio.ensure_future(asyncio.to_thread(self._cycle))
+        sent = deferred = parked = 0
         try:
-            report = await asyncio.to_thread(self._cycle)
+            # Send while reading: a long backlog gets its confirmations as it goes.
+            while True:
+                drained = await self.outbox.drain(self.stop, keep_open=not intake.done())
+                sent, deferred, parked = sent + drained.sent, deferred + drained.deferred, parked + drained.parked
+                if intake.done() and not drained.sent:
+                    break
+                if not intake.done():
+                    await asyncio.wait({intake}, timeout=0.25)
+            report = await intake
         finally:
+            if not intake.done():
+                self.request_stop()
+                await asyncio.wait({intake})
+            await self.outbox.smtp.close()
             await asyncio.to_thread(self.source.close)
-        drained = await self.outbox.drain(self.stop)
         left = await asyncio.to_thread(self.outbox.next_due)
         log.info("run.once_done", fetched=report.fetched, outcomes=dict(report.outcomes),
-                 sent=drained.sent, deferred=drained.deferred, parked=drained.parked)
+                 sent=sent, deferred=deferred, parked=parked)
         return EX_TEMPFAIL if left is not None else 0
 
     def request_reload(self) -> None:

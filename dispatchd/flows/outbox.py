@@ -60,8 +60,9 @@ class OutboxSender:
             log.warning("outbox.claims_released", count=released)
         return released
 
-    async def drain(self, stop: asyncio.Event | None = None, batch: int = 50) -> DrainReport:
-        """Send everything due now; returns when nothing due is left or the server is down."""
+    async def drain(self, stop: asyncio.Event | None = None, batch: int = 50, keep_open: bool = False) -> DrainReport:
+        """Send everything due now; returns when nothing due is left or the server is down.
+        ``keep_open`` keeps the SMTP connection for the next call (more mail is coming)."""
         report = DrainReport()
         # Only what was due when we started: a row deferred in this pass waits for the next.
         started = self.clock.now()
@@ -78,7 +79,8 @@ class OutboxSender:
                         await asyncio.to_thread(self._unclaim, [r.id for r in rows[index + 1:]])
                         return report
         finally:
-            await self.smtp.close()
+            if not keep_open or self.outage:
+                await self.smtp.close()
         return report
 
     def _claim(self, batch: int, due_by: datetime) -> list[Outbox]:
