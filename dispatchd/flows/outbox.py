@@ -71,13 +71,19 @@ class OutboxSender:
                 rows = await asyncio.to_thread(self._claim, batch, started)
                 if not rows:
                     break
+                results: list[tuple[Outbox, SendResult]] = []
+                untouched: list[Outbox] = []
                 for index, row in enumerate(rows):
                     result = await self.smtp.send(row.envelope_from, row.recipients.split(","), row.raw)
-                    await asyncio.to_thread(self._record, row, result, report)
-                    if result.delivery is Delivery.TEMPORARY and self.outage:
-                        # The server is away: hand the rest of the claim back untouched.
-                        await asyncio.to_thread(self._unclaim, [r.id for r in rows[index + 1:]])
-                        return report
+                    results.append((row, result))
+                    if result.delivery is Delivery.TEMPORARY and _connection_fault(result.detail):
+                        untouched = rows[index + 1:]  # the server is away: hand the rest back
+                        break
+                # One commit per batch; a crash before it resends the batch with the same Message-IDs.
+                await asyncio.to_thread(self._record_all, results, report)
+                if untouched:
+                    await asyncio.to_thread(self._unclaim, [r.id for r in untouched])
+                    return report
         finally:
             if not keep_open or self.outage:
                 await self.smtp.close()
@@ -94,37 +100,40 @@ class OutboxSender:
                 if row is not None and row.status == "sending":
                     row.status, row.claimed_at = "pending", None
 
-    def _record(self, claimed: Outbox, result: SendResult, report: DrainReport) -> None:
-        now = self.clock.now()
+    def _record_all(self, results: list[tuple[Outbox, SendResult]], report: DrainReport) -> None:
         with Session(self.engine) as session, session.begin():
-            row = session.get(Outbox, claimed.id)
-            if row is None:
-                return
-            row.attempts += 1
-            row.claimed_at = None
-            fields = dict(message_id=row.message_id, task_id=row.task_id, to=row.recipients,
-                          attempt=row.attempts)
-            if result.delivery is Delivery.SENT:
-                row.status, row.sent_at, row.last_error = "sent", now, result.detail if "refused" in result.detail else ""
-                report.sent += 1
-                if self.outage:
-                    log.info("smtp.recovered", after=self.outage)
-                    self.outage = None
-                log.info("smtp.sent", **fields)
-            elif result.delivery is Delivery.PERMANENT or row.attempts >= self.policy.max_attempts:
-                row.status, row.last_error = "parked", result.detail[:2000]
-                report.parked += 1
-                log.error("smtp.parked", reason=result.detail, **fields)
-            else:
-                row.status, row.last_error = "pending", result.detail[:2000]
-                row.next_attempt_at = now + self.policy.delay(row.attempts)
-                report.deferred += 1
-                self._note_outage(result.detail, row.next_attempt_at.isoformat(), fields)
+            for claimed, result in results:
+                self._record(session, claimed, result, report)
+
+    def _record(self, session: Session, claimed: Outbox, result: SendResult, report: DrainReport) -> None:
+        now = self.clock.now()
+        row = session.get(Outbox, claimed.id)
+        if row is None:
+            return
+        row.attempts += 1
+        row.claimed_at = None
+        fields = dict(message_id=row.message_id, task_id=row.task_id, to=row.recipients,
+                      attempt=row.attempts)
+        if result.delivery is Delivery.SENT:
+            row.status, row.sent_at, row.last_error = "sent", now, result.detail if "refused" in result.detail else ""
+            report.sent += 1
+            if self.outage:
+                log.info("smtp.recovered", after=self.outage)
+                self.outage = None
+            log.info("smtp.sent", **fields)
+        elif result.delivery is Delivery.PERMANENT or row.attempts >= self.policy.max_attempts:
+            row.status, row.last_error = "parked", result.detail[:2000]
+            report.parked += 1
+            log.error("smtp.parked", reason=result.detail, **fields)
+        else:
+            row.status, row.last_error = "pending", result.detail[:2000]
+            row.next_attempt_at = now + self.policy.delay(row.attempts)
+            report.deferred += 1
+            self._note_outage(result.detail, row.next_attempt_at.isoformat(), fields)
 
     def _note_outage(self, detail: str, retry_at: str, fields: dict[str, object]) -> None:
         """An outage is logged once as an error, each retry only at debug level."""
-        connection_fault = not detail[:3].isdigit()
-        if connection_fault and self.outage is None:
+        if _connection_fault(detail) and self.outage is None:
             self.outage = detail
             log.error("smtp.unavailable", reason=detail, retry_at=retry_at)
         log.log(10 if self.outage else 30, "smtp.deferred", reason=detail, retry_at=retry_at, **fields)
@@ -141,3 +150,8 @@ class OutboxSender:
         if due is None:
             return None
         return max(0.0, (due - self.clock.now()).total_seconds())
+
+
+def _connection_fault(detail: str) -> bool:
+    """No SMTP reply code: the server was not reached (as opposed to a 4xx answer)."""
+    return not detail[:3].isdigit()
