@@ -51,12 +51,7 @@ def load_rulebook(directory: Path, config: Config | None = None) -> Rulebook:
         if "sla" in doc.data:
             sla = _sla_policy(root.table_of("sla"))
         if "priorities" in doc.data:
-            table = root.table_of("priorities")
-            for name in PRIORITIES:
-                sla = _sla(table, name)
-                if sla:
-                    priority_sla[Priority(name)] = sla
-            table.refuse_unknown()
+            priority_sla.update(_per_priority(root.table_of("priorities")))
         if "triage" in doc.data:
             table = root.table_of("triage")
             triage_queue = table.str("queue", triage_queue)
@@ -64,12 +59,7 @@ def load_rulebook(directory: Path, config: Config | None = None) -> Rulebook:
             table.refuse_unknown()
         if "client_updates" in doc.data:
             table = root.table_of("client_updates")
-            statuses = table.str_list("statuses")
-            unknown = [s for s in statuses if s not in {x.value for x in Status}]
-            if unknown:
-                table.problem("statuses", f"unknown status {', '.join(unknown)}; "
-                                          f"known: {', '.join(x.value for x in Status)}")
-            client_updates = frozenset(statuses)
+            client_updates = frozenset(_statuses(table, "statuses", ()))
             table.refuse_unknown()
         root.refuse_unknown()
         problems.extend(doc.problems)
@@ -99,22 +89,33 @@ def _sla_policy(r: Reader) -> SlaPolicy:
     if not 0 < warn_at < 1:
         r.problem("warn_at", "must be a fraction between 0 and 1, e.g. 0.8")
         warn_at = default.warn_at
-    pause_in = r.str_list("pause_in", tuple(default.pause_in))
-    unknown = [s for s in pause_in if s not in {x.value for x in Status}]
-    if unknown:
-        r.problem("pause_in", f"unknown status {', '.join(unknown)}")
+    pause_in = _statuses(r, "pause_in", tuple(default.pause_in))
     first = dict(default.first_response)
     if "first_response" in r.table:
-        table = r.table_of("first_response")
-        for name in PRIORITIES:
-            value = _sla(table, name)
-            if value:
-                first[Priority(name)] = value
-        table.refuse_unknown()
+        first.update(_per_priority(r.table_of("first_response")))
     policy = SlaPolicy(warn_at=warn_at, pause_in=frozenset(pause_in), first_response=first,
                        notify_client_before=_sla(r, "notify_client_before"))
     r.refuse_unknown()
     return policy
+
+
+def _per_priority(table: Reader) -> dict[Priority, str]:
+    """A table of SLAs keyed P0..P3, such as [priorities] or [sla.first_response]."""
+    found = {}
+    for name in PRIORITIES:
+        value = _sla(table, name)
+        if value:
+            found[Priority(name)] = value
+    table.refuse_unknown()
+    return found
+
+
+def _statuses(r: Reader, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    statuses = r.str_list(key, default)
+    unknown = [s for s in statuses if s not in {x.value for x in Status}]
+    if unknown:
+        r.problem(key, f"unknown status {', '.join(unknown)}; known: {', '.join(x.value for x in Status)}")
+    return statuses
 
 
 def _sla(r: Reader, key: str, required: bool = False) -> str | None:

@@ -43,3 +43,20 @@ def test_rule_errors_are_located(tmp_path: Path, text: str, expected: str) -> No
 def test_empty_directory_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no \\*.toml rule files"):
         load_rulebook(tmp_path)
+
+
+def test_file_order_does_not_matter(tmp_path: Path) -> None:
+    """[sla] in an earlier file than [priorities] once left a string where the SLA policy belongs."""
+    for source in (PROJECT / "rules").glob("*.toml"):
+        (tmp_path / source.name.replace("40-", "05-")).write_text(source.read_text())
+    book = load_rulebook(tmp_path)
+    assert book.sla.warn_at == 0.8 and book.priority_sla == load_rulebook(PROJECT / "rules").priority_sla
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('[client_updates]\nstatuses = ["finished"]\n', "rules.toml:2: client_updates.statuses: unknown status finished"),
+    ('[sla]\npause_in = ["waiting"]\n', "rules.toml:2: sla.pause_in: unknown status waiting"),
+])
+def test_unknown_statuses_are_refused(tmp_path: Path, text: str, expected: str) -> None:
+    found = refused(tmp_path, TYPE + text)
+    assert any(expected.replace(":2:", f":{TYPE.count(chr(10)) + 2}:") in p for p in found), found
