@@ -50,10 +50,6 @@ class RawMail:
     data: bytes
     size: int = -1  # the full size on the server; larger than len(data) when cut at the limit
 
-    @property
-    def truncated(self) -> bool:
-        return self.size > len(self.data)
-
 
 @dataclass(frozen=True)
 class MailAttachment:

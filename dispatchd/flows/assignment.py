@@ -11,7 +11,7 @@ from dispatchd.clock import as_utc
 from dispatchd.config import Config, Staff
 from dispatchd.domain.models import Status
 from dispatchd.domain.routing import QueuePolicy
-from dispatchd.store.tables import StaffAway, Task, TaskEvent
+from dispatchd.store.tables import StaffAway, Task
 
 ACTIVE = (Status.QUEUED.value, Status.IN_PROGRESS.value, Status.IN_REVIEW.value, Status.REVISIONS_NEEDED.value)
 
@@ -72,10 +72,3 @@ def next_task(session: Session, queues: tuple[str, ...], policies: dict[str, Que
         due = as_utc(task.due_at) or datetime.max.replace(tzinfo=timezone.utc)
         return task.priority, due, -(task.id or 0) if lifo else (task.id or 0)
     return min(candidates, key=rank, default=None)
-
-
-def last_activity(session: Session, task: Task) -> datetime:
-    """When a person last did something to the task (its creation if nobody has)."""
-    latest = session.exec(select(func.max(TaskEvent.at)).where(
-        TaskEvent.task_id == task.id, TaskEvent.actor != "dispatchd")).one()
-    return as_utc(latest) or as_utc(task.created_at)  # type: ignore[return-value]

@@ -33,12 +33,11 @@ class BounceOutcome:
     notices: tuple[OutboundMail, ...] = ()
 
 
-def is_bounce(mail: InboundMail, intake: str, secret: bytes) -> bool:
-    return bool(mail.delivery_reports) or find_bounced_outbox_id(mail.recipients, intake, secret) is not None
-
-
-def handle_bounce(session: Session, mail: InboundMail, ctx: NoticeContext, now: datetime) -> BounceOutcome:
+def handle_bounce(session: Session, mail: InboundMail, ctx: NoticeContext, now: datetime) -> BounceOutcome | None:
+    """None when ``mail`` is not a bounce: no delivery report and not sent to a VERP address."""
     outbox_id = find_bounced_outbox_id(mail.recipients, ctx.config.mailbox.address, ctx.secret)
+    if outbox_id is None and not mail.delivery_reports:
+        return None
     row = session.get(Outbox, outbox_id) if outbox_id is not None else None
     if row is None and mail.bounced_message_id:
         row = session.exec(select(Outbox).where(Outbox.message_id == mail.bounced_message_id)).first()

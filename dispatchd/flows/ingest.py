@@ -28,7 +28,7 @@ from dispatchd.domain.routing import Rulebook, route
 from dispatchd.domain.sla import BusinessCalendar, due_at, parse_sla
 from dispatchd.domain.tokens import bounce_address
 from dispatchd.flows.assignment import pick_assignee
-from dispatchd.flows.bounces import handle_bounce, is_bounce
+from dispatchd.flows.bounces import handle_bounce
 from dispatchd.flows.notices import NoticeContext, capacity_notices, loop_notices, new_task_notices, too_large_reply
 from dispatchd.flows.replies import command_context, handle_reply, handle_staff_email, match_task, staff_commands
 from dispatchd.mail.compose import OutboundMail, compose, new_message_id
@@ -161,8 +161,8 @@ def _ingest(session: Session, raw: RawMail, digest: str, deps: IntakeDeps, trust
         return _record(session, row, Disposition.DUPLICATE, f"same Message-ID as message {original.id}")
     if _oversize(raw, deps):
         return _reject_oversize(session, row, raw, mail, deps)
-    if is_bounce(mail, address, deps.secret):
-        bounce = handle_bounce(session, mail, deps.notices, now)
+    bounce = handle_bounce(session, mail, deps.notices, now)
+    if bounce is not None:
         row.task_id = bounce.outbox.task_id if bounce.outbox else None
         return _finish(session, row, Disposition.BOUNCE, bounce.reason, list(bounce.notices), deps)
     our_domain = address.rpartition("@")[2]

@@ -145,28 +145,20 @@ def refused_reply(mail: InboundMail, ctx: NoticeContext) -> OutboundMail:
     """Says no without saying anything about the task: the sender may be a stranger."""
     values = {"organisation": _organisation(ctx.config.smtp.from_address),
               "intake_address": ctx.config.mailbox.address, "original_subject": mail.subject}
-    rendered = ctx.renderer.render("reply-refused", **values)
-    return OutboundMail(kind="reply-refused", to=(mail.sender,), subject=rendered.subject, text=rendered.text,
-                        html=rendered.html, auto_submitted="auto-replied", in_reply_to=mail.message_id,
-                        references=(*mail.references, mail.message_id))
+    return _answer("reply-refused", mail, values, ctx)
 
 
 def too_large_reply(mail: InboundMail, size_mb: float, limit_mb: float, ctx: NoticeContext) -> OutboundMail:
     values = {"organisation": _organisation(ctx.config.smtp.from_address), "intake_address": ctx.config.mailbox.address,
               "original_subject": mail.subject, "size_mb": f"{size_mb:.1f}", "limit_mb": f"{limit_mb:.0f}"}
-    rendered = ctx.renderer.render("client-too-large", **values)
-    return OutboundMail(kind="client-too-large", to=(mail.sender,), subject=rendered.subject, text=rendered.text,
-                        html=rendered.html, auto_submitted="auto-replied", in_reply_to=mail.message_id,
-                        references=(*mail.references, mail.message_id))
+    return _answer("client-too-large", mail, values, ctx)
 
 
 def loop_notices(mail: InboundMail, reason: str, ctx: NoticeContext) -> list[OutboundMail]:
     """Tell the managers that the loop breaker stopped answering a sender."""
     values = {"organisation": _organisation(ctx.config.smtp.from_address), "sender": mail.sender,
               "original_subject": mail.subject, "reason": reason}
-    rendered = ctx.renderer.render("owner-loop", **values)
-    return [OutboundMail(kind="owner-loop", to=(s.email,), subject=rendered.subject, text=rendered.text,
-                         html=rendered.html) for s in ctx.config.staff if s.role == "manager"]
+    return [_mail("owner-loop", s.email, None, values, ctx) for s in ctx.config.staff if s.role == "manager"]
 
 
 def staff_recipients(task: Task, extra: tuple[str, ...], config: Config) -> list[str]:
@@ -228,6 +220,12 @@ def _mail(template: str, to: str, task: Task | None, values: dict[str, Any], ctx
                 if task is not None and task.id is not None else None)
     return OutboundMail(kind=template, to=(to,), subject=rendered.subject, text=rendered.text,
                         html=rendered.html, task_id=task.id if task else None, reply_to=reply_to, **headers)
+
+
+def _answer(template: str, mail: InboundMail, values: dict[str, Any], ctx: NoticeContext) -> OutboundMail:
+    """An automatic reply to ``mail`` that concerns no task (so no signed Reply-To)."""
+    return _mail(template, mail.sender, None, values, ctx, auto_submitted="auto-replied",
+                 in_reply_to=mail.message_id, references=(*mail.references, mail.message_id))
 
 
 def _organisation(from_address: str) -> str:
