@@ -78,6 +78,8 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", parents=[common], help="run the daemon (IDLE or polling)")
     run.add_argument("--once", action="store_true", help="process the mailbox and the outbox, then exit")
+    run.add_argument("--mailbox", action="append", metavar="NAME",
+                     help="read only this [[mailbox]] (repeatable; default: all of them)")
     run.set_defaults(handler=_run)
 
     check = sub.add_parser("check", parents=[common], help="validate config, rules and templates")
@@ -164,12 +166,12 @@ def _engine(config: Config):  # type: ignore[no-untyped-def]
 
 
 def _run(args: argparse.Namespace, config: Config) -> int:
-    from dispatchd.daemon import Daemon, InstanceLock, build_deps, build_outbox, lock_path
+    from dispatchd.daemon import Daemon, build_deps, build_outbox, instance_guard
 
-    with InstanceLock(lock_path(config)):
+    with instance_guard(config):
         deps = build_deps(config)
         progress = _progress_bar("intake") if args.once and sys.stderr.isatty() else None
-        daemon = Daemon(deps, build_outbox(deps), progress=progress)
+        daemon = Daemon(deps, build_outbox(deps), progress=progress, only=tuple(args.mailbox or ()))
         if args.once:
             return asyncio.run(daemon.run_once())
         asyncio.run(daemon.run_forever())
@@ -177,13 +179,17 @@ def _run(args: argparse.Namespace, config: Config) -> int:
 
 
 def _job(args: argparse.Namespace, config: Config) -> int:
-    from dispatchd.daemon import InstanceLock, build_deps, build_outbox, lock_path
-    from dispatchd.jobs import JOBS
+    from dispatchd.daemon import EX_TEMPFAIL, build_deps, build_outbox, instance_guard
+    from dispatchd.jobs import run_job
 
-    with InstanceLock(lock_path(config)):
+    with instance_guard(config):
         deps = build_deps(config)
-        result = JOBS[args.name](deps)
+        result = run_job(args.name, deps)
         drained = asyncio.run(build_outbox(deps).drain())
+        deps.coordinator.close()
+    if result is None:
+        print(f"{args.name}: running on another instance right now; nothing done", file=sys.stderr)
+        return EX_TEMPFAIL
     if args.json:
         _emit({"job": args.name, "result": dict(result), "sent": drained.sent, "deferred": drained.deferred,
                "parked": drained.parked}, True)

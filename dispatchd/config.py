@@ -10,7 +10,6 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-import secrets
 from dataclasses import dataclass, field
 from datetime import date, time
 from email.utils import parseaddr
@@ -51,6 +50,8 @@ class Secret:
 
 @dataclass(frozen=True)
 class MailboxConfig:
+    """One intake mailbox ([mailbox], or each [[mailbox]]) and what its requests default to."""
+
     host: str
     port: int
     tls: str
@@ -65,6 +66,14 @@ class MailboxConfig:
     poll_interval: float = 60.0
     idle_timeout: float = 300.0
     fetch_batch: int = 200
+    name: str = ""
+    default_client: str | None = None
+    queue_prefix: str = ""
+
+    @property
+    def account(self) -> str:
+        """The IMAP account, as the cursor and the message records name it."""
+        return f"{self.username}@{self.host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -93,23 +102,15 @@ class IntakeConfig:
 
 @dataclass(frozen=True)
 class SecurityConfig:
-    """The HMAC secret for signed reply addresses and the receiving server we trust."""
+    """The HMAC secret for signed reply addresses and the receiving server we trust.
+
+    Without a configured secret one is generated once and kept in the database, so every
+    instance sharing it signs alike; ``legacy_secret_file`` is where older versions kept it.
+    """
 
     secret: Secret
-    secret_path: Path
+    legacy_secret_file: Path
     trusted_authserv_id: str | None = None
-
-    def reply_secret(self) -> bytes:
-        """The configured secret, or one generated once and kept (0600) in the data directory."""
-        configured = self.secret.reveal()
-        if configured:
-            return configured.encode()
-        if not self.secret_path.exists():
-            self.secret_path.parent.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(self.secret_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "w") as stream:
-                stream.write(secrets.token_hex(32))
-        return self.secret_path.read_text().strip().encode()
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ class Queue:
 @dataclass(frozen=True)
 class Config:
     path: Path
-    mailbox: MailboxConfig
+    mailboxes: tuple[MailboxConfig, ...]
     smtp: SmtpConfig
     database_url: str
     data_dir: Path
@@ -168,6 +169,24 @@ class Config:
     staff: tuple[Staff, ...] = ()
     queues: tuple[Queue, ...] = field(default_factory=tuple)
     schedule: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def mailbox(self) -> MailboxConfig:
+        """The first mailbox: its address answers for mail that belongs to no one mailbox
+        (digests, reports, replies to people who are not a task's)."""
+        return self.mailboxes[0]
+
+    def mailbox_named(self, name: str | None) -> MailboxConfig:
+        """A task's mailbox by name; the first one for older tasks or a mailbox since removed."""
+        return next((m for m in self.mailboxes if m.name == name), self.mailboxes[0])
+
+    def mailbox_reading(self, account: str, folder: str) -> MailboxConfig:
+        """The mailbox a stored message was fetched by; the first one if it is gone from config."""
+        return next((m for m in self.mailboxes if (m.account, m.folder) == (account, folder)), self.mailboxes[0])
+
+    @property
+    def intake_addresses(self) -> frozenset[str]:
+        return frozenset(m.address for m in self.mailboxes)
 
     def staff_by_email(self, address: str) -> Staff | None:
         address = address.lower()
@@ -205,7 +224,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
 def _build(doc: TomlFile) -> Config:
     root = Reader(doc, doc.data, ())
     base = doc.path.parent
-    mailbox = _mailbox(root.table_of("mailbox"), base)
+    mailboxes = _mailboxes(root, base)
     smtp = _smtp(root.table_of("smtp"), base)
     database = root.table_of("database")
     url = database.str("url", "sqlite:///dispatchd.db")
@@ -238,7 +257,7 @@ def _build(doc: TomlFile) -> Config:
     calendar = _calendar(root.table_of("calendar"))
     security_r = root.table_of("security")
     security = SecurityConfig(secret=_secret(security_r, base, required=False, prefix="secret"),
-                              secret_path=data_dir / "reply-secret",
+                              legacy_secret_file=data_dir / "reply-secret",
                               trusted_authserv_id=security_r.str("trusted_authserv_id"))
     security_r.refuse_unknown()
     schedule = _schedule(root.table_of("schedule"))
@@ -247,12 +266,13 @@ def _build(doc: TomlFile) -> Config:
     queues = tuple(_queue(r) for r in root.tables("queues"))
     root.refuse_unknown()
     config = Config(
-        path=doc.path, mailbox=mailbox, smtp=smtp, database_url=_sqlite_relative(url, base),
+        path=doc.path, mailboxes=mailboxes, smtp=smtp, database_url=_sqlite_relative(url, base),
         data_dir=data_dir, rules_dir=rules_dir, templates_dir=templates_dir, intake=intake,
         calendar=calendar, security=security, log_level=log_level, log_format=log_format,
         clients=clients, staff=staff, queues=queues, schedule=schedule,
     )
     _check_people(doc, config)
+    _check_mailboxes(doc, config)
     _check_loops(doc, config)
     return config
 
@@ -311,6 +331,17 @@ def _oauth2(r: Reader, base: Path) -> OAuth2Config | None:
                         refresh_token_file=refresh_path)
 
 
+def _mailboxes(root: Reader, base: Path) -> tuple[MailboxConfig, ...]:
+    """[mailbox] for one intake address, [[mailbox]] for several."""
+    if isinstance(root.table.get("mailbox"), list):
+        mailboxes = tuple(_mailbox(r, base) for r in root.tables("mailbox"))
+        if not mailboxes:
+            root.problem("mailbox", "needs at least one [[mailbox]]")
+    else:
+        mailboxes = (_mailbox(root.table_of("mailbox"), base),)
+    return mailboxes
+
+
 def _mailbox(r: Reader, base: Path) -> MailboxConfig:
     tls = r.choice("tls", TLS_MODES, "ssl")
     username = r.str("username", "", required=True)
@@ -334,6 +365,9 @@ def _mailbox(r: Reader, base: Path) -> MailboxConfig:
         poll_interval=r.float("poll_interval", 60.0),
         idle_timeout=r.float("idle_timeout", 300.0),
         fetch_batch=r.int("fetch_batch", 200, minimum=1, maximum=5000),
+        name=r.str("name", (address or "").lower()),
+        default_client=r.str("default_client"),
+        queue_prefix=r.str("queue_prefix", ""),
     )
     if config.poll_interval <= 0:
         r.problem("poll_interval", "must be positive")
@@ -481,9 +515,27 @@ def _check_people(doc: TomlFile, config: Config) -> None:
             doc.problem(("queues", index, "owner"), f"no [[staff]] named {queue.owner!r}")
 
 
+def _check_mailboxes(doc: TomlFile, config: Config) -> None:
+    def where(index: int, key: str) -> tuple[str | int, ...]:
+        return ("mailbox", index, key) if isinstance(doc.data.get("mailbox"), list) else ("mailbox", key)
+
+    names: dict[str, int] = {}
+    folders: dict[tuple[str, str], int] = {}
+    for index, mailbox in enumerate(config.mailboxes):
+        if mailbox.name in names:
+            doc.problem(where(index, "name"), f"{mailbox.name!r} is already mailbox #{names[mailbox.name] + 1}")
+        names.setdefault(mailbox.name, index)
+        if (mailbox.account, mailbox.folder) in folders:
+            doc.problem(where(index, "folder"), f"{mailbox.account} {mailbox.folder} is already read by "
+                                                f"mailbox #{folders[(mailbox.account, mailbox.folder)] + 1}")
+        folders.setdefault((mailbox.account, mailbox.folder), index)
+        if mailbox.default_client and not any(c.name == mailbox.default_client for c in config.clients):
+            doc.problem(where(index, "default_client"), f"no [[clients]] named {mailbox.default_client!r}")
+
+
 def _check_loops(doc: TomlFile, config: Config) -> None:
     """Refuse set-ups where dispatchd would mail itself: the classic mail loop."""
-    ours = {config.mailbox.address, parseaddr(config.smtp.from_address)[1].lower()} - {""}
+    ours = {*config.intake_addresses, parseaddr(config.smtp.from_address)[1].lower()} - {""}
     for index, person in enumerate(config.staff):
         if person.email in ours:
             doc.problem(("staff", index, "email"),

@@ -1,8 +1,9 @@
 """The long-running service: builds the adapters from config and runs intake and outbox.
 
-IMAP work (blocking imapclient and SQLite) runs in one worker thread at a time; the outbox
-sender runs on the event loop. SIGTERM/SIGINT finish the current message, flush what can be
-flushed and return; a lost server is retried with capped exponential backoff, logged once.
+Each mailbox is read in its own worker thread (blocking imapclient and database calls) while
+this instance owns it; the outbox sender runs on the event loop. SIGTERM/SIGINT finish the
+current message, flush what can be flushed and return; a lost server is retried with capped
+exponential backoff, logged once.
 """
 
 from __future__ import annotations
@@ -10,18 +11,21 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import secrets
 import signal
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import structlog
+from sqlalchemy.engine import Engine
 
 from dispatchd.calendars import business_calendar
 from dispatchd.clock import Clock, SystemClock
 from dispatchd.checks import check_all
-from dispatchd.config import Config, load_config
+from dispatchd.config import Config, MailboxConfig, SecurityConfig, load_config
 from dispatchd.errors import ConfigError, DispatchdError, MailServerError
 from dispatchd.flows.ingest import INFRASTRUCTURE_ERRORS, IntakeDeps
 from dispatchd.flows.mailbox import CycleReport, poll_mailbox
@@ -33,7 +37,8 @@ from dispatchd.render import Renderer
 from dispatchd.rulebook import load_rulebook
 from dispatchd.service import Notifier, watchdog_interval
 from dispatchd.store.blobs import BlobStore
-from dispatchd.store.db import migrate, open_engine
+from dispatchd.store.coordination import coordinator_for
+from dispatchd.store.db import migrate, open_engine, stored_secret
 
 log = structlog.get_logger("dispatchd.daemon")
 EX_TEMPFAIL = 75
@@ -54,7 +59,7 @@ class Backoff:
 
 
 class InstanceLock:
-    """One daemon per SQLite database: a second one would race for the same messages."""
+    """One daemon per SQLite data directory: a second one would race for the same messages."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -85,14 +90,23 @@ def build_deps(config: Config, clock: Clock | None = None) -> IntakeDeps:
         config=config, rulebook=load_rulebook(config.rules_dir, config),
         renderer=Renderer(config.templates_dir), calendar=business_calendar(config.calendar),
         clock=clock or SystemClock(), blobs=BlobStore(config.data_dir / "blobs"), engine=engine,
-        secret=config.security.reply_secret(),
+        secret=_reply_secret(config.security, engine), coordinator=coordinator_for(engine),
     )
+
+
+def _reply_secret(security: SecurityConfig, engine: Engine) -> bytes:
+    configured = security.secret.reveal()
+    if configured:
+        return configured.encode()
+    legacy = security.legacy_secret_file
+    candidate = legacy.read_text().strip() if legacy.exists() else secrets.token_hex(32)
+    return stored_secret(engine, "reply_secret", candidate).encode()
 
 
 def build_outbox(deps: IntakeDeps, policy: RetryPolicy | None = None) -> OutboxSender:
     smtp = deps.config.smtp
     return OutboxSender(deps.engine, SmtpSender(smtp), deps.clock,
-                        policy or RetryPolicy(max_attempts=smtp.max_attempts))
+                        policy or RetryPolicy(max_attempts=smtp.max_attempts), deps.coordinator)
 
 
 def reload_deps(deps: IntakeDeps) -> IntakeDeps:
@@ -100,21 +114,39 @@ def reload_deps(deps: IntakeDeps) -> IntakeDeps:
     anything is wrong, so the caller keeps what it has. Connections stay as they are."""
     config = load_config(deps.config.path)
     rulebook = check_all(config)
-    for field in ("mailbox", "smtp", "database_url", "data_dir"):
+    for field in ("mailboxes", "smtp", "database_url", "data_dir"):
         if getattr(config, field) != getattr(deps.config, field):
             log.warning("reload.needs_restart", setting=field)
     return replace(deps, config=config, rulebook=rulebook, renderer=Renderer(config.templates_dir),
                    calendar=business_calendar(config.calendar))
 
 
+TAKEOVER_INTERVAL = 2.0  # seconds between asking for a mailbox another instance reads
+
+
+class MailboxReader:
+    """One intake mailbox: its IMAP connection, and whether this instance reads it now."""
+
+    def __init__(self, mailbox: MailboxConfig, max_message_bytes: int):
+        self.mailbox = mailbox
+        self.source = ImapSource(mailbox, max_message_bytes)
+        self.resource = f"mailbox:{mailbox.account}/{mailbox.folder}"
+        self.owned = False
+
+
 class Daemon:
     def __init__(self, deps: IntakeDeps, outbox: OutboxSender, notifier: Notifier | None = None,
-                 progress: Callable[[int, int], None] | None = None):
+                 progress: Callable[[int, int], None] | None = None, only: tuple[str, ...] = ()):
+        """``only``: names of the [[mailbox]] entries this instance reads (default: all)."""
         self.deps = deps
         self.progress = progress
         self.outbox = outbox
         self.notifier = notifier or Notifier()
-        self.source = ImapSource(deps.config.mailbox, deps.config.intake.max_message_bytes)
+        unknown = set(only) - {m.name for m in deps.config.mailboxes}
+        if unknown:
+            raise DispatchdError(f"no [[mailbox]] named {', '.join(sorted(unknown))} in {deps.config.path}")
+        self.readers = [MailboxReader(m, deps.config.intake.max_message_bytes)
+                        for m in deps.config.mailboxes if not only or m.name in only]
         self.stop_thread = threading.Event()
         self.stop = asyncio.Event()
         self.mail_arrived = asyncio.Event()
@@ -127,9 +159,8 @@ class Daemon:
         self.stop_thread.set()
 
     async def run_once(self) -> int:
-        """Process the mailbox and the outbox, then exit; 75 if mail is left to retry."""
-        self.outbox.release_claims(everything=True)
-        intake = asyncio.ensure_future(asyncio.to_thread(self._cycle))
+        """Process the mailboxes and the outbox, then exit; 75 if mail is left to retry."""
+        intake = asyncio.ensure_future(asyncio.to_thread(self._cycle_all))
         sent = deferred = parked = 0
         try:
             # Send while reading: a long backlog gets its confirmations as it goes.
@@ -146,11 +177,30 @@ class Daemon:
                 self.request_stop()
                 await asyncio.wait({intake})
             await self.outbox.smtp.close()
-            await asyncio.to_thread(self.source.close)
+            await asyncio.to_thread(self._close)
         left = await asyncio.to_thread(self.outbox.next_due)
         log.info("run.once_done", fetched=report.fetched, outcomes=dict(report.outcomes),
                  sent=sent, deferred=deferred, parked=parked)
         return EX_TEMPFAIL if left is not None else 0
+
+    def _cycle_all(self) -> CycleReport:
+        total = CycleReport()
+        for reader in self.readers:
+            if self.stop_thread.is_set():
+                break
+            if not self._own(reader):
+                log.warning("mailbox.busy", mailbox=reader.mailbox.name, reason="another instance reads it")
+                continue
+            report = self._cycle(reader)
+            total.fetched += report.fetched
+            total.outcomes.update(report.outcomes)
+            total.gaps.extend(report.gaps)
+        return total
+
+    def _close(self) -> None:
+        for reader in self.readers:
+            reader.source.close()
+        self.deps.coordinator.close()
 
     def request_reload(self) -> None:
         """SIGHUP: new config, rules and templates, all or nothing; a bad edit changes nothing."""
@@ -168,19 +218,19 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
-        self.outbox.release_claims(everything=True)
-        log.info("daemon.started", mailbox=self.deps.config.mailbox.address,
-                 mode=self.deps.config.mailbox.mode)
+        log.info("daemon.started", mailboxes=[r.mailbox.name for r in self.readers],
+                 instance=await asyncio.to_thread(self.deps.coordinator.instance_id))
         scheduler = build_scheduler(lambda: self.deps, self.mail_arrived.set)
         scheduler.start()
         try:
-            await asyncio.gather(self._intake_loop(), self._outbox_loop(), self._watchdog_loop())
+            await asyncio.gather(*(self._intake_loop(r) for r in self.readers), self._outbox_loop(),
+                                 self._watchdog_loop())
         finally:
             self.notifier.stopping()
             scheduler.shutdown(wait=False)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
-            await asyncio.to_thread(self.source.close)
+            await asyncio.to_thread(self._close)  # frees our mailboxes for the other instances now
             log.info("daemon.stopped")
 
     async def _watchdog_loop(self) -> None:
@@ -189,39 +239,55 @@ class Daemon:
             self.notifier.watchdog()
             await self._sleep(interval)
 
-    async def _report_status(self, state: str) -> None:
+    async def _report_status(self) -> None:
         pending = await asyncio.to_thread(self.outbox.pending_count)
-        status = f"{state}, {pending} queued in outbox"
+        owned = [r.mailbox.name for r in self.readers if r.owned]
+        reading = f"reading {', '.join(owned)}" if owned else "standing by (other instances read the mailboxes)"
+        status = f"{reading}; {pending} queued in outbox"
         if not self.ready:
             self.ready = True
             self.notifier.ready(status)
         else:
             self.notifier.status(status)
 
-    def _cycle(self) -> CycleReport:
-        if not self.source.connected:
-            self.source.connect()
-        return poll_mailbox(self.source, self.deps, self.stop_thread, self.progress)
+    def _own(self, reader: MailboxReader) -> bool:
+        """Ask for the mailbox (PostgreSQL: its advisory lock); log when that changes."""
+        owned = self.deps.coordinator.try_own(reader.resource)
+        if owned != reader.owned:
+            log.info("mailbox.reading" if owned else "mailbox.released", mailbox=reader.mailbox.name)
+            if not owned:
+                reader.source.close()
+        reader.owned = owned
+        return owned
 
+    def _cycle(self, reader: MailboxReader) -> CycleReport:
+        if not reader.source.connected:
+            reader.source.connect()
+        return poll_mailbox(reader.source, self.deps, self.stop_thread, self.progress)
 
-    async def _intake_loop(self) -> None:
+    async def _intake_loop(self, reader: MailboxReader) -> None:
         backoff = Backoff()
         while not self.stop.is_set():
             try:
-                report = await asyncio.to_thread(self._cycle)
+                if not await asyncio.to_thread(self._own, reader):
+                    await self._report_status()
+                    await self._sleep(TAKEOVER_INTERVAL)
+                    continue
+                report = await asyncio.to_thread(self._cycle, reader)
                 if report.fetched:
                     self.mail_arrived.set()
                 if backoff.current:
-                    log.info("imap.recovered")
+                    log.info("imap.recovered", mailbox=reader.mailbox.name)
                 backoff.reset()
-                await self._report_status("idle" if self.deps.config.mailbox.mode == "idle" else "polling")
-                await asyncio.to_thread(self.source.wait_for_mail, self.stop_thread)
+                await self._report_status()
+                await asyncio.to_thread(reader.source.wait_for_mail, self.stop_thread)
             except (MailServerError, *INFRASTRUCTURE_ERRORS) as exc:
                 delay = backoff.next()
                 level = "error" if delay == backoff.first else "debug"
-                getattr(log, level)("intake.unavailable", reason=str(exc), retry_in=delay)
+                getattr(log, level)("intake.unavailable", mailbox=reader.mailbox.name, reason=str(exc),
+                                    retry_in=delay)
                 self.notifier.status(f"reconnecting in {delay:.0f}s: {str(exc)[:80]}")
-                await asyncio.to_thread(self.source.close)
+                await asyncio.to_thread(reader.source.close)
                 await self._sleep(delay)
 
     async def _outbox_loop(self) -> None:
@@ -248,5 +314,9 @@ class Daemon:
             pass
 
 
-def lock_path(config: Config) -> Path:
-    return config.data_dir / "dispatchd.lock"
+def instance_guard(config: Config) -> AbstractContextManager[object]:
+    """SQLite serves one instance (a file lock says so); PostgreSQL serves any number, which
+    share the work through ``store.coordination``."""
+    if config.database_url.startswith("sqlite"):
+        return InstanceLock(config.data_dir / "dispatchd.lock")
+    return nullcontext()

@@ -2,6 +2,7 @@
 
 ``Dovecot`` runs Debian's dovecot in the foreground (-F) as a child we own, with its own
 config, runtime dir and Maildir under a temporary directory; ``stop`` ends it by its pid.
+``Postgres`` does the same for Debian's PostgreSQL: a fresh cluster, trust auth on loopback.
 ``SmtpCapture`` is an in-process aiosmtpd server that records every message it accepts and
 can be told to answer 451 or 550 for failure tests.
 """
@@ -209,6 +210,100 @@ protocol imap {{
             return int(client.folder_status(folder, ["MESSAGES"])[b"MESSAGES"])
         finally:
             client.logout()
+
+
+def postgres_bin_dir() -> Path | None:
+    """Debian keeps the server binaries out of PATH, one directory per major version."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parent.parent.name))
+    if found:
+        return found[-1].parent
+    on_path = shutil.which("postgres")
+    return Path(on_path).resolve().parent if on_path else None
+
+
+class Postgres:
+    """A private PostgreSQL cluster on 127.0.0.1 with one database, ``dispatchd``.
+
+    Durability is turned off (fsync): the cluster lives for one test session. PostgreSQL
+    refuses to run as root, so root runs it as the same system user as Dovecot.
+    """
+
+    def __init__(self, port: int | None = None, durable: bool = False):
+        self.port = port or free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="dispatchd-postgres-"))
+        self.durable = durable
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return self.url_for("dispatchd")
+
+    def url_for(self, database: str) -> str:
+        return f"postgresql://dispatchd@127.0.0.1:{self.port}/{database}"
+
+    def start(self, timeout: float = 30.0) -> Postgres:
+        bin_dir = postgres_bin_dir()
+        if bin_dir is None:
+            raise RuntimeError("PostgreSQL is not installed (Debian: apt-get install postgresql)")
+        uid, gid, _ = _mail_identity()
+        as_user = {"user": uid, "group": gid} if os.geteuid() == 0 else {}
+        data, sockets = self.root / "data", self.root / "run"
+        sockets.mkdir()
+        self.root.chmod(0o755)
+        if os.geteuid() == 0:
+            os.chown(self.root, uid, gid)
+            os.chown(sockets, uid, gid)
+        subprocess.run([str(bin_dir / "initdb"), "-D", str(data), "-U", "dispatchd", "--auth=trust",
+                        "--encoding=UTF8", "--locale=C.UTF-8"], check=True, capture_output=True, **as_user)
+        options = [] if self.durable else ["-c", "fsync=off", "-c", "full_page_writes=off"]
+        with open(self.root / "postgres.log", "wb") as log:
+            self.process = subprocess.Popen(
+                [str(bin_dir / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(self.port),
+                 "-k", str(sockets), "-c", "max_connections=200", *options],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, **as_user)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"postgres exited with {self.process.returncode}: "
+                                   f"{(self.root / 'postgres.log').read_text()[-2000:]}")
+            try:
+                self.create_database("dispatchd")
+                return self
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"postgres did not answer on 127.0.0.1:{self.port}")
+
+    def create_database(self, name: str) -> str:
+        """A new empty database in this cluster (one per test keeps tests apart); its URL."""
+        import psycopg
+
+        try:
+            with psycopg.connect(self.url_for("postgres"), autocommit=True, connect_timeout=2) as connection:
+                connection.execute(f'CREATE DATABASE "{name}"')
+        except psycopg.OperationalError as exc:
+            raise OSError(str(exc)) from exc
+        except psycopg.errors.DuplicateDatabase:
+            pass
+        return self.url_for(name)
+
+    def stop(self) -> None:
+        """Stop the server we started, by its pid (fast shutdown), then remove the cluster."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        self.process = None
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> Postgres:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 @dataclass

@@ -44,13 +44,24 @@ def build_scheduler(current: Callable[[], IntakeDeps], after_job: Callable[[], N
     return scheduler
 
 
+def run_job(name: str, deps: IntakeDeps) -> Counter[str] | None:
+    """Run a job unless another instance is running it (None then). Every instance schedules
+    every job; what one run sends is recorded, so the next run, wherever, does not repeat it."""
+    with deps.coordinator.exclusive(f"job:{name}") as ours:
+        if not ours:
+            log.info("job.skipped", job=name, reason="running on another instance")
+            return None
+        return JOBS[name](deps)
+
+
 def _runner(name: str, current: Callable[[], IntakeDeps], after_job: Callable[[], None]):  # type: ignore[no-untyped-def]
     async def run() -> None:
         try:
-            result = await asyncio.to_thread(JOBS[name], current())
+            result = await asyncio.to_thread(run_job, name, current())
         except Exception:  # a failing job must not stop the scheduler; it runs again next time
             log.exception("job.failed", job=name)
             return
-        log.info("job.done", job=name, **result)
-        after_job()
+        if result is not None:
+            log.info("job.done", job=name, **result)
+            after_job()
     return run

@@ -163,7 +163,7 @@ def _rule(r: Reader, config: Config | None) -> Rule:
         clients=when.str_list("client"), senders=when.str_list("sender"), types=when.str_list("type"),
         priorities=tuple(priorities), keywords=when.str_list("keywords"),
         subject_keywords=when.str_list("subject_keywords"),
-        has_attachments=has_attachments, from_staff=from_staff,
+        has_attachments=has_attachments, from_staff=from_staff, mailboxes=when.str_list("mailbox"),
     )
     when.refuse_unknown()
     notify_client = then.bool("notify_client", None) if "notify_client" in then.table else None  # type: ignore[arg-type]
@@ -176,6 +176,7 @@ def _rule(r: Reader, config: Config | None) -> Rule:
     if config is not None:
         _check_people(then, config, action)
         _check_clients(when, config, condition)
+        _check_mailboxes(when, config, condition)
     rule = Rule(name=r.str("name", "", required=True), when=condition, then=action,
                 description=r.str("description", ""), stop=r.bool("stop", False))
     r.refuse_unknown()
@@ -188,7 +189,7 @@ def _check_people(then: Reader, config: Config, action: Action) -> None:
     for who in action.notify:
         if "@" not in who and not config.staff_by_name(who):
             then.problem("notify", f"{who!r} is neither an address nor a [[staff]] name")
-        if who.lower() == config.mailbox.address:
+        if who.lower() in config.intake_addresses:
             then.problem("notify", f"{who} is the intake address; notifying it would loop")
 
 
@@ -197,6 +198,14 @@ def _check_clients(when: Reader, config: Config, condition: Condition) -> None:
     for name in condition.clients:
         if normalise_label(name) not in known:
             when.problem("client", f"no [[clients]] named {name!r} in {config.path.name}")
+
+
+def _check_mailboxes(when: Reader, config: Config, condition: Condition) -> None:
+    known = {m.name for m in config.mailboxes}
+    for name in condition.mailboxes:
+        if name not in known:
+            when.problem("mailbox", f"no [[mailbox]] named {name!r} in {config.path.name} "
+                                    f"(known: {', '.join(sorted(known))})")
 
 
 def _alias_clashes(directory: Path, types: list[RequestType]) -> list[Problem]:

@@ -12,8 +12,12 @@ PROJECT = Path(__file__).resolve().parent.parent
 _users = itertools.count(1)
 
 
+# Tests run jobs themselves (dispatchd job NAME); a cron tick mid-test would add mail to count.
+_NO_SCHEDULE = '[schedule]\nsla = ""\nredispatch = ""\ndigest = ""\nstaff-digest = ""\nhealth = ""\n'
+
+
 def write_config(directory: Path, imap_port: int = 1143, smtp_port: int = 1025, mailbox: str | None = None,
-                 extra: str = "", mode: str = "idle") -> Path:
+                 extra: str = "", mode: str = "idle", scheduled: bool = False) -> Path:
     mailbox = mailbox or f"requests{next(_users)}@agency.test"
     path = directory / "config.toml"
     path.write_text(f"""\
@@ -51,6 +55,7 @@ format = "json"
 [security]
 trusted_authserv_id = "mx.agency.test"
 
+{"" if scheduled else _NO_SCHEDULE}
 [[clients]]
 name = "Acme"
 senders = ["*@acme.test", "bob@gmail.test"]

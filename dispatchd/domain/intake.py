@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from dispatchd.config import Client, Staff
 from dispatchd.domain.models import InboundMail, ParsedSubject, Request, SubjectError
 from dispatchd.domain.routing import Rulebook, normalise_label
-from dispatchd.domain.subject import parse_subject
+from dispatchd.domain.subject import parse_subject, strip_prefixes
 
 
 @dataclass(frozen=True)
@@ -29,9 +29,17 @@ class Directory:
         return any(s.email == address.lower() for s in self.staff)
 
 
-def read_request(mail: InboundMail, directory: Directory, rulebook: Rulebook) -> Request:
-    """Turn ``mail`` into a Request; anything that stops routing is listed in ``problems``."""
+def read_request(mail: InboundMail, directory: Directory, rulebook: Rulebook, mailbox: str = "",
+                 default_client: str | None = None) -> Request:
+    """Turn ``mail`` into a Request; anything that stops routing is listed in ``problems``.
+
+    A mailbox with a ``default_client`` also takes "Type - Description": the client is the
+    one the address belongs to (the sender must still be one of its addresses).
+    """
     parsed = parse_subject(mail.subject)
+    if default_client and (isinstance(parsed, SubjectError) or directory.client_named(parsed.client_label) is None):
+        implied = parse_subject(f"[{default_client}] - {strip_prefixes(mail.subject or '')}")
+        parsed = implied if isinstance(implied, ParsedSubject) else parsed
     from_staff = directory.is_staff(mail.sender)
     problems: list[str] = []
     client_name = type_name = None
@@ -58,7 +66,7 @@ def read_request(mail: InboundMail, directory: Directory, rulebook: Rulebook) ->
         sender=mail.sender, client=client_name, type=type_name, priority=priority,
         description=description, body=mail.text, subject=mail.subject, tags=tags,
         attachment_names=tuple(a.filename for a in mail.attachments),
-        problems=tuple(problems), from_staff=from_staff,
+        problems=tuple(problems), from_staff=from_staff, mailbox=mailbox,
     )
 
 

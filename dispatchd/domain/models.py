@@ -122,6 +122,7 @@ class Request:
     attachment_names: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()
     from_staff: bool = False
+    mailbox: str = ""  # the [[mailbox]] name it arrived through
 
     @property
     def needs_triage(self) -> bool:

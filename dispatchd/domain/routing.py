@@ -46,6 +46,7 @@ class Condition:
     subject_keywords: tuple[str, ...] = ()
     has_attachments: bool | None = None
     from_staff: bool | None = None
+    mailboxes: tuple[str, ...] = ()  # [[mailbox]] names: a rule set per intake address
 
     def explain_match(self, request: Request) -> str | None:
         """A short reason why ``request`` matches, or None when it does not."""
@@ -57,6 +58,7 @@ class Condition:
             (self.senders, lambda: _sender(request.sender, self.senders)),
             (self.keywords, lambda: _keyword(f"{request.description}\n{request.body}", self.keywords)),
             (self.subject_keywords, lambda: _keyword(request.description, self.subject_keywords)),
+            (self.mailboxes, lambda: f"mailbox {request.mailbox}" if request.mailbox in self.mailboxes else None),
         )
         for wanted, test in tests:
             if wanted:
@@ -152,6 +154,15 @@ def escalate(request: Request, decision: RouteDecision, rules: tuple[Rule, ...])
         if rule.stop:
             break
     return decision
+
+
+def with_queue_prefix(decision: RouteDecision, prefix: str) -> RouteDecision:
+    """A mailbox's ``queue_prefix`` keeps its work in its own queues ("brand-b/content");
+    a rule that names a queue with the prefix already is left as it is."""
+    if not prefix or decision.queue.startswith(prefix):
+        return decision
+    return replace(decision, queue=prefix + decision.queue,
+                   reasons=(*decision.reasons, f"queue prefix {prefix!r} of the mailbox"))
 
 
 def route(request: Request, rulebook: Rulebook) -> RouteDecision:

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
 _TOKEN = re.compile(r"^t(\d{1,12})\.([a-z2-7]{16})$")
@@ -34,13 +35,14 @@ def reply_address(intake: str, task_id: int, recipient: str, secret: bytes) -> s
     return f"{local}+t{task_id}.{_signature(secret, task_id, recipient)}@{domain}"
 
 
-def find_token(addresses: tuple[str, ...], intake: str) -> ReplyToken | None:
-    """The token in any of ``addresses`` that is a plus-address of ``intake``."""
-    local, _, domain = intake.lower().partition("@")
+def find_token(addresses: tuple[str, ...], intakes: Collection[str]) -> ReplyToken | None:
+    """The token in any of ``addresses`` that is a plus-address of one of our ``intakes``
+    (the signature does not name the address: a reply routes whichever mailbox it reaches)."""
+    ours = {intake.lower() for intake in intakes}
     for address in addresses:
         user, _, host = address.lower().partition("@")
         base, plus, tag = user.partition("+")
-        if plus and base == local and host == domain:
+        if plus and f"{base}@{host}" in ours:
             match = _TOKEN.match(tag)
             if match:
                 return ReplyToken(int(match.group(1)), match.group(2))

@@ -19,12 +19,12 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
 from dispatchd.clock import Clock
-from dispatchd.config import Config
+from dispatchd.config import Config, MailboxConfig
 from dispatchd.domain.intake import Directory, read_request
 from dispatchd.domain.loops import automation_reason
 from dispatchd.domain.loops_budget import body_fingerprint, breaker_reason
 from dispatchd.domain.models import Disposition, InboundMail, RawMail, RouteDecision, Status
-from dispatchd.domain.routing import Rulebook, route
+from dispatchd.domain.routing import Rulebook, route, with_queue_prefix
 from dispatchd.domain.sla import BusinessCalendar, due_at, parse_sla
 from dispatchd.domain.tokens import bounce_address
 from dispatchd.flows.assignment import pick_assignee
@@ -36,6 +36,7 @@ from dispatchd.mail.parse import parse_mail
 from dispatchd.render import Renderer
 from dispatchd.store import queries
 from dispatchd.store.blobs import BlobStore
+from dispatchd.store.coordination import Coordinator
 from dispatchd.store.tables import Attachment, InboundMessage, JobRun, Outbox, Task
 
 log = structlog.get_logger("dispatchd.ingest")
@@ -56,6 +57,7 @@ class IntakeDeps:
     blobs: BlobStore
     engine: Engine
     secret: bytes
+    coordinator: Coordinator
 
     @property
     def notices(self) -> NoticeContext:
@@ -64,11 +66,6 @@ class IntakeDeps:
     @property
     def directory(self) -> Directory:
         return Directory(self.config.clients, self.config.staff)
-
-    @property
-    def account(self) -> str:
-        mailbox = self.config.mailbox
-        return f"{mailbox.username}@{mailbox.host}:{mailbox.port}"
 
 
 @dataclass(frozen=True)
@@ -80,37 +77,54 @@ class Outcome:
     reason: str = ""
 
 
-def ingest(raw: RawMail, deps: IntakeDeps) -> Outcome:
-    """Process one fetched message exactly once; raises only for infrastructure faults."""
+def ingest(raw: RawMail, deps: IntakeDeps, mailbox: MailboxConfig | None = None) -> Outcome:
+    """Process one message fetched from ``mailbox`` (default: the first) exactly once;
+    raises only for infrastructure faults."""
+    mailbox = mailbox or deps.config.mailbox
     # Mail over the size limit is answered and recorded, but only its header is kept.
     digest = deps.blobs.put(_header_section(raw.data) if _oversize(raw, deps) else raw.data)
     try:
         with Session(deps.engine) as session, session.begin():
-            outcome = _ingest(session, raw, digest, deps)
-            queries.advance_cursor(session, deps.account, raw.folder, raw.uidvalidity, raw.uid)
+            outcome = _ingest(session, raw, digest, deps, mailbox)
+            queries.advance_cursor(session, mailbox.account, raw.folder, raw.uidvalidity, raw.uid)
     except INFRASTRUCTURE_ERRORS:
         raise
+    except IntegrityError as exc:
+        recorded = _recorded_meanwhile(raw, deps, mailbox)
+        if recorded is not None:  # another instance took this message first: it is theirs
+            return recorded
+        log.exception("mail.quarantined", uid=raw.uid, error=f"{type(exc).__name__}: {exc}")
+        return quarantine(raw, digest, f"{type(exc).__name__}: {exc}", deps, mailbox)
     except Exception as exc:  # the per-message boundary: quarantine, never lose
         log.exception("mail.quarantined", uid=raw.uid, error=f"{type(exc).__name__}: {exc}")
-        return quarantine(raw, digest, f"{type(exc).__name__}: {exc}", deps)
+        return quarantine(raw, digest, f"{type(exc).__name__}: {exc}", deps, mailbox)
     log.info("mail.ingested", uid=raw.uid, message_id=outcome.message_id, task_id=outcome.task_id,
              disposition=outcome.disposition.value, reason=outcome.reason or None)
     return outcome
 
 
-def quarantine(raw: RawMail, digest: str, reason: str, deps: IntakeDeps) -> Outcome:
+def _recorded_meanwhile(raw: RawMail, deps: IntakeDeps, mailbox: MailboxConfig) -> Outcome | None:
+    with Session(deps.engine) as session:
+        row = queries.inbound_at(session, mailbox.account, raw.folder, raw.uidvalidity, raw.uid)
+    if row is None:
+        return None
+    log.warning("mail.taken_by_another_instance", uid=raw.uid, message_id=row.message_id, task_id=row.task_id)
+    return Outcome(raw.uid, Disposition(row.disposition), row.message_id, row.task_id, "already processed")
+
+
+def quarantine(raw: RawMail, digest: str, reason: str, deps: IntakeDeps, mailbox: MailboxConfig) -> Outcome:
     """Record a message that could not be processed; it stays retryable from its raw bytes."""
     now = deps.clock.now()
     with Session(deps.engine) as session, session.begin():
-        existing = queries.inbound_at(session, deps.account, raw.folder, raw.uidvalidity, raw.uid)
+        existing = queries.inbound_at(session, mailbox.account, raw.folder, raw.uidvalidity, raw.uid)
         message_id = _safe_message_id(raw.data)
         if existing is None:
             session.add(InboundMessage(
-                account=deps.account, folder=raw.folder, uidvalidity=raw.uidvalidity, uid=raw.uid,
-                mailbox_address=deps.config.mailbox.address, message_id=message_id, received_at=now,
+                account=mailbox.account, folder=raw.folder, uidvalidity=raw.uidvalidity, uid=raw.uid,
+                mailbox_address=mailbox.address, message_id=message_id, received_at=now,
                 disposition=Disposition.QUARANTINED, reason=reason[:2000], raw_sha256=digest,
                 size=len(raw.data)))
-        queries.advance_cursor(session, deps.account, raw.folder, raw.uidvalidity, raw.uid)
+        queries.advance_cursor(session, mailbox.account, raw.folder, raw.uidvalidity, raw.uid)
     return Outcome(raw.uid, Disposition.QUARANTINED, message_id, reason=reason)
 
 
@@ -124,12 +138,13 @@ def retry_quarantined(row_id: int, deps: IntakeDeps) -> Outcome | None:
         if row is None or row.disposition != Disposition.QUARANTINED:
             return None
         raw = RawMail(row.folder, row.uidvalidity, row.uid, deps.blobs.get(row.raw_sha256))
+        mailbox = deps.config.mailbox_reading(row.account, row.folder)
         previous = row.reason
         try:
             with session.begin_nested():
                 session.delete(row)
                 session.flush()
-                outcome = _ingest(session, raw, row.raw_sha256, deps, trusted=True)
+                outcome = _ingest(session, raw, row.raw_sha256, deps, mailbox, trusted=True)
         except INFRASTRUCTURE_ERRORS:
             raise
         except Exception as exc:  # still broken: keep it quarantined, with the new reason
@@ -141,17 +156,18 @@ def retry_quarantined(row_id: int, deps: IntakeDeps) -> Outcome | None:
     return outcome
 
 
-def _ingest(session: Session, raw: RawMail, digest: str, deps: IntakeDeps, trusted: bool = False) -> Outcome:
+def _ingest(session: Session, raw: RawMail, digest: str, deps: IntakeDeps, mailbox: MailboxConfig,
+            trusted: bool = False) -> Outcome:
     """``trusted``: an operator asked for this (a quarantine retry), so the loop breaker stands aside."""
-    already = queries.inbound_at(session, deps.account, raw.folder, raw.uidvalidity, raw.uid)
+    already = queries.inbound_at(session, mailbox.account, raw.folder, raw.uidvalidity, raw.uid)
     if already is not None:
         return Outcome(raw.uid, Disposition(already.disposition), already.message_id, already.task_id,
                        "already processed")
     mail = parse_mail(raw.data)
     now = deps.clock.now()
-    address = deps.config.mailbox.address
+    address = mailbox.address
     row = InboundMessage(
-        account=deps.account, folder=raw.folder, uidvalidity=raw.uidvalidity, uid=raw.uid,
+        account=mailbox.account, folder=raw.folder, uidvalidity=raw.uidvalidity, uid=raw.uid,
         mailbox_address=address, message_id=mail.message_id, dedup_key=f"{address}|{mail.message_id}",
         sender=mail.sender, subject=mail.subject[:1000], received_at=now, disposition="",
         raw_sha256=digest, size=len(raw.data), body_hash=body_fingerprint(mail.text))
@@ -167,7 +183,7 @@ def _ingest(session: Session, raw: RawMail, digest: str, deps: IntakeDeps, trust
         return _finish(session, row, Disposition.BOUNCE, bounce.reason, list(bounce.notices), deps)
     our_domain = address.rpartition("@")[2]
     robot = automation_reason(mail, _our_addresses(deps.config), our_domain)
-    match = match_task(session, mail, address)
+    match = match_task(session, mail, deps.config.intake_addresses)
     if robot is not None:
         row.task_id = match.task.id if match else None
         outcome = _record(session, row, Disposition.AUTOMATED, robot)
@@ -193,7 +209,7 @@ def _ingest(session: Session, raw: RawMail, digest: str, deps: IntakeDeps, trust
         ctx = command_context(session, deps.notices, deps.calendar, now, mail.message_id)
         reason = handle_staff_email(session, mail, commands, ctx)
         return _finish(session, row, Disposition.COMMAND, reason, ctx.notices, deps)
-    return _new_task(session, row, mail, deps)
+    return _new_task(session, row, mail, deps, mailbox)
 
 
 def _assignee(session: Session, decision: RouteDecision, deps: IntakeDeps, now: datetime) -> tuple[str | None, str]:
@@ -246,7 +262,7 @@ def _reject_oversize(session: Session, row: InboundMessage, raw: RawMail, mail: 
     reason = f"message is {size_mb:.1f} MB; the limit is {limit_mb:.0f} MB"
     row.size = max(raw.size, len(raw.data))
     notices = []
-    robot = automation_reason(mail, _our_addresses(deps.config), deps.config.mailbox.address.rpartition("@")[2])
+    robot = automation_reason(mail, _our_addresses(deps.config), row.mailbox_address.rpartition("@")[2])
     if robot is None and mail.sender:
         notices.append(too_large_reply(mail, size_mb, limit_mb, deps.notices))
     return _finish(session, row, Disposition.REJECTED, reason, notices, deps)
@@ -260,10 +276,11 @@ def _finish(session: Session, row: InboundMessage, disposition: Disposition, rea
     return outcome
 
 
-def _new_task(session: Session, row: InboundMessage, mail: InboundMail, deps: IntakeDeps) -> Outcome:
+def _new_task(session: Session, row: InboundMessage, mail: InboundMail, deps: IntakeDeps,
+              mailbox: MailboxConfig) -> Outcome:
     now = deps.clock.now()
-    request = read_request(mail, deps.directory, deps.rulebook)
-    decision = route(request, deps.rulebook)
+    request = read_request(mail, deps.directory, deps.rulebook, mailbox.name, mailbox.default_client)
+    decision = with_queue_prefix(route(request, deps.rulebook), mailbox.queue_prefix)
     due = due_at(now, parse_sla(decision.sla), deps.calendar)
     assignee_email, assign_reason = _assignee(session, decision, deps, now)
     status = Status.RECEIVED if decision.triage else Status.QUEUED
@@ -273,7 +290,7 @@ def _new_task(session: Session, row: InboundMessage, mail: InboundMail, deps: In
         sender=mail.sender, sender_name=mail.sender_name[:200],
         assignee=assignee_email, sla=decision.sla, due_at=due.at,
         due_explanation=due.explanation, message_id=mail.message_id, tags=" ".join(request.tags),
-        created_at=now, updated_at=now)
+        created_at=now, updated_at=now, mailbox=mailbox.name)
     session.add(task)
     session.flush()
     row.task_id = task.id
@@ -341,7 +358,7 @@ def _store_attachments(session: Session, row: InboundMessage, mail: InboundMail,
 
 
 def _our_addresses(config: Config) -> frozenset[str]:
-    return frozenset({config.mailbox.address, parseaddr(config.smtp.from_address)[1].lower()} - {""})
+    return frozenset({*config.intake_addresses, parseaddr(config.smtp.from_address)[1].lower()} - {""})
 
 
 def _safe_message_id(data: bytes) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import structlog
 from sqlmodel import Session
 
+from dispatchd.config import MailboxConfig
 from dispatchd.domain.models import Disposition
 from dispatchd.flows.ingest import IntakeDeps, ingest
 from dispatchd.mail.imap import ImapSource
@@ -28,38 +29,41 @@ class CycleReport:
 
 def poll_mailbox(source: ImapSource, deps: IntakeDeps, stop: threading.Event,
                  progress: Callable[[int, int], None] | None = None) -> CycleReport:
-    """Ingest every message after the cursor; stops between messages when ``stop`` is set.
-    ``progress(done, total)`` is called along the way (a first sync can be long)."""
-    folder = deps.config.mailbox.folder
+    """Ingest every message after the cursor of ``source``'s mailbox; stops between messages
+    when ``stop`` is set. ``progress(done, total)`` is called along the way (a first sync can
+    be long)."""
+    mailbox = source.config
+    folder = mailbox.folder
     state = source.select(folder)
-    last_uid = _cursor_position(deps, folder, state.uidvalidity)
+    last_uid = _cursor_position(deps, mailbox, state.uidvalidity)
     report = CycleReport()
-    _acknowledge_recorded(source, deps, folder, state.uidvalidity, source.unacknowledged_up_to(last_uid))
+    _acknowledge_recorded(source, deps, state.uidvalidity, source.unacknowledged_up_to(last_uid))
     new_uids = source.uids_after(last_uid)
     if new_uids:
-        log.info("mail.fetching", folder=folder, count=len(new_uids), after_uid=last_uid)
+        log.info("mail.fetching", mailbox=mailbox.name, folder=folder, count=len(new_uids), after_uid=last_uid)
     pending: dict[str | None, list[int]] = {}
     for raw in source.fetch(folder, state.uidvalidity, new_uids):
-        outcome = ingest(raw, deps)
+        outcome = ingest(raw, deps, mailbox)
         report.fetched += 1
         report.outcomes[outcome.disposition.value] += 1
         if progress is not None:
             progress(report.fetched, len(new_uids))
-        pending.setdefault(_target_folder(deps, outcome.disposition), []).append(raw.uid)
-        if report.fetched % deps.config.mailbox.fetch_batch == 0:
+        pending.setdefault(_target_folder(mailbox, outcome.disposition), []).append(raw.uid)
+        if report.fetched % mailbox.fetch_batch == 0:
             _flush_acknowledgements(source, pending)
             log.info("mail.progress", done=report.fetched, total=len(new_uids))
         if stop.is_set():
             break
     _flush_acknowledgements(source, pending)
     if new_uids:
-        report.gaps = _reconcile(source, deps, folder, state.uidvalidity, new_uids, report)
+        report.gaps = _reconcile(deps, mailbox, state.uidvalidity, new_uids, report)
     return report
 
 
-def _cursor_position(deps: IntakeDeps, folder: str, uidvalidity: int) -> int:
+def _cursor_position(deps: IntakeDeps, mailbox: MailboxConfig, uidvalidity: int) -> int:
+    folder = mailbox.folder
     with Session(deps.engine) as session, session.begin():
-        cursor = queries.cursor_for(session, deps.account, folder)
+        cursor = queries.cursor_for(session, mailbox.account, folder)
         if cursor is None:
             return 0
         if cursor.uidvalidity != uidvalidity:
@@ -72,21 +76,21 @@ def _cursor_position(deps: IntakeDeps, folder: str, uidvalidity: int) -> int:
         return cursor.last_uid
 
 
-def _target_folder(deps: IntakeDeps, disposition: Disposition) -> str | None:
+def _target_folder(mailbox: MailboxConfig, disposition: Disposition) -> str | None:
     if disposition is Disposition.QUARANTINED:
-        return deps.config.mailbox.quarantine_folder
-    return deps.config.mailbox.processed_folder
+        return mailbox.quarantine_folder
+    return mailbox.processed_folder
 
 
-def _acknowledge_recorded(source: ImapSource, deps: IntakeDeps, folder: str, uidvalidity: int,
-                          uids: list[int]) -> None:
+def _acknowledge_recorded(source: ImapSource, deps: IntakeDeps, uidvalidity: int, uids: list[int]) -> None:
     if not uids:
         return
+    mailbox = source.config
     with Session(deps.engine) as session:
-        rows = queries.recorded_uids(session, deps.account, folder, uidvalidity, uids)
+        rows = queries.recorded_uids(session, mailbox.account, mailbox.folder, uidvalidity, uids)
     pending: dict[str | None, list[int]] = {}
     for uid, row in rows.items():
-        pending.setdefault(_target_folder(deps, Disposition(row.disposition)), []).append(uid)
+        pending.setdefault(_target_folder(mailbox, Disposition(row.disposition)), []).append(uid)
     log.info("mail.acknowledging_leftovers", count=len(rows))
     _flush_acknowledgements(source, pending)
 
@@ -97,11 +101,12 @@ def _flush_acknowledgements(source: ImapSource, pending: dict[str | None, list[i
     pending.clear()
 
 
-def _reconcile(source: ImapSource, deps: IntakeDeps, folder: str, uidvalidity: int,
+def _reconcile(deps: IntakeDeps, mailbox: MailboxConfig, uidvalidity: int,
                fetched_uids: list[int], report: CycleReport) -> list[int]:
     """Every UID we saw must now be recorded as ingested or quarantined; log any gap."""
+    folder = mailbox.folder
     with Session(deps.engine) as session:
-        recorded = queries.recorded_uids(session, deps.account, folder, uidvalidity, fetched_uids)
+        recorded = queries.recorded_uids(session, mailbox.account, folder, uidvalidity, fetched_uids)
     processed = {uid for uid in fetched_uids if uid <= max(recorded, default=0)}
     gaps = sorted(processed - set(recorded))
     quarantined = sum(1 for row in recorded.values() if row.disposition == Disposition.QUARANTINED)

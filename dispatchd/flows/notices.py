@@ -6,7 +6,7 @@ Every email about a task carries a Reply-To signed for its one recipient (see
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import parseaddr
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -79,7 +79,7 @@ def capacity_notices(task: Task, reason: str, ctx: NoticeContext) -> list[Outbou
     """Tell the queue's owners that new work is waiting because everyone is full."""
     values = {**task_values(task, ctx), "reason": reason}
     return [_mail("staff-capacity", s.email, task, values, ctx) for s in ctx.config.queue_owners(task.queue)
-            if s.email != ctx.config.mailbox.address]
+            if s.email not in ctx.config.intake_addresses]
 
 
 def sla_notices(task: Task, clock: str, level: str, used: str, extra: tuple[str, ...], ctx: NoticeContext,
@@ -144,12 +144,12 @@ def results_reply(mail: InboundMail, task: Task | None, results: list[tuple[str,
 def refused_reply(mail: InboundMail, ctx: NoticeContext) -> OutboundMail:
     """Says no without saying anything about the task: the sender may be a stranger."""
     values = {"organisation": _organisation(ctx.config.smtp.from_address),
-              "intake_address": ctx.config.mailbox.address, "original_subject": mail.subject}
+              "intake_address": _intake_of(mail, ctx.config), "original_subject": mail.subject}
     return _answer("reply-refused", mail, values, ctx)
 
 
 def too_large_reply(mail: InboundMail, size_mb: float, limit_mb: float, ctx: NoticeContext) -> OutboundMail:
-    values = {"organisation": _organisation(ctx.config.smtp.from_address), "intake_address": ctx.config.mailbox.address,
+    values = {"organisation": _organisation(ctx.config.smtp.from_address), "intake_address": _intake_of(mail, ctx.config),
               "original_subject": mail.subject, "size_mb": f"{size_mb:.1f}", "limit_mb": f"{limit_mb:.0f}"}
     return _answer("client-too-large", mail, values, ctx)
 
@@ -169,7 +169,7 @@ def staff_recipients(task: Task, extra: tuple[str, ...], config: Config) -> list
     for who in extra:
         person = config.staff_by_name(who)
         addresses.append(person.email if person else who.lower())
-    return [a for a in dict.fromkeys(addresses) if a and a != config.mailbox.address]
+    return [a for a in dict.fromkeys(addresses) if a and a not in config.intake_addresses]
 
 
 def due_label(task: Task, zone: ZoneInfo) -> str:
@@ -184,7 +184,7 @@ def task_values(task: Task, ctx: NoticeContext) -> dict[str, Any]:
     return {
         "task": task,
         "organisation": _organisation(ctx.config.smtp.from_address),
-        "intake_address": ctx.config.mailbox.address,
+        "intake_address": ctx.config.mailbox_named(task.mailbox).address,
         "due_label": due_label(task, zone),
         "priority_label": PRIORITY_LABELS.get(task.priority, task.priority),
         "status_label": STATUS_LABELS.get(task.status, task.status),
@@ -216,7 +216,7 @@ def _request_values(task: Task, mail: InboundMail, request: Request, decision: R
 def _mail(template: str, to: str, task: Task | None, values: dict[str, Any], ctx: NoticeContext,
           subject_hint: str | None = None, **headers: Any) -> OutboundMail:
     rendered = ctx.renderer.render(template, **values, subject_hint=subject_hint or "")
-    reply_to = (reply_address(ctx.config.mailbox.address, task.id, to, ctx.secret)
+    reply_to = (reply_address(ctx.config.mailbox_named(task.mailbox).address, task.id, to, ctx.secret)
                 if task is not None and task.id is not None else None)
     return OutboundMail(kind=template, to=(to,), subject=rendered.subject, text=rendered.text,
                         html=rendered.html, task_id=task.id if task else None, reply_to=reply_to, **headers)
@@ -224,8 +224,19 @@ def _mail(template: str, to: str, task: Task | None, values: dict[str, Any], ctx
 
 def _answer(template: str, mail: InboundMail, values: dict[str, Any], ctx: NoticeContext) -> OutboundMail:
     """An automatic reply to ``mail`` that concerns no task (so no signed Reply-To)."""
-    return _mail(template, mail.sender, None, values, ctx, auto_submitted="auto-replied",
-                 in_reply_to=mail.message_id, references=(*mail.references, mail.message_id))
+    answer = _mail(template, mail.sender, None, values, ctx, auto_submitted="auto-replied",
+                   in_reply_to=mail.message_id, references=(*mail.references, mail.message_id))
+    return replace(answer, reply_to=_intake_of(mail, ctx.config))
+
+
+def _intake_of(mail: InboundMail, config: Config) -> str:
+    """The intake address ``mail`` was sent to (plus-tags aside); the first mailbox's if none."""
+    for address in mail.recipients:
+        local, _, domain = address.lower().partition("@")
+        plain = f"{local.partition('+')[0]}@{domain}"
+        if plain in config.intake_addresses:
+            return plain
+    return config.mailbox.address
 
 
 def _organisation(from_address: str) -> str:

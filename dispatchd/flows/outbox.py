@@ -1,8 +1,9 @@
 """The outbox sender: claim due mail, send it, record what happened.
 
 A claim is committed before sending and the result after, so a crash in between leaves
-a 'sending' row that ``release_stale_claims`` returns to the queue: the resend carries the
-same bytes and the same Message-ID. Temporary failures back off exponentially; permanent
+a 'sending' row whose claimer is gone; ``release_orphaned_claims`` returns it to the queue
+and the resend carries the same bytes and the same Message-ID. Several instances may drain
+one outbox (PostgreSQL): each claims rows the others are not claiming. Temporary failures back off exponentially; permanent
 ones, or too many attempts, park the row for an operator (``dispatchd outbox``).
 """
 
@@ -19,10 +20,10 @@ from sqlmodel import Session, col, func, select
 from dispatchd.clock import Clock, as_utc
 from dispatchd.mail.smtp import Delivery, SendResult, SmtpSender
 from dispatchd.store import queries
+from dispatchd.store.coordination import Coordinator
 from dispatchd.store.tables import Outbox
 
 log = structlog.get_logger("dispatchd.outbox")
-CLAIM_TIMEOUT = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -43,19 +44,20 @@ class DrainReport:
 
 
 class OutboxSender:
-    def __init__(self, engine: Engine, smtp: SmtpSender, clock: Clock, policy: RetryPolicy):
+    def __init__(self, engine: Engine, smtp: SmtpSender, clock: Clock, policy: RetryPolicy,
+                 coordinator: Coordinator):
         self.engine = engine
         self.smtp = smtp
         self.clock = clock
         self.policy = policy
+        self.coordinator = coordinator
         self.outage: str | None = None
 
-    def release_claims(self, everything: bool = False) -> int:
-        """Return crashed claims to the queue (all of them at start of the only instance)."""
-        now = self.clock.now()
+    def release_claims(self) -> int:
+        """Return the claims of crashed instances (or of our own previous life) to the queue."""
         with Session(self.engine) as session, session.begin():
-            released = queries.release_stale_claims(session, now + timedelta(days=1) if everything
-                                                    else now - CLAIM_TIMEOUT)
+            live = self.coordinator.live_instances(session.connection())
+            released = queries.release_orphaned_claims(session, live)
         if released:
             log.warning("outbox.claims_released", count=released)
         return released
@@ -66,6 +68,7 @@ class OutboxSender:
         report = DrainReport()
         # Only what was due when we started: a row deferred in this pass waits for the next.
         started = self.clock.now()
+        await asyncio.to_thread(self.release_claims)
         try:
             while stop is None or not stop.is_set():
                 rows = await asyncio.to_thread(self._claim, batch, started)
@@ -91,14 +94,14 @@ class OutboxSender:
 
     def _claim(self, batch: int, due_by: datetime) -> list[Outbox]:
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
-            return queries.claim_outbox(session, due_by, self.clock.now(), batch)
+            return queries.claim_outbox(session, due_by, self.clock.now(), batch, self.coordinator.instance_id())
 
     def _unclaim(self, ids: list[int | None]) -> None:
         with Session(self.engine) as session, session.begin():
             for row_id in ids:
                 row = session.get(Outbox, row_id)
-                if row is not None and row.status == "sending":
-                    row.status, row.claimed_at = "pending", None
+                if row is not None and row.status == "sending" and row.claimed_by == self.coordinator.instance_id():
+                    row.status, row.claimed_at, row.claimed_by = "pending", None, None
 
     def _record_all(self, results: list[tuple[Outbox, SendResult]], report: DrainReport) -> None:
         with Session(self.engine) as session, session.begin():
@@ -108,10 +111,13 @@ class OutboxSender:
     def _record(self, session: Session, claimed: Outbox, result: SendResult, report: DrainReport) -> None:
         now = self.clock.now()
         row = session.get(Outbox, claimed.id)
-        if row is None:
+        if row is None or row.status != "sending" or row.claimed_by != claimed.claimed_by:
+            # Our claim was released (our database connection was lost meanwhile): the row's
+            # new claimer sends it again, with the same Message-ID, and records the result.
+            log.warning("outbox.claim_lost", message_id=claimed.message_id)
             return
         row.attempts += 1
-        row.claimed_at = None
+        row.claimed_at = row.claimed_by = None
         fields = dict(message_id=row.message_id, task_id=row.task_id, to=row.recipients,
                       attempt=row.attempts)
         if result.delivery is Delivery.SENT:

@@ -40,9 +40,9 @@ class Match:
     method: str
 
 
-def match_task(session: Session, mail: InboundMail, intake: str) -> Match | None:
+def match_task(session: Session, mail: InboundMail, intakes: frozenset[str]) -> Match | None:
     """The task this mail is about, trying each layer in turn."""
-    token = find_token(mail.recipients, intake)
+    token = find_token(mail.recipients, intakes)
     layers = (
         ("thread", lambda: queries.task_of_thread(session, (mail.in_reply_to or "", *mail.references))),
         ("reply-address", lambda: token.task_id if token else None),
@@ -72,7 +72,7 @@ def identify(sender: str, task: Task | None, config: Config) -> Actor | None:
 
 
 def is_verified(mail: InboundMail, task_id: int | None, config: Config, secret: bytes) -> bool:
-    token = find_token(mail.recipients, config.mailbox.address)
+    token = find_token(mail.recipients, config.intake_addresses)
     if token is not None and (task_id is None or token.task_id == task_id) and verify(token, mail.sender, secret):
         return True
     return sender_authenticated(mail.sender, mail.headers.get("authentication-results", ()),

@@ -1,12 +1,14 @@
-"""Engine set-up, SQLite pragmas and schema migrations.
+"""Engine set-up (SQLite or PostgreSQL), SQLite pragmas and schema migrations.
 
 Migrations are an ordered list; the database records the last one applied in ``meta``.
-Each migration runs in its own transaction, so an interrupted upgrade resumes cleanly.
+Each migration runs in its own transaction, so an interrupted upgrade resumes cleanly. On
+PostgreSQL several instances may start at once: an advisory lock lets one of them migrate.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import structlog
 from sqlalchemy import event, inspect, text
@@ -54,6 +56,8 @@ MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
         "CREATE INDEX IF NOT EXISTS ix_outbox_kind_created ON outbox (kind, created_at)",
         "CREATE INDEX IF NOT EXISTS ix_outbox_task_created ON outbox (task_id, created_at)",
         "CREATE INDEX IF NOT EXISTS ix_inbound_body_received ON inbound_message (body_hash, received_at)"),
+    _add_column("task", "mailbox", "VARCHAR"),  # 6: which [[mailbox]] a request came in through
+    _add_column("outbox", "claimed_by", "VARCHAR"),  # 7: which instance is sending a row
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -64,8 +68,17 @@ def open_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        # Timestamps are stored as naive UTC on both databases.
+        engine = create_engine(_with_driver(url), pool_pre_ping=True, connect_args={"options": "-c timezone=UTC"})
     return engine
+
+
+def _with_driver(url: str) -> str:
+    """Owners write postgresql://…; the driver is psycopg 3."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme):]
+    return url
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -87,14 +100,44 @@ def schema_version(engine: Engine) -> int:
 
 def migrate(engine: Engine) -> int:
     """Bring the schema up to date; returns the number of migrations applied."""
-    current = schema_version(engine)
-    if current > SCHEMA_VERSION:
-        raise RuntimeError(f"database schema {current} is newer than this dispatchd ({SCHEMA_VERSION})")
-    for version in range(current + 1, SCHEMA_VERSION + 1):
-        with engine.begin() as connection:
-            MIGRATIONS[version - 1](connection)
-            connection.execute(
-                text("INSERT INTO meta (key, value) VALUES ('schema_version', :v) "
-                     "ON CONFLICT (key) DO UPDATE SET value = :v"), {"v": str(version)})
-        log.info("db.migrated", version=version)
+    with _migration_lock(engine):
+        current = schema_version(engine)
+        if current > SCHEMA_VERSION:
+            raise RuntimeError(f"database schema {current} is newer than this dispatchd ({SCHEMA_VERSION})")
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            with engine.begin() as connection:
+                MIGRATIONS[version - 1](connection)
+                connection.execute(
+                    text("INSERT INTO meta (key, value) VALUES ('schema_version', :v) "
+                         "ON CONFLICT (key) DO UPDATE SET value = :v"), {"v": str(version)})
+            log.info("db.migrated", version=version)
     return SCHEMA_VERSION - current
+
+
+def stored_secret(engine: Engine, key: str, candidate: str) -> str:
+    """The secret kept under ``key`` in ``meta``; ``candidate`` becomes it if there is none yet.
+    The first instance to ask wins; the others read what it stored."""
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO meta (key, value) VALUES (:key, :value) ON CONFLICT (key) DO NOTHING"),
+                           {"key": key, "value": candidate})
+        return connection.execute(text("SELECT value FROM meta WHERE key = :key"), {"key": key}).scalar_one()
+
+
+_MIGRATION_LOCK = 0x6469737061746368  # "dispatch"
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """Instances starting together on PostgreSQL migrate one after the other (the later ones
+    find nothing left to do). SQLite has one instance per database."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK})
+        connection.commit()
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK})
+            connection.commit()

@@ -87,23 +87,26 @@ def queue_depths(session: Session) -> list[tuple[str, str, int]]:
     return [(queue, status, count) for queue, status, count in rows]
 
 
-def claim_outbox(session: Session, due_by: datetime, now: datetime, limit: int) -> list[Outbox]:
-    """Mark up to ``limit`` rows due by ``due_by`` as being sent by us; the caller commits."""
+def claim_outbox(session: Session, due_by: datetime, now: datetime, limit: int, claimer: str) -> list[Outbox]:
+    """Mark up to ``limit`` rows due by ``due_by`` as being sent by ``claimer``; the caller commits.
+    Rows another instance is claiming at this moment are skipped, not waited for (PostgreSQL)."""
     ids = session.exec(select(Outbox.id).where(
         Outbox.status == "pending", Outbox.next_attempt_at <= due_by)
-        .order_by(col(Outbox.next_attempt_at), col(Outbox.id)).limit(limit)).all()
+        .order_by(col(Outbox.next_attempt_at), col(Outbox.id)).limit(limit)
+        .with_for_update(skip_locked=True)).all()
     if not ids:
         return []
-    session.exec(update(Outbox).where(col(Outbox.id).in_(ids), Outbox.status == "pending")  # type: ignore[call-overload]
-                 .values(status="sending", claimed_at=now))
-    return list(session.exec(select(Outbox).where(col(Outbox.id).in_(ids), Outbox.status == "sending")).all())
+    session.exec(update(Outbox).where(col(Outbox.id).in_(ids))  # type: ignore[call-overload]
+                 .values(status="sending", claimed_at=now, claimed_by=claimer))
+    return list(session.exec(select(Outbox).where(col(Outbox.id).in_(ids))).all())
 
 
-def release_stale_claims(session: Session, older_than: datetime) -> int:
-    """Claims left by a crash go back to pending; a resend reuses the same Message-ID."""
+def release_orphaned_claims(session: Session, live_instances: set[str]) -> int:
+    """Claims of instances that are gone go back to pending; a resend reuses the same Message-ID."""
     result = session.exec(update(Outbox).where(  # type: ignore[call-overload]
-        Outbox.status == "sending", or_(col(Outbox.claimed_at).is_(None), col(Outbox.claimed_at) < older_than))
-        .values(status="pending", claimed_at=None))
+        Outbox.status == "sending",
+        or_(col(Outbox.claimed_by).is_(None), col(Outbox.claimed_by).not_in(live_instances)))
+        .values(status="pending", claimed_at=None, claimed_by=None))
     return result.rowcount or 0
 
 

@@ -33,6 +33,7 @@ class Task(SQLModel, table=True):
     tags: str = ""
     created_at: datetime
     updated_at: datetime
+    mailbox: str | None = None  # the [[mailbox]] name it came in through
 
 
 class TaskEvent(SQLModel, table=True):
@@ -101,6 +102,7 @@ class Outbox(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: datetime
     claimed_at: datetime | None = None
+    claimed_by: str | None = None  # the instance sending it (see store.coordination)
     sent_at: datetime | None = None
     last_error: str = ""
     created_at: datetime

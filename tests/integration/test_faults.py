@@ -26,10 +26,10 @@ def test_processing_failure_is_quarantined_and_retryable(deployment: Deployment,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     real = ingest_module.read_request
 
-    def explode_on_boom(mail, directory, rulebook):  # type: ignore[no-untyped-def]
+    def explode_on_boom(mail, *args):  # type: ignore[no-untyped-def]
         if "BOOM" in mail.subject:
             raise ValueError("simulated bug in routing")
-        return real(mail, directory, rulebook)
+        return real(mail, *args)
 
     monkeypatch.setattr(ingest_module, "read_request", explode_on_boom)
     deployment.deliver(make_mail("[Acme] - Content - BOOM"), make_mail("[Acme] - Content - fine"))
@@ -169,8 +169,8 @@ def test_locked_database_leaves_mail_on_server(deployment: Deployment, monkeypat
     try:
         with monkeypatch.context() as patch:
             patch.setattr(daemon_module, "open_engine", impatient_engine)
-            deps = build_deps(load_config(deployment.config))
             with pytest.raises(OperationalError, match="locked"):
+                deps = build_deps(load_config(deployment.config))
                 asyncio.run(Daemon(deps, build_outbox(deps)).run_once())
     finally:
         holder.rollback()

@@ -69,7 +69,7 @@ def test_notify_protocol(deployment: Deployment, notify_socket: NotifySocket) ->
     try:
         wait_for(lambda: notify_socket.saw("READY=1"), what="READY=1")
         ready = next(m for m in notify_socket.messages if "READY=1" in m)
-        assert "STATUS=idle, 0 queued in outbox" in ready
+        assert f"STATUS=reading {deployment.user}; 0 queued in outbox" in ready
         wait_for(lambda: notify_socket.drain().count("WATCHDOG=1") >= 2, what="watchdog pings")
         daemon.send_signal(signal.SIGHUP)
         wait_for(lambda: notify_socket.saw("RELOADING=1"), what="RELOADING=1")

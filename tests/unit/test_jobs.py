@@ -33,7 +33,7 @@ _uids = itertools.count(1)
 @pytest.fixture
 def deps(tmp_path: Path) -> IntakeDeps:
     config = load_config(write_config(tmp_path, mailbox="requests@agency.test", extra=(
-        '[[staff]]\nname = "Dina"\nemail = "dina@agency.test"\nqueues = ["design"]\nwip_limit = 2\n')))
+        '[[staff]]\nname = "Dina"\nemail = "dina@agency.test"\nqueues = ["design"]\nwip_limit = 2\n'), scheduled=True))
     return build_deps(config, clock=FrozenClock(MONDAY_10))
 
 

@@ -35,13 +35,14 @@ def test_claims_are_exclusive_and_stale_claims_return(tmp_path: Path) -> None:
     with Session(engine) as session, session.begin():
         session.add_all([outbox_row(1, NOW), outbox_row(2, NOW), outbox_row(3, NOW + timedelta(hours=1))])
     with Session(engine, expire_on_commit=False) as session, session.begin():
-        first = queries.claim_outbox(session, NOW, NOW, 10)
+        first = queries.claim_outbox(session, NOW, NOW, 10, "instance-a")
     with Session(engine) as session, session.begin():
-        second = queries.claim_outbox(session, NOW, NOW, 10)
+        second = queries.claim_outbox(session, NOW, NOW, 10, "instance-b")
     assert sorted(r.message_id for r in first) == ["<m1@x>", "<m2@x>"] and second == []
+    assert {r.claimed_by for r in first} == {"instance-a"}
     with Session(engine) as session, session.begin():
-        assert queries.release_stale_claims(session, NOW - timedelta(minutes=10)) == 0
-        assert queries.release_stale_claims(session, NOW + timedelta(seconds=1)) == 2
+        assert queries.release_orphaned_claims(session, {"instance-a"}) == 0
+        assert queries.release_orphaned_claims(session, {"instance-b"}) == 2
     with Session(engine) as session:
         assert as_utc(queries.next_outbox_due(session)) == NOW
 
