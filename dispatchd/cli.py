@@ -21,6 +21,7 @@ from dispatchd import __version__
 from dispatchd.config import Config, load_config
 from dispatchd.errors import ConfigError, DispatchdError, MailServerError
 from dispatchd.logging import configure_logging
+from dispatchd.store.db import close_engines
 
 EXIT_NOT_FOUND, EXIT_CONFIG, EXIT_SERVER = 1, 2, 3
 
@@ -62,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     except DispatchdError as exc:
         print(f"dispatchd: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    finally:
+        close_engines()
 
 
 def _config_path(args: argparse.Namespace) -> Path:

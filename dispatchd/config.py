@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, time
 from email.utils import parseaddr
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
@@ -228,6 +229,11 @@ def _build(doc: TomlFile) -> Config:
     smtp = _smtp(root.table_of("smtp"), base)
     database = root.table_of("database")
     url = database.str("url", "sqlite:///dispatchd.db")
+    if url and not url.startswith(("sqlite:", "postgresql:", "postgres:", "postgresql+psycopg:")):
+        database.problem("url", "must be sqlite:///FILE or postgresql://USER@HOST/DATABASE")
+    if url and urlsplit(url).password:
+        database.problem("url", "inline secrets are refused: PostgreSQL reads the password from "
+                                "PGPASSWORD or ~/.pgpass (PGPASSFILE)")
     database.refuse_unknown()
     storage = root.table_of("storage")
     data_dir = base / storage.str("dir", "data")

@@ -121,7 +121,7 @@ def reload_deps(deps: IntakeDeps) -> IntakeDeps:
                    calendar=business_calendar(config.calendar))
 
 
-TAKEOVER_INTERVAL = 2.0  # seconds between asking for a mailbox another instance reads
+TAKEOVER_INTERVAL = 1.0  # seconds between asking for a mailbox another instance reads (one query)
 
 
 class MailboxReader:

@@ -16,21 +16,29 @@ _users = itertools.count(1)
 _NO_SCHEDULE = '[schedule]\nsla = ""\nredispatch = ""\ndigest = ""\nstaff-digest = ""\nhealth = ""\n'
 
 
-def write_config(directory: Path, imap_port: int = 1143, smtp_port: int = 1025, mailbox: str | None = None,
-                 extra: str = "", mode: str = "idle", scheduled: bool = False) -> Path:
-    mailbox = mailbox or f"requests{next(_users)}@agency.test"
-    path = directory / "config.toml"
-    path.write_text(f"""\
-[mailbox]
+def mailbox_table(user: str, imap_port: int, mode: str = "idle", header: str = "[mailbox]", more: str = "") -> str:
+    return f"""\
+{header}
 host = "127.0.0.1"
 port = {imap_port}
 tls = "none"
-username = "{mailbox}"
+username = "{user}"
 password_env = "DISPATCHD_TEST_PASSWORD"
 mode = "{mode}"
 poll_interval = 0.5
 idle_timeout = 30
+{more}
+"""
 
+
+def write_config(directory: Path, imap_port: int = 1143, smtp_port: int = 1025, mailbox: str | None = None,
+                 extra: str = "", mode: str = "idle", scheduled: bool = False,
+                 database_url: str = "sqlite:///dispatchd.db", mailboxes: str | None = None) -> Path:
+    """``mailboxes``: [[mailbox]] tables to use instead of one [mailbox] for ``mailbox``."""
+    mailbox = mailbox or f"requests{next(_users)}@agency.test"
+    path = directory / "config.toml"
+    path.write_text(f"""\
+{mailboxes or mailbox_table(mailbox, imap_port, mode)}
 [smtp]
 host = "127.0.0.1"
 port = {smtp_port}
@@ -39,7 +47,7 @@ from = "Test Agency <{mailbox}>"
 timeout = 5
 
 [database]
-url = "sqlite:///dispatchd.db"
+url = "{database_url}"
 
 [paths]
 rules = "{PROJECT / 'rules'}"

@@ -15,7 +15,9 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 _TOKEN = re.compile(r"^t(\d{1,12})\.([a-z2-7]{16})$")
-_BOUNCE = re.compile(r"^b(\d{1,12})\.([a-z2-7]{8})$")
+_BOUNCE = re.compile(r"^m(\d{1,12})\.([0-9a-f]{12})\.([a-z2-7]{8})$")
+_BOUNCE_BEFORE_1_1 = re.compile(r"^b(\d{1,12})\.([a-z2-7]{8})$")  # named the outbox row: bounces may come late
+_OUR_MESSAGE_ID = re.compile(r"^<dispatchd\.(\d{1,12})\.([0-9a-f]{12})[0-9a-f]*@")
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,17 @@ class ReplyToken:
     signature: str
 
 
-def _signature(secret: bytes, task_id: int, recipient: str) -> str:
+@dataclass(frozen=True)
+class BouncedEmail:
+    """Which of our emails a bounce is about, from its VERP address: the task and the start of
+    the random part of its Message-ID (or, for mail sent before 1.1, its outbox row id)."""
+
+    task_id: int | None = None
+    message_token: str | None = None
+    outbox_id: int | None = None
+
+
+def _signature(secret: bytes, task_id: int | str, recipient: str) -> str:
     digest = hmac.new(secret, f"{task_id}:{recipient.strip().lower()}".encode(), hashlib.sha256).digest()
     return base64.b32encode(digest).decode().lower()[:16]
 
@@ -54,19 +66,31 @@ def verify(token: ReplyToken, sender: str, secret: bytes) -> bool:
     return hmac.compare_digest(token.signature, _signature(secret, token.task_id, sender))
 
 
-def bounce_address(intake: str, outbox_id: int, secret: bytes) -> str:
-    """The VERP envelope sender of one outgoing email: its bounces name it."""
+def bounce_address(intake: str, message_id: str, secret: bytes) -> str:
+    """The VERP envelope sender of one outgoing email (one of ours, from ``new_message_id``):
+    its bounces name the email. Known before the email is stored, so queuing needs no id."""
+    match = _OUR_MESSAGE_ID.match(message_id)
+    if match is None:
+        raise ValueError(f"not a Message-ID of ours: {message_id}")
+    reference = f"{match.group(1)}.{match.group(2)}"
     local, _, domain = intake.partition("@")
-    return f"{local}+b{outbox_id}.{_signature(secret, outbox_id, 'bounce')[:8]}@{domain}"
+    return f"{local}+m{reference}.{_signature(secret, reference, 'bounce')[:8]}@{domain}"
 
 
-def find_bounced_outbox_id(addresses: tuple[str, ...], intake: str, secret: bytes) -> int | None:
-    """The outbox id in a VERP address among ``addresses``, if its signature holds."""
+def find_bounced_email(addresses: tuple[str, ...], intake: str, secret: bytes) -> BouncedEmail | None:
+    """The email a VERP address among ``addresses`` names, if its signature holds."""
     local, _, domain = intake.lower().partition("@")
     for address in addresses:
         user, _, host = address.lower().partition("@")
         base, plus, tag = user.partition("+")
-        match = _BOUNCE.match(tag) if plus and base == local and host == domain else None
+        if not plus or base != local or host != domain:
+            continue
+        match = _BOUNCE.match(tag)
+        if match:
+            reference = f"{match.group(1)}.{match.group(2)}"
+            if hmac.compare_digest(match.group(3), _signature(secret, reference, "bounce")[:8]):
+                return BouncedEmail(task_id=int(match.group(1)) or None, message_token=match.group(2))
+        match = _BOUNCE_BEFORE_1_1.match(tag)
         if match and hmac.compare_digest(match.group(2), _signature(secret, int(match.group(1)), "bounce")[:8]):
-            return int(match.group(1))
+            return BouncedEmail(outbox_id=int(match.group(1)))
     return None

@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 
 from dispatchd.domain.bounces import BounceVerdict, worst
 from dispatchd.domain.models import InboundMail
-from dispatchd.domain.tokens import find_bounced_outbox_id
+from dispatchd.domain.tokens import find_bounced_email
 from dispatchd.flows.notices import NoticeContext, bounce_notices
 from dispatchd.mail.compose import OutboundMail
 from dispatchd.store import queries
@@ -35,10 +35,10 @@ class BounceOutcome:
 
 def handle_bounce(session: Session, mail: InboundMail, ctx: NoticeContext, now: datetime) -> BounceOutcome | None:
     """None when ``mail`` is not a bounce: no delivery report and not sent to a VERP address."""
-    outbox_id = find_bounced_outbox_id(mail.recipients, ctx.config.mailbox.address, ctx.secret)
-    if outbox_id is None and not mail.delivery_reports:
+    named = find_bounced_email(mail.recipients, ctx.config.mailbox.address, ctx.secret)
+    if named is None and not mail.delivery_reports:
         return None
-    row = session.get(Outbox, outbox_id) if outbox_id is not None else None
+    row = queries.outbox_named(session, named) if named is not None else None
     if row is None and mail.bounced_message_id:
         row = session.exec(select(Outbox).where(Outbox.message_id == mail.bounced_message_id)).first()
     found = worst(mail.delivery_reports)

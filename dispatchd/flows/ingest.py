@@ -1,9 +1,10 @@
-"""fetch → parse → route → store → notify, for one message, in one transaction.
+"""fetch → parse → route → store → notify, for a run of messages, in one transaction.
 
-The message's row, its task, the audit events, the outbox mail and the mailbox cursor are
-committed together; only after that commit is the message moved on the server. A crash
-before the commit leaves the message unread by us; a crash after it leaves a cursor that
-says so. A message that breaks processing is quarantined (raw bytes kept), never dropped.
+The messages' rows, their tasks, the audit events, the outbox mail and the mailbox cursor
+are committed together; only after that commit are the messages moved on the server. A crash
+before the commit leaves them unread by us; a crash after it leaves a cursor that says so. A
+message that breaks processing is quarantined (raw bytes kept), never dropped: its run is
+rolled back and taken again one message per transaction, so the others go through.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from dispatchd.flows.assignment import pick_assignee
 from dispatchd.flows.bounces import handle_bounce
 from dispatchd.flows.notices import NoticeContext, capacity_notices, loop_notices, new_task_notices, too_large_reply
 from dispatchd.flows.replies import command_context, handle_reply, handle_staff_email, match_task, staff_commands
-from dispatchd.mail.compose import OutboundMail, compose, new_message_id
+from dispatchd.mail.compose import OutboundMail, bare_address, compose, new_message_id
 from dispatchd.mail.parse import parse_mail
 from dispatchd.render import Renderer
 from dispatchd.store import queries
@@ -77,15 +78,40 @@ class Outcome:
     reason: str = ""
 
 
+def ingest_run(raws: list[RawMail], deps: IntakeDeps, mailbox: MailboxConfig) -> list[Outcome]:
+    """Process messages fetched together from one folder of ``mailbox``, in UID order, exactly
+    once: one transaction and one cursor update for the run (a commit per message cost more
+    than the message on PostgreSQL). Raises only for infrastructure faults."""
+    if len(raws) > 1:
+        digests = [_keep_raw(raw, deps) for raw in raws]
+        first = raws[0]
+        try:
+            with Session(deps.engine) as session, session.begin():
+                known = queries.recorded_uids(session, mailbox.account, first.folder, first.uidvalidity,
+                                              [raw.uid for raw in raws])
+                outcomes = [_already(known[raw.uid]) if raw.uid in known
+                            else _ingest(session, raw, digest, deps, mailbox) for raw, digest in zip(raws, digests)]
+                queries.advance_cursor(session, mailbox.account, first.folder, first.uidvalidity, raws[-1].uid)
+        except INFRASTRUCTURE_ERRORS:
+            raise
+        except Exception as exc:  # one of them is broken (or was taken meanwhile): one by one
+            log.warning("mail.run_retried_singly", count=len(raws), error=f"{type(exc).__name__}: {exc}")
+        else:
+            for outcome in outcomes:
+                _log_ingested(outcome)
+            return outcomes
+    return [ingest(raw, deps, mailbox) for raw in raws]
+
+
 def ingest(raw: RawMail, deps: IntakeDeps, mailbox: MailboxConfig | None = None) -> Outcome:
     """Process one message fetched from ``mailbox`` (default: the first) exactly once;
     raises only for infrastructure faults."""
     mailbox = mailbox or deps.config.mailbox
-    # Mail over the size limit is answered and recorded, but only its header is kept.
-    digest = deps.blobs.put(_header_section(raw.data) if _oversize(raw, deps) else raw.data)
+    digest = _keep_raw(raw, deps)
     try:
         with Session(deps.engine) as session, session.begin():
-            outcome = _ingest(session, raw, digest, deps, mailbox)
+            already = queries.inbound_at(session, mailbox.account, raw.folder, raw.uidvalidity, raw.uid)
+            outcome = _already(already) if already else _ingest(session, raw, digest, deps, mailbox)
             queries.advance_cursor(session, mailbox.account, raw.folder, raw.uidvalidity, raw.uid)
     except INFRASTRUCTURE_ERRORS:
         raise
@@ -98,9 +124,22 @@ def ingest(raw: RawMail, deps: IntakeDeps, mailbox: MailboxConfig | None = None)
     except Exception as exc:  # the per-message boundary: quarantine, never lose
         log.exception("mail.quarantined", uid=raw.uid, error=f"{type(exc).__name__}: {exc}")
         return quarantine(raw, digest, f"{type(exc).__name__}: {exc}", deps, mailbox)
-    log.info("mail.ingested", uid=raw.uid, message_id=outcome.message_id, task_id=outcome.task_id,
-             disposition=outcome.disposition.value, reason=outcome.reason or None)
+    _log_ingested(outcome)
     return outcome
+
+
+def _keep_raw(raw: RawMail, deps: IntakeDeps) -> str:
+    """Store the raw bytes; of mail over the size limit (answered, recorded) only the header."""
+    return deps.blobs.put(_header_section(raw.data) if _oversize(raw, deps) else raw.data)
+
+
+def _already(row: InboundMessage) -> Outcome:
+    return Outcome(row.uid, Disposition(row.disposition), row.message_id, row.task_id, "already processed")
+
+
+def _log_ingested(outcome: Outcome) -> None:
+    log.info("mail.ingested", uid=outcome.uid, message_id=outcome.message_id, task_id=outcome.task_id,
+             disposition=outcome.disposition.value, reason=outcome.reason or None)
 
 
 def _recorded_meanwhile(raw: RawMail, deps: IntakeDeps, mailbox: MailboxConfig) -> Outcome | None:
@@ -109,7 +148,7 @@ def _recorded_meanwhile(raw: RawMail, deps: IntakeDeps, mailbox: MailboxConfig) 
     if row is None:
         return None
     log.warning("mail.taken_by_another_instance", uid=raw.uid, message_id=row.message_id, task_id=row.task_id)
-    return Outcome(raw.uid, Disposition(row.disposition), row.message_id, row.task_id, "already processed")
+    return _already(row)
 
 
 def quarantine(raw: RawMail, digest: str, reason: str, deps: IntakeDeps, mailbox: MailboxConfig) -> Outcome:
@@ -158,11 +197,8 @@ def retry_quarantined(row_id: int, deps: IntakeDeps) -> Outcome | None:
 
 def _ingest(session: Session, raw: RawMail, digest: str, deps: IntakeDeps, mailbox: MailboxConfig,
             trusted: bool = False) -> Outcome:
-    """``trusted``: an operator asked for this (a quarantine retry), so the loop breaker stands aside."""
-    already = queries.inbound_at(session, mailbox.account, raw.folder, raw.uidvalidity, raw.uid)
-    if already is not None:
-        return Outcome(raw.uid, Disposition(already.disposition), already.message_id, already.task_id,
-                       "already processed")
+    """A message not recorded yet. ``trusted``: an operator asked for this (a quarantine retry),
+    so the loop breaker stands aside."""
     mail = parse_mail(raw.data)
     now = deps.clock.now()
     address = mailbox.address
@@ -315,19 +351,18 @@ def _new_task(session: Session, row: InboundMessage, mail: InboundMail, deps: In
 def enqueue(session: Session, notice: OutboundMail, ctx: NoticeContext, now: datetime) -> Outbox:
     """Compose ``notice`` and put it in the outbox, inside the caller's transaction.
 
-    The envelope sender is a signed VERP address (requests+b<outbox id>.<sig>@…), so a bounce
-    names the exact email that failed even when it quotes nothing of it.
+    The envelope sender is a signed VERP address (requests+m<task>.<Message-ID part>.<sig>@…),
+    so a bounce names the exact email that failed even when it quotes nothing of it.
     """
     config = ctx.config
     message_id = new_message_id(config.smtp.from_address, notice.task_id)
     raw = compose(notice, config.smtp.from_address, notice.reply_to or config.mailbox.address, message_id, now)
-    row = Outbox(message_id=message_id, task_id=notice.task_id, kind=notice.kind,
-                 envelope_from=parseaddr(config.smtp.from_address)[1], recipients=",".join(notice.to),
-                 subject=notice.subject[:500], raw=raw, next_attempt_at=now, created_at=now)
+    envelope_from = (bounce_address(config.mailbox.address, message_id, ctx.secret) if config.smtp.verp
+                     else bare_address(config.smtp.from_address))
+    row = Outbox(message_id=message_id, task_id=notice.task_id, kind=notice.kind, envelope_from=envelope_from,
+                 recipients=",".join(notice.to), subject=notice.subject[:500], raw=raw, next_attempt_at=now,
+                 created_at=now)
     session.add(row)
-    if config.smtp.verp:
-        session.flush()
-        row.envelope_from = bounce_address(config.mailbox.address, row.id, ctx.secret)  # type: ignore[arg-type]
     return row
 
 

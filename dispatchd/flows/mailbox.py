@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import structlog
 from sqlmodel import Session
 
 from dispatchd.config import MailboxConfig
-from dispatchd.domain.models import Disposition
-from dispatchd.flows.ingest import IntakeDeps, ingest
+from dispatchd.domain.models import Disposition, RawMail
+from dispatchd.flows.ingest import IntakeDeps, ingest_run
 from dispatchd.mail.imap import ImapSource
 from dispatchd.store import queries
 
 log = structlog.get_logger("dispatchd.mailbox")
+INTAKE_RUN = 50  # messages per transaction while catching up; a single new message is a run of one
 
 
 @dataclass
@@ -42,14 +43,16 @@ def poll_mailbox(source: ImapSource, deps: IntakeDeps, stop: threading.Event,
     if new_uids:
         log.info("mail.fetching", mailbox=mailbox.name, folder=folder, count=len(new_uids), after_uid=last_uid)
     pending: dict[str | None, list[int]] = {}
-    for raw in source.fetch(folder, state.uidvalidity, new_uids):
-        outcome = ingest(raw, deps, mailbox)
-        report.fetched += 1
-        report.outcomes[outcome.disposition.value] += 1
+    acknowledged_at = 0
+    for run in batched(source.fetch(folder, state.uidvalidity, new_uids), INTAKE_RUN):
+        for outcome in ingest_run(run, deps, mailbox):
+            report.fetched += 1
+            report.outcomes[outcome.disposition.value] += 1
+            pending.setdefault(_target_folder(mailbox, outcome.disposition), []).append(outcome.uid)
         if progress is not None:
             progress(report.fetched, len(new_uids))
-        pending.setdefault(_target_folder(mailbox, outcome.disposition), []).append(raw.uid)
-        if report.fetched % mailbox.fetch_batch == 0:
+        if report.fetched - acknowledged_at >= mailbox.fetch_batch:
+            acknowledged_at = report.fetched
             _flush_acknowledgements(source, pending)
             log.info("mail.progress", done=report.fetched, total=len(new_uids))
         if stop.is_set():
@@ -58,6 +61,18 @@ def poll_mailbox(source: ImapSource, deps: IntakeDeps, stop: threading.Event,
     if new_uids:
         report.gaps = _reconcile(deps, mailbox, state.uidvalidity, new_uids, report)
     return report
+
+
+def batched(items: Iterable[RawMail], size: int) -> Iterator[list[RawMail]]:
+    """Runs of up to ``size`` items, as they come (itertools.batched is Python 3.12+)."""
+    run: list[RawMail] = []
+    for item in items:
+        run.append(item)
+        if len(run) == size:
+            yield run
+            run = []
+    if run:
+        yield run
 
 
 def _cursor_position(deps: IntakeDeps, mailbox: MailboxConfig, uidvalidity: int) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from email.utils import parseaddr
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -239,6 +240,7 @@ def _intake_of(mail: InboundMail, config: Config) -> str:
     return config.mailbox.address
 
 
+@lru_cache(maxsize=16)
 def _organisation(from_address: str) -> str:
     name, address = parseaddr(from_address)
     return name or address

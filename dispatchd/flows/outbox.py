@@ -10,6 +10,7 @@ ones, or too many attempts, park the row for an operator (``dispatchd outbox``).
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,6 +25,7 @@ from dispatchd.store.coordination import Coordinator
 from dispatchd.store.tables import Outbox
 
 log = structlog.get_logger("dispatchd.outbox")
+ORPHAN_CHECK_SECONDS = 5.0  # how often a drain looks for claims of vanished instances
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class OutboxSender:
         self.policy = policy
         self.coordinator = coordinator
         self.outage: str | None = None
+        self._orphans_checked_at: float | None = None
 
     def release_claims(self) -> int:
         """Return the claims of crashed instances (or of our own previous life) to the queue."""
@@ -68,7 +71,9 @@ class OutboxSender:
         report = DrainReport()
         # Only what was due when we started: a row deferred in this pass waits for the next.
         started = self.clock.now()
-        await asyncio.to_thread(self.release_claims)
+        if self._orphans_checked_at is None or time.monotonic() - self._orphans_checked_at > ORPHAN_CHECK_SECONDS:
+            self._orphans_checked_at = time.monotonic()
+            await asyncio.to_thread(self.release_claims)
         try:
             while stop is None or not stop.is_set():
                 rows = await asyncio.to_thread(self._claim, batch, started)

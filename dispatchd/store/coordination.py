@@ -173,7 +173,9 @@ class PostgresCoordinator:
     def close(self) -> None:
         with self._lock:
             if self._connection is not None:
-                self._connection.close()  # the server frees every lock we held
+                # Really closed, not returned to the pool: the server frees every lock we held.
+                self._connection.invalidate()
+                self._connection.close()
             self._connection = None
             self._owned.clear()
 

@@ -7,6 +7,7 @@ PostgreSQL several instances may start at once: an advisory lock lets one of the
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -62,6 +63,9 @@ MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+_opened: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
 def open_engine(url: str) -> Engine:
     """Create the engine; on SQLite turn on WAL, foreign keys and a generous busy timeout."""
     if url.startswith("sqlite"):
@@ -70,7 +74,14 @@ def open_engine(url: str) -> Engine:
     else:
         # Timestamps are stored as naive UTC on both databases.
         engine = create_engine(_with_driver(url), pool_pre_ping=True, connect_args={"options": "-c timezone=UTC"})
+    _opened.add(engine)
     return engine
+
+
+def close_engines() -> None:
+    """Close the pooled connections of every engine opened (a command is done)."""
+    for engine in list(_opened):
+        engine.dispose()
 
 
 def _with_driver(url: str) -> str:

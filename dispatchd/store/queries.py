@@ -9,6 +9,7 @@ from sqlalchemy import func, or_, update
 from sqlmodel import Session, col, select
 
 from dispatchd.domain.loops_budget import RecentActivity
+from dispatchd.domain.tokens import BouncedEmail
 from dispatchd.store.tables import InboundMessage, MailboxCursor, Outbox, Task, TaskEvent
 
 
@@ -48,6 +49,15 @@ def recorded_uids(session: Session, account: str, folder: str, uidvalidity: int,
             col(InboundMessage.uid).in_(wanted[start:start + 500]))).all()
         found.update({row.uid: row for row in rows})
     return found
+
+
+def outbox_named(session: Session, named: BouncedEmail) -> Outbox | None:
+    """The email a VERP address names: by task and Message-ID prefix (or by row id, before 1.1)."""
+    if named.outbox_id is not None:
+        return session.get(Outbox, named.outbox_id)
+    prefix = f"<dispatchd.{named.task_id or 0}.{named.message_token}"
+    task = Outbox.task_id == named.task_id if named.task_id else col(Outbox.task_id).is_(None)
+    return session.exec(select(Outbox).where(task, col(Outbox.message_id).startswith(prefix))).first()
 
 
 def task_of_thread(session: Session, message_ids: Iterable[str]) -> int | None:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -20,7 +21,7 @@ import pytest
 from sqlmodel import Session, col, select
 
 from dispatchd.cli import main as cli
-from dispatchd.devservers import Dovecot, SmtpCapture
+from dispatchd.devservers import Dovecot, Postgres, SmtpCapture
 from dispatchd.store.db import open_engine
 from dispatchd.store.tables import InboundMessage, Outbox, Task
 from tests.conftest import write_config
@@ -36,6 +37,21 @@ def dovecot() -> Iterator[Dovecot]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    server = Postgres().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres: Postgres) -> str:
+    """A fresh database in the session's cluster for one test."""
+    return postgres.create_database(f"t{next(_ids)}_{os.getpid()}")
 
 
 @pytest.fixture
@@ -75,6 +91,7 @@ class Deployment:
     dovecot: Dovecot
     smtp: SmtpCapture
     user: str
+    database_url: str | None = None  # None: the SQLite file next to config.toml
 
     @property
     def config(self) -> Path:
@@ -89,8 +106,14 @@ class Deployment:
     def cli(self, *args: str) -> int:
         return cli([*args, "--config", str(self.config)])
 
-    def session(self) -> Session:
-        return Session(open_engine(f"sqlite:///{self.path / 'dispatchd.db'}"))
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        engine = open_engine(self.database_url or f"sqlite:///{self.path / 'dispatchd.db'}")
+        try:
+            with Session(engine) as session:
+                yield session
+        finally:
+            engine.dispose()
 
     def tasks(self) -> list[Task]:
         with self.session() as session:
@@ -114,10 +137,10 @@ class Deployment:
     def folder_count(self, folder: str = "INBOX") -> int:
         return self.dovecot.count(self.user, folder)
 
-    def start_daemon(self, *args: str) -> subprocess.Popen[bytes]:
+    def start_daemon(self, *args: str, log_name: str = "daemon.log") -> subprocess.Popen[bytes]:
         """``dispatchd run`` as a real child process (for signals and crashes)."""
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        with open(self.path / "daemon.log", "ab") as log:
+        with open(self.path / log_name, "ab") as log:
             return subprocess.Popen([sys.executable, "-m", "dispatchd", "run", *args, "--config", str(self.config)],
                                     env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
 

@@ -32,7 +32,7 @@ def test_bounce_via_verp_marks_the_email_and_tells_the_owner(deployment: Deploym
     deployment.deliver(make_mail("[Acme] - Content - Blog post"))
     deployment.run_once()
     confirmation = next(r for r in deployment.smtp.messages if "bob@acme.test" in r.rcpt_tos)
-    assert confirmation.mail_from.startswith(deployment.user.split("@")[0] + "+b")
+    assert confirmation.mail_from.startswith(deployment.user.split("@")[0] + "+m")
     deployment.deliver(dsn(confirmation.mail_from, "5.1.1", None))
     deployment.run_once()
     rows = {r.kind: r for r in deployment.outbox()}

@@ -3,7 +3,7 @@ import pytest
 from dispatchd.domain.bounces import classify, worst
 from dispatchd.domain.loops_budget import RecentActivity, ReplyLimits, body_fingerprint, breaker_reason
 from dispatchd.domain.models import DeliveryReport
-from dispatchd.domain.tokens import bounce_address, find_bounced_outbox_id
+from dispatchd.domain.tokens import BouncedEmail, _signature, bounce_address, find_bounced_email
 
 
 @pytest.mark.parametrize("status, action, kind, permanent", [
@@ -30,11 +30,20 @@ def test_worst_report_wins() -> None:
 
 
 def test_verp_addresses_are_signed() -> None:
-    address = bounce_address("requests@agency.test", 42, b"s" * 32)
-    assert address.startswith("requests+b42.")
-    assert find_bounced_outbox_id((address,), "requests@agency.test", b"s" * 32) == 42
-    assert find_bounced_outbox_id((address,), "requests@agency.test", b"other") is None
-    assert find_bounced_outbox_id((address.replace("b42", "b43"),), "requests@agency.test", b"s" * 32) is None
+    address = bounce_address("requests@agency.test", "<dispatchd.42.0123456789abcdef0123@agency.test>", b"s" * 32)
+    assert address.startswith("requests+m42.0123456789ab.")
+    assert find_bounced_email((address,), "requests@agency.test", b"s" * 32) == BouncedEmail(42, "0123456789ab")
+    assert find_bounced_email((address,), "requests@agency.test", b"other") is None
+    assert find_bounced_email((address.replace("m42", "m43"),), "requests@agency.test", b"s" * 32) is None
+    no_task = bounce_address("requests@agency.test", "<dispatchd.0.fedcba9876543210fedc@agency.test>", b"s" * 32)
+    assert find_bounced_email((no_task,), "requests@agency.test", b"s" * 32) == BouncedEmail(None, "fedcba987654")
+
+
+def test_verp_addresses_of_older_releases_still_name_their_email() -> None:
+    signature = _signature(b"s" * 32, 42, "bounce")[:8]
+    found = find_bounced_email((f"requests+b42.{signature}@agency.test",), "requests@agency.test", b"s" * 32)
+    assert found == BouncedEmail(outbox_id=42)
+    assert find_bounced_email((f"requests+b43.{signature}@agency.test",), "requests@agency.test", b"s" * 32) is None
 
 
 LIMITS = ReplyLimits(per_sender_per_hour=3, per_thread_per_hour=2, per_hour=10, same_body_senders=3)

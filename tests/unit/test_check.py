@@ -30,7 +30,7 @@ def test_check_refuses_rules_naming_unknown_staff(tmp_path: Path, capsys: pytest
     project = Path(__file__).resolve().parents[2]
     for source in (project / "rules").glob("*.toml"):
         (rules / source.name).write_text(source.read_text())
-    (rules / "40-vip.toml").write_text('[[rule]]\nname = "vip"\nwhen = { client = ["Initech"] }\n'
+    (rules / "40-vip.toml").write_text('[[rule]]\nname = "vip"\nwhen = { client = ["Initech"], mailbox = "brand-z" }\n'
                                         'then = { assign = "Zed", notify = ["requests1000@agency.test"] }\n')
     config = write_config(tmp_path, mailbox="requests1000@agency.test")
     config.write_text(config.read_text().replace(f'rules = "{project / "rules"}"', f'rules = "{rules}"'))
@@ -39,6 +39,7 @@ def test_check_refuses_rules_naming_unknown_staff(tmp_path: Path, capsys: pytest
     assert "40-vip.toml:4: rule[0].then.assign: no [[staff]] named 'Zed'" in err
     assert "rule[0].then.notify: requests1000@agency.test is the intake address" in err
     assert "40-vip.toml:3: rule[0].when.client: no [[clients]] named 'Initech'" in err
+    assert "rule[0].when.mailbox: no [[mailbox]] named 'brand-z' in config.toml (known: requests1000@agency.test)" in err
 
 
 def test_check_refuses_a_broken_template(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -105,6 +105,8 @@ def test_password_file_relative_to_config(tmp_path: Path) -> None:
     ('[calendar]\nhours = "17:00-09:00"\n', ":9: calendar.hours: '17:00-09:00' is not a valid opening time range"),
     ('[calendar]\nholidays_country = "XX"\n', ":9: calendar.holidays_country:"),
     ('[database]\nurl = 5\n', ":9: database.url: must be a str, not int"),
+    ('[database]\nurl = "postgresql://app:hunter2@db/dispatchd"\n', ":9: database.url: inline secrets are refused"),
+    ('[database]\nurl = "mysql://db/dispatchd"\n', ":9: database.url: must be sqlite:///FILE or postgresql://"),
     ('[intake]\nreply_to_malformd = true\n', ":9: intake.reply_to_malformd: unknown key"),
     ('[[queues]]\nname = "triage"\nowner = "Nobody"\n', ":10: queues[0].owner: no [[staff]] named 'Nobody'"),
 ])
@@ -123,3 +125,58 @@ def test_all_problems_reported_at_once(tmp_path: Path, secrets: None) -> None:
     found = problems(tmp_path, BASE.replace('host = "imap.test"\n', "") + 'port = "x"\n')
     assert any("mailbox.host: is required" in p for p in found)
     assert any("smtp.port: must be a int" in p for p in found)
+
+
+MAILBOXES = """\
+[[mailbox]]
+name = "brand-a"
+host = "imap.test"
+username = "requests@agency.test"
+password_env = "DISPATCHD_IMAP_PASSWORD"
+
+[[mailbox]]
+name = "brand-b"
+host = "imap.test"
+username = "hello@brand-b.test"
+password_env = "DISPATCHD_IMAP_PASSWORD"
+default_client = "Acme"
+queue_prefix = "b/"
+
+[smtp]
+host = "smtp.test"
+from = "requests@agency.test"
+
+[[clients]]
+name = "Acme"
+senders = ["*@acme.test"]
+"""
+
+
+def test_several_mailboxes_each_with_their_defaults(tmp_path: Path, secrets: None) -> None:
+    config = load_config(write(tmp_path, MAILBOXES))
+    assert [m.name for m in config.mailboxes] == ["brand-a", "brand-b"]
+    assert config.mailbox.name == "brand-a", "the first answers for mail of no one mailbox"
+    assert config.intake_addresses == {"requests@agency.test", "hello@brand-b.test"}
+    brand_b = config.mailbox_named("brand-b")
+    assert (brand_b.default_client, brand_b.queue_prefix, brand_b.account) == (
+        "Acme", "b/", "hello@brand-b.test@imap.test:993")
+    assert config.mailbox_named(None).name == "brand-a" and config.mailbox_named("gone").name == "brand-a"
+    assert config.mailbox_reading("hello@brand-b.test@imap.test:993", "INBOX").name == "brand-b"
+
+
+def test_one_mailbox_is_named_after_its_address(tmp_path: Path, secrets: None) -> None:
+    assert load_config(write(tmp_path, BASE)).mailbox.name == "requests@agency.test"
+
+
+@pytest.mark.parametrize("change, expected", [
+    (('name = "brand-b"', 'name = "brand-a"'), ":8: mailbox[1].name: 'brand-a' is already mailbox #1"),
+    (('hello@brand-b.test', 'requests@agency.test'), "mailbox[1].folder: requests@agency.test@imap.test:993 INBOX "
+                                                     "is already read by mailbox #1"),
+    (('default_client = "Acme"', 'default_client = "Initech"'),
+     ":12: mailbox[1].default_client: no [[clients]] named 'Initech'"),
+    (('[[clients]]\nname = "Acme"\nsenders = ["*@acme.test"]', '[[clients]]\nname = "Acme"\nsenders = ["*@brand-b.test"]'),
+     "clients[0].senders: pattern '*@brand-b.test' matches our own address hello@brand-b.test"),
+])
+def test_mailbox_refusals(tmp_path: Path, secrets: None, change: tuple[str, str], expected: str) -> None:
+    found = problems(tmp_path, MAILBOXES.replace(*change))
+    assert any(expected in p for p in found), found

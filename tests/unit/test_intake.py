@@ -18,11 +18,11 @@ PEOPLE = Directory(
 )
 
 
-def read(subject: str, sender: str = "carl@acme.test"):  # type: ignore[no-untyped-def]
+def read(subject: str, sender: str = "carl@acme.test", default_client: str | None = None):  # type: ignore[no-untyped-def]
     message = EmailMessage()
     message["From"], message["Subject"], message["Message-ID"] = sender, subject, "<x@y.test>"
     message.set_content("body")
-    return read_request(parse_mail(message.as_bytes()), PEOPLE, RULES)
+    return read_request(parse_mail(message.as_bytes()), PEOPLE, RULES, "brand", default_client)
 
 
 @pytest.mark.parametrize("subject, sender, client, type_, problem", [
@@ -52,3 +52,18 @@ def test_priority_and_tags_survive() -> None:
     request = read("[Acme] - Content - Landing page [ABC-9] [P1]")
     assert request.priority is Priority.P1 and request.tags == ("[ABC-9]",)
     assert request.description == "Landing page [ABC-9]"
+
+
+@pytest.mark.parametrize("subject, sender, client, type_, problem", [
+    ("Content - Blog post", "carl@globex.test", "Globex", "Content", None),
+    ("Re: Design - New banner [P1]", "carl@globex.test", "Globex", "Design", None),
+    ("[Globex] - Content - x", "carl@globex.test", "Globex", "Content", None),
+    ("[Acme] - Content - x", "bob@gmail.test", "Acme", "Content", None),  # a client named keeps its name
+    ("Content - Blog post", "carl@acme.test", None, "Content", "may not file requests for Globex"),
+    ("hello", "carl@globex.test", "Globex", None, "subject:"),
+])
+def test_a_mailbox_default_client_stands_in_for_the_client_part(subject: str, sender: str, client: str | None,
+                                                                type_: str | None, problem: str | None) -> None:
+    request = read(subject, sender, default_client="Globex")
+    assert (request.client, request.type, request.mailbox) == (client, type_, "brand")
+    assert any(problem in p for p in request.problems) if problem else not request.problems

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from dispatchd.domain.models import Priority, Request
-from dispatchd.domain.routing import Action, Condition, RequestType, Rule, Rulebook, route
+from dispatchd.domain.routing import Action, Condition, RequestType, Rule, Rulebook, route, with_queue_prefix
 from dispatchd.rulebook import load_rulebook
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -100,6 +100,7 @@ def test_rules_apply_in_order_and_stop() -> None:
     (Condition(clients=("Acme",), subject_keywords=("blog",)), True),
     (Condition(clients=("Acme",), subject_keywords=("vlog",)), False),
     (Condition(priorities=(Priority.P0,)), False),
+    (Condition(mailboxes=("brand-b",)), False),
 ])
 def test_conditions(condition: Condition, matches: bool) -> None:
     assert (condition.explain_match(request()) is not None) is matches
@@ -118,3 +119,19 @@ def test_triage_keeps_its_queue_but_takes_priority() -> None:
                     priority_sla={Priority.P0: "4 hours"})
     decision = route(request(None, description="site down", problems=("subject: x",)), book)
     assert (decision.queue, decision.priority, decision.sla) == ("triage", Priority.P0, "4 hours")
+
+
+def test_a_rule_can_hold_for_one_mailbox_only() -> None:
+    book = Rulebook(types=(RequestType("Content", "content", "5 business days"),),
+                    rules=(Rule("brand-b-copy", Condition(mailboxes=("brand-b",)), Action(assign="Ana")),))
+    assert route(request(mailbox="brand-a"), book).assignee is None
+    decision = route(request(mailbox="brand-b"), book)
+    assert decision.assignee == "Ana" and any("mailbox brand-b" in r for r in decision.reasons)
+
+
+def test_queue_prefix_keeps_a_mailbox_in_its_own_queues() -> None:
+    book = Rulebook(types=(RequestType("Content", "content", "5 business days"),),
+                    rules=(Rule("own", Condition(keywords=("logo",)), Action(queue="b/design")),))
+    assert with_queue_prefix(route(request(), book), "b/").queue == "b/content"
+    assert with_queue_prefix(route(request(description="logo"), book), "b/").queue == "b/design", "named already"
+    assert with_queue_prefix(route(request(), book), "").queue == "content"
