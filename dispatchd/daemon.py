@@ -260,10 +260,10 @@ class Daemon:
         reader.owned = owned
         return owned
 
-    def _cycle(self, reader: MailboxReader) -> CycleReport:
+    def _cycle(self, reader: MailboxReader, committed: Callable[[], None] | None = None) -> CycleReport:
         if not reader.source.connected:
             reader.source.connect()
-        return poll_mailbox(reader.source, self.deps, self.stop_thread, self.progress)
+        return poll_mailbox(reader.source, self.deps, self.stop_thread, self.progress, committed)
 
     async def _intake_loop(self, reader: MailboxReader) -> None:
         backoff = Backoff()
@@ -273,7 +273,10 @@ class Daemon:
                     await self._report_status()
                     await self._sleep(TAKEOVER_INTERVAL)
                     continue
-                report = await asyncio.to_thread(self._cycle, reader)
+                # Each committed run wakes the sender: confirmations go out while a backlog is read.
+                loop = asyncio.get_running_loop()
+                report = await asyncio.to_thread(self._cycle, reader,
+                                                 lambda: loop.call_soon_threadsafe(self.mail_arrived.set))
                 if report.fetched:
                     self.mail_arrived.set()
                 if backoff.current:

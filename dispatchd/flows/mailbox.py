@@ -29,10 +29,11 @@ class CycleReport:
 
 
 def poll_mailbox(source: ImapSource, deps: IntakeDeps, stop: threading.Event,
-                 progress: Callable[[int, int], None] | None = None) -> CycleReport:
-    """Ingest every message after the cursor of ``source``'s mailbox; stops between messages
-    when ``stop`` is set. ``progress(done, total)`` is called along the way (a first sync can
-    be long)."""
+                 progress: Callable[[int, int], None] | None = None,
+                 committed: Callable[[], None] | None = None) -> CycleReport:
+    """Ingest every message after the cursor of ``source``'s mailbox; stops between runs of
+    messages when ``stop`` is set. ``progress(done, total)`` is called along the way (a first
+    sync can be long); ``committed()`` after each run is committed (its mail can go out)."""
     mailbox = source.config
     folder = mailbox.folder
     state = source.select(folder)
@@ -49,6 +50,8 @@ def poll_mailbox(source: ImapSource, deps: IntakeDeps, stop: threading.Event,
             report.fetched += 1
             report.outcomes[outcome.disposition.value] += 1
             pending.setdefault(_target_folder(mailbox, outcome.disposition), []).append(outcome.uid)
+        if committed is not None:
+            committed()
         if progress is not None:
             progress(report.fetched, len(new_uids))
         if report.fetched - acknowledged_at >= mailbox.fetch_batch:

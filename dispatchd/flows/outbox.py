@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy.engine import Engine
+from sqlalchemy import bindparam, update
 from sqlmodel import Session, col, func, select
 
 from dispatchd.clock import Clock, as_utc
@@ -114,33 +115,37 @@ class OutboxSender:
                 self._record(session, claimed, result, report)
 
     def _record(self, session: Session, claimed: Outbox, result: SendResult, report: DrainReport) -> None:
+        """One UPDATE from what the claim loaded; it holds only while the row is still ours."""
         now = self.clock.now()
-        row = session.get(Outbox, claimed.id)
-        if row is None or row.status != "sending" or row.claimed_by != claimed.claimed_by:
+        attempts = claimed.attempts + 1
+        status, sent_at, retry_at, error = "pending", None, claimed.next_attempt_at, result.detail[:2000]
+        if result.delivery is Delivery.SENT:
+            status, sent_at, error = "sent", now, result.detail if "refused" in result.detail else ""
+        elif result.delivery is Delivery.PERMANENT or attempts >= self.policy.max_attempts:
+            status = "parked"
+        else:
+            retry_at = now + self.policy.delay(attempts)
+        updated = session.connection().execute(_RECORD_RESULT, dict(
+            b_id=claimed.id, b_claimer=claimed.claimed_by, b_status=status, b_attempts=attempts,
+            b_sent_at=sent_at, b_retry_at=retry_at, b_error=error))
+        if not updated.rowcount:
             # Our claim was released (our database connection was lost meanwhile): the row's
             # new claimer sends it again, with the same Message-ID, and records the result.
             log.warning("outbox.claim_lost", message_id=claimed.message_id)
             return
-        row.attempts += 1
-        row.claimed_at = row.claimed_by = None
-        fields = dict(message_id=row.message_id, task_id=row.task_id, to=row.recipients,
-                      attempt=row.attempts)
-        if result.delivery is Delivery.SENT:
-            row.status, row.sent_at, row.last_error = "sent", now, result.detail if "refused" in result.detail else ""
+        fields = dict(message_id=claimed.message_id, task_id=claimed.task_id, to=claimed.recipients, attempt=attempts)
+        if status == "sent":
             report.sent += 1
             if self.outage:
                 log.info("smtp.recovered", after=self.outage)
                 self.outage = None
             log.info("smtp.sent", **fields)
-        elif result.delivery is Delivery.PERMANENT or row.attempts >= self.policy.max_attempts:
-            row.status, row.last_error = "parked", result.detail[:2000]
+        elif status == "parked":
             report.parked += 1
             log.error("smtp.parked", reason=result.detail, **fields)
         else:
-            row.status, row.last_error = "pending", result.detail[:2000]
-            row.next_attempt_at = now + self.policy.delay(row.attempts)
             report.deferred += 1
-            self._note_outage(result.detail, row.next_attempt_at.isoformat(), fields)
+            self._note_outage(result.detail, retry_at.isoformat(), fields)
 
     def _note_outage(self, detail: str, retry_at: str, fields: dict[str, object]) -> None:
         """An outage is logged once as an error, each retry only at debug level."""
@@ -161,6 +166,16 @@ class OutboxSender:
         if due is None:
             return None
         return max(0.0, (due - self.clock.now()).total_seconds())
+
+
+_OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
+# Prepared once: building the statement per email cost more than running it.
+_RECORD_RESULT = update(_OUTBOX).where(
+    _OUTBOX.c.id == bindparam("b_id"), _OUTBOX.c.status == "sending",
+    _OUTBOX.c.claimed_by == bindparam("b_claimer"),
+).values(status=bindparam("b_status"), attempts=bindparam("b_attempts"), sent_at=bindparam("b_sent_at"),
+         next_attempt_at=bindparam("b_retry_at"), last_error=bindparam("b_error"), claimed_at=None,
+         claimed_by=None)
 
 
 def _connection_fault(detail: str) -> bool:
