@@ -2,7 +2,7 @@
 
 Each mailbox is read in its own worker thread (blocking imapclient and database calls) while
 this instance owns it; the outbox sender runs on the event loop. SIGTERM/SIGINT finish the
-current message, flush what can be flushed and return; a lost server is retried with capped
+current run of messages, flush what can be flushed and return; a lost server is retried with capped
 exponential backoff, logged once.
 """
 
@@ -270,7 +270,8 @@ class Daemon:
         while not self.stop.is_set():
             try:
                 if not await asyncio.to_thread(self._own, reader):
-                    await self._report_status()
+                    if not self.ready:  # a standby is ready too: systemd must not wait for it
+                        await self._report_status()
                     await self._sleep(TAKEOVER_INTERVAL)
                     continue
                 # Each committed run wakes the sender: confirmations go out while a backlog is read.

@@ -264,7 +264,7 @@ def _loop_breaker(session: Session, mail: InboundMail, row: InboundMessage, task
     # Known clients are people: the same-text check is for unknown responders changing address.
     known = bool(deps.directory.clients_of_sender(mail.sender))
     activity = queries.recent_activity(session, mail.sender, task_id, None if known else row.body_hash,
-                                       now - timedelta(hours=1))
+                                       now - timedelta(hours=1), deps.config.intake.reply_limits)
     reason = breaker_reason(activity, deps.config.intake.reply_limits)
     if reason is None:
         return None

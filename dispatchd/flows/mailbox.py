@@ -45,7 +45,7 @@ def poll_mailbox(source: ImapSource, deps: IntakeDeps, stop: threading.Event,
         log.info("mail.fetching", mailbox=mailbox.name, folder=folder, count=len(new_uids), after_uid=last_uid)
     pending: dict[str | None, list[int]] = {}
     acknowledged_at = 0
-    for run in batched(source.fetch(folder, state.uidvalidity, new_uids), INTAKE_RUN):
+    for run in _batched(source.fetch(folder, state.uidvalidity, new_uids), INTAKE_RUN):
         for outcome in ingest_run(run, deps, mailbox):
             report.fetched += 1
             report.outcomes[outcome.disposition.value] += 1
@@ -66,7 +66,7 @@ def poll_mailbox(source: ImapSource, deps: IntakeDeps, stop: threading.Event,
     return report
 
 
-def batched(items: Iterable[RawMail], size: int) -> Iterator[list[RawMail]]:
+def _batched(items: Iterable[RawMail], size: int) -> Iterator[list[RawMail]]:
     """Runs of up to ``size`` items, as they come (itertools.batched is Python 3.12+)."""
     run: list[RawMail] = []
     for item in items:
@@ -105,10 +105,10 @@ def _acknowledge_recorded(source: ImapSource, deps: IntakeDeps, uidvalidity: int
         return
     mailbox = source.config
     with Session(deps.engine) as session:
-        rows = queries.recorded_uids(session, mailbox.account, mailbox.folder, uidvalidity, uids)
+        rows = queries.recorded_dispositions(session, mailbox.account, mailbox.folder, uidvalidity, uids)
     pending: dict[str | None, list[int]] = {}
-    for uid, row in rows.items():
-        pending.setdefault(_target_folder(mailbox, Disposition(row.disposition)), []).append(uid)
+    for uid, disposition in rows.items():
+        pending.setdefault(_target_folder(mailbox, Disposition(disposition)), []).append(uid)
     log.info("mail.acknowledging_leftovers", count=len(rows))
     _flush_acknowledgements(source, pending)
 
@@ -124,10 +124,10 @@ def _reconcile(deps: IntakeDeps, mailbox: MailboxConfig, uidvalidity: int,
     """Every UID we saw must now be recorded as ingested or quarantined; log any gap."""
     folder = mailbox.folder
     with Session(deps.engine) as session:
-        recorded = queries.recorded_uids(session, mailbox.account, folder, uidvalidity, fetched_uids)
+        recorded = queries.recorded_dispositions(session, mailbox.account, folder, uidvalidity, fetched_uids)
     processed = {uid for uid in fetched_uids if uid <= max(recorded, default=0)}
     gaps = sorted(processed - set(recorded))
-    quarantined = sum(1 for row in recorded.values() if row.disposition == Disposition.QUARANTINED)
+    quarantined = sum(1 for disposition in recorded.values() if disposition == Disposition.QUARANTINED)
     log.info("reconcile.done", folder=folder, on_server=len(fetched_uids), ingested=len(recorded) - quarantined,
              quarantined=quarantined, outcomes=dict(report.outcomes))
     if gaps:

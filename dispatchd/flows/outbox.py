@@ -2,9 +2,11 @@
 
 A claim is committed before sending and the result after, so a crash in between leaves
 a 'sending' row whose claimer is gone; ``release_orphaned_claims`` returns it to the queue
-and the resend carries the same bytes and the same Message-ID. Several instances may drain
-one outbox (PostgreSQL): each claims rows the others are not claiming. Temporary failures back off exponentially; permanent
-ones, or too many attempts, park the row for an operator (``dispatchd outbox``).
+and the resend carries the same bytes and the same Message-ID. Results are recorded per
+batch, so a crash resends at most one batch. Several instances may drain one outbox
+(PostgreSQL): each claims rows the others are not claiming. Temporary failures back off
+exponentially; permanent ones, or too many attempts, park the row for an operator
+(``dispatchd outbox``).
 """
 
 from __future__ import annotations

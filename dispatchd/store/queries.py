@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 from datetime import datetime
 
 from sqlalchemy import func, literal, or_, update
 from sqlmodel import Session, col, select
 
-from dispatchd.domain.loops_budget import RecentActivity
+from dispatchd.domain.loops_budget import RecentActivity, ReplyLimits
 from dispatchd.domain.tokens import BouncedEmail
 from dispatchd.store.tables import InboundMessage, MailboxCursor, Outbox, Task, TaskEvent
 
@@ -58,6 +59,19 @@ def outbox_named(session: Session, named: BouncedEmail) -> Outbox | None:
     prefix = f"<dispatchd.{named.task_id or 0}.{named.message_token}"
     task = Outbox.task_id == named.task_id if named.task_id else col(Outbox.task_id).is_(None)
     return session.exec(select(Outbox).where(task, col(Outbox.message_id).startswith(prefix))).first()
+
+
+def recorded_dispositions(session: Session, account: str, folder: str, uidvalidity: int,
+                          uids: Iterable[int]) -> dict[int, str]:
+    """UID -> disposition of those recorded: two columns, not objects (a first sync has 50,000)."""
+    wanted = list(uids)
+    found: dict[int, str] = {}
+    for start in range(0, len(wanted), 500):
+        found.update(session.exec(select(InboundMessage.uid, InboundMessage.disposition).where(
+            InboundMessage.account == account, InboundMessage.folder == folder,
+            InboundMessage.uidvalidity == uidvalidity,
+            col(InboundMessage.uid).in_(wanted[start:start + 500]))).all())
+    return found
 
 
 def task_of_thread(session: Session, message_ids: Iterable[str]) -> int | None:
@@ -128,15 +142,19 @@ AUTO_REPLY_KINDS = ("client-received", "client-format-help", "reply-refused", "r
 
 
 def recent_activity(session: Session, sender: str, task_id: int | None, body_hash: str | None,
-                    since: datetime) -> RecentActivity:
-    """What the loop breaker looks at: our recent automatic replies, and repeated texts."""
-    replies = select(func.count()).select_from(Outbox).where(
-        col(Outbox.kind).in_(AUTO_REPLY_KINDS), Outbox.created_at >= since)
+                    since: datetime, limits: ReplyLimits) -> RecentActivity:
+    """What the loop breaker looks at: our recent automatic replies, and repeated texts.
+    Each count stops at its limit: past it the answer is the same, and a flood (a first sync,
+    a reply storm) must not make every message count the whole hour again."""
+    def replies(limit: int, *where: Any) -> Any:
+        rows = select(Outbox.id).where(col(Outbox.kind).in_(AUTO_REPLY_KINDS), Outbox.created_at >= since,
+                                       *where).limit(limit).subquery()
+        return select(func.count()).select_from(rows).scalar_subquery()
     # One statement, three counts, each on its own index.
     to_sender, in_thread, total = session.exec(select(  # type: ignore[call-overload]
-        replies.where(Outbox.recipients == sender).scalar_subquery(),
-        replies.where(Outbox.task_id == task_id).scalar_subquery() if task_id is not None else literal(0),
-        replies.scalar_subquery())).one()
+        replies(limits.per_sender_per_hour, Outbox.recipients == sender),
+        replies(limits.per_thread_per_hour, Outbox.task_id == task_id) if task_id is not None else literal(0),
+        replies(limits.per_hour))).one()
     senders = set()
     if body_hash:
         senders = set(session.exec(select(InboundMessage.sender).where(
