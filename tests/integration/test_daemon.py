@@ -8,24 +8,14 @@ import signal
 import sqlite3
 import time
 from collections import defaultdict
-from collections.abc import Callable
 
 import pytest
 
 from dispatchd.devservers import Dovecot
 from tests.conftest import write_config
-from tests.integration.conftest import Deployment, make_mail, stop_process
+from tests.integration.conftest import Deployment, make_mail, stop_process, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if condition():
-            return time.monotonic() - started
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def db_count(deployment: Deployment, sql: str) -> int:

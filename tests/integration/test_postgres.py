@@ -12,7 +12,6 @@ import signal
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -28,20 +27,11 @@ from dispatchd.store.coordination import PostgresCoordinator
 from dispatchd.store.db import SCHEMA_VERSION, migrate, open_engine, schema_version
 from dispatchd.store.tables import Outbox, TaskEvent
 from tests.conftest import mailbox_table, write_config
-from tests.integration.conftest import Deployment, make_mail, stop_process
+from tests.integration.conftest import Deployment, make_mail, stop_process, wait_for
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 26, 9, tzinfo=timezone.utc)
 NO_REPLY_CAP = "[intake]\nmax_replies_per_hour = 100000\nmax_replies_per_sender_per_hour = 100000\n"
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if condition():
-            return time.monotonic() - started
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def pg_count(url: str, sql: str) -> int:
@@ -193,7 +183,8 @@ def test_two_instances_one_mailbox_sigkill_the_reader(pg_deployment: Deployment)
         for n in range(0, total, 10)])
     stream.start()
     try:
-        wait_for(lambda: pg_count(url, "SELECT count(*) FROM inbound_message") >= 100, what="100 ingested")
+        wait_for(lambda: pg_count(url, "SELECT count(*) FROM inbound_message") >= 100, timeout=60,
+                 what="100 ingested")
         killed_at = time.time()
         stop_process(daemons[first], signal.SIGKILL)
         done_at_kill = pg_count(url, "SELECT count(*) FROM inbound_message")
@@ -240,7 +231,7 @@ def test_two_mailboxes_two_instances_and_replies_cross_over(tmp_path: Path, dove
         dovecot.append(brand_a, [make_mail("[Acme] - Content - For brand A", to=brand_a)])
         dovecot.append(brand_b, [make_mail("Design - For brand B", sender="gina@globex.test", to=brand_b)])
         wait_for(lambda: pg_count(postgres_url, "SELECT count(*) FROM task") == 2
-                 and len(deployment.received_by("gina@globex.test")) == 1,
+                 and len(deployment.received_by("gina@globex.test")) == 1, timeout=30,
                  what="a task from each mailbox")
         by_mailbox = {t.mailbox: t for t in deployment.tasks()}
         assert (by_mailbox["brand-a"].client, by_mailbox["brand-a"].queue) == ("Acme", "content")

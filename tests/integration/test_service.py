@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import Deployment, make_mail, stop_process
-from tests.integration.test_daemon import wait_for
+from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
 PROJECT = Path(__file__).resolve().parents[2]
