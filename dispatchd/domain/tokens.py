@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 _TOKEN = re.compile(r"^t(\d{1,12})\.([a-z2-7]{16})$")
 _BOUNCE = re.compile(r"^m(\d{1,12})\.([0-9a-f]{12})\.([a-z2-7]{8})$")
-_BOUNCE_BEFORE_1_1 = re.compile(r"^b(\d{1,12})\.([a-z2-7]{8})$")  # named the outbox row: bounces may come late
+_BOUNCE_BY_ROW_ID = re.compile(r"^b(\d{1,12})\.([a-z2-7]{8})$")  # earlier releases; bounces may come late
 _OUR_MESSAGE_ID = re.compile(r"^<dispatchd\.(\d{1,12})\.([0-9a-f]{12})[0-9a-f]*@")
 
 
@@ -29,7 +29,7 @@ class ReplyToken:
 @dataclass(frozen=True)
 class BouncedEmail:
     """Which of our emails a bounce is about, from its VERP address: the task and the start of
-    the random part of its Message-ID (or, for mail sent before 1.1, its outbox row id)."""
+    the random part of its Message-ID (or, for mail sent by earlier releases, its outbox row id)."""
 
     task_id: int | None = None
     message_token: str | None = None
@@ -90,7 +90,7 @@ def find_bounced_email(addresses: tuple[str, ...], intake: str, secret: bytes) -
             reference = f"{match.group(1)}.{match.group(2)}"
             if hmac.compare_digest(match.group(3), _signature(secret, reference, "bounce")[:8]):
                 return BouncedEmail(task_id=int(match.group(1)) or None, message_token=match.group(2))
-        match = _BOUNCE_BEFORE_1_1.match(tag)
+        match = _BOUNCE_BY_ROW_ID.match(tag)
         if match and hmac.compare_digest(match.group(2), _signature(secret, int(match.group(1)), "bounce")[:8]):
             return BouncedEmail(outbox_id=int(match.group(1)))
     return None

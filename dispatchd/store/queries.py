@@ -53,7 +53,7 @@ def recorded_uids(session: Session, account: str, folder: str, uidvalidity: int,
 
 
 def outbox_named(session: Session, named: BouncedEmail) -> Outbox | None:
-    """The email a VERP address names: by task and Message-ID prefix (or by row id, before 1.1)."""
+    """The email a VERP address names: by task and Message-ID prefix (earlier releases: row id)."""
     if named.outbox_id is not None:
         return session.get(Outbox, named.outbox_id)
     prefix = f"<dispatchd.{named.task_id or 0}.{named.message_token}"
