@@ -25,6 +25,7 @@ from pathlib import Path
 from bench.__main__ import confirmations, requests
 from dispatchd.devservers import PASSWORD, Dovecot, Postgres, SmtpCapture
 from tests.conftest import mailbox_table, write_config
+from tests.integration.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parent
 NO_CAPS = ("[intake]\nmax_replies_per_hour = 1000000\nmax_replies_per_sender_per_hour = 100000\n"
@@ -67,22 +68,14 @@ class Setup:
             process.wait(timeout=30)
 
 
-def wait(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 def backlog(setup: Setup, count: int) -> float:
     """Append ``count`` requests spread over the setup's mailboxes; requests/s to the last confirmation."""
     per_mailbox = count // len(setup.users)
-    wait(lambda: setup.readers() >= len(setup.users), 30, "every mailbox to have a reader")
+    wait_for(lambda: setup.readers() >= len(setup.users), 30, "every mailbox to have a reader")
     started = time.perf_counter()
     for index, user in enumerate(setup.users):
         setup.dovecot.append(user, requests(per_mailbox, start=index * per_mailbox))
-    wait(lambda: len(confirmations(setup.sink)) >= per_mailbox * len(setup.users), 600, "confirmations")
+    wait_for(lambda: len(confirmations(setup.sink)) >= per_mailbox * len(setup.users), 600, "confirmations")
     return per_mailbox * len(setup.users) / (time.perf_counter() - started)
 
 
@@ -90,7 +83,8 @@ def failover(setup: Setup, kills: int) -> list[float]:
     """Seconds from SIGKILL of the reader to the standby reading the mailbox, ``kills`` times."""
     times = []
     for _ in range(kills):
-        wait(lambda: any(p.poll() is None for p in setup.processes) and setup.readers() > len(times), 30, "a reader")
+        wait_for(lambda: any(p.poll() is None for p in setup.processes) and setup.readers() > len(times), 30,
+                 "a reader")
         reader = next(i for i, p in enumerate(setup.processes)
                       if p.poll() is None and setup.log(i).count('"event": "mailbox.reading"')
                       > setup.log(i).count('"event": "mailbox.released"'))
@@ -99,11 +93,11 @@ def failover(setup: Setup, kills: int) -> list[float]:
         killed = time.perf_counter()
         os.killpg(setup.processes[reader].pid, signal.SIGKILL)
         setup.processes[reader].wait()
-        wait(lambda: setup.readers() > before, 30, "takeover")
+        wait_for(lambda: setup.readers() > before, 30, "takeover")
         times.append(time.perf_counter() - killed)
         setup.start()  # a new standby, as systemd's Restart= would give
         index = len(setup.processes) - 1
-        wait(lambda: '"event": "daemon.started"' in setup.log(index), 30, "the new standby")
+        wait_for(lambda: '"event": "daemon.started"' in setup.log(index), 30, "the new standby")
     return times
 
 
@@ -138,7 +132,8 @@ def main() -> None:
             try:
                 setup.start()
                 setup.start()
-                wait(lambda: all('"event": "daemon.started"' in setup.log(i) for i in (0, 1)), 30, "both instances")
+                wait_for(lambda: all('"event": "daemon.started"' in setup.log(i) for i in (0, 1)), 30,
+                         "both instances")
                 times = failover(setup, args.kills)
             finally:
                 setup.stop()

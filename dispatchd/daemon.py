@@ -267,6 +267,7 @@ class Daemon:
 
     async def _intake_loop(self, reader: MailboxReader) -> None:
         backoff = Backoff()
+        loop = asyncio.get_running_loop()
         while not self.stop.is_set():
             try:
                 if not await asyncio.to_thread(self._own, reader):
@@ -275,7 +276,6 @@ class Daemon:
                     await self._sleep(TAKEOVER_INTERVAL)
                     continue
                 # Each committed run wakes the sender: confirmations go out while a backlog is read.
-                loop = asyncio.get_running_loop()
                 report = await asyncio.to_thread(self._cycle, reader,
                                                  lambda: loop.call_soon_threadsafe(self.mail_arrived.set))
                 if report.fetched:

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,16 +161,9 @@ protocol imap {{
 
     def stop(self) -> None:
         """Stop the server we started, by its pid (and its process group), then clean up."""
-        if self.process is not None and self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+        if self.process is not None:
+            # The whole group: Dovecot's imap children outlive a stopped master.
+            _stop_child(self.process, lambda pid: os.killpg(pid, signal.SIGTERM), grace=10)
         self.process = None
         if self.owns_root:
             shutil.rmtree(self.root, ignore_errors=True)
@@ -210,6 +204,21 @@ protocol imap {{
             return int(client.folder_status(folder, ["MESSAGES"])[b"MESSAGES"])
         finally:
             client.logout()
+
+
+def _stop_child(process: subprocess.Popen[bytes], ask: Callable[[int], None], grace: float) -> None:
+    """Ask a server we started to stop (``ask(pid)``); SIGKILL its process group after ``grace`` s."""
+    if process.poll() is not None:
+        return
+    try:
+        ask(process.pid)
+    except ProcessLookupError:
+        pass
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
 
 
 def postgres_bin_dir() -> Path | None:
@@ -289,13 +298,8 @@ class Postgres:
 
     def stop(self) -> None:
         """Stop the server we started, by its pid (fast shutdown), then remove the cluster."""
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGINT)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+        if self.process is not None:
+            _stop_child(self.process, lambda pid: os.kill(pid, signal.SIGINT), grace=20)
         self.process = None
         shutil.rmtree(self.root, ignore_errors=True)
 

@@ -11,7 +11,7 @@ import base64
 import hashlib
 import hmac
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
 _TOKEN = re.compile(r"^t(\d{1,12})\.([a-z2-7]{16})$")
@@ -47,17 +47,23 @@ def reply_address(intake: str, task_id: int, recipient: str, secret: bytes) -> s
     return f"{local}+t{task_id}.{_signature(secret, task_id, recipient)}@{domain}"
 
 
-def find_token(addresses: tuple[str, ...], intakes: Collection[str]) -> ReplyToken | None:
-    """The token in any of ``addresses`` that is a plus-address of one of our ``intakes``
-    (the signature does not name the address: a reply routes whichever mailbox it reaches)."""
+def _tags(addresses: tuple[str, ...], intakes: Collection[str]) -> Iterator[str]:
+    """The plus-tags of those ``addresses`` that are plus-addresses of one of our ``intakes``."""
     ours = {intake.lower() for intake in intakes}
     for address in addresses:
         user, _, host = address.lower().partition("@")
         base, plus, tag = user.partition("+")
         if plus and f"{base}@{host}" in ours:
-            match = _TOKEN.match(tag)
-            if match:
-                return ReplyToken(int(match.group(1)), match.group(2))
+            yield tag
+
+
+def find_token(addresses: tuple[str, ...], intakes: Collection[str]) -> ReplyToken | None:
+    """The token in any of ``addresses`` that is a plus-address of one of our ``intakes``
+    (the signature does not name the address: a reply routes whichever mailbox it reaches)."""
+    for tag in _tags(addresses, intakes):
+        match = _TOKEN.match(tag)
+        if match:
+            return ReplyToken(int(match.group(1)), match.group(2))
     return None
 
 
@@ -79,12 +85,7 @@ def bounce_address(intake: str, message_id: str, secret: bytes) -> str:
 
 def find_bounced_email(addresses: tuple[str, ...], intake: str, secret: bytes) -> BouncedEmail | None:
     """The email a VERP address among ``addresses`` names, if its signature holds."""
-    local, _, domain = intake.lower().partition("@")
-    for address in addresses:
-        user, _, host = address.lower().partition("@")
-        base, plus, tag = user.partition("+")
-        if not plus or base != local or host != domain:
-            continue
+    for tag in _tags(addresses, (intake,)):
         match = _BOUNCE.match(tag)
         if match:
             reference = f"{match.group(1)}.{match.group(2)}"

@@ -96,7 +96,10 @@ class PostgresCoordinator:
     def _drop_connection(self, reason: str) -> None:
         if self._owned:
             log.error("coordination.lost", owned=sorted(self._owned), reason=reason)
-        self._owned.clear()
+        self._discard_connection()
+
+    def _discard_connection(self) -> None:
+        """Close it for real, not back to the pool: the server frees every lock it held."""
         if self._connection is not None:
             try:
                 self._connection.invalidate()
@@ -104,6 +107,7 @@ class PostgresCoordinator:
             except DBAPIError:
                 pass
         self._connection = None
+        self._owned.clear()
 
     def instance_id(self) -> str:
         with self._lock:
@@ -172,12 +176,7 @@ class PostgresCoordinator:
 
     def close(self) -> None:
         with self._lock:
-            if self._connection is not None:
-                # Really closed, not returned to the pool: the server frees every lock we held.
-                self._connection.invalidate()
-                self._connection.close()
-            self._connection = None
-            self._owned.clear()
+            self._discard_connection()
 
 
 def lock_key(resource: str) -> int:

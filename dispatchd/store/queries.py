@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Iterator
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, literal, or_, update
 from sqlmodel import Session, col, select
@@ -39,17 +39,20 @@ def inbound_by_dedup_key(session: Session, key: str) -> InboundMessage | None:
     return session.exec(select(InboundMessage).where(InboundMessage.dedup_key == key)).first()
 
 
-def recorded_uids(session: Session, account: str, folder: str, uidvalidity: int,
-                  uids: Iterable[int]) -> dict[int, InboundMessage]:
+def _recorded(session: Session, what: Any, account: str, folder: str, uidvalidity: int,
+              uids: Iterable[int]) -> Iterator[Any]:
+    """``what`` (a table or columns) of the recorded messages among ``uids``, 500 UIDs a query."""
     wanted = list(uids)
-    found: dict[int, InboundMessage] = {}
     for start in range(0, len(wanted), 500):
-        rows = session.exec(select(InboundMessage).where(
+        yield from session.exec(select(*what).where(
             InboundMessage.account == account, InboundMessage.folder == folder,
             InboundMessage.uidvalidity == uidvalidity,
             col(InboundMessage.uid).in_(wanted[start:start + 500]))).all()
-        found.update({row.uid: row for row in rows})
-    return found
+
+
+def recorded_uids(session: Session, account: str, folder: str, uidvalidity: int,
+                  uids: Iterable[int]) -> dict[int, InboundMessage]:
+    return {row.uid: row for row in _recorded(session, (InboundMessage,), account, folder, uidvalidity, uids)}
 
 
 def outbox_named(session: Session, named: BouncedEmail) -> Outbox | None:
@@ -64,14 +67,8 @@ def outbox_named(session: Session, named: BouncedEmail) -> Outbox | None:
 def recorded_dispositions(session: Session, account: str, folder: str, uidvalidity: int,
                           uids: Iterable[int]) -> dict[int, str]:
     """UID -> disposition of those recorded: two columns, not objects (a first sync has 50,000)."""
-    wanted = list(uids)
-    found: dict[int, str] = {}
-    for start in range(0, len(wanted), 500):
-        found.update(session.exec(select(InboundMessage.uid, InboundMessage.disposition).where(
-            InboundMessage.account == account, InboundMessage.folder == folder,
-            InboundMessage.uidvalidity == uidvalidity,
-            col(InboundMessage.uid).in_(wanted[start:start + 500]))).all())
-    return found
+    return dict(_recorded(session, (InboundMessage.uid, InboundMessage.disposition), account, folder,
+                          uidvalidity, uids))
 
 
 def task_of_thread(session: Session, message_ids: Iterable[str]) -> int | None:
