@@ -169,20 +169,28 @@ def _engine(config: Config):  # type: ignore[no-untyped-def]
 
 
 def _run(args: argparse.Namespace, config: Config) -> int:
-    from dispatchd.daemon import Daemon, build_deps, build_outbox, instance_guard
+    from dispatchd.daemon import Daemon, build_deps, instance_guard
+    from dispatchd.sending import SenderProcess
 
     with instance_guard(config):
-        deps = build_deps(config)
-        progress = _progress_bar("intake") if args.once and sys.stderr.isatty() else None
-        daemon = Daemon(deps, build_outbox(deps), progress=progress, only=tuple(args.mailbox or ()))
-        if args.once:
-            return asyncio.run(daemon.run_once())
-        asyncio.run(daemon.run_forever())
-    return 0
+        # Forked first: before this process opens the database or starts a thread.
+        sender = SenderProcess.fork(config, once=args.once)
+        try:
+            deps = build_deps(config)
+            progress = _progress_bar("intake") if args.once and sys.stderr.isatty() else None
+            daemon = Daemon(deps, sender, progress=progress, only=tuple(args.mailbox or ()))
+            sender.wake()  # the schema is migrated: the sender may open the database
+            if args.once:
+                return asyncio.run(daemon.run_once())
+            asyncio.run(daemon.run_forever())
+        finally:
+            sender.close()  # also when an error escaped the event loop: never leave the child behind
+    return 1 if daemon.failed else 0
 
 
 def _job(args: argparse.Namespace, config: Config) -> int:
-    from dispatchd.daemon import EX_TEMPFAIL, build_deps, build_outbox, instance_guard
+    from dispatchd.daemon import build_deps, build_outbox, instance_guard
+    from dispatchd.sending import EX_TEMPFAIL
     from dispatchd.jobs import run_job
 
     with instance_guard(config):

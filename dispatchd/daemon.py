@@ -1,8 +1,9 @@
 """The long-running service: builds the adapters from config and runs intake and outbox.
 
 Each mailbox is read in its own worker thread (blocking imapclient and database calls) while
-this instance owns it; the outbox sender runs on the event loop. SIGTERM/SIGINT finish the
-current run of messages, flush what can be flushed and return; a lost server is retried with capped
+this instance owns it; the outbox is sent by a ``sending.Sender`` (``dispatchd run``: a process
+of its own), woken after every committed run of messages. SIGTERM/SIGINT finish the current run
+of messages, let the sender finish its batch and return; a lost server is retried with capped
 exponential backoff, logged once.
 """
 
@@ -29,19 +30,19 @@ from dispatchd.config import Config, MailboxConfig, SecurityConfig, load_config
 from dispatchd.errors import ConfigError, DispatchdError, MailServerError
 from dispatchd.flows.ingest import INFRASTRUCTURE_ERRORS, IntakeDeps
 from dispatchd.flows.mailbox import CycleReport, poll_mailbox
-from dispatchd.flows.outbox import OutboxSender, RetryPolicy
+from dispatchd.flows.outbox import OutboxSender, RetryPolicy, pending_count
 from dispatchd.jobs import build_scheduler
 from dispatchd.mail.imap import ImapSource
 from dispatchd.mail.smtp import SmtpSender
 from dispatchd.render import Renderer
 from dispatchd.rulebook import load_rulebook
+from dispatchd.sending import Sender, SenderFailed
 from dispatchd.service import Notifier, watchdog_interval
 from dispatchd.store.blobs import BlobStore
 from dispatchd.store.coordination import coordinator_for
 from dispatchd.store.db import migrate, open_engine, stored_secret
 
 log = structlog.get_logger("dispatchd.daemon")
-EX_TEMPFAIL = 75
 
 
 @dataclass
@@ -135,12 +136,12 @@ class MailboxReader:
 
 
 class Daemon:
-    def __init__(self, deps: IntakeDeps, outbox: OutboxSender, notifier: Notifier | None = None,
+    def __init__(self, deps: IntakeDeps, sender: Sender, notifier: Notifier | None = None,
                  progress: Callable[[int, int], None] | None = None, only: tuple[str, ...] = ()):
         """``only``: names of the [[mailbox]] entries this instance reads (default: all)."""
         self.deps = deps
         self.progress = progress
-        self.outbox = outbox
+        self.sender = sender
         self.notifier = notifier or Notifier()
         unknown = set(only) - {m.name for m in deps.config.mailboxes}
         if unknown:
@@ -149,8 +150,8 @@ class Daemon:
                         for m in deps.config.mailboxes if not only or m.name in only]
         self.stop_thread = threading.Event()
         self.stop = asyncio.Event()
-        self.mail_arrived = asyncio.Event()
         self.ready = False
+        self.failed = False  # the sender died: exit non-zero so that systemd restarts the service
 
     def request_stop(self) -> None:
         if not self.stop.is_set():
@@ -161,27 +162,16 @@ class Daemon:
     async def run_once(self) -> int:
         """Process the mailboxes and the outbox, then exit; 75 if mail is left to retry."""
         intake = asyncio.ensure_future(asyncio.to_thread(self._cycle_all))
-        sent = deferred = parked = 0
         try:
-            # Send while reading: a long backlog gets its confirmations as it goes.
-            while True:
-                drained = await self.outbox.drain(self.stop, keep_open=not intake.done())
-                sent, deferred, parked = sent + drained.sent, deferred + drained.deferred, parked + drained.parked
-                if intake.done() and not drained.sent:
-                    break
-                if not intake.done():
-                    await asyncio.wait({intake}, timeout=0.25)
+            code = await self.sender.until_idle(intake)
             report = await intake
         finally:
             if not intake.done():
                 self.request_stop()
                 await asyncio.wait({intake})
-            await self.outbox.smtp.close()
             await asyncio.to_thread(self._close)
-        left = await asyncio.to_thread(self.outbox.next_due)
-        log.info("run.once_done", fetched=report.fetched, outcomes=dict(report.outcomes),
-                 sent=sent, deferred=deferred, parked=parked)
-        return EX_TEMPFAIL if left is not None else 0
+        log.info("run.once_done", fetched=report.fetched, outcomes=dict(report.outcomes))
+        return code
 
     def _cycle_all(self) -> CycleReport:
         total = CycleReport()
@@ -220,11 +210,10 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         log.info("daemon.started", mailboxes=[r.mailbox.name for r in self.readers],
                  instance=await asyncio.to_thread(self.deps.coordinator.instance_id))
-        scheduler = build_scheduler(lambda: self.deps, self.mail_arrived.set)
+        scheduler = build_scheduler(lambda: self.deps, self.sender.wake)
         scheduler.start()
         try:
-            await asyncio.gather(*(self._intake_loop(r) for r in self.readers), self._outbox_loop(),
-                                 self._watchdog_loop())
+            await asyncio.gather(*(self._intake_loop(r) for r in self.readers), self._send(), self._watchdog_loop())
         finally:
             self.notifier.stopping()
             scheduler.shutdown(wait=False)
@@ -233,6 +222,13 @@ class Daemon:
             await asyncio.to_thread(self._close)  # frees our mailboxes for the other instances now
             log.info("daemon.stopped")
 
+    async def _send(self) -> None:
+        try:
+            await self.sender.serve(self.stop)
+        except SenderFailed:
+            self.failed = True
+            self.request_stop()
+
     async def _watchdog_loop(self) -> None:
         interval = watchdog_interval()
         while interval and not self.stop.is_set():
@@ -240,7 +236,7 @@ class Daemon:
             await self._sleep(interval)
 
     async def _report_status(self) -> None:
-        pending = await asyncio.to_thread(self.outbox.pending_count)
+        pending = await asyncio.to_thread(pending_count, self.deps.engine)
         owned = [r.mailbox.name for r in self.readers if r.owned]
         reading = f"reading {', '.join(owned)}" if owned else "standing by (other instances read the mailboxes)"
         status = f"{reading}; {pending} queued in outbox"
@@ -267,7 +263,6 @@ class Daemon:
 
     async def _intake_loop(self, reader: MailboxReader) -> None:
         backoff = Backoff()
-        loop = asyncio.get_running_loop()
         while not self.stop.is_set():
             try:
                 if not await asyncio.to_thread(self._own, reader):
@@ -276,10 +271,7 @@ class Daemon:
                     await self._sleep(TAKEOVER_INTERVAL)
                     continue
                 # Each committed run wakes the sender: confirmations go out while a backlog is read.
-                report = await asyncio.to_thread(self._cycle, reader,
-                                                 lambda: loop.call_soon_threadsafe(self.mail_arrived.set))
-                if report.fetched:
-                    self.mail_arrived.set()
+                await asyncio.to_thread(self._cycle, reader, self.sender.wake)
                 if backoff.current:
                     log.info("imap.recovered", mailbox=reader.mailbox.name)
                 backoff.reset()
@@ -293,23 +285,6 @@ class Daemon:
                 self.notifier.status(f"reconnecting in {delay:.0f}s: {str(exc)[:80]}")
                 await asyncio.to_thread(reader.source.close)
                 await self._sleep(delay)
-
-    async def _outbox_loop(self) -> None:
-        while not self.stop.is_set():
-            # Cleared before draining, so mail queued during the drain wakes the next round.
-            self.mail_arrived.clear()
-            try:
-                await self.outbox.drain(self.stop)
-                wait = await asyncio.to_thread(self.outbox.next_due)
-            except INFRASTRUCTURE_ERRORS as exc:
-                log.error("outbox.unavailable", reason=str(exc))
-                wait = 5.0
-            timeout = 30.0 if wait is None else min(30.0, max(0.2, wait))
-            waiter = asyncio.ensure_future(self.mail_arrived.wait())
-            stopper = asyncio.ensure_future(self.stop.wait())
-            await asyncio.wait({waiter, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
-            stopper.cancel()
 
     async def _sleep(self, seconds: float) -> None:
         try:

@@ -39,6 +39,7 @@ from dispatchd.render import Renderer
 from dispatchd.store import queries
 from dispatchd.store.blobs import BlobStore
 from dispatchd.store.coordination import Coordinator
+from dispatchd.store.db import write_turn
 from dispatchd.store.tables import Attachment, InboundMessage, JobRun, Outbox, Task
 
 log = structlog.get_logger("dispatchd.ingest")
@@ -87,7 +88,7 @@ def ingest_run(raws: list[RawMail], deps: IntakeDeps, mailbox: MailboxConfig) ->
         digests = [_keep_raw(raw, deps) for raw in raws]
         first = raws[0]
         try:
-            with Session(deps.engine) as session, session.begin():
+            with write_turn(deps.engine), Session(deps.engine) as session, session.begin():
                 known = queries.recorded_uids(session, mailbox.account, first.folder, first.uidvalidity,
                                               [raw.uid for raw in raws])
                 outcomes = [_already(known[raw.uid]) if raw.uid in known
@@ -110,7 +111,7 @@ def ingest(raw: RawMail, deps: IntakeDeps, mailbox: MailboxConfig | None = None)
     mailbox = mailbox or deps.config.mailbox
     digest = _keep_raw(raw, deps)
     try:
-        with Session(deps.engine) as session, session.begin():
+        with write_turn(deps.engine), Session(deps.engine) as session, session.begin():
             already = queries.inbound_at(session, mailbox.account, raw.folder, raw.uidvalidity, raw.uid)
             outcome = _already(already) if already else _ingest(session, raw, digest, deps, mailbox)
             queries.advance_cursor(session, mailbox.account, raw.folder, raw.uidvalidity, raw.uid)
@@ -208,10 +209,10 @@ def _ingest(session: Session, raw: RawMail, digest: str, deps: IntakeDeps, mailb
         mailbox_address=address, message_id=mail.message_id, dedup_key=f"{address}|{mail.message_id}",
         sender=mail.sender, subject=mail.subject[:1000], received_at=now, disposition="",
         raw_sha256=digest, size=len(raw.data), body_hash=body_fingerprint(mail.text))
-    original = queries.inbound_by_dedup_key(session, row.dedup_key or "")
+    original = queries.first_copy(session, row.dedup_key or "")
     if original is not None:
-        row.dedup_key, row.task_id = None, original.task_id
-        return _record(session, row, Disposition.DUPLICATE, f"same Message-ID as message {original.id}")
+        original_id, row.dedup_key, row.task_id = original[0], None, original[1]
+        return _record(session, row, Disposition.DUPLICATE, f"same Message-ID as message {original_id}")
     if _oversize(raw, deps):
         return _reject_oversize(session, row, raw, mail, deps)
     bounce = handle_bounce(session, mail, deps.notices, now)

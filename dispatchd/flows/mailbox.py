@@ -18,7 +18,7 @@ from dispatchd.mail.imap import ImapSource
 from dispatchd.store import queries
 
 log = structlog.get_logger("dispatchd.mailbox")
-INTAKE_RUN = 50  # messages per transaction while catching up; a single new message is a run of one
+INTAKE_RUN = 20  # messages per transaction while catching up; a single new message is a run of one
 
 
 @dataclass

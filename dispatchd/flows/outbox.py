@@ -25,6 +25,7 @@ from dispatchd.clock import Clock, as_utc
 from dispatchd.mail.smtp import Delivery, SendResult, SmtpSender
 from dispatchd.store import queries
 from dispatchd.store.coordination import Coordinator
+from dispatchd.store.db import write_turn
 from dispatchd.store.tables import Outbox
 
 log = structlog.get_logger("dispatchd.outbox")
@@ -68,7 +69,7 @@ class OutboxSender:
             log.warning("outbox.claims_released", count=released)
         return released
 
-    async def drain(self, stop: asyncio.Event | None = None, batch: int = 50, keep_open: bool = False) -> DrainReport:
+    async def drain(self, stop: asyncio.Event | None = None, batch: int = 100, keep_open: bool = False) -> DrainReport:
         """Send everything due now; returns when nothing due is left or the server is down.
         ``keep_open`` keeps the SMTP connection for the next call (more mail is coming)."""
         report = DrainReport()
@@ -78,10 +79,9 @@ class OutboxSender:
             self._orphans_checked_at = time.monotonic()
             await asyncio.to_thread(self.release_claims)
         try:
-            while stop is None or not stop.is_set():
-                rows = await asyncio.to_thread(self._claim, batch, started)
-                if not rows:
-                    break
+            stopped = stop is not None and stop.is_set()
+            rows = [] if stopped else await asyncio.to_thread(self._settle, [], [], report, batch, started)
+            while rows:
                 results: list[tuple[Outbox, SendResult]] = []
                 untouched: list[Outbox] = []
                 for index, row in enumerate(rows):
@@ -90,31 +90,26 @@ class OutboxSender:
                     if result.delivery is Delivery.TEMPORARY and _connection_fault(result.detail):
                         untouched = rows[index + 1:]  # the server is away: hand the rest back
                         break
-                # One commit per batch; a crash before it resends the batch with the same Message-IDs.
-                await asyncio.to_thread(self._record_all, results, report)
-                if untouched:
-                    await asyncio.to_thread(self._unclaim, [r.id for r in untouched])
-                    return report
+                more = 0 if untouched or (stop is not None and stop.is_set()) else batch
+                # One commit per batch: a crash before it resends the batch with the same Message-IDs.
+                rows = await asyncio.to_thread(self._settle, results, untouched, report, more, started)
         finally:
             if not keep_open or self.outage:
                 await self.smtp.close()
         return report
 
-    def _claim(self, batch: int, due_by: datetime) -> list[Outbox]:
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
-            return queries.claim_outbox(session, due_by, self.clock.now(), batch, self.coordinator.instance_id())
-
-    def _unclaim(self, ids: list[int | None]) -> None:
-        with Session(self.engine) as session, session.begin():
-            for row_id in ids:
-                row = session.get(Outbox, row_id)
-                if row is not None and row.status == "sending" and row.claimed_by == self.coordinator.instance_id():
-                    row.status, row.claimed_at, row.claimed_by = "pending", None, None
-
-    def _record_all(self, results: list[tuple[Outbox, SendResult]], report: DrainReport) -> None:
-        with Session(self.engine) as session, session.begin():
+    def _settle(self, results: list[tuple[Outbox, SendResult]], untouched: list[Outbox], report: DrainReport,
+                claim: int, due_by: datetime) -> list[Outbox]:
+        """Record what was sent, hand back what was not tried, and claim up to ``claim`` more:
+        one write transaction, so the sender waits for its turn once per batch, not twice."""
+        with write_turn(self.engine), Session(self.engine, expire_on_commit=False) as session, session.begin():
             for claimed, result in results:
                 self._record(session, claimed, result, report)
+            for row in untouched:
+                session.connection().execute(_UNCLAIM, dict(b_id=row.id, b_claimer=row.claimed_by))
+            if not claim:
+                return []
+            return queries.claim_outbox(session, due_by, self.clock.now(), claim, self.coordinator.instance_id())
 
     def _record(self, session: Session, claimed: Outbox, result: SendResult, report: DrainReport) -> None:
         """One UPDATE from what the claim loaded; it holds only while the row is still ours."""
@@ -156,11 +151,6 @@ class OutboxSender:
             log.error("smtp.unavailable", reason=detail, retry_at=retry_at)
         log.log(10 if self.outage else 30, "smtp.deferred", reason=detail, retry_at=retry_at, **fields)
 
-    def pending_count(self) -> int:
-        with Session(self.engine) as session:
-            return session.exec(select(func.count()).select_from(Outbox).where(
-                col(Outbox.status).in_(("pending", "sending")))).one()
-
     def next_due(self) -> float | None:
         """Seconds until the next pending row is due (0 if now), or None if none is pending."""
         with Session(self.engine) as session:
@@ -168,6 +158,13 @@ class OutboxSender:
         if due is None:
             return None
         return max(0.0, (due - self.clock.now()).total_seconds())
+
+
+def pending_count(engine: Engine) -> int:
+    """Mail waiting to go out or being sent now."""
+    with Session(engine) as session:
+        return session.exec(select(func.count()).select_from(Outbox).where(
+            col(Outbox.status).in_(("pending", "sending")))).one()
 
 
 _OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
@@ -178,6 +175,9 @@ _RECORD_RESULT = update(_OUTBOX).where(
 ).values(status=bindparam("b_status"), attempts=bindparam("b_attempts"), sent_at=bindparam("b_sent_at"),
          next_attempt_at=bindparam("b_retry_at"), last_error=bindparam("b_error"), claimed_at=None,
          claimed_by=None)
+_UNCLAIM = update(_OUTBOX).where(
+    _OUTBOX.c.id == bindparam("b_id"), _OUTBOX.c.status == "sending", _OUTBOX.c.claimed_by == bindparam("b_claimer"),
+).values(status="pending", claimed_at=None, claimed_by=None)
 
 
 def _connection_fault(detail: str) -> bool:

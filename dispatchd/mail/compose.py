@@ -9,33 +9,10 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from binascii import b2a_qp
 from datetime import datetime
-from email.charset import QP, Charset
 from email.header import Header
-from email.message import Message
-from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
-from email.policy import Compat32
 from email.utils import format_datetime, formataddr, parseaddr
-
-
-class _PreEncoded(Compat32):
-    """Writes a header that is already one short line of ASCII as it is. Every value we set is
-    flattened and encoded by ``compose``; the stock policy would parse each one into a Header
-    and encode it again, which was a fifth of the time spent taking in a request."""
-
-    def _fold(self, name: str, value: Any, sanitize: bool) -> str:
-        if isinstance(value, str) and value.isascii() and value.isprintable() \
-                and len(name) + len(value) + 2 <= (self.max_line_length or 998):
-            return f"{name}: {value}{self.linesep}"
-        return super()._fold(name, value, sanitize)  # type: ignore[misc]
-
-
-# CRLF on the wire; RFC 5322 allows 998 characters a line (folding at 78 gave stray spaces).
-_POLICY = _PreEncoded(linesep="\r\n", max_line_length=998)
-_UTF8_QP = Charset("utf-8")
-_UTF8_QP.body_encoding = QP
 
 
 @dataclass(frozen=True)
@@ -71,41 +48,53 @@ def compose(mail: OutboundMail, from_address: str, reply_to: str, message_id: st
             now: datetime) -> bytes:
     """Build the full message; the bytes are stored in the outbox and sent unchanged.
 
-    Built with the compat32 MIME classes: four times faster than EmailMessage with the
-    SMTP policy, and every header value is flattened and encoded here explicitly.
+    Written out directly: a text part, or text and HTML alternatives, in quoted-printable
+    UTF-8. Every header value is flattened and encoded here, so there is nothing left for a
+    MIME library to decide, and building its objects was a fifth of the cost of a request.
     """
-    # Our own boundary: "=_" never occurs in quoted-printable text, and the generator would
-    # otherwise compile a fresh regular expression per email to check its random one.
-    message: Message = (MIMEMultipart("alternative", boundary=f"=_dispatchd_{secrets.token_hex(12)}")
-                        if mail.html else _text_part(mail.text, "plain"))
-    if mail.html:
-        message.attach(_text_part(mail.text, "plain"))
-        message.attach(_text_part(mail.html, "html"))
-    message["From"] = _address(from_address)
-    message["To"] = ", ".join(_address(a) for a in mail.to)
-    message["Subject"] = _encoded(one_line(mail.subject))
-    message["Date"] = format_datetime(now)
-    message["Message-ID"] = message_id
-    message["Reply-To"] = _address(reply_to)
+    fields = [("From", _address(from_address)), ("To", ", ".join(_address(a) for a in mail.to)),
+              ("Subject", _encoded(one_line(mail.subject))), ("Date", format_datetime(now)),
+              ("Message-ID", message_id), ("Reply-To", _address(reply_to))]
     if mail.in_reply_to and mail.in_reply_to.isascii():
-        message["In-Reply-To"] = one_line(mail.in_reply_to)
+        fields.append(("In-Reply-To", one_line(mail.in_reply_to)))
     references = [one_line(r) for r in mail.references if r.isascii()][-20:]
     if references:
-        message["References"] = " ".join(references)
-    message["Auto-Submitted"] = mail.auto_submitted
+        fields.append(("References", " ".join(references)))
+    fields.append(("Auto-Submitted", mail.auto_submitted))
     # Ask Exchange and friends not to answer us with out-of-office mail.
-    message["X-Auto-Response-Suppress"] = "All"
+    fields.append(("X-Auto-Response-Suppress", "All"))
     if mail.task_id is not None:
-        message["X-Dispatchd-Task"] = str(mail.task_id)
-    return message.as_bytes(policy=_POLICY)
+        fields.append(("X-Dispatchd-Task", str(mail.task_id)))
+    fields.append(("MIME-Version", "1.0"))
+    if not mail.html:
+        return _header(fields) + _text_part(mail.text, "plain")
+    # "=_" never occurs in quoted-printable text, so the boundary cannot collide with a body.
+    boundary = f"=_dispatchd_{secrets.token_hex(12)}"
+    fields.append(("Content-Type", f'multipart/alternative; boundary="{boundary}"'))
+    separator = f"\r\n--{boundary}\r\n".encode()
+    return b"".join((_header(fields), b"\r\n--", separator[4:], _text_part(mail.text, "plain"), separator,
+                     _text_part(mail.html, "html"), f"\r\n--{boundary}--\r\n".encode()))
 
 
-def _text_part(text: str, subtype: str) -> MIMEText:
-    return MIMEText(text, subtype, _UTF8_QP)  # type: ignore[arg-type]
+def _header(fields: list[tuple[str, str]]) -> bytes:
+    """Values are ASCII by now; one longer than a line may be (RFC 5322: 998) is folded."""
+    lines = []
+    for name, value in fields:
+        if len(name) + len(value) + 2 > 998 and "\n" not in value:
+            value = Header(value, maxlinelen=998, header_name=name).encode(linesep="\r\n")
+        lines.append(f"{name}: {value}\r\n")
+    return "".join(lines).encode("ascii")
+
+
+def _text_part(text: str, subtype: str) -> bytes:
+    """Content headers, a blank line and the body in quoted-printable UTF-8 with CRLF lines."""
+    body = b2a_qp(text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8"), istext=True)
+    return (f'Content-Type: text/{subtype}; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable'
+            "\r\n\r\n").encode() + body.replace(b"\n", b"\r\n")
 
 
 def _encoded(value: str) -> str:
-    return value if value.isascii() else Header(value, "utf-8", maxlinelen=998).encode()
+    return value if value.isascii() else Header(value, "utf-8", maxlinelen=998).encode(linesep="\r\n")
 
 
 @lru_cache(maxsize=4096)

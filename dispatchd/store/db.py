@@ -7,6 +7,8 @@ PostgreSQL several instances may start at once: an advisory lock lets one of the
 
 from __future__ import annotations
 
+import fcntl
+import os
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -76,6 +78,26 @@ def open_engine(url: str) -> Engine:
         engine = create_engine(_with_driver(url), pool_pre_ping=True, connect_args={"options": "-c timezone=UTC"})
     _opened.add(engine)
     return engine
+
+
+@contextmanager
+def write_turn(engine: Engine) -> Iterator[None]:
+    """Wait for our turn to write, then hold it for the transaction inside.
+
+    SQLite admits one writer at a time and makes the others poll with growing sleeps: the
+    outbox sender, writing between intake's runs of messages, kept missing the moment a run
+    committed and waited seconds. A blocking lock on a file beside the database hands the
+    turn over as soon as it is released. PostgreSQL locks rows, so there is nothing to do."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    turn = os.open(f"{database}-writer", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(turn, fcntl.LOCK_EX)  # flock: per open file, so threads of one process queue too
+        yield
+    finally:
+        os.close(turn)
 
 
 def close_engines() -> None:

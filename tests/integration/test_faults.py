@@ -14,6 +14,7 @@ from sqlmodel import select
 
 from dispatchd.config import load_config
 from dispatchd.daemon import Daemon, build_deps, build_outbox
+from dispatchd.sending import SendLoop
 from dispatchd.flows import ingest as ingest_module
 from dispatchd.flows.outbox import RetryPolicy
 from dispatchd.store.tables import MailboxCursor
@@ -103,7 +104,7 @@ def test_processed_folder_can_be_off(deployment: Deployment) -> None:
 
 def run_with_policy(deployment: Deployment, policy: RetryPolicy) -> int:
     deps = build_deps(load_config(deployment.config))
-    return asyncio.run(Daemon(deps, build_outbox(deps, policy)).run_once())
+    return asyncio.run(Daemon(deps, SendLoop(build_outbox(deps, policy))).run_once())
 
 
 def test_smtp_temporary_failure_is_retried_then_delivered(deployment: Deployment) -> None:
@@ -171,7 +172,7 @@ def test_locked_database_leaves_mail_on_server(deployment: Deployment, monkeypat
             patch.setattr(daemon_module, "open_engine", impatient_engine)
             with pytest.raises(OperationalError, match="locked"):
                 deps = build_deps(load_config(deployment.config))
-                asyncio.run(Daemon(deps, build_outbox(deps)).run_once())
+                asyncio.run(Daemon(deps, SendLoop(build_outbox(deps))).run_once())
     finally:
         holder.rollback()
         holder.close()

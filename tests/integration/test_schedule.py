@@ -12,6 +12,7 @@ import pytest
 from dispatchd.clock import FrozenClock
 from dispatchd.config import load_config
 from dispatchd.daemon import Daemon, build_deps, build_outbox
+from dispatchd.sending import SendLoop
 from dispatchd.jobs import JOBS
 from tests.integration.conftest import Deployment, make_mail
 
@@ -22,7 +23,7 @@ BERLIN = ZoneInfo("Europe/Berlin")
 def restart_and_run(deployment: Deployment, clock: FrozenClock, *jobs: str) -> None:
     """A fresh process's worth of objects: read mail, run the jobs, send what they queued."""
     deps = build_deps(load_config(deployment.config), clock=clock)
-    asyncio.run(Daemon(deps, build_outbox(deps)).run_once())
+    asyncio.run(Daemon(deps, SendLoop(build_outbox(deps))).run_once())
     for job in jobs:
         JOBS[job](deps)
     asyncio.run(build_outbox(deps).drain())
