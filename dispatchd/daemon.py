@@ -226,8 +226,8 @@ class Daemon:
         try:
             await self.sender.serve(self.stop)
         except SenderFailed:
-            self.failed = True
-            self.request_stop()
+            self.failed = True  # exit non-zero: systemd restarts the whole service
+        self.request_stop()  # without a sender nothing taken in would be answered
 
     async def _watchdog_loop(self) -> None:
         interval = watchdog_interval()

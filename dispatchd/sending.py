@@ -77,12 +77,15 @@ class SendLoop:
         total = DrainReport()
         try:
             # Send while reading: a long backlog gets its confirmations as it goes.
-            while True:
+            while stop is None or not stop.is_set():
                 self.mail_arrived.clear()
-                drained = await self.outbox.drain(stop, keep_open=not intake.done())
+                # Sampled before the drain: a drain takes what was due when it began, so only one
+                # that began after intake ended has seen all of intake's mail.
+                intake_ended = intake.done()
+                drained = await self.outbox.drain(stop, keep_open=not intake_ended)
                 total.sent, total.deferred, total.parked = (total.sent + drained.sent, total.deferred + drained.deferred,
                                                             total.parked + drained.parked)
-                if intake.done() and not drained.sent:
+                if intake_ended and not drained.sent:
                     break
                 if not intake.done():
                     await _first_of(intake, self.mail_arrived, timeout=0.25)
@@ -137,13 +140,17 @@ class SenderProcess:
                 pass  # the pipe is full of wake-ups the child has not read yet
 
     async def serve(self, stop: asyncio.Event) -> None:
+        """Until ``stop``, or until the child exits: cleanly if it was signalled with the rest of
+        the service (systemd signals every process of the unit); otherwise ``SenderFailed``."""
         exited = asyncio.ensure_future(self._exit_code())
         await _first_of(stop, exited)
-        if exited.done():
-            # Not asked to stop: the sender failed. Stop too, so systemd restarts us whole.
+        if not exited.done():
+            await self._finish(exited)
+            return
+        if exited.result() != 0:
             log.error("sender.exited", pid=self.pid, code=exited.result())
             raise SenderFailed(f"the outbox sender (pid {self.pid}) exited with {exited.result()}")
-        await self._finish(exited)
+        log.info("sender.stopped", pid=self.pid)
 
     async def until_idle(self, intake: asyncio.Future[object]) -> int:
         exited = asyncio.ensure_future(self._exit_code())

@@ -53,7 +53,7 @@ def compose(mail: OutboundMail, from_address: str, reply_to: str, message_id: st
     MIME library to decide, and building its objects was a fifth of the cost of a request.
     """
     fields = [("From", _address(from_address)), ("To", ", ".join(_address(a) for a in mail.to)),
-              ("Subject", _encoded(one_line(mail.subject))), ("Date", format_datetime(now)),
+              ("Subject", _encoded_subject(one_line(mail.subject))), ("Date", format_datetime(now)),
               ("Message-ID", message_id), ("Reply-To", _address(reply_to))]
     if mail.in_reply_to and mail.in_reply_to.isascii():
         fields.append(("In-Reply-To", one_line(mail.in_reply_to)))
@@ -93,8 +93,9 @@ def _text_part(text: str, subtype: str) -> bytes:
             "\r\n\r\n").encode() + body.replace(b"\n", b"\r\n")
 
 
-def _encoded(value: str) -> str:
-    return value if value.isascii() else Header(value, "utf-8", maxlinelen=998).encode(linesep="\r\n")
+def _encoded_subject(value: str) -> str:
+    """RFC 2047 encoded words (at most 75 characters each, folded) for a subject that is not ASCII."""
+    return value if value.isascii() else Header(value, "utf-8", header_name="Subject").encode(linesep="\r\n")
 
 
 @lru_cache(maxsize=4096)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
 import sqlite3
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 
@@ -59,6 +61,65 @@ def test_sigterm_exits_cleanly_and_quickly(deployment: Deployment) -> None:
     assert "daemon.stopped" in (deployment.path / "daemon.log").read_text()
 
 
+def sender_pid(deployment: Deployment) -> int:
+    """The sender of the daemon started last."""
+    for line in reversed((deployment.path / "daemon.log").read_text(errors="replace").splitlines()):
+        if '"sender.started"' in line:
+            return int(json.loads(line)["pid"])
+    raise AssertionError("no sender.started in the log")
+
+
+def is_gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in ("Z", "X")  # dead; its new parent has not reaped it yet
+
+
+def test_sigterm_to_the_daemon_alone_stops_its_sender(deployment: Deployment) -> None:
+    daemon = deployment.start_daemon()
+    try:
+        wait_for(lambda: cursor_ready(deployment), what="daemon to log in")
+        sender = sender_pid(deployment)
+        assert sender != daemon.pid and not is_gone(sender)
+        os.kill(daemon.pid, signal.SIGTERM)  # not the process group: the daemon must end its sender
+        assert daemon.wait(timeout=15) == 0
+        assert is_gone(sender)
+    finally:
+        stop_process(daemon)
+
+
+def test_the_sender_dies_with_a_killed_daemon_and_the_next_start_sends(deployment: Deployment) -> None:
+    daemon = deployment.start_daemon()
+    try:
+        wait_for(lambda: cursor_ready(deployment), what="daemon to log in")
+        sender = sender_pid(deployment)
+        os.kill(daemon.pid, signal.SIGKILL)
+        daemon.wait(timeout=15)
+        wait_for(lambda: is_gone(sender), timeout=5, what="the sender to die with its parent")
+    finally:
+        stop_process(daemon)
+    (deployment.path / "daemon.log").unlink()
+    daemon = deployment.start_daemon()
+    try:
+        deployment.deliver(make_mail("[Acme] - Content - After the kill"))
+        wait_for(lambda: len(deployment.received_by("bob@acme.test")) == 1, what="the confirmation")
+    finally:
+        assert stop_process(daemon) == 0
+
+
+def test_a_sender_that_dies_stops_the_daemon_with_an_error(deployment: Deployment) -> None:
+    daemon = deployment.start_daemon()
+    try:
+        wait_for(lambda: cursor_ready(deployment), what="daemon to log in")
+        os.kill(sender_pid(deployment), signal.SIGKILL)
+        assert daemon.wait(timeout=15) == 1  # systemd's Restart=on-failure starts both again
+        assert '"sender.exited"' in (deployment.path / "daemon.log").read_text()
+    finally:
+        stop_process(daemon)
+
+
 def test_second_instance_on_same_database_is_refused(deployment: Deployment) -> None:
     daemon = deployment.start_daemon()
     try:
@@ -89,7 +150,13 @@ def test_sigkill_mid_batch_loses_nothing_and_duplicates_nothing(deployment: Depl
             target = rng.randint(sent + 1, min(2 * total, sent + 150))
             wait_for(lambda: len(deployment.smtp.messages) >= target, timeout=60, what=f"{target} sent")
         time.sleep(rng.random() * 0.05)
-        stop_process(daemon, signal.SIGKILL)
+        if round_number % 3 == 0:  # the daemon alone: its sender must die with it (PR_SET_PDEATHSIG)
+            sender = sender_pid(deployment)
+            os.kill(daemon.pid, signal.SIGKILL)
+            daemon.wait(timeout=15)
+            wait_for(lambda: is_gone(sender), timeout=5, what="the sender to die with its daemon")
+        else:
+            stop_process(daemon, signal.SIGKILL)
         kill_log.append((db_count(deployment, "SELECT count(*) FROM inbound_message"), len(deployment.smtp.messages)))
     daemon = deployment.start_daemon()
     try:

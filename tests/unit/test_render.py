@@ -104,3 +104,20 @@ def test_compose_threads_and_marks_auto_reply() -> None:
     assert parsed["Reply-To"] == "requests@agency.test"
     assert parsed["X-Auto-Response-Suppress"] == "All"
     assert parsed.get_body(("html",)) is not None and parsed.get_body(("plain",)) is not None
+
+
+def test_compose_writes_valid_mime_whatever_the_text() -> None:
+    text = "Zoë wrote:\r\n= sign, trailing space \nlong " + "x" * 200 + "\n.\nFrom the start"
+    mail = OutboundMail(kind="k", to=("Zoë Ünal <zoe@acme.test>",), subject="Ünïcode " + "word " * 300, text=text)
+    raw = compose(mail, "Agency <requests@agency.test>", "requests@agency.test", "<dispatchd.1.ab@agency.test>", NOW)
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n")) and b"\n" not in raw.replace(b"\r\n", b"")
+    parsed = message_from_bytes(raw, policy=default)
+    assert not parsed.defects and parsed.get_content_type() == "text/plain"
+    assert parsed.get_content() == text.replace("\r\n", "\n").replace("\n", "\r\n")
+    assert parsed["To"].addresses[0].display_name == "Zoë Ünal"
+    assert parsed["Subject"] == "Ünïcode " + " ".join(["word"] * 300)
+    with_html = compose(OutboundMail(kind="k", to=("a@acme.test",), subject="s", text="plain", html="<p>é</p>"),
+                        "requests@agency.test", "requests@agency.test", "<dispatchd.1.cd@agency.test>", NOW)
+    parts = message_from_bytes(with_html, policy=default)
+    assert not parts.defects and [p.get_content_type() for p in parts.iter_parts()] == ["text/plain", "text/html"]
+    assert parts.get_body(("html",)).get_content().strip() == "<p>é</p>"

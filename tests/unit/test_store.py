@@ -1,3 +1,5 @@
+import threading
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -7,7 +9,8 @@ from sqlmodel import Session
 from dispatchd.clock import as_utc
 from dispatchd.store import queries
 from dispatchd.store.blobs import BlobStore
-from dispatchd.store.db import SCHEMA_VERSION, migrate, open_engine, schema_version
+from dispatchd.domain.loops_budget import ReplyLimits
+from dispatchd.store.db import SCHEMA_VERSION, migrate, open_engine, schema_version, write_turn
 from dispatchd.store.tables import Outbox
 
 NOW = datetime(2026, 11, 26, 10, tzinfo=timezone.utc)
@@ -68,3 +71,48 @@ def test_a_version_1_database_is_upgraded(tmp_path: Path) -> None:
     with engine.connect() as connection:
         columns = {row[1] for row in connection.execute(text("PRAGMA table_info(task)"))}
     assert "producer" in columns
+
+
+def auto_reply(n: int, at: datetime, to: str = "bob@acme.test") -> Outbox:
+    return Outbox(message_id=f"<r{n}@x>", kind="client-received", envelope_from="a@x", recipients=to, subject="s",
+                  raw=b"x", next_attempt_at=at, created_at=at)
+
+
+def test_the_hours_replies_are_counted_once_a_transaction_and_kept_up_to_date(tmp_path: Path) -> None:
+    engine = open_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    migrate(engine)
+    limits = ReplyLimits(per_hour=1000)
+    since = NOW - timedelta(hours=1)
+    with Session(engine) as session, session.begin():
+        session.add_all([auto_reply(1, NOW - timedelta(minutes=5)), auto_reply(2, NOW - timedelta(hours=2))])
+    with Session(engine) as session, session.begin():
+        assert queries.recent_activity(session, "x@y.test", None, None, since, limits).replies_total == 1
+        session.add_all([auto_reply(3, NOW), auto_reply(4, NOW, to="x@y.test")])
+        session.flush()  # queued by an earlier message of the same run
+        activity = queries.recent_activity(session, "x@y.test", None, None, since, limits)
+        assert (activity.replies_total, activity.replies_to_sender) == (3, 1)
+    with Session(engine) as session, session.begin():  # a new run counts the hour afresh
+        session.add(auto_reply(5, NOW))
+        assert queries.recent_activity(session, "x@y.test", None, None, since, ReplyLimits(per_hour=3)).replies_total == 3
+
+
+def test_writers_take_turns_on_sqlite(tmp_path: Path) -> None:
+    engine = open_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    order: list[str] = []
+    waiting = threading.Event()
+
+    def second_writer() -> None:
+        waiting.set()
+        with write_turn(engine):
+            order.append("second")
+
+    with write_turn(engine):
+        other = threading.Thread(target=second_writer)
+        other.start()
+        waiting.wait(5)
+        time.sleep(0.2)  # the second writer is blocked now, not polling
+        order.append("first")
+    other.join(5)
+    assert order == ["first", "second"]
+    with write_turn(open_engine("sqlite://")):  # in memory: one connection, nothing to share
+        pass
