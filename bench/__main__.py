@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -119,30 +120,49 @@ def store_limit(count: int) -> float:
     return rate(count, time.perf_counter() - started)
 
 
-def run_once(root: Path) -> tuple[float, int]:
-    """Seconds for `dispatchd run --once`, and that child's own peak RSS in KB (wait4: the
-    RUSAGE_CHILDREN figure is the largest of all children so far, the latency daemon's too)."""
+def run_once(root: Path) -> tuple[float, int, int]:
+    """Seconds for `dispatchd run --once`, the daemon's own peak RSS in KB (wait4: the
+    RUSAGE_CHILDREN figure is the largest of all children so far, the latency daemon's too) and
+    its sender process's peak RSS in KB (VmHWM, read while it runs)."""
     started = time.perf_counter()
     child = subprocess.Popen([sys.executable, "-m", "dispatchd", "run", "--once", "--config",
                               str(root / "config.toml")],
                              stderr=subprocess.DEVNULL, env={**os.environ, "DISPATCHD_TEST_PASSWORD": PASSWORD})
+    sender_peak = [0]
+    watcher = threading.Thread(target=_watch_children_peak, args=(child.pid, sender_peak), daemon=True)
+    watcher.start()
     _, status, usage = os.wait4(child.pid, 0)
     elapsed = time.perf_counter() - started
+    watcher.join()
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode != 0:
         raise RuntimeError(f"dispatchd run --once exited with {child.returncode}")
-    return elapsed, usage.ru_maxrss
+    return elapsed, usage.ru_maxrss, sender_peak[0]
+
+
+def _watch_children_peak(pid: int, peak: list[int]) -> None:
+    """The largest VmHWM (peak resident set) of ``pid``'s children while ``pid`` lives."""
+    while Path(f"/proc/{pid}").exists():
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            for child in children:
+                for line in Path(f"/proc/{child}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak[0] = max(peak[0], int(line.split()[1]))
+        except (FileNotFoundError, ProcessLookupError):
+            pass  # exited between two reads
+        time.sleep(0.2)
 
 
 def backlog(dovecot: Dovecot, count: int, user: str) -> dict[str, float]:
     with SmtpCapture() as sink:
         root = deployment(dovecot, sink, user)
         dovecot.append(user, requests(count))
-        seconds, rss = run_once(root)
+        seconds, rss, sender_rss = run_once(root)
         confirmed = len(confirmations(sink))
         assert confirmed == count, (confirmed, count)
     return {"requests": count, "seconds": seconds, "requests_per_s": rate(count, seconds),
-            "emails_sent": len(sink.messages), "peak_rss_mb": rss / 1024}
+            "emails_sent": len(sink.messages), "peak_rss_mb": rss / 1024, "sender_peak_rss_mb": sender_rss / 1024}
 
 
 def latency(dovecot: Dovecot, per_second: float, seconds: float) -> dict[str, float]:
@@ -200,7 +220,7 @@ def replies(dovecot: Dovecot, count: int) -> dict[str, float]:
         answers = [make_mail(f"Re: {n['Subject']}", sender="ben@agency.test", body="take\nstart", to=n["Reply-To"],
                              headers={"In-Reply-To": n["Message-ID"]}) for n in notices]
         dovecot.append(user, answers)
-        seconds, _ = run_once(root)
+        seconds, _, _ = run_once(root)
     return {"replies": len(answers), "seconds": seconds, "replies_per_s": rate(len(answers), seconds)}
 
 

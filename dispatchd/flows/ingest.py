@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from email.utils import parseaddr
 
 import structlog
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
@@ -373,11 +373,26 @@ _INSERT_OUTBOX = insert(Outbox.__table__)  # type: ignore[attr-defined]
 
 
 def _record(session: Session, row: InboundMessage, disposition: Disposition, reason: str) -> Outcome:
+    """Write the message's record with plain statements (``row`` stays outside the session: a
+    unit-of-work flush per message cost more than the INSERT). A reply is recorded twice: first
+    so that its attachments can name it, then with its outcome."""
     row.disposition = disposition.value
     row.reason = reason[:2000]
-    session.add(row)
-    session.flush()
+    connection = session.connection()
+    if row.id is None:
+        values = {name: getattr(row, name) for name in _INBOUND_FIELDS}
+        row.id = connection.execute(_INSERT_INBOUND, values).inserted_primary_key[0]
+    else:
+        connection.execute(_UPDATE_INBOUND, dict(b_id=row.id, b_disposition=row.disposition, b_reason=row.reason,
+                                                 b_task_id=row.task_id))
     return Outcome(row.uid, disposition, row.message_id, row.task_id, reason)
+
+
+_INBOUND = InboundMessage.__table__  # type: ignore[attr-defined]
+_INBOUND_FIELDS = tuple(column.name for column in _INBOUND.columns if column.name != "id")
+_INSERT_INBOUND = insert(_INBOUND)
+_UPDATE_INBOUND = update(_INBOUND).where(_INBOUND.c.id == bindparam("b_id")).values(
+    disposition=bindparam("b_disposition"), reason=bindparam("b_reason"), task_id=bindparam("b_task_id"))
 
 
 def _store_attachments(session: Session, row: InboundMessage, mail: InboundMail, task: Task,
