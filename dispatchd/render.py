@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, TemplateNotFound, select_autoescape
 
 TEMPLATE_NAMES = ("client-received", "client-format-help", "client-status", "client-sla-late", "staff-new-task",
                   "staff-status", "staff-comment", "staff-capacity", "staff-sla", "staff-redispatched", "staff-bounce",
@@ -36,20 +36,30 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=True,
+            # A Renderer lives until the next start or SIGHUP, which builds a new one: checking
+            # each file's mtime on every email was a tenth of the cost of rendering.
+            auto_reload=False,
         )
+        self._templates: dict[str, tuple[Template, Template | None]] = {}
 
     def render(self, name: str, **context: Any) -> RenderedMail:
         """Render template ``name`` (e.g. 'client-received') into subject, text and HTML."""
-        text_template = self.env.get_template(f"{name}.txt.j2")
+        text_template, html_template = self._pair(name)
         subject = _block(text_template, "subject", context)
         body = _block(text_template, "body", context)
-        try:
-            html_template = self.env.get_template(f"{name}.html.j2")
-        except TemplateNotFound:
-            html = None
-        else:
-            html = html_template.render(**context, subject=subject)
+        html = html_template.render(**context, subject=subject) if html_template is not None else None
         return RenderedMail(" ".join(subject.split()), body.strip() + "\n", html)
+
+    def _pair(self, name: str) -> tuple[Template, Template | None]:
+        """The text template and the optional HTML one, looked up once (a missing file too)."""
+        pair = self._templates.get(name)
+        if pair is None:
+            try:
+                html: Template | None = self.env.get_template(f"{name}.html.j2")
+            except TemplateNotFound:
+                html = None
+            pair = self._templates[name] = (self.env.get_template(f"{name}.txt.j2"), html)
+        return pair
 
 
 def _block(template: Any, name: str, context: dict[str, Any]) -> str:
