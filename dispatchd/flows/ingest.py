@@ -265,7 +265,7 @@ def _loop_breaker(session: Session, mail: InboundMail, row: InboundMessage, task
     # Known clients are people: the same-text check is for unknown responders changing address.
     known = bool(deps.directory.clients_of_sender(mail.sender))
     activity = queries.recent_activity(session, mail.sender, task_id, None if known else row.body_hash,
-                                       now - timedelta(hours=1), deps.config.intake.reply_limits)
+                                       now - timedelta(hours=1))
     reason = breaker_reason(activity, deps.config.intake.reply_limits)
     if reason is None:
         return None
@@ -367,6 +367,8 @@ def enqueue(session: Session, notice: OutboundMail, ctx: NoticeContext, now: dat
         message_id=message_id, task_id=notice.task_id, kind=notice.kind, envelope_from=envelope_from,
         recipients=",".join(notice.to), subject=notice.subject[:500], raw=raw, status="pending", attempts=0,
         next_attempt_at=now, last_error="", created_at=now))
+    if notice.kind in queries.AUTO_REPLY_KINDS:
+        queries.count_auto_reply(session, notice.to, notice.task_id, now)
 
 
 _INSERT_OUTBOX = insert(Outbox.__table__)  # type: ignore[attr-defined]

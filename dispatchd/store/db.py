@@ -41,7 +41,7 @@ def _add_column(table: str, column: str, ddl: str) -> Callable[[Connection], Non
     return migration
 
 
-def _create_indexes(*statements: str) -> Callable[[Connection], None]:
+def _statements(*statements: str) -> Callable[[Connection], None]:
     def migration(connection: Connection) -> None:
         for statement in statements:
             connection.execute(text(statement))
@@ -54,13 +54,18 @@ MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _add_column("task", "producer", "VARCHAR"),  # 2: who did the work, for revisions
     _create_tables(tables.SlaNotice, tables.JobRun, tables.StaffAway),  # 3: scheduled jobs
     _add_column("inbound_message", "body_hash", "VARCHAR"),  # 4: loop breaker's same-body check
-    _create_indexes(  # 5: the loop breaker counts recent replies for every message; keep it O(log n)
+    _statements(  # 5: the loop breaker counts recent replies for every message; keep it O(log n)
         "CREATE INDEX IF NOT EXISTS ix_outbox_recipients_created ON outbox (recipients, created_at)",
         "CREATE INDEX IF NOT EXISTS ix_outbox_kind_created ON outbox (kind, created_at)",
         "CREATE INDEX IF NOT EXISTS ix_outbox_task_created ON outbox (task_id, created_at)",
         "CREATE INDEX IF NOT EXISTS ix_inbound_body_received ON inbound_message (body_hash, received_at)"),
     _add_column("task", "mailbox", "VARCHAR"),  # 6: which [[mailbox]] a request came in through
     _add_column("outbox", "claimed_by", "VARCHAR"),  # 7: which instance is sending a row
+    # 8: the loop breaker's per-minute tallies (replies sent before the upgrade are not in them)
+    _create_tables(tables.ReplyTally),
+    _statements(  # 9: what migration 5 indexed for counting outbox rows; the tallies replaced that
+        "DROP INDEX IF EXISTS ix_outbox_recipients_created", "DROP INDEX IF EXISTS ix_outbox_kind_created",
+        "DROP INDEX IF EXISTS ix_outbox_task_created"),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

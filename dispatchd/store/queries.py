@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import threading
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, or_, update
+from sqlalchemy import bindparam, delete, func, insert, or_, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from dispatchd.domain.loops_budget import RecentActivity, ReplyLimits
+from dispatchd.domain.loops_budget import RecentActivity
 from dispatchd.domain.tokens import BouncedEmail
-from dispatchd.store.tables import InboundMessage, MailboxCursor, Outbox, Task, TaskEvent
+from dispatchd.store.tables import InboundMessage, MailboxCursor, Outbox, ReplyTally, Task, TaskEvent
 
 
 def cursor_for(session: Session, account: str, folder: str) -> MailboxCursor | None:
@@ -145,48 +150,53 @@ AUTO_REPLY_KINDS = ("client-received", "client-format-help", "reply-refused", "r
 
 
 def recent_activity(session: Session, sender: str, task_id: int | None, body_hash: str | None,
-                    since: datetime, limits: ReplyLimits) -> RecentActivity:
-    """What the loop breaker looks at: our recent automatic replies, and repeated texts.
-    Each count stops at its limit: past it the answer is the same, and a flood (a first sync,
-    a reply storm) must not make every message count the whole hour again."""
+                    since: datetime) -> RecentActivity:
+    """What the loop breaker looks at: our automatic replies since ``since`` (whole minutes:
+    the tallies' grain), and how many senders sent the same text."""
     connection = session.connection()
-    to_sender = connection.execute(_REPLIES_TO, dict(since=since, sender=sender, cap=limits.per_sender_per_hour))
-    in_thread = 0 if task_id is None else connection.execute(
-        _REPLIES_IN_THREAD, dict(since=since, task_id=task_id, cap=limits.per_thread_per_hour)).scalar_one()
+
+    def tally(scope: str) -> int:
+        return connection.execute(_TALLY, dict(scope=scope, since=_minute(since))).scalar_one()
     senders = set()
     if body_hash:
         senders = set(connection.execute(_SENDERS_OF_BODY, dict(body_hash=body_hash, since=since)).scalars())
-    return RecentActivity(to_sender.scalar_one(), in_thread, _replies_this_hour(session, since, limits.per_hour),
+    return RecentActivity(tally(f"to:{sender}"), 0 if task_id is None else tally(f"task:{task_id}"), tally("all"),
                           len(senders | {sender}))
 
 
-def _replies_this_hour(session: Session, since: datetime, cap: int) -> int:
-    """All our automatic replies of the last hour. The hour is counted once per transaction (a
-    run of up to 50 messages); later messages of the run add only the rows queued since, which
-    the primary key finds. Otherwise a first sync would count a growing hour for every message."""
+def count_auto_reply(session: Session, recipients: Iterable[str], task_id: int | None, at: datetime) -> None:
+    """Add an automatic reply to the tallies (in the transaction that queues it)."""
     connection = session.connection()
-    counted = session.info.get("replies_this_hour")
-    if counted is None or counted[0] is not session.get_transaction():
-        mark = connection.execute(_LAST_OUTBOX_ID).scalar_one() or 0
-        hour = connection.execute(_REPLIES_SINCE, dict(since=since, mark=mark, cap=cap)).scalar_one()
-        counted = session.info["replies_this_hour"] = (session.get_transaction(), mark, hour)
-    _, mark, hour = counted
-    return hour + connection.execute(_REPLIES_AFTER, dict(mark=mark, cap=cap)).scalar_one()
+    minute = _minute(at)
+    scopes = ["all", *(f"to:{address}" for address in recipients), *([f"task:{task_id}"] if task_id else [])]
+    statement = _ADD_TO_TALLY[connection.dialect.name]
+    for scope in scopes:
+        connection.execute(statement, dict(scope=scope, minute=minute, writer=_writer()))
+    global _pruned_until
+    if _pruned_until != minute:  # at most once a minute per process: drop tallies nobody reads
+        _pruned_until = minute
+        connection.execute(_PRUNE_TALLIES, dict(before=minute - timedelta(hours=2)))
 
 
-def _auto_replies(*where: Any) -> Any:
-    """Prepared once: building these statements per message cost more than running them."""
-    rows = select(_OUTBOX.c.id).where(_OUTBOX.c.kind.in_(AUTO_REPLY_KINDS), *where).limit(bindparam("cap")).subquery()
-    return select(func.count()).select_from(rows)
+def _minute(at: datetime) -> datetime:
+    return at.replace(second=0, microsecond=0)
 
 
-_OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
-_REPLIES_TO = _auto_replies(_OUTBOX.c.created_at >= bindparam("since"), _OUTBOX.c.recipients == bindparam("sender"))
-_REPLIES_IN_THREAD = _auto_replies(_OUTBOX.c.created_at >= bindparam("since"),
-                                   _OUTBOX.c.task_id == bindparam("task_id"))
-_REPLIES_SINCE = _auto_replies(_OUTBOX.c.created_at >= bindparam("since"), _OUTBOX.c.id <= bindparam("mark"))
-_REPLIES_AFTER = _auto_replies(_OUTBOX.c.id > bindparam("mark"))
-_LAST_OUTBOX_ID = select(func.max(_OUTBOX.c.id))
+def _writer() -> str:
+    return f"{_HOST}:{os.getpid()}:{threading.get_ident()}"
+
+
+_HOST = socket.gethostname()
+_pruned_until: datetime | None = None
+_REPLY_TALLY = ReplyTally.__table__  # type: ignore[attr-defined]
+_TALLY = select(func.coalesce(func.sum(_REPLY_TALLY.c.count), 0)).where(
+    _REPLY_TALLY.c.scope == bindparam("scope"), _REPLY_TALLY.c.minute >= bindparam("since"))
+_ADD_TO_TALLY = {
+    name: dialect_insert(_REPLY_TALLY).values(scope=bindparam("scope"), minute=bindparam("minute"),
+                                              writer=bindparam("writer"), count=1)
+    .on_conflict_do_update(index_elements=["scope", "minute", "writer"], set_={"count": _REPLY_TALLY.c.count + 1})
+    for name, dialect_insert in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))}
+_PRUNE_TALLIES = delete(_REPLY_TALLY).where(_REPLY_TALLY.c.minute < bindparam("before"))
 _INBOUND = InboundMessage.__table__  # type: ignore[attr-defined]
 _BY_DEDUP_KEY = select(_INBOUND.c.id, _INBOUND.c.task_id).where(_INBOUND.c.dedup_key == bindparam("key")).limit(1)
 _SENDERS_OF_BODY = select(_INBOUND.c.sender).where(_INBOUND.c.body_hash == bindparam("body_hash"),

@@ -108,6 +108,19 @@ class Outbox(SQLModel, table=True):
     created_at: datetime
 
 
+class ReplyTally(SQLModel, table=True):
+    """Automatic replies per minute, for the loop breaker's hourly caps: summing at most sixty
+    rows per scope costs the same in a quiet hour and in a flood, where counting outbox rows
+    grew with every reply. Each writer (process and thread) has its own rows, so concurrent
+    transactions never wait for each other's counter."""
+
+    __tablename__ = "reply_tally"
+    scope: str = Field(primary_key=True)  # "all", "to:<address>" or "task:<id>"
+    minute: datetime = Field(primary_key=True)
+    writer: str = Field(primary_key=True)
+    count: int = 0
+
+
 class MailboxCursor(SQLModel, table=True):
     """How far a folder has been read: the heart of exactly-once intake."""
 

@@ -2,6 +2,7 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import text
 from sqlmodel import Session
@@ -9,7 +10,6 @@ from sqlmodel import Session
 from dispatchd.clock import as_utc
 from dispatchd.store import queries
 from dispatchd.store.blobs import BlobStore
-from dispatchd.domain.loops_budget import ReplyLimits
 from dispatchd.store.db import SCHEMA_VERSION, migrate, open_engine, schema_version, write_turn
 from dispatchd.store.tables import Outbox
 
@@ -73,27 +73,33 @@ def test_a_version_1_database_is_upgraded(tmp_path: Path) -> None:
     assert "producer" in columns
 
 
-def auto_reply(n: int, at: datetime, to: str = "bob@acme.test") -> Outbox:
-    return Outbox(message_id=f"<r{n}@x>", kind="client-received", envelope_from="a@x", recipients=to, subject="s",
-                  raw=b"x", next_attempt_at=at, created_at=at)
-
-
-def test_the_hours_replies_are_counted_once_a_transaction_and_kept_up_to_date(tmp_path: Path) -> None:
+def test_automatic_replies_are_tallied_by_minute_and_summed_for_the_hour(tmp_path: Path) -> None:
     engine = open_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
     migrate(engine)
-    limits = ReplyLimits(per_hour=1000)
     since = NOW - timedelta(hours=1)
     with Session(engine) as session, session.begin():
-        session.add_all([auto_reply(1, NOW - timedelta(minutes=5)), auto_reply(2, NOW - timedelta(hours=2))])
+        queries.count_auto_reply(session, ["bob@acme.test"], 7, NOW - timedelta(hours=3))  # pruned later
+        queries.count_auto_reply(session, ["bob@acme.test"], 7, NOW - timedelta(minutes=70))  # too old
+        queries.count_auto_reply(session, ["bob@acme.test"], 7, NOW - timedelta(minutes=59, seconds=30))
+        queries.count_auto_reply(session, ["bob@acme.test"], None, NOW)
+        queries.count_auto_reply(session, ["eve@x.test"], 8, NOW)
+    with Session(engine) as session:
+        bob = queries.recent_activity(session, "bob@acme.test", 7, None, since)
+        assert (bob.replies_to_sender, bob.replies_in_thread, bob.replies_total) == (2, 1, 3)
+        assert queries.recent_activity(session, "new@x.test", None, None, since).replies_to_sender == 0
+        writers, rows = session.exec(text("SELECT count(DISTINCT writer), count(*) FROM reply_tally")).one()
+    assert (writers, rows) == (1, 10), "one writer; the three rows of three hours ago pruned"
+    with Session(engine) as session:  # a thread of its own writes rows of its own
+        other = threading.Thread(target=lambda: _count_in_thread(engine, NOW))
+        other.start()
+        other.join(5)
+        assert queries.recent_activity(session, "bob@acme.test", None, None, since).replies_to_sender == 3
+        assert session.exec(text("SELECT count(DISTINCT writer) FROM reply_tally")).one()[0] == 2
+
+
+def _count_in_thread(engine: Any, at: datetime) -> None:
     with Session(engine) as session, session.begin():
-        assert queries.recent_activity(session, "x@y.test", None, None, since, limits).replies_total == 1
-        session.add_all([auto_reply(3, NOW), auto_reply(4, NOW, to="x@y.test")])
-        session.flush()  # queued by an earlier message of the same run
-        activity = queries.recent_activity(session, "x@y.test", None, None, since, limits)
-        assert (activity.replies_total, activity.replies_to_sender) == (3, 1)
-    with Session(engine) as session, session.begin():  # a new run counts the hour afresh
-        session.add(auto_reply(5, NOW))
-        assert queries.recent_activity(session, "x@y.test", None, None, since, ReplyLimits(per_hour=3)).replies_total == 3
+        queries.count_auto_reply(session, ["bob@acme.test"], None, at)
 
 
 def test_writers_take_turns_on_sqlite(tmp_path: Path) -> None:
