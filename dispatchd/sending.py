@@ -168,9 +168,10 @@ class SenderProcess:
     async def _finish(self, exited: asyncio.Future[int]) -> int:
         self._close_pipe()  # end of input: the child sends what is due and exits
         try:
-            return await asyncio.wait_for(asyncio.shield(exited), timeout=60)
+            # Within systemd's TimeoutStopSec (30 s): the unsent rest of a batch is resent later.
+            return await asyncio.wait_for(asyncio.shield(exited), timeout=20)
         except asyncio.TimeoutError:
-            log.error("sender.killed", pid=self.pid, reason="did not finish within 60 s")
+            log.error("sender.killed", pid=self.pid, reason="did not finish within 20 s")
             os.kill(self.pid, signal.SIGKILL)
             return await exited
 
