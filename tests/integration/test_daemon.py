@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -140,25 +141,28 @@ def test_sigkill_mid_batch_loses_nothing_and_duplicates_nothing(deployment: Depl
     kill_log = []
     for round_number in range(kills):
         daemon = deployment.start_daemon()
-        done = db_count(deployment, "SELECT count(*) FROM inbound_message")
-        if round_number % 2 == 0 and done < total:  # intake may finish early: then kill while sending
-            target = rng.randint(done + 1, min(total, done + 120))
-            wait_for(lambda: db_count(deployment, "SELECT count(*) FROM inbound_message") >= target,
-                     timeout=60, what=f"{target} ingested")
-        else:
-            sent = len(deployment.smtp.messages)  # resends count too: compare with what is left to send
-            left = 2 * total - db_count(deployment, "SELECT count(*) FROM outbox WHERE status = 'sent'")
-            if left > 0:
-                target = rng.randint(sent + 1, sent + min(150, left))
-                wait_for(lambda: len(deployment.smtp.messages) >= target, timeout=60, what=f"{target} sent")
-        time.sleep(rng.random() * 0.05)
-        if round_number % 3 == 0:  # the daemon alone: its sender must die with it (PR_SET_PDEATHSIG)
-            sender = sender_pid(deployment)
-            os.kill(daemon.pid, signal.SIGKILL)
+        try:
+            done = db_count(deployment, "SELECT count(*) FROM inbound_message")
+            if round_number % 2 == 0 and done < total:  # intake may finish early: then kill while sending
+                target = rng.randint(done + 1, min(total, done + 120))
+                wait_for(lambda: db_count(deployment, "SELECT count(*) FROM inbound_message") >= target,
+                         timeout=60, what=f"{target} ingested")
+            else:
+                sent = len(deployment.smtp.messages)  # resends count too: compare with what is left to send
+                left = 2 * total - db_count(deployment, "SELECT count(*) FROM outbox WHERE status = 'sent'")
+                if left > 0:
+                    target = rng.randint(sent + 1, sent + min(150, left))
+                    wait_for(lambda: len(deployment.smtp.messages) >= target, timeout=60, what=f"{target} sent")
+            time.sleep(rng.random() * 0.05)
+            if round_number % 3 == 0:  # the daemon alone: its sender must die with it (PR_SET_PDEATHSIG)
+                sender = sender_pid(deployment)
+                os.kill(daemon.pid, signal.SIGKILL)
+                daemon.wait(timeout=15)
+                wait_for(lambda: is_gone(sender), timeout=5, what="the sender to die with its daemon")
+        finally:
+            with contextlib.suppress(ProcessLookupError):  # the round's processes, whatever happened
+                os.killpg(daemon.pid, signal.SIGKILL)
             daemon.wait(timeout=15)
-            wait_for(lambda: is_gone(sender), timeout=5, what="the sender to die with its daemon")
-        else:
-            stop_process(daemon, signal.SIGKILL)
         kill_log.append((db_count(deployment, "SELECT count(*) FROM inbound_message"), len(deployment.smtp.messages)))
     daemon = deployment.start_daemon()
     try:
