@@ -30,10 +30,9 @@ from dispatchd.config import Config, MailboxConfig, SecurityConfig, load_config
 from dispatchd.errors import ConfigError, DispatchdError, MailServerError
 from dispatchd.flows.ingest import INFRASTRUCTURE_ERRORS, IntakeDeps
 from dispatchd.flows.mailbox import CycleReport, poll_mailbox
-from dispatchd.flows.outbox import OutboxSender, RetryPolicy, pending_count
+from dispatchd.flows.outbox import OutboxSender, RetryPolicy, outbox_sender, pending_count
 from dispatchd.jobs import build_scheduler
 from dispatchd.mail.imap import ImapSource
-from dispatchd.mail.smtp import SmtpSender
 from dispatchd.render import Renderer
 from dispatchd.rulebook import load_rulebook
 from dispatchd.sending import Sender, SenderFailed
@@ -105,9 +104,7 @@ def _reply_secret(security: SecurityConfig, engine: Engine) -> bytes:
 
 
 def build_outbox(deps: IntakeDeps, policy: RetryPolicy | None = None) -> OutboxSender:
-    smtp = deps.config.smtp
-    return OutboxSender(deps.engine, SmtpSender(smtp), deps.clock,
-                        policy or RetryPolicy(max_attempts=smtp.max_attempts), deps.coordinator)
+    return outbox_sender(deps.config.smtp, deps.engine, deps.clock, deps.coordinator, policy)
 
 
 def reload_deps(deps: IntakeDeps) -> IntakeDeps:

@@ -22,8 +22,7 @@ import structlog
 from dispatchd.clock import SystemClock
 from dispatchd.config import Config
 from dispatchd.flows.ingest import INFRASTRUCTURE_ERRORS
-from dispatchd.flows.outbox import DrainReport, OutboxSender, RetryPolicy
-from dispatchd.mail.smtp import SmtpSender
+from dispatchd.flows.outbox import DrainReport, OutboxSender, outbox_sender
 from dispatchd.store.coordination import coordinator_for
 from dispatchd.store.db import open_engine
 
@@ -128,7 +127,7 @@ class SenderProcess:
         (A child that never got its go-ahead exits at once, having opened nothing.)"""
         self._close_pipe()
         if self.exit_code is None:
-            self.exit_code = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+            self._reap()
 
     def wake(self) -> None:
         with self._pipe_lock:
@@ -186,6 +185,10 @@ class SenderProcess:
         finally:
             loop.remove_reader(pidfd)
             os.close(pidfd)
+        return self._reap()
+
+    def _reap(self) -> int:
+        """Collect the child's exit status (waiting for it if it still runs)."""
         self.exit_code = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
         return self.exit_code
 
@@ -216,8 +219,7 @@ def _child(config: Config, wake: int, parent: int, once: bool) -> NoReturn:
 async def _serve_child(config: Config, wake: int, once: bool) -> int:
     engine = open_engine(config.database_url)
     coordinator = coordinator_for(engine)
-    sender = SendLoop(OutboxSender(engine, SmtpSender(config.smtp), SystemClock(),
-                                   RetryPolicy(max_attempts=config.smtp.max_attempts), coordinator))
+    sender = SendLoop(outbox_sender(config.smtp, engine, SystemClock(), coordinator))
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     parent_done = loop.create_future()

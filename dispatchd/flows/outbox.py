@@ -22,6 +22,7 @@ from sqlalchemy import bindparam, update
 from sqlmodel import Session, col, func, select
 
 from dispatchd.clock import Clock, as_utc
+from dispatchd.config import SmtpConfig
 from dispatchd.mail.smtp import Delivery, SendResult, SmtpSender
 from dispatchd.store import queries
 from dispatchd.store.coordination import Coordinator
@@ -158,6 +159,14 @@ class OutboxSender:
         if due is None:
             return None
         return max(0.0, (due - self.clock.now()).total_seconds())
+
+
+def outbox_sender(smtp: SmtpConfig, engine: Engine, clock: Clock, coordinator: Coordinator,
+                  policy: RetryPolicy | None = None) -> OutboxSender:
+    """The sender for the configured server; as many attempts as ``[smtp] max_attempts`` unless
+    ``policy`` says otherwise."""
+    return OutboxSender(engine, SmtpSender(smtp), clock, policy or RetryPolicy(max_attempts=smtp.max_attempts),
+                        coordinator)
 
 
 def pending_count(engine: Engine) -> int:

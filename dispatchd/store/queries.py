@@ -169,9 +169,9 @@ def count_auto_reply(session: Session, recipients: Iterable[str], task_id: int |
     connection = session.connection()
     minute = _minute(at)
     scopes = ["all", *(f"to:{address}" for address in recipients), *([f"task:{task_id}"] if task_id else [])]
-    statement = _ADD_TO_TALLY[connection.dialect.name]
+    statement, writer = _ADD_TO_TALLY[connection.dialect.name], _writer()
     for scope in scopes:
-        connection.execute(statement, dict(scope=scope, minute=minute, writer=_writer()))
+        connection.execute(statement, dict(scope=scope, minute=minute, writer=writer))
     global _pruned_until
     if _pruned_until != minute:  # at most once a minute per process: drop tallies nobody reads
         _pruned_until = minute

@@ -3,6 +3,7 @@ aiosmtpd capture per test. Each fixture stops what it started, by pid."""
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import itertools
@@ -155,7 +156,9 @@ def wait_for(condition: Callable[[], bool], timeout: float = 20.0, what: str = "
 
 
 def stop_process(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 15) -> int:
-    if process.poll() is None:
+    """Signal the process's whole group, also when its leader has exited: a daemon's sender
+    process may outlive a daemon that a test killed alone."""
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, sig)
     try:
         return process.wait(timeout=timeout)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
 import signal
 import sqlite3
+import subprocess
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -78,6 +78,14 @@ def is_gone(pid: int) -> bool:
     return state in ("Z", "X")  # dead; its new parent has not reaped it yet
 
 
+def kill_daemon_alone(deployment: Deployment, daemon: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the daemon, not its process group: its sender must die with it (PR_SET_PDEATHSIG)."""
+    sender = sender_pid(deployment)
+    os.kill(daemon.pid, signal.SIGKILL)
+    daemon.wait(timeout=15)
+    wait_for(lambda: is_gone(sender), timeout=5, what="the sender to die with its daemon")
+
+
 def test_sigterm_to_the_daemon_alone_stops_its_sender(deployment: Deployment) -> None:
     daemon = deployment.start_daemon()
     try:
@@ -95,10 +103,7 @@ def test_the_sender_dies_with_a_killed_daemon_and_the_next_start_sends(deploymen
     daemon = deployment.start_daemon()
     try:
         wait_for(lambda: cursor_ready(deployment), what="daemon to log in")
-        sender = sender_pid(deployment)
-        os.kill(daemon.pid, signal.SIGKILL)
-        daemon.wait(timeout=15)
-        wait_for(lambda: is_gone(sender), timeout=5, what="the sender to die with its parent")
+        kill_daemon_alone(deployment, daemon)
     finally:
         stop_process(daemon)
     (deployment.path / "daemon.log").unlink()
@@ -154,15 +159,10 @@ def test_sigkill_mid_batch_loses_nothing_and_duplicates_nothing(deployment: Depl
                     target = rng.randint(sent + 1, sent + min(150, left))
                     wait_for(lambda: len(deployment.smtp.messages) >= target, timeout=60, what=f"{target} sent")
             time.sleep(rng.random() * 0.05)
-            if round_number % 3 == 0:  # the daemon alone: its sender must die with it (PR_SET_PDEATHSIG)
-                sender = sender_pid(deployment)
-                os.kill(daemon.pid, signal.SIGKILL)
-                daemon.wait(timeout=15)
-                wait_for(lambda: is_gone(sender), timeout=5, what="the sender to die with its daemon")
+            if round_number % 3 == 0:
+                kill_daemon_alone(deployment, daemon)
         finally:
-            with contextlib.suppress(ProcessLookupError):  # the round's processes, whatever happened
-                os.killpg(daemon.pid, signal.SIGKILL)
-            daemon.wait(timeout=15)
+            stop_process(daemon, signal.SIGKILL)  # the round's processes, whatever happened
         kill_log.append((db_count(deployment, "SELECT count(*) FROM inbound_message"), len(deployment.smtp.messages)))
     daemon = deployment.start_daemon()
     try:
