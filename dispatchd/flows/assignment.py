@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, func, select
 
 from dispatchd.clock import as_utc
@@ -17,15 +18,33 @@ ACTIVE = (Status.QUEUED.value, Status.IN_PROGRESS.value, Status.IN_REVIEW.value,
 
 
 def active_count(session: Session, email: str) -> int:
-    return session.exec(select(func.count()).select_from(Task).where(
-        Task.assignee == email, col(Task.status).in_(ACTIVE))).one()
+    return active_counts(session, [email])[email]
+
+
+def active_counts(session: Session, emails: list[str]) -> dict[str, int]:
+    """Active tasks held by each of ``emails``, in one query (an index on assignee and status)."""
+    counts = dict.fromkeys(emails, 0)
+    counts.update(session.execute(_ACTIVE_COUNTS, {"emails": emails}).all())
+    return counts
+
+
+_ACTIVE_COUNTS = select(Task.assignee, func.count()).where(
+    col(Task.assignee).in_(bindparam("emails", expanding=True)), col(Task.status).in_(ACTIVE)).group_by(Task.assignee)
 
 
 def is_away(session: Session, person: Staff, now: datetime) -> bool:
-    if person.away_until is not None and now.date() <= person.away_until:
-        return True
-    row = session.get(StaffAway, person.email)
-    return row is not None and as_utc(row.until) > now  # type: ignore[operator]
+    return person.email in away_among(session, [person], now)
+
+
+def away_among(session: Session, people: list[Staff], now: datetime) -> set[str]:
+    """Who of ``people`` is away now: by config, or by an 'away until' they sent."""
+    away = {p.email for p in people if p.away_until is not None and now.date() <= p.away_until}
+    said = session.execute(_AWAY_UNTIL, {"emails": [p.email for p in people]}).all()
+    return away | {email for email, until in said if as_utc(until) > now}
+
+
+_AWAY_UNTIL = select(StaffAway.email, StaffAway.until).where(
+    col(StaffAway.email).in_(bindparam("emails", expanding=True)))
 
 
 def wip_refusal(session: Session, email: str, config: Config) -> str | None:
@@ -45,20 +64,24 @@ def pick_assignee(session: Session, queue: str, policy: QueuePolicy, config: Con
     if policy.strategy in ("manual", "pull"):
         return None, f"queue {queue} is {policy.strategy}"
     members = [s for s in config.staff if queue in s.queues and s.email not in exclude]
-    available = [s for s in members if not is_away(session, s, now)
-                 and active_count(session, s.email) < s.wip_limit]
+    loads = active_counts(session, [s.email for s in members])
+    away = away_among(session, members, now)
+    available = [s for s in members if s.email not in away and loads[s.email] < s.wip_limit]
     if not available:
         return None, f"queue {queue} at capacity: all {len(members)} members are busy or away"
     if policy.strategy == "least_loaded":
-        chosen = min(available, key=lambda s: (active_count(session, s.email), members.index(s)))
+        chosen = min(available, key=lambda s: (loads[s.email], members.index(s)))
         return chosen.email, f"least loaded in {queue}"
-    last = session.exec(select(Task.assignee).where(Task.queue == queue, col(Task.assignee).is_not(None))
-                        .order_by(col(Task.id).desc())).first()
+    last = session.execute(_LAST_ASSIGNEE, {"queue": queue}).scalar()
     order = [s.email for s in members]
     start = order.index(last) + 1 if last in order else 0
     rotation = order[start:] + order[:start]
     chosen_email = next(e for e in rotation if any(s.email == e for s in available))
     return chosen_email, f"round robin in {queue}"
+
+
+_LAST_ASSIGNEE = select(Task.assignee).where(Task.queue == bindparam("queue"), col(Task.assignee).is_not(None)) \
+    .order_by(col(Task.id).desc()).limit(1)
 
 
 def next_task(session: Session, queues: tuple[str, ...], policies: dict[str, QueuePolicy]) -> Task | None:

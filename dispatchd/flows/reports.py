@@ -17,7 +17,7 @@ from dispatchd.domain.models import ParsedSubject, Status
 from dispatchd.domain.routing import normalise_label
 from dispatchd.domain.sla import business_seconds
 from dispatchd.domain.subject import parse_subject
-from dispatchd.flows.assignment import is_away
+from dispatchd.flows.assignment import away_among
 from dispatchd.flows.history import events_of
 from dispatchd.flows.ingest import IntakeDeps
 from dispatchd.store.tables import InboundMessage, Outbox, Task, TaskEvent
@@ -106,7 +106,9 @@ def _delivered_late(task: Task, events: list[TaskEvent]) -> bool:
 
 def _forecast(session: Session, queue: str, open_tasks: list[Task], deps: IntakeDeps,
               now: datetime) -> list[dict[str, object]]:
-    members = [s for s in deps.config.staff if queue in s.queues and not is_away(session, s, now)]
+    in_queue = [s for s in deps.config.staff if queue in s.queues]
+    away = away_among(session, in_queue, now)
+    members = [s for s in in_queue if s.email not in away]
     capacity = sum(s.wip_limit for s in members) or 1
     lifo = deps.rulebook.queue_policy(queue).order == "lifo"
     waiting = sorted((t for t in open_tasks if t.status in (Status.QUEUED.value, Status.REVISIONS_NEEDED.value)

@@ -66,6 +66,9 @@ MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _statements(  # 9: what migration 5 indexed for counting outbox rows; the tallies replaced that
         "DROP INDEX IF EXISTS ix_outbox_recipients_created", "DROP INDEX IF EXISTS ix_outbox_kind_created",
         "DROP INDEX IF EXISTS ix_outbox_task_created"),
+    _statements(  # 10: assignment counts each member's active tasks for every new task
+        "CREATE INDEX IF NOT EXISTS ix_task_assignee_status ON task (assignee, status)",
+        "DROP INDEX IF EXISTS ix_task_assignee"),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

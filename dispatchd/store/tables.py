@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, LargeBinary, UniqueConstraint
+from sqlalchemy import Column, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -14,6 +14,8 @@ class Meta(SQLModel, table=True):
 
 
 class Task(SQLModel, table=True):
+    # Assignment counts each member's active tasks for every new task.
+    __table_args__ = (Index("ix_task_assignee_status", "assignee", "status"),)
     id: int | None = Field(default=None, primary_key=True)
     client: str | None = Field(default=None, index=True)
     type: str | None = None
@@ -24,7 +26,7 @@ class Task(SQLModel, table=True):
     subject: str
     sender: str
     sender_name: str = ""
-    assignee: str | None = Field(default=None, index=True)
+    assignee: str | None = None
     producer: str | None = None
     sla: str
     due_at: datetime | None = None

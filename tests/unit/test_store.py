@@ -65,12 +65,28 @@ def test_a_version_1_database_is_upgraded(tmp_path: Path) -> None:
     with engine.begin() as connection:
         MIGRATIONS[0](connection)
         connection.execute(text("ALTER TABLE task DROP COLUMN producer"))
+        connection.execute(text("DROP INDEX ix_task_assignee_status"))  # version 1 indexed assignee alone
+        connection.execute(text("CREATE INDEX ix_task_assignee ON task (assignee)"))
         connection.execute(text("INSERT INTO meta (key, value) VALUES ('schema_version', '1')"))
     assert schema_version(engine) == 1
     assert migrate(engine) == SCHEMA_VERSION - 1
     with engine.connect() as connection:
         columns = {row[1] for row in connection.execute(text("PRAGMA table_info(task)"))}
+        indexes = {row[1] for row in connection.execute(text("PRAGMA index_list(task)"))}
     assert "producer" in columns
+    assert "ix_task_assignee_status" in indexes and "ix_task_assignee" not in indexes
+
+
+def test_members_active_tasks_are_counted_from_an_index_not_the_task_table(tmp_path: Path) -> None:
+    from dispatchd.flows.assignment import ACTIVE
+
+    engine = open_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    migrate(engine)
+    with engine.connect() as connection:
+        plan = " ".join(str(row[-1]) for row in connection.execute(text(
+            "EXPLAIN QUERY PLAN SELECT assignee, count(*) FROM task WHERE assignee IN ('a@x', 'b@x') "
+            f"AND status IN ({', '.join(repr(s) for s in ACTIVE)}) GROUP BY assignee")))
+    assert "COVERING INDEX ix_task_assignee_status" in plan, plan
 
 
 def test_automatic_replies_are_tallied_by_minute_and_summed_for_the_hour(tmp_path: Path) -> None:
