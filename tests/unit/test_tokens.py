@@ -1,5 +1,5 @@
 from dispatchd.domain.authres import passing_domains, sender_authenticated
-from dispatchd.domain.tokens import ReplyToken, find_token, reply_address, verify
+from dispatchd.domain.tokens import ReplyToken, bounce_address, find_token, reply_address, verify
 
 SECRET = b"k" * 32
 INTAKE = "requests@agency.test"
@@ -11,6 +11,13 @@ def test_round_trip() -> None:
     token = find_token(("someone@else.test", address.upper()), {INTAKE})
     assert token is not None and token.task_id == 42
     assert verify(token, "bob@acme.test", SECRET)
+
+
+def test_addresses_issued_by_earlier_releases_keep_their_form() -> None:
+    """Replies and bounces arrive long after the email went out, maybe after an upgrade."""
+    assert reply_address(INTAKE, 42, "ben@agency.test", b"secret") == "requests+t42.l73avx7mzdypodvf@agency.test"
+    assert bounce_address(INTAKE, "<dispatchd.42.0123456789abcdef@agency.test>", b"secret") == \
+        "requests+m42.0123456789ab.kc6v22i5@agency.test"
 
 
 def test_token_is_bound_to_recipient_task_and_secret() -> None:
