@@ -108,10 +108,12 @@ def _header_text(value: object) -> str:
     """Decoded, single-line header text: CR, LF and controls can never reach our own headers."""
     if value is None:
         return ""
-    try:
-        text = str(make_header(decode_header(str(value))))
-    except Exception:  # undecodable encoded-words or unknown charsets: keep the raw text
-        text = str(value)
+    text = str(value)
+    if "=?" in text:  # only RFC 2047 encoded-words need decoding
+        try:
+            text = str(make_header(decode_header(text)))
+        except Exception:  # undecodable encoded-words or unknown charsets: keep the raw text
+            pass
     return " ".join(_CONTROL.sub("", text.replace("\r", " ").replace("\n", " ")).split())
 
 
