@@ -71,6 +71,31 @@ class IntakeDeps:
         return Directory(self.config.clients, self.config.staff)
 
 
+@dataclass
+class MessageRecord:
+    """A message's row in ``inbound_message`` as intake decides it. Written with plain statements,
+    never through the session: building the mapped class cost 0.15 ms a message."""
+
+    account: str
+    folder: str
+    uidvalidity: int
+    uid: int
+    mailbox_address: str
+    message_id: str
+    dedup_key: str | None
+    sender: str
+    subject: str
+    received_at: datetime
+    raw_sha256: str
+    size: int
+    body_hash: str | None
+    disposition: str = ""
+    reason: str = ""
+    task_id: int | None = None
+    acknowledged: bool = False
+    id: int | None = None
+
+
 @dataclass(frozen=True)
 class Outcome:
     uid: int
@@ -204,10 +229,10 @@ def _ingest(session: Session, raw: RawMail, digest: str, deps: IntakeDeps, mailb
     mail = parse_mail(raw.data)
     now = deps.clock.now()
     address = mailbox.address
-    row = InboundMessage(
+    row = MessageRecord(
         account=mailbox.account, folder=raw.folder, uidvalidity=raw.uidvalidity, uid=raw.uid,
         mailbox_address=address, message_id=mail.message_id, dedup_key=f"{address}|{mail.message_id}",
-        sender=mail.sender, subject=mail.subject[:1000], received_at=now, disposition="",
+        sender=mail.sender, subject=mail.subject[:1000], received_at=now,
         raw_sha256=digest, size=len(raw.data), body_hash=body_fingerprint(mail.text))
     original = queries.first_copy(session, row.dedup_key or "")
     if original is not None:
@@ -259,7 +284,7 @@ def _assignee(session: Session, decision: RouteDecision, deps: IntakeDeps, now: 
     return pick_assignee(session, decision.queue, deps.rulebook.queue_policy(decision.queue), deps.config, now)
 
 
-def _loop_breaker(session: Session, mail: InboundMail, row: InboundMessage, task_id: int | None,
+def _loop_breaker(session: Session, mail: InboundMail, row: MessageRecord, task_id: int | None,
                   deps: IntakeDeps, now: datetime) -> Outcome | None:
     """Quarantine instead of answering when replying could feed a mail loop; tell the managers."""
     # Known clients are people: the same-text check is for unknown responders changing address.
@@ -293,7 +318,7 @@ def _header_section(data: bytes) -> bytes:
     return data[:end] + b"\r\n\r\n" if end >= 0 else data[:65536]
 
 
-def _reject_oversize(session: Session, row: InboundMessage, raw: RawMail, mail: InboundMail,
+def _reject_oversize(session: Session, row: MessageRecord, raw: RawMail, mail: InboundMail,
                      deps: IntakeDeps) -> Outcome:
     size_mb = max(raw.size, len(raw.data)) / 1024 / 1024
     limit_mb = deps.config.intake.max_message_bytes / 1024 / 1024
@@ -306,7 +331,7 @@ def _reject_oversize(session: Session, row: InboundMessage, raw: RawMail, mail: 
     return _finish(session, row, Disposition.REJECTED, reason, notices, deps)
 
 
-def _finish(session: Session, row: InboundMessage, disposition: Disposition, reason: str,
+def _finish(session: Session, row: MessageRecord, disposition: Disposition, reason: str,
             notices: list[OutboundMail], deps: IntakeDeps) -> Outcome:
     outcome = _record(session, row, disposition, reason)
     for notice in notices:
@@ -314,7 +339,7 @@ def _finish(session: Session, row: InboundMessage, disposition: Disposition, rea
     return outcome
 
 
-def _new_task(session: Session, row: InboundMessage, mail: InboundMail, deps: IntakeDeps,
+def _new_task(session: Session, row: MessageRecord, mail: InboundMail, deps: IntakeDeps,
               mailbox: MailboxConfig) -> Outcome:
     now = deps.clock.now()
     request = read_request(mail, deps.directory, deps.rulebook, mailbox.name, mailbox.default_client)
@@ -329,9 +354,9 @@ def _new_task(session: Session, row: InboundMessage, mail: InboundMail, deps: In
         assignee=assignee_email, sla=decision.sla, due_at=due.at,
         due_explanation=due.explanation, message_id=mail.message_id, tags=" ".join(request.tags),
         created_at=now, updated_at=now, mailbox=mailbox.name)
-    session.add(task)
-    session.flush()
-    row.task_id = task.id
+    # A plain INSERT, like the message's record: nothing in this transaction changes the task.
+    values = {name: getattr(task, name) for name in _TASK_FIELDS}
+    task.id = row.task_id = session.connection().execute(_INSERT_TASK, values).inserted_primary_key[0]
     disposition = Disposition.TRIAGE if decision.triage else Disposition.TASK
     outcome = _record(session, row, disposition, "; ".join(request.problems))
     queries.add_event(session, task, now, mail.sender or "unknown", "received",
@@ -348,6 +373,10 @@ def _new_task(session: Session, row: InboundMessage, mail: InboundMail, deps: In
     log.info("route.decided", task_id=task.id, message_id=mail.message_id, queue=task.queue,
              priority=task.priority, triage=decision.triage, reasons=list(decision.reasons))
     return outcome
+
+
+_TASK_FIELDS = tuple(column.name for column in Task.__table__.columns if column.name != "id")  # type: ignore[attr-defined]
+_INSERT_TASK = insert(Task.__table__)  # type: ignore[attr-defined]
 
 
 def enqueue(session: Session, notice: OutboundMail, ctx: NoticeContext, now: datetime) -> None:
@@ -374,7 +403,7 @@ def enqueue(session: Session, notice: OutboundMail, ctx: NoticeContext, now: dat
 _INSERT_OUTBOX = insert(Outbox.__table__)  # type: ignore[attr-defined]
 
 
-def _record(session: Session, row: InboundMessage, disposition: Disposition, reason: str) -> Outcome:
+def _record(session: Session, row: MessageRecord, disposition: Disposition, reason: str) -> Outcome:
     """Write the message's record with plain statements (``row`` stays outside the session: a
     unit-of-work flush per message cost more than the INSERT). A reply is recorded twice: first
     so that its attachments can name it, then with its outcome."""
@@ -397,7 +426,7 @@ _UPDATE_INBOUND = update(_INBOUND).where(_INBOUND.c.id == bindparam("b_id")).val
     disposition=bindparam("b_disposition"), reason=bindparam("b_reason"), task_id=bindparam("b_task_id"))
 
 
-def _store_attachments(session: Session, row: InboundMessage, mail: InboundMail, task: Task,
+def _store_attachments(session: Session, row: MessageRecord, mail: InboundMail, task: Task,
                        deps: IntakeDeps) -> list[str]:
     """Store attachments up to the size limit; larger ones are named but not kept."""
     names = []
