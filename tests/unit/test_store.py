@@ -25,6 +25,7 @@ def test_migrations_are_recorded_and_idempotent(tmp_path: Path) -> None:
     with engine.connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert connection.execute(text("PRAGMA synchronous")).scalar() == 2, "FULL: durable at commit"
 
 
 def outbox_row(n: int, due: datetime) -> Outbox:
