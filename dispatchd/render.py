@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, TemplateNotFound, select_autoescape
+from jinja2.runtime import Context
 
 TEMPLATE_NAMES = ("client-received", "client-format-help", "client-status", "client-sla-late", "staff-new-task",
                   "staff-status", "staff-comment", "staff-capacity", "staff-sla", "staff-redispatched", "staff-bounce",
@@ -45,8 +46,8 @@ class Renderer:
     def render(self, name: str, **context: Any) -> RenderedMail:
         """Render template ``name`` (e.g. 'client-received') into subject, text and HTML."""
         text_template, html_template = self._pair(name)
-        subject = _block(text_template, "subject", context)
-        body = _block(text_template, "body", context)
+        blocks = text_template.new_context(context)  # one context for both blocks
+        subject, body = _block(text_template, "subject", blocks), _block(text_template, "body", blocks)
         html = html_template.render(**context, subject=subject) if html_template is not None else None
         return RenderedMail(" ".join(subject.split()), body.strip() + "\n", html)
 
@@ -62,7 +63,7 @@ class Renderer:
         return pair
 
 
-def _block(template: Any, name: str, context: dict[str, Any]) -> str:
+def _block(template: Template, name: str, context: Context) -> str:
     if name not in template.blocks:
         raise KeyError(f"template {template.name} has no {{% block {name} %}}")
-    return "".join(template.blocks[name](template.new_context(context)))
+    return "".join(template.blocks[name](context))

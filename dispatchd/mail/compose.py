@@ -30,7 +30,9 @@ class OutboundMail:
 
 
 def one_line(value: str) -> str:
-    return " ".join("".join(ch if ch.isprintable() else " " for ch in value).split())
+    if not value.isprintable():
+        value = "".join(ch if ch.isprintable() else " " for ch in value)
+    return " ".join(value.split())
 
 
 @lru_cache(maxsize=64)

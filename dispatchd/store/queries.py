@@ -154,13 +154,13 @@ def recent_activity(session: Session, sender: str, task_id: int | None, body_has
     """What the loop breaker looks at: our automatic replies since ``since`` (whole minutes:
     the tallies' grain), and how many senders sent the same text."""
     connection = session.connection()
-
-    def tally(scope: str) -> int:
-        return connection.execute(_TALLY, dict(scope=scope, since=_minute(since))).scalar_one()
+    to_sender, in_thread = f"to:{sender}", f"task:{task_id}"
+    scopes = [to_sender, "all", *([in_thread] if task_id is not None else [])]
+    tallies = dict(connection.execute(_TALLIES, dict(scopes=scopes, since=_minute(since))).all())
     senders = set()
     if body_hash:
         senders = set(connection.execute(_SENDERS_OF_BODY, dict(body_hash=body_hash, since=since)).scalars())
-    return RecentActivity(tally(f"to:{sender}"), 0 if task_id is None else tally(f"task:{task_id}"), tally("all"),
+    return RecentActivity(tallies.get(to_sender, 0), tallies.get(in_thread, 0), tallies.get("all", 0),
                           len(senders | {sender}))
 
 
@@ -168,10 +168,11 @@ def count_auto_reply(session: Session, recipients: Iterable[str], task_id: int |
     """Add an automatic reply to the tallies (in the transaction that queues it)."""
     connection = session.connection()
     minute = _minute(at)
-    scopes = ["all", *(f"to:{address}" for address in recipients), *([f"task:{task_id}"] if task_id else [])]
-    statement, writer = _ADD_TO_TALLY[connection.dialect.name], _writer()
-    for scope in scopes:
-        connection.execute(statement, dict(scope=scope, minute=minute, writer=writer))
+    scopes = dict.fromkeys(["all", *(f"to:{address}" for address in recipients),
+                            *([f"task:{task_id}"] if task_id else [])])
+    writer = _writer()
+    connection.execute(_ADD_TO_TALLY[connection.dialect.name],
+                       [dict(scope=scope, minute=minute, writer=writer) for scope in scopes])
     global _pruned_until
     if _pruned_until != minute:  # at most once a minute per process: drop tallies nobody reads
         _pruned_until = minute
@@ -189,8 +190,9 @@ def _writer() -> str:
 _HOST = socket.gethostname()
 _pruned_until: datetime | None = None
 _REPLY_TALLY = ReplyTally.__table__  # type: ignore[attr-defined]
-_TALLY = select(func.coalesce(func.sum(_REPLY_TALLY.c.count), 0)).where(
-    _REPLY_TALLY.c.scope == bindparam("scope"), _REPLY_TALLY.c.minute >= bindparam("since"))
+_TALLIES = select(_REPLY_TALLY.c.scope, func.sum(_REPLY_TALLY.c.count)).where(
+    _REPLY_TALLY.c.scope.in_(bindparam("scopes", expanding=True)), _REPLY_TALLY.c.minute >= bindparam("since")) \
+    .group_by(_REPLY_TALLY.c.scope)
 _ADD_TO_TALLY = {
     name: dialect_insert(_REPLY_TALLY).values(scope=bindparam("scope"), minute=bindparam("minute"),
                                               writer=bindparam("writer"), count=1)
