@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 from dispatchd.domain.models import Priority, Request, RouteDecision
 
@@ -247,6 +248,11 @@ def _sender(sender: str, patterns: tuple[str, ...]) -> str | None:
 def _keyword(text: str, keywords: tuple[str, ...]) -> str | None:
     lowered = text[:20_000].lower()
     for keyword in keywords:
-        if re.search(rf"(?<!\w){re.escape(keyword.lower())}(?!\w)", lowered):
+        if _whole_word(keyword).search(lowered):
             return f"keyword {keyword!r}"
     return None
+
+
+@lru_cache(maxsize=1024)
+def _whole_word(keyword: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<!\w){re.escape(keyword.lower())}(?!\w)")

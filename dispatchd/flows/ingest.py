@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.utils import parseaddr
 
 import structlog
 from sqlalchemy import bindparam, insert, update
@@ -445,7 +444,7 @@ def _store_attachments(session: Session, row: MessageRecord, mail: InboundMail, 
 
 
 def _our_addresses(config: Config) -> frozenset[str]:
-    return frozenset({*config.intake_addresses, parseaddr(config.smtp.from_address)[1].lower()} - {""})
+    return frozenset({*config.intake_addresses, bare_address(config.smtp.from_address).lower()} - {""})
 
 
 def _safe_message_id(data: bytes) -> str:

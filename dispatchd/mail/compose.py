@@ -6,13 +6,14 @@ client (a subject, a name) can never inject a header.
 
 from __future__ import annotations
 
+import re
 import secrets
-from dataclasses import dataclass
-from functools import lru_cache
 from binascii import b2a_qp
+from dataclasses import dataclass
 from datetime import datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
+from functools import lru_cache
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,9 @@ def _text_part(text: str, subtype: str) -> bytes:
             "\r\n\r\n").encode() + body.replace(b"\n", b"\r\n")
 
 
+_BARE_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+")
+
+
 def _encoded_subject(value: str) -> str:
     """RFC 2047 encoded words (at most 75 characters each, folded) for a subject that is not ASCII."""
     return value if value.isascii() else Header(value, "utf-8", header_name="Subject").encode(linesep="\r\n")
@@ -102,5 +106,7 @@ def _encoded_subject(value: str) -> str:
 
 @lru_cache(maxsize=4096)
 def _address(value: str) -> str:
+    if _BARE_ADDRESS.fullmatch(value):  # most are (signed Reply-Tos never repeat): skip the parser
+        return value
     name, address = parseaddr(one_line(value))
     return formataddr((one_line(name), address), charset="utf-8") if name else address
