@@ -99,5 +99,5 @@ def _once(session: Session, job: str, period: str, recipient: str, deps: IntakeD
             session.add(JobRun(job=job, period=period, recipient=recipient, ran_at=now))
     except IntegrityError:
         return 0
-    enqueue(session, mail, deps.notices, now)
+    enqueue(session, [mail], deps.notices, now)
     return 1

@@ -333,8 +333,7 @@ def _reject_oversize(session: Session, row: MessageRecord, raw: RawMail, mail: I
 def _finish(session: Session, row: MessageRecord, disposition: Disposition, reason: str,
             notices: list[OutboundMail], deps: IntakeDeps) -> Outcome:
     outcome = _record(session, row, disposition, reason)
-    for notice in notices:
-        enqueue(session, notice, deps.notices, deps.clock.now())
+    enqueue(session, notices, deps.notices, deps.clock.now())
     return outcome
 
 
@@ -367,8 +366,7 @@ def _new_task(session: Session, row: MessageRecord, mail: InboundMail, deps: Int
     notices = new_task_notices(task, mail, request, decision, names, deps.notices)
     if "at capacity" in assign_reason:
         notices.extend(capacity_notices(task, assign_reason, deps.notices))
-    for notice in notices:
-        enqueue(session, notice, deps.notices, now)
+    enqueue(session, notices, deps.notices, now)
     log.info("route.decided", task_id=task.id, message_id=mail.message_id, queue=task.queue,
              priority=task.priority, triage=decision.triage, reasons=list(decision.reasons))
     return outcome
@@ -378,25 +376,31 @@ _TASK_FIELDS = tuple(column.name for column in Task.__table__.columns if column.
 _INSERT_TASK = insert(Task.__table__)  # type: ignore[attr-defined]
 
 
-def enqueue(session: Session, notice: OutboundMail, ctx: NoticeContext, now: datetime) -> None:
-    """Compose ``notice`` and put it in the outbox, inside the caller's transaction.
+def enqueue(session: Session, notices: list[OutboundMail], ctx: NoticeContext, now: datetime) -> None:
+    """Compose ``notices`` and put them in the outbox, inside the caller's transaction.
 
     The envelope sender is a signed VERP address (requests+m<task>.<Message-ID part>.<sig>@…),
     so a bounce names the exact email that failed even when it quotes nothing of it.
     """
+    if not notices:
+        return
     config = ctx.config
-    message_id = new_message_id(config.smtp.from_address, notice.task_id)
-    raw = compose(notice, config.smtp.from_address, notice.reply_to or config.mailbox.address, message_id, now)
-    envelope_from = (bounce_address(config.mailbox.address, message_id, ctx.secret) if config.smtp.verp
-                     else bare_address(config.smtp.from_address))
-    # A plain INSERT: nothing reads the row back in this transaction through the ORM, and
-    # building the mapped object cost as much as composing the email.
-    session.connection().execute(_INSERT_OUTBOX, dict(
-        message_id=message_id, task_id=notice.task_id, kind=notice.kind, envelope_from=envelope_from,
-        recipients=",".join(notice.to), subject=notice.subject[:500], raw=raw, status="pending", attempts=0,
-        next_attempt_at=now, last_error="", created_at=now))
-    if notice.kind in queries.AUTO_REPLY_KINDS:
-        queries.count_auto_reply(session, notice.to, notice.task_id, now)
+    rows = []
+    for notice in notices:
+        message_id = new_message_id(config.smtp.from_address, notice.task_id)
+        raw = compose(notice, config.smtp.from_address, notice.reply_to or config.mailbox.address, message_id, now)
+        envelope_from = (bounce_address(config.mailbox.address, message_id, ctx.secret) if config.smtp.verp
+                         else bare_address(config.smtp.from_address))
+        rows.append(dict(
+            message_id=message_id, task_id=notice.task_id, kind=notice.kind, envelope_from=envelope_from,
+            recipients=",".join(notice.to), subject=notice.subject[:500], raw=raw, status="pending", attempts=0,
+            next_attempt_at=now, last_error="", created_at=now))
+    # Plain INSERTs, one statement for all: nothing reads the rows back in this transaction
+    # through the ORM, and building the mapped objects cost as much as composing the emails.
+    session.connection().execute(_INSERT_OUTBOX, rows)
+    for notice in notices:
+        if notice.kind in queries.AUTO_REPLY_KINDS:
+            queries.count_auto_reply(session, notice.to, notice.task_id, now)
 
 
 _INSERT_OUTBOX = insert(Outbox.__table__)  # type: ignore[attr-defined]

@@ -43,8 +43,7 @@ def redispatch(deps: IntakeDeps) -> Counter[str]:
             session.add(task)
             detail = f"{reason}; {previous} -> {successor or 'the queue'} ({how})"
             queries.add_event(session, task, now, "dispatchd", "redispatched", detail, None, source, task.status)
-            for notice in redispatch_notices(task, previous, successor, reason, deps.notices):
-                enqueue(session, notice, deps.notices, now)
+            enqueue(session, redispatch_notices(task, previous, successor, reason, deps.notices), deps.notices, now)
             moved["to_person" if successor else "to_queue"] += 1
             log.info("task.redispatched", task_id=task.id, detail=detail)
     return moved

@@ -106,8 +106,7 @@ def _announce(session: Session, task: Task, clock: str, levels: list[str], readi
     used = f"{reading.used:.0%}" if reading else ""
     queries.add_event(session, task, now, "dispatchd", "sla", f"{clock} {level} {used}".strip())
     zone = ZoneInfo(deps.config.calendar.timezone)
-    for notice in sla_notices(task, clock, level, used, extra, deps.notices, zone):
-        enqueue(session, notice, deps.notices, now)
+    enqueue(session, sla_notices(task, clock, level, used, extra, deps.notices, zone), deps.notices, now)
     log.warning("sla.threshold", task_id=task.id, clock=clock, level=level, used=used)
 
 
