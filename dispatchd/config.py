@@ -89,6 +89,7 @@ class SmtpConfig:
     max_attempts: int = 12
     verp: bool = True
     oauth2: OAuth2Config | None = None
+    connections: int = 4  # sent over at once: each mostly waits on the server's replies
 
 
 @dataclass(frozen=True)
@@ -399,6 +400,7 @@ def _smtp(r: Reader, base: Path) -> SmtpConfig:
         timeout=r.float("timeout", 30.0),
         max_attempts=r.int("max_attempts", 12, minimum=1, maximum=100),
         verp=r.bool("verp", True),
+        connections=r.int("connections", 4, minimum=1, maximum=20),
     )
     r.refuse_unknown()
     return config

@@ -316,6 +316,7 @@ class Received:
     rcpt_tos: list[str]
     data: bytes
     at: float = field(default_factory=time.perf_counter)  # when the server accepted it
+    peer: tuple[str, int] | None = None  # the client's end of the connection it came over
 
 
 @dataclass
@@ -327,7 +328,7 @@ class _Recorder:
         if self.answer:
             return self.answer
         self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content
-                                      or envelope.content))
+                                      or envelope.content, peer=tuple(session.peer[:2])))
         return "250 2.0.0 OK: queued"
 
 

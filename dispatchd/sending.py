@@ -69,7 +69,7 @@ class SendLoop:
                 timeout = 30.0 if wait is None else min(30.0, max(0.2, wait))
                 await _first_of(self.mail_arrived, stop, timeout=timeout)
         finally:
-            await self.outbox.smtp.close()
+            await self.outbox.close()
 
     async def until_idle(self, intake: asyncio.Future[object], stop: asyncio.Event | None = None) -> int:
         self._loop = asyncio.get_running_loop()
@@ -89,7 +89,7 @@ class SendLoop:
                 if not intake.done():
                     await _first_of(intake, self.mail_arrived, timeout=0.25)
         finally:
-            await self.outbox.smtp.close()
+            await self.outbox.close()
         left = await asyncio.to_thread(self.outbox.next_due)
         log.info("outbox.drained", sent=total.sent, deferred=total.deferred, parked=total.parked,
                  waiting=left is not None)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -51,10 +52,10 @@ class DrainReport:
 
 
 class OutboxSender:
-    def __init__(self, engine: Engine, smtp: SmtpSender, clock: Clock, policy: RetryPolicy,
+    def __init__(self, engine: Engine, connections: list[SmtpSender], clock: Clock, policy: RetryPolicy,
                  coordinator: Coordinator):
         self.engine = engine
-        self.smtp = smtp
+        self.connections = connections
         self.clock = clock
         self.policy = policy
         self.coordinator = coordinator
@@ -83,21 +84,42 @@ class OutboxSender:
             stopped = stop is not None and stop.is_set()
             rows = [] if stopped else await asyncio.to_thread(self._settle, [], [], report, batch, started)
             while rows:
-                results: list[tuple[Outbox, SendResult]] = []
-                untouched: list[Outbox] = []
-                for index, row in enumerate(rows):
-                    result = await self.smtp.send(row.envelope_from, row.recipients.split(","), row.raw)
-                    results.append((row, result))
-                    if result.delivery is Delivery.TEMPORARY and _connection_fault(result.detail):
-                        untouched = rows[index + 1:]  # the server is away: hand the rest back
-                        break
+                results, untouched = await self._send(rows)
                 more = 0 if untouched or (stop is not None and stop.is_set()) else batch
                 # One commit per batch: a crash before it resends the batch with the same Message-IDs.
                 rows = await asyncio.to_thread(self._settle, results, untouched, report, more, started)
         finally:
             if not keep_open or self.outage:
-                await self.smtp.close()
+                await self.close()
         return report
+
+    async def _send(self, rows: list[Outbox]) -> tuple[list[tuple[Outbox, SendResult]], list[Outbox]]:
+        """Send ``rows`` over the connections at once: each waits on the server most of the time.
+        One recipient's mail keeps its order (always the same connection). Once the server is
+        unreachable no connection starts another mail; the rows not tried are returned."""
+        lanes: list[list[int]] = [[] for _ in self.connections]
+        for index, row in enumerate(rows):
+            lanes[zlib.crc32(row.recipients.encode()) % len(lanes)].append(index)
+        results: dict[int, SendResult] = {}
+        unreachable = False
+
+        async def send_lane(smtp: SmtpSender, lane: list[int]) -> None:
+            nonlocal unreachable
+            for index in lane:
+                if unreachable:
+                    return
+                row = rows[index]
+                result = results[index] = await smtp.send(row.envelope_from, row.recipients.split(","), row.raw)
+                if result.delivery is Delivery.TEMPORARY and _connection_fault(result.detail):
+                    unreachable = True
+        await asyncio.gather(*(send_lane(smtp, lane) for smtp, lane in zip(self.connections, lanes) if lane))
+        return ([(rows[index], results[index]) for index in sorted(results)],
+                [row for index, row in enumerate(rows) if index not in results])
+
+    async def close(self) -> None:
+        """Close the SMTP connections (the next send opens them again)."""
+        for smtp in self.connections:
+            await smtp.close()
 
     def _settle(self, results: list[tuple[Outbox, SendResult]], untouched: list[Outbox], report: DrainReport,
                 claim: int, due_by: datetime) -> list[Outbox]:
@@ -163,10 +185,10 @@ class OutboxSender:
 
 def outbox_sender(smtp: SmtpConfig, engine: Engine, clock: Clock, coordinator: Coordinator,
                   policy: RetryPolicy | None = None) -> OutboxSender:
-    """The sender for the configured server; as many attempts as ``[smtp] max_attempts`` unless
-    ``policy`` says otherwise."""
-    return OutboxSender(engine, SmtpSender(smtp), clock, policy or RetryPolicy(max_attempts=smtp.max_attempts),
-                        coordinator)
+    """The sender for the configured server, over ``[smtp] connections`` connections; as many
+    attempts as ``[smtp] max_attempts`` unless ``policy`` says otherwise."""
+    return OutboxSender(engine, [SmtpSender(smtp) for _ in range(smtp.connections)], clock,
+                        policy or RetryPolicy(max_attempts=smtp.max_attempts), coordinator)
 
 
 def pending_count(engine: Engine) -> int:

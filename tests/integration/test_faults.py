@@ -143,7 +143,7 @@ def test_smtp_down_keeps_mail_and_backs_off(deployment: Deployment) -> None:
         assert run_with_policy(deployment, RetryPolicy(base_seconds=60)) == 75
         rows = deployment.outbox()
         assert {r.status for r in rows} == {"pending"}
-        assert [r.attempts for r in rows] == [1, 0], "an outage stops the batch after one attempt"
+        assert all(r.attempts <= 1 for r in rows), "an outage is not retried within the pass"
         assert rows[0].next_attempt_at - rows[0].created_at >= timedelta(seconds=59)
     finally:
         deployment.smtp.start()

@@ -108,6 +108,7 @@ def test_password_file_relative_to_config(tmp_path: Path) -> None:
     ('[database]\nurl = "postgresql://app:hunter2@db/dispatchd"\n', ":9: database.url: inline secrets are refused"),
     ('[database]\nurl = "mysql://db/dispatchd"\n', ":9: database.url: must be sqlite:///FILE or postgresql://"),
     ('[intake]\nreply_to_malformd = true\n', ":9: intake.reply_to_malformd: unknown key"),
+    ('connections = 0\n', ":8: smtp.connections: must be between 1 and 20, not 0"),
     ('[[queues]]\nname = "triage"\nowner = "Nobody"\n', ":10: queues[0].owner: no [[staff]] named 'Nobody'"),
 ])
 def test_refusals_name_file_line_key_and_reason(tmp_path: Path, secrets: None, addition: str, expected: str) -> None:
