@@ -169,6 +169,14 @@ def backlog(dovecot: Dovecot, count: int, user: str) -> dict[str, float]:
             "emails_sent": len(sink.messages), "peak_rss_mb": rss / 1024, "sender_peak_rss_mb": sender_rss / 1024}
 
 
+def fixed_cost(dovecot: Dovecot) -> float:
+    """Seconds of `run --once` with nothing to read: start-up and shutdown, paid once a run
+    whatever its size (best of three)."""
+    with SmtpCapture() as sink:
+        root = deployment(dovecot, sink, "empty@agency.test")
+        return min(run_once(root)[0] for _ in range(3))
+
+
 def latency(dovecot: Dovecot, per_second: float, seconds: float) -> dict[str, float]:
     user = "latency@agency.test"
     with SmtpCapture() as sink:
@@ -246,7 +254,11 @@ def main() -> None:
         print("latency ...", flush=True)
         results["latency"] = latency(dovecot, 20.0, sizes["latency"])
         print("memory and growth ...", flush=True)
+        fixed = fixed_cost(dovecot)
         results["memory"] = [backlog(dovecot, n, f"memory{n}@agency.test") for n in sizes["memory"]]
+        for row in results["memory"]:  # cost per request without the fixed start-up and shutdown
+            row["fixed_seconds"] = fixed
+            row["ms_per_request_after_startup"] = (row["seconds"] - fixed) / row["requests"] * 1000
         print("replies ...", flush=True)
         results["replies"] = replies(dovecot, sizes["replies"])
     (ROOT / "results.json").write_text(json.dumps(results, indent=2))
