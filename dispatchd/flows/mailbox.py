@@ -19,6 +19,7 @@ from dispatchd.store import queries
 
 log = structlog.get_logger("dispatchd.mailbox")
 INTAKE_RUN = 20  # messages per transaction while catching up; a single new message is a run of one
+RECONCILE_SLICE = 5000
 
 
 @dataclass
@@ -123,12 +124,19 @@ def _reconcile(deps: IntakeDeps, mailbox: MailboxConfig, uidvalidity: int,
                fetched_uids: list[int], report: CycleReport) -> list[int]:
     """Every UID we saw must now be recorded as ingested or quarantined; log any gap."""
     folder = mailbox.folder
-    with Session(deps.engine) as session:
-        recorded = queries.recorded_dispositions(session, mailbox.account, folder, uidvalidity, fetched_uids)
-    processed = {uid for uid in fetched_uids if uid <= max(recorded, default=0)}
-    gaps = sorted(processed - set(recorded))
-    quarantined = sum(1 for disposition in recorded.values() if disposition == Disposition.QUARANTINED)
-    log.info("reconcile.done", folder=folder, on_server=len(fetched_uids), ingested=len(recorded) - quarantined,
+    missing: list[int] = []
+    recorded = quarantined = last_recorded = 0
+    # A slice at a time: a first sync has tens of thousands of UIDs, and this ran at the pass's peak.
+    for start in range(0, len(fetched_uids), RECONCILE_SLICE):
+        uids = fetched_uids[start:start + RECONCILE_SLICE]
+        with Session(deps.engine) as session:
+            found = queries.recorded_dispositions(session, mailbox.account, folder, uidvalidity, uids)
+        missing += (uid for uid in uids if uid not in found)
+        recorded += len(found)
+        quarantined += sum(1 for disposition in found.values() if disposition == Disposition.QUARANTINED)
+        last_recorded = max(last_recorded, max(found, default=0))
+    gaps = sorted(uid for uid in missing if uid <= last_recorded)  # later ones were never reached
+    log.info("reconcile.done", folder=folder, on_server=len(fetched_uids), ingested=recorded - quarantined,
              quarantined=quarantined, outcomes=dict(report.outcomes))
     if gaps:
         log.error("reconcile.gap", folder=folder, uids=gaps[:50], count=len(gaps))
