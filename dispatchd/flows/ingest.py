@@ -372,8 +372,9 @@ def _new_task(session: Session, row: MessageRecord, mail: InboundMail, deps: Int
     return outcome
 
 
-_TASK_FIELDS = tuple(column.name for column in Task.__table__.columns if column.name != "id")  # type: ignore[attr-defined]
-_INSERT_TASK = insert(Task.__table__)  # type: ignore[attr-defined]
+_TASK = Task.__table__  # type: ignore[attr-defined]
+_TASK_FIELDS = tuple(column.name for column in _TASK.columns if column.name != "id")
+_INSERT_TASK = insert(_TASK)
 
 
 def enqueue(session: Session, notices: list[OutboundMail], ctx: NoticeContext, now: datetime) -> None:
