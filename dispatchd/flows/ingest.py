@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
@@ -353,8 +353,7 @@ def _new_task(session: Session, row: MessageRecord, mail: InboundMail, deps: Int
         due_explanation=due.explanation, message_id=mail.message_id, tags=" ".join(request.tags),
         created_at=now, updated_at=now, mailbox=mailbox.name)
     # A plain INSERT, like the message's record: nothing in this transaction changes the task.
-    values = {name: getattr(task, name) for name in _TASK_FIELDS}
-    task.id = row.task_id = session.connection().execute(_INSERT_TASK, values).inserted_primary_key[0]
+    task.id = row.task_id = queries.insert_row(session, Task, task)
     disposition = Disposition.TRIAGE if decision.triage else Disposition.TASK
     outcome = _record(session, row, disposition, "; ".join(request.problems))
     queries.add_event(session, task, now, mail.sender or "unknown", "received",
@@ -370,11 +369,6 @@ def _new_task(session: Session, row: MessageRecord, mail: InboundMail, deps: Int
     log.info("route.decided", task_id=task.id, message_id=mail.message_id, queue=task.queue,
              priority=task.priority, triage=decision.triage, reasons=list(decision.reasons))
     return outcome
-
-
-_TASK = Task.__table__  # type: ignore[attr-defined]
-_TASK_FIELDS = tuple(column.name for column in _TASK.columns if column.name != "id")
-_INSERT_TASK = insert(_TASK)
 
 
 def enqueue(session: Session, notices: list[OutboundMail], ctx: NoticeContext, now: datetime) -> None:
@@ -413,21 +407,11 @@ def _record(session: Session, row: MessageRecord, disposition: Disposition, reas
     so that its attachments can name it, then with its outcome."""
     row.disposition = disposition.value
     row.reason = reason[:2000]
-    connection = session.connection()
     if row.id is None:
-        values = {name: getattr(row, name) for name in _INBOUND_FIELDS}
-        row.id = connection.execute(_INSERT_INBOUND, values).inserted_primary_key[0]
+        row.id = queries.insert_row(session, InboundMessage, row)
     else:
-        connection.execute(_UPDATE_INBOUND, dict(b_id=row.id, b_disposition=row.disposition, b_reason=row.reason,
-                                                 b_task_id=row.task_id))
+        queries.set_inbound_outcome(session, row.id, row.disposition, row.reason, row.task_id)
     return Outcome(row.uid, disposition, row.message_id, row.task_id, reason)
-
-
-_INBOUND = InboundMessage.__table__  # type: ignore[attr-defined]
-_INBOUND_FIELDS = tuple(column.name for column in _INBOUND.columns if column.name != "id")
-_INSERT_INBOUND = insert(_INBOUND)
-_UPDATE_INBOUND = update(_INBOUND).where(_INBOUND.c.id == bindparam("b_id")).values(
-    disposition=bindparam("b_disposition"), reason=bindparam("b_reason"), task_id=bindparam("b_task_id"))
 
 
 def _store_attachments(session: Session, row: MessageRecord, mail: InboundMail, task: Task,

@@ -6,13 +6,14 @@ import os
 import socket
 import threading
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, or_, update
+from sqlalchemy import Insert, Table, bindparam, delete, func, insert, or_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from dispatchd.domain.loops_budget import RecentActivity
 from dispatchd.domain.tokens import BouncedEmail
@@ -102,6 +103,29 @@ def add_event(session: Session, task: Task, at: datetime, actor: str, kind: str,
 
 
 _INSERT_EVENT = insert(TaskEvent.__table__)  # type: ignore[attr-defined]
+
+
+def insert_row(session: Session, model: type[SQLModel], row: object) -> int:
+    """INSERT ``row``'s value of every column of ``model``'s table but the id (``row`` may be any
+    object with those attributes) with a plain statement; returns the new id. For rows the
+    transaction never reads back through the ORM: building a mapped object and flushing it
+    cost more than the INSERT."""
+    statement, columns = _plain_insert(model.__table__)  # type: ignore[attr-defined]
+    return session.connection().execute(statement, {name: getattr(row, name) for name in columns}) \
+        .inserted_primary_key[0]
+
+
+@lru_cache(maxsize=None)
+def _plain_insert(table: Table) -> tuple[Insert, tuple[str, ...]]:
+    return insert(table), tuple(column.name for column in table.columns if column.name != "id")
+
+
+def set_inbound_outcome(session: Session, inbound_id: int, disposition: str, reason: str,
+                        task_id: int | None) -> None:
+    """The outcome of a message recorded earlier in this transaction (a reply's record comes
+    first, so that its attachments can name it)."""
+    session.connection().execute(_SET_INBOUND_OUTCOME, dict(
+        b_id=inbound_id, b_disposition=disposition, b_reason=reason, b_task_id=task_id))
 
 
 def list_tasks(session: Session, queue: str | None = None, status: str | None = None,
@@ -200,6 +224,8 @@ _ADD_TO_TALLY = {
     for name, dialect_insert in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))}
 _PRUNE_TALLIES = delete(_REPLY_TALLY).where(_REPLY_TALLY.c.minute < bindparam("before"))
 _INBOUND = InboundMessage.__table__  # type: ignore[attr-defined]
+_SET_INBOUND_OUTCOME = update(_INBOUND).where(_INBOUND.c.id == bindparam("b_id")).values(
+    disposition=bindparam("b_disposition"), reason=bindparam("b_reason"), task_id=bindparam("b_task_id"))
 _BY_DEDUP_KEY = select(_INBOUND.c.id, _INBOUND.c.task_id).where(_INBOUND.c.dedup_key == bindparam("key")).limit(1)
 _SENDERS_OF_BODY = select(_INBOUND.c.sender).where(_INBOUND.c.body_hash == bindparam("body_hash"),
                                                    _INBOUND.c.received_at >= bindparam("since"))
