@@ -1,0 +1,49 @@
+"""What every command shares: exit codes, output as a table or JSON, the database, periods."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import timedelta
+from typing import Any
+
+from dispatchd.config import Config
+from dispatchd.errors import DispatchdError
+
+EXIT_NOT_FOUND, EXIT_CONFIG, EXIT_SERVER = 1, 2, 3
+
+
+def emit(data: Any, as_json: bool, columns: list[str] | None = None) -> None:
+    from dispatchd.views import table
+
+    if as_json:
+        json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+    elif columns is not None:
+        table(data, columns)
+
+
+def engine(config: Config):  # type: ignore[no-untyped-def]
+    from dispatchd.store.db import migrate, open_engine
+
+    engine = open_engine(config.database_url)
+    migrate(engine)
+    return engine
+
+
+def period(text: str) -> timedelta:
+    units = {"h": "hours", "d": "days", "w": "weeks"}
+    if not text or text[-1] not in units or not text[:-1].isdigit():
+        raise DispatchdError(f"--since {text!r}: write e.g. 12h, 30d or 2w")
+    return timedelta(**{units[text[-1]]: int(text[:-1])})
+
+
+def progress_bar(label: str):  # type: ignore[no-untyped-def]
+    def show(done: int, total: int) -> None:
+        width = 30
+        filled = width * done // max(total, 1)
+        sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        if done == total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+    return show

@@ -1,0 +1,203 @@
+"""Read-only views and operator actions on stored work: tasks, show, queues, outbox, quarantine, report, replay."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from sqlmodel import Session, col, select
+
+from dispatchd.cli.common import EXIT_CONFIG, EXIT_NOT_FOUND, emit, engine, period, progress_bar
+from dispatchd.config import Config
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    replay = sub.add_parser("replay", parents=[common],
+                            help="route stored mail again under candidate rules and show what would change")
+    replay.add_argument("message_id", nargs="?", help="only this Message-ID")
+    replay.add_argument("--rules", type=Path, help="candidate rules directory (default: the rules in force)")
+    replay.add_argument("--since", default="30d", help="period, e.g. 30d, 12h, 2w (default 30d)")
+    replay.add_argument("--all", action="store_true", help="list unchanged requests too")
+    replay.add_argument("--json", action="store_true")
+    replay.set_defaults(handler=_replay)
+    tasks = sub.add_parser("tasks", parents=[common], help="list tasks")
+    tasks.add_argument("--queue")
+    tasks.add_argument("--status")
+    tasks.add_argument("--limit", type=int, default=100)
+    tasks.add_argument("--json", action="store_true")
+    tasks.set_defaults(handler=_tasks)
+    show = sub.add_parser("show", parents=[common], help="one task with its events and messages")
+    show.add_argument("id", type=int)
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=_show)
+    queues = sub.add_parser("queues", parents=[common], help="depth of each queue by status")
+    queues.add_argument("--json", action="store_true")
+    queues.set_defaults(handler=_queues)
+    outbox = sub.add_parser("outbox", parents=[common], help="mail waiting, sent, parked")
+    outbox.add_argument("--status", choices=("pending", "sending", "sent", "parked"))
+    outbox.add_argument("--json", action="store_true")
+    outbox.set_defaults(handler=_outbox)
+    quarantine = sub.add_parser("quarantine", parents=[common], help="messages that could not be processed")
+    quarantine.add_argument("action", nargs="?", choices=("list", "retry"), default="list")
+    quarantine.add_argument("id", nargs="?", type=int, help="message row id for retry")
+    quarantine.add_argument("--json", action="store_true")
+    quarantine.set_defaults(handler=_quarantine)
+    report = sub.add_parser("report", parents=[common], help="queue health, SLA and routing figures")
+    report.add_argument("--days", type=int, default=30, help="period for rates (default 30)")
+    report.add_argument("--json", action="store_true")
+    report.set_defaults(handler=_report)
+
+
+def _replay(args: argparse.Namespace, config: Config) -> int:
+    from dataclasses import asdict
+
+    from dispatchd.daemon import build_deps
+    from dispatchd.flows.replay import replay
+    from dispatchd.rulebook import load_rulebook
+
+    deps = build_deps(config)
+    candidate = load_rulebook(args.rules.resolve(), config) if args.rules else deps.rulebook
+    since = None if args.message_id else deps.clock.now() - period(args.since)
+    progress = progress_bar("replay") if sys.stderr.isatty() and not args.json else None
+    results = [r for r in replay(deps, candidate, since, args.message_id, progress) if args.all or r.changed
+               or args.message_id]
+    if args.json:
+        emit([{**asdict(r), "changed": list(r.changed)} for r in results], True)
+        return 0
+    rows = [{"task": r.task_id, "changed": ",".join(r.changed) or "-",
+             "before": " / ".join(r.before), "after": " / ".join(r.after), "subject": r.subject} for r in results]
+    emit(rows, False, ["task", "changed", "before", "after", "subject"])
+    if args.message_id and results:
+        print("\nbecause:\n" + "\n".join(f"  - {reason}" for reason in results[0].reasons))
+    return 0 if results or not args.message_id else EXIT_NOT_FOUND
+
+
+def _report(args: argparse.Namespace, config: Config) -> int:
+    from dispatchd.daemon import build_deps
+    from dispatchd.flows.reports import health_report, report_dict
+
+    report = report_dict(health_report(build_deps(config), args.days))
+    if args.json:
+        emit(report, True)
+        return 0
+    rows = [{"queue": q["queue"], "health": q["colour"], "depth": q["depth"], "avg_wait_days": q["avg_wait_days"],
+             "breach_rate": f"{q['breach_rate']:.0%}", "forecast_late": len(q["forecast"])} for q in report["queues"]]
+    emit(rows, False, ["queue", "health", "depth", "avg_wait_days", "breach_rate", "forecast_late"])
+    print(f"\n{report['requests']} requests in {report['period_days']} days; {report['triaged']} needed manual "
+          f"triage ({report['triage_share']:.0%}, {report['triage_colour']})")
+    for suggestion in report["suggestions"]:
+        print(f"suggestion: {suggestion}")
+    if report["parked_mail"] or report["quarantined"]:
+        print(f"needs a person: {report['parked_mail']} parked outgoing emails, {report['quarantined']} quarantined "
+              f"incoming messages, {report['bounced_mail']} bounces in the period")
+    return 0
+
+
+def _tasks(args: argparse.Namespace, config: Config) -> int:
+    from dispatchd.store.queries import list_tasks
+    from dispatchd.views import task_dict
+
+    with Session(engine(config)) as session:
+        rows = [task_dict(t) for t in list_tasks(session, args.queue, args.status, args.limit)]
+    emit(rows, args.json, ["id", "queue", "priority", "status", "client", "type", "assignee",
+                            "due_at", "description"])
+    return 0
+
+
+def _show(args: argparse.Namespace, config: Config) -> int:
+    from dispatchd.store.tables import Attachment, InboundMessage, Outbox, Task, TaskEvent
+    from dispatchd.views import event_dict, inbound_dict, outbox_dict, task_dict
+
+    with Session(engine(config)) as session:
+        task = session.get(Task, args.id)
+        if task is None:
+            print(f"dispatchd: no task {args.id}", file=sys.stderr)
+            return EXIT_NOT_FOUND
+        data = task_dict(task)
+        data["events"] = [event_dict(e) for e in session.exec(
+            select(TaskEvent).where(TaskEvent.task_id == task.id).order_by(col(TaskEvent.id)))]
+        data["messages"] = [inbound_dict(m) for m in session.exec(
+            select(InboundMessage).where(InboundMessage.task_id == task.id).order_by(col(InboundMessage.id)))]
+        data["messages"] += [outbox_dict(m) for m in session.exec(
+            select(Outbox).where(Outbox.task_id == task.id).order_by(col(Outbox.id)))]
+        data["attachments"] = [{"filename": a.filename, "content_type": a.content_type, "size": a.size,
+                                "sha256": a.sha256} for a in session.exec(
+            select(Attachment).where(Attachment.task_id == task.id))]
+    if args.json:
+        emit(data, True)
+        return 0
+    for key in ("id", "status", "queue", "priority", "client", "type", "assignee", "sender", "description",
+                "due_at", "due_explanation", "message_id"):
+        print(f"{key:>16}: {data[key] if data[key] is not None else '-'}")
+    print("\nevents:")
+    for event in data["events"]:
+        move = f"  {event['from_status'] or '-'} -> {event['to_status']}" if event["to_status"] else ""
+        print(f"  {event['at']}  {event['kind']:<10} {event['actor']}{move}")
+        for line in (event["detail"] or "").splitlines():
+            print(f"      {line}")
+    print("\nmessages:")
+    for message in data["messages"]:
+        state = message.get("disposition") or message.get("status")
+        print(f"  {message['direction']:<3} {state:<11} {message['message_id']}  {message['subject']}")
+    for attachment in data["attachments"]:
+        print(f"  file {attachment['filename']} ({attachment['size']} bytes, {attachment['content_type']})")
+    return 0
+
+
+def _queues(args: argparse.Namespace, config: Config) -> int:
+    from dispatchd.store.queries import queue_depths
+
+    with Session(engine(config)) as session:
+        depths = queue_depths(session)
+    by_queue: dict[str, dict[str, int]] = {}
+    for queue, status, count in depths:
+        by_queue.setdefault(queue, {})[status] = count
+    rows = [{"queue": q, "open": sum(n for s, n in st.items() if s not in ("closed", "cancelled")),
+             "total": sum(st.values()), "by_status": st} for q, st in sorted(by_queue.items())]
+    if args.json:
+        emit(rows, True)
+    else:
+        emit([{**r, "by_status": " ".join(f"{s}={n}" for s, n in sorted(r["by_status"].items()))}
+               for r in rows], False, ["queue", "open", "total", "by_status"])
+    return 0
+
+
+def _outbox(args: argparse.Namespace, config: Config) -> int:
+    from dispatchd.store.tables import Outbox
+    from dispatchd.views import outbox_dict
+
+    with Session(engine(config)) as session:
+        query = select(Outbox).order_by(col(Outbox.id).desc()).limit(500)
+        if args.status:
+            query = query.where(Outbox.status == args.status)
+        rows = [outbox_dict(r) for r in session.exec(query)]
+    emit(rows, args.json, ["id", "status", "attempts", "task_id", "to", "next_attempt_at", "last_error",
+                            "subject"])
+    return 0
+
+
+def _quarantine(args: argparse.Namespace, config: Config) -> int:
+    from dispatchd.store.tables import InboundMessage
+    from dispatchd.views import inbound_dict
+
+    if args.action == "retry":
+        if args.id is None:
+            print("dispatchd: quarantine retry needs a message id", file=sys.stderr)
+            return EXIT_CONFIG
+        from dispatchd.daemon import build_deps
+        from dispatchd.flows.ingest import retry_quarantined
+
+        outcome = retry_quarantined(args.id, build_deps(config))
+        if outcome is None:
+            print(f"dispatchd: no quarantined message {args.id}", file=sys.stderr)
+            return EXIT_NOT_FOUND
+        print(f"message {args.id}: {outcome.disposition.value}"
+              + (f", task {outcome.task_id}" if outcome.task_id else "") + (f" ({outcome.reason})" if outcome.reason else ""))
+        return 0 if outcome.disposition.value != "quarantined" else EXIT_NOT_FOUND
+    with Session(engine(config)) as session:
+        rows = [inbound_dict(r) for r in session.exec(
+            select(InboundMessage).where(InboundMessage.disposition == "quarantined")
+            .order_by(col(InboundMessage.id)))]
+    emit(rows, args.json, ["id", "at", "sender", "subject", "reason"])
+    return 0
