@@ -16,7 +16,8 @@ def iso(moment: Any) -> str | None:
 
 def task_dict(task: Task) -> dict[str, Any]:
     return {
-        "id": task.id, "client": task.client, "type": task.type, "queue": task.queue,
+        "id": task.id, "client": task.client, "claimed_client": task.claimed_client, "type": task.type,
+        "queue": task.queue,
         "priority": task.priority, "status": task.status, "description": task.description,
         "subject": task.subject, "sender": task.sender, "assignee": task.assignee,
         "sla": task.sla, "due_at": iso(task.due_at), "due_explanation": task.due_explanation,

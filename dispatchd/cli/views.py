@@ -127,8 +127,10 @@ def _show(args: argparse.Namespace, config: Config) -> int:
     if args.json:
         emit(data, True)
         return 0
-    for key in ("id", "status", "queue", "priority", "client", "type", "assignee", "sender", "description",
-                "due_at", "due_explanation", "message_id"):
+    for key in ("id", "status", "queue", "priority", "client", "claimed_client", "type", "assignee", "sender",
+                "description", "due_at", "due_explanation", "message_id"):
+        if key == "claimed_client" and data[key] is None:
+            continue
         print(f"{key:>16}: {data[key] if data[key] is not None else '-'}")
     print("\nevents:")
     for event in data["events"]:

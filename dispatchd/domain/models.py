@@ -123,6 +123,7 @@ class Request:
     problems: tuple[str, ...] = ()
     from_staff: bool = False
     mailbox: str = ""  # the [[mailbox]] name it arrived through
+    claimed_client: str | None = None  # the client the subject named, when that is not ``client``
 
     @property
     def needs_triage(self) -> bool:

@@ -351,7 +351,7 @@ def _new_task(session: Session, row: MessageRecord, mail: InboundMail, deps: Int
         sender=mail.sender, sender_name=mail.sender_name[:200],
         assignee=assignee_email, sla=decision.sla, due_at=due.at,
         due_explanation=due.explanation, message_id=mail.message_id, tags=" ".join(request.tags),
-        created_at=now, updated_at=now, mailbox=mailbox.name)
+        created_at=now, updated_at=now, mailbox=mailbox.name, claimed_client=request.claimed_client)
     # A plain INSERT, like the message's record: nothing in this transaction changes the task.
     task.id = row.task_id = queries.insert_row(session, Task, task)
     disposition = Disposition.TRIAGE if decision.triage else Disposition.TASK

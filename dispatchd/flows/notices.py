@@ -211,7 +211,17 @@ def _request_values(task: Task, mail: InboundMail, request: Request, decision: R
         "example_subject": example,
         "original_subject": mail.subject,
         "body": request.body,
+        "client_claim": client_claim(request.claimed_client, config),
     }
+
+
+def client_claim(claimed: str | None, config: Config) -> str:
+    """How staff read a client the subject named that did not become the task's client."""
+    if not claimed:
+        return ""
+    if any(c.name == claimed for c in config.clients):
+        return f"claims to be {claimed} (sender not on {claimed}'s list)"
+    return f"names {claimed}, which is not a client we know"
 
 
 def _mail(template: str, to: str, task: Task | None, values: dict[str, Any], ctx: NoticeContext,

@@ -69,6 +69,7 @@ MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _statements(  # 10: assignment counts each member's active tasks for every new task
         "CREATE INDEX IF NOT EXISTS ix_task_assignee_status ON task (assignee, status)",
         "DROP INDEX IF EXISTS ix_task_assignee"),
+    _add_column("task", "claimed_client", "VARCHAR"),  # 11: the client an unverified sender named
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

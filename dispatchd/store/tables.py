@@ -36,6 +36,9 @@ class Task(SQLModel, table=True):
     created_at: datetime
     updated_at: datetime
     mailbox: str | None = None  # the [[mailbox]] name it came in through
+    # The client the subject named when the sender is not on that client's list: shown to
+    # whoever triages ("claims to be Acme"), never used to decide who sees the task.
+    claimed_client: str | None = None
 
 
 class TaskEvent(SQLModel, table=True):

@@ -30,9 +30,11 @@ def read(subject: str, sender: str = "carl@acme.test", default_client: str | Non
     ("[acme corp] - blog - x", "carl@acme.test", "Acme", "Content", None),
     ("[Acme Inc] - Dev - x", "carl@acme.test", "Acme", "Technical", None),  # typo in own name
     ("[Globex] - Dev - x", "carl@acme.test", None, "Technical", "may not file requests for Globex"),
-    ("[Acme] - Content - x", "eve@evil.test", "Acme", "Content", "not a known client address"),
+    ("[Acme] - Content - x", "eve@evil.test", None, "Content", "claims to be Acme (sender not on Acme's list)"),
+    ("[Acmee] - Content - x", "carl@acme.test", "Acme", "Content", None),  # typo in own name
+    ("[Vandelay] - Design - x", "carl@acme.test", "Acme", "Design", "'Vandelay' is not a client we know"),
     ("[Globex] - Content - x", "bob@gmail.test", "Globex", "Content", None),  # sender of two clients
-    ("[Initech] - Content - x", "bob@gmail.test", None, "Content", "is not one of Acme, Globex"),
+    ("[Initech] - Content - x", "bob@gmail.test", None, "Content", "files for Acme, Globex"),
     ("[Acme] - Poetry - x", "carl@acme.test", "Acme", None, "'Poetry' is not a request type"),
     ("[Globex] - Content - x", "ana@agency.test", "Globex", "Content", None),  # staff files for a client
     ("[Nobody] - Content - x", "ana@agency.test", None, "Content", "is not a client we know"),
@@ -48,6 +50,23 @@ def test_read_request(subject: str, sender: str, client: str | None, type_: str 
         assert any(problem in p for p in request.problems), request.problems
 
 
+@pytest.mark.parametrize("subject, sender, claimed", [
+    ("[Acme] - Content - x", "eve@evil.test", "Acme"),  # an outsider's claim is kept, not believed
+    ("[Vandelay] - Design - x", "carl@acme.test", "Vandelay"),  # a client that does not exist
+    ("[Globex] - Dev - x", "carl@acme.test", "Globex"),  # someone else's client
+    ("[Initech] - Content - x", "bob@gmail.test", "Initech"),
+    ("[Acme] - Content - x", "carl@acme.test", None),  # believed: nothing to claim
+    ("[Acme Inc] - Dev - x", "carl@acme.test", None),  # a typo of one's own name is not a claim
+    ("[Globex] - Content - x", "ana@agency.test", None),  # staff file for a client
+    ("hello", "eve@evil.test", None),
+])
+def test_a_claim_is_not_an_identity(subject: str, sender: str, claimed: str | None) -> None:
+    request = read(subject, sender)
+    assert request.claimed_client == claimed
+    if claimed:
+        assert request.needs_triage and request.client != claimed
+
+
 def test_priority_and_tags_survive() -> None:
     request = read("[Acme] - Content - Landing page [ABC-9] [P1]")
     assert request.priority is Priority.P1 and request.tags == ("[ABC-9]",)
@@ -59,6 +78,7 @@ def test_priority_and_tags_survive() -> None:
     ("Re: Design - New banner [P1]", "carl@globex.test", "Globex", "Design", None),
     ("[Globex] - Content - x", "carl@globex.test", "Globex", "Content", None),
     ("[Acme] - Content - x", "bob@gmail.test", "Acme", "Content", None),  # a client named keeps its name
+    ("Content - Blog post", "eve@evil.test", None, "Content", "claims to be Globex"),
     ("Content - Blog post", "carl@acme.test", None, "Content", "may not file requests for Globex"),
     ("hello", "carl@globex.test", "Globex", None, "subject:"),
 ])
