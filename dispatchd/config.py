@@ -211,23 +211,27 @@ class Config:
         return tuple(s for s in self.staff if s.role == "manager")
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read and validate config.toml; raises ConfigError listing every problem found."""
+def load_config(path: str | os.PathLike[str], credentials: bool = True) -> Config:
+    """Read and validate config.toml; raises ConfigError listing every problem found.
+
+    ``credentials=False`` is for read-only views, which need only the database: they run
+    without the mail passwords in the environment (least privilege for operators).
+    """
     config_path = Path(path).resolve()
     doc = load_toml(config_path)
     if doc.problems:
         raise ConfigError(doc.problems)
-    config = _build(doc)
+    config = _build(doc, credentials)
     if doc.problems:
         raise ConfigError(doc.problems)
     return config
 
 
-def _build(doc: TomlFile) -> Config:
+def _build(doc: TomlFile, credentials: bool = True) -> Config:
     root = Reader(doc, doc.data, ())
     base = doc.path.parent
-    mailboxes = _mailboxes(root, base)
-    smtp = _smtp(root.table_of("smtp"), base)
+    mailboxes = _mailboxes(root, base, credentials)
+    smtp = _smtp(root.table_of("smtp"), base, credentials)
     database = root.table_of("database")
     url = database.str("url", "sqlite:///dispatchd.db")
     if url and not url.startswith(("sqlite:", "postgresql:", "postgres:", "postgresql+psycopg:")):
@@ -263,7 +267,8 @@ def _build(doc: TomlFile) -> Config:
     logging_r.refuse_unknown()
     calendar = _calendar(root.table_of("calendar"))
     security_r = root.table_of("security")
-    security = SecurityConfig(secret=_secret(security_r, base, required=False, prefix="secret"),
+    security = SecurityConfig(secret=_secret(security_r, base, required=False, prefix="secret",
+                                             credentials=credentials),
                               legacy_secret_file=data_dir / "reply-secret",
                               trusted_authserv_id=security_r.str("trusted_authserv_id"))
     security_r.refuse_unknown()
@@ -296,7 +301,8 @@ def _directory(r: Reader, name: str, base: Path) -> Path:
     return beside if beside.is_dir() else default_dir(name)
 
 
-def _secret(r: Reader, base: Path, required: bool, prefix: str = "password") -> Secret:
+def _secret(r: Reader, base: Path, required: bool, prefix: str = "password", credentials: bool = True) -> Secret:
+    """Where a secret comes from; with ``credentials`` it must be there now."""
     if prefix in r.table:
         r.known.add(prefix)
         r.problem(prefix, f"inline secrets are refused; use {prefix}_env or {prefix}_file")
@@ -306,15 +312,15 @@ def _secret(r: Reader, base: Path, required: bool, prefix: str = "password") -> 
         r.problem(f"{prefix}_file", f"give {prefix}_env or {prefix}_file, not both")
     if required and not (env or file):
         r.problem(f"{prefix}_env", f"is required (or {prefix}_file)")
-    if env and env not in os.environ:
+    if credentials and env and env not in os.environ:
         r.problem(f"{prefix}_env", f"environment variable {env} is not set")
     secret_file = base / file if file else None
-    if secret_file and not secret_file.is_file():
+    if credentials and secret_file and not secret_file.is_file():
         r.problem(f"{prefix}_file", f"{secret_file} does not exist")
     return Secret(env=env, file=secret_file)
 
 
-def _oauth2(r: Reader, base: Path) -> OAuth2Config | None:
+def _oauth2(r: Reader, base: Path, credentials: bool = True) -> OAuth2Config | None:
     """auth = "xoauth2": a token command, or a refresh token with its token endpoint."""
     if r.choice("auth", ("password", "xoauth2"), "password") != "xoauth2":
         for key in ("oauth2_token_command", "oauth2_token_url", "oauth2_client_id", "oauth2_refresh_token_file",
@@ -327,42 +333,43 @@ def _oauth2(r: Reader, base: Path) -> OAuth2Config | None:
     url = r.str("oauth2_token_url")
     refresh = r.str("oauth2_refresh_token_file")
     client_id = r.str("oauth2_client_id")
-    secret = _secret(r, base, required=False, prefix="oauth2_client_secret")
+    secret = _secret(r, base, required=False, prefix="oauth2_client_secret", credentials=credentials)
     if not command and not (url and refresh and client_id):
         r.problem("auth", "xoauth2 needs oauth2_token_command, or oauth2_token_url + oauth2_client_id + "
                           "oauth2_refresh_token_file")
     refresh_path = base / refresh if refresh else None
-    if refresh_path is not None and not refresh_path.is_file():
+    if credentials and refresh_path is not None and not refresh_path.is_file():
         r.problem("oauth2_refresh_token_file", f"{refresh_path} does not exist")
-    return OAuth2Config(token_command=command, token_url=url, client_id=client_id, client_secret=secret.reveal(),
+    return OAuth2Config(token_command=command, token_url=url, client_id=client_id,
+                        client_secret=secret.reveal() if credentials else None,
                         refresh_token_file=refresh_path)
 
 
-def _mailboxes(root: Reader, base: Path) -> tuple[MailboxConfig, ...]:
+def _mailboxes(root: Reader, base: Path, credentials: bool = True) -> tuple[MailboxConfig, ...]:
     """[mailbox] for one intake address, [[mailbox]] for several."""
     if isinstance(root.table.get("mailbox"), list):
-        mailboxes = tuple(_mailbox(r, base) for r in root.tables("mailbox"))
+        mailboxes = tuple(_mailbox(r, base, credentials) for r in root.tables("mailbox"))
         if not mailboxes:
             root.problem("mailbox", "needs at least one [[mailbox]]")
     else:
-        mailboxes = (_mailbox(root.table_of("mailbox"), base),)
+        mailboxes = (_mailbox(root.table_of("mailbox"), base, credentials),)
     return mailboxes
 
 
-def _mailbox(r: Reader, base: Path) -> MailboxConfig:
+def _mailbox(r: Reader, base: Path, credentials: bool = True) -> MailboxConfig:
     tls = r.choice("tls", TLS_MODES, "ssl")
     username = r.str("username", "", required=True)
     address = r.str("address", username if "@" in (username or "") else None)
     if not address:
         r.problem("address", "is required when username is not an email address")
     processed = r.str("processed_folder", "Processed")
-    oauth2 = _oauth2(r, base)
+    oauth2 = _oauth2(r, base, credentials)
     config = MailboxConfig(
         host=r.str("host", "", required=True),
         port=r.int("port", 993 if tls == "ssl" else 143, minimum=1, maximum=65535),
         tls=tls,
         username=username,
-        password=_secret(r, base, required=oauth2 is None),
+        password=_secret(r, base, required=oauth2 is None, credentials=credentials),
         address=(address or "").lower(),
         oauth2=oauth2,
         folder=r.str("folder", "INBOX"),
@@ -382,11 +389,11 @@ def _mailbox(r: Reader, base: Path) -> MailboxConfig:
     return config
 
 
-def _smtp(r: Reader, base: Path) -> SmtpConfig:
+def _smtp(r: Reader, base: Path, credentials: bool = True) -> SmtpConfig:
     tls = r.choice("tls", TLS_MODES, "starttls")
     username = r.str("username")
     from_address = r.str("from", "", required=True)
-    oauth2 = _oauth2(r, base)
+    oauth2 = _oauth2(r, base, credentials)
     if from_address and not _EMAIL.match(parseaddr(from_address)[1]):
         r.problem("from", f"{from_address!r} is not an email address")
     config = SmtpConfig(
@@ -394,7 +401,7 @@ def _smtp(r: Reader, base: Path) -> SmtpConfig:
         port=r.int("port", 465 if tls == "ssl" else 587, minimum=1, maximum=65535),
         tls=tls,
         username=username,
-        password=_secret(r, base, required=bool(username) and oauth2 is None),
+        password=_secret(r, base, required=bool(username) and oauth2 is None, credentials=credentials),
         from_address=from_address,
         oauth2=oauth2,
         timeout=r.float("timeout", 30.0),

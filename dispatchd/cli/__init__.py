@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "init":
         return service.init(args)
     try:
-        config = load_config(_config_path(args))
+        config = load_config(_config_path(args), credentials=_needs_credentials(args))
         configure_logging(args.log_level or config.log_level, config.log_format)
         return args.handler(args, config)
     except ConfigError as exc:
@@ -66,6 +66,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     finally:
         close_engines()
+
+
+def _needs_credentials(args: argparse.Namespace) -> bool:
+    """Read-only views need only the database, not the mail passwords (least privilege)."""
+    if args.command == "check":
+        return args.explain is None
+    return not getattr(args, "read_only", False)
 
 
 def _config_path(args: argparse.Namespace) -> Path:
