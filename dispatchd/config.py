@@ -70,6 +70,9 @@ class MailboxConfig:
     name: str = ""
     default_client: str | None = None
     queue_prefix: str = ""
+    # Go-live boundary for the folder's first start: mail dated before this day (in the calendar's
+    # time zone) is recorded as "before go-live", not dispatched; None = what is there at the start.
+    start_after: date | None = None
 
     @property
     def account(self) -> str:
@@ -382,6 +385,7 @@ def _mailbox(r: Reader, base: Path, credentials: bool = True) -> MailboxConfig:
         name=r.str("name", (address or "").lower()),
         default_client=r.str("default_client"),
         queue_prefix=r.str("queue_prefix", ""),
+        start_after=r.day("start_after"),
     )
     if config.poll_interval <= 0:
         r.problem("poll_interval", "must be positive")

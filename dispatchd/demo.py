@@ -70,6 +70,7 @@ tls = "none"
 username = "{INTAKE}"
 password_env = "DISPATCHD_DEMO_PASSWORD"
 mode = "poll"
+start_after = "2000-01-01"   # the sample mail is delivered before the first start: dispatch it all
 
 [smtp]
 host = "127.0.0.1"

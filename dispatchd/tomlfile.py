@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,17 @@ class Reader:
 
     def bool(self, key: str, default: bool = False) -> bool:
         return self._get(key, bool, default, False)
+
+    def day(self, key: str) -> date | None:
+        """A calendar day, written as a TOML date (2026-12-01) or a string ("2026-12-01")."""
+        value = self._get(key, (str, date), None, False)
+        if value is None or (isinstance(value, date) and not isinstance(value, datetime)):
+            return value
+        try:
+            return date.fromisoformat(str(value))
+        except ValueError:
+            self.problem(key, f"must be a day such as 2026-12-01, not {value!r}")
+            return None
 
     def choice(self, key: str, choices: tuple[str, ...], default: str | None = None,
                required: bool = False) -> Any:

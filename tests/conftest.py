@@ -16,7 +16,14 @@ _users = itertools.count(1)
 _NO_SCHEDULE = '[schedule]\nsla = ""\nredispatch = ""\ndigest = ""\nstaff-digest = ""\nhealth = ""\n'
 
 
-def mailbox_table(user: str, imap_port: int, mode: str = "idle", header: str = "[mailbox]", more: str = "") -> str:
+# Tests deliver their mail before the first start and expect it dispatched: their go-live
+# boundary is a day long past (tests/integration/test_golive.py covers the default).
+EVERYTHING = "2000-01-01"
+
+
+def mailbox_table(user: str, imap_port: int, mode: str = "idle", header: str = "[mailbox]", more: str = "",
+                  start_after: str | None = EVERYTHING) -> str:
+    boundary = f'start_after = "{start_after}"' if start_after else ""
     return f"""\
 {header}
 host = "127.0.0.1"
@@ -27,6 +34,7 @@ password_env = "DISPATCHD_TEST_PASSWORD"
 mode = "{mode}"
 poll_interval = 0.5
 idle_timeout = 30
+{boundary}
 {more}
 """
 

@@ -38,6 +38,9 @@ class Disposition(StrEnum):
     AUTOMATED = "automated"
     DUPLICATE = "duplicate"
     QUARANTINED = "quarantined"
+    # In the folder before its first start: recorded (no task, no mail), left where it is on the
+    # server until ``dispatchd import`` takes it in.
+    BEFORE_GO_LIVE = "before_go_live"
 
 
 @dataclass(frozen=True)

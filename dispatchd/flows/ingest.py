@@ -60,6 +60,7 @@ class IntakeDeps:
     engine: Engine
     secret: bytes
     coordinator: Coordinator
+    quiet: bool = False  # dispatchd import --quiet: tasks and records as usual, no mail to anyone
 
     @property
     def notices(self) -> NoticeContext:
@@ -221,6 +222,28 @@ def retry_quarantined(row_id: int, deps: IntakeDeps) -> Outcome | None:
     return outcome
 
 
+def take_in_before_go_live(raw: RawMail, deps: IntakeDeps, mailbox: MailboxConfig) -> Outcome | None:
+    """Ingest a message recorded as before go-live (``dispatchd import``): its record is replaced
+    by the normal one in one transaction. None when it is no longer waiting (taken meanwhile)."""
+    digest = _keep_raw(raw, deps)
+    with write_turn(deps.engine), Session(deps.engine) as session, session.begin():
+        row = queries.inbound_at(session, mailbox.account, raw.folder, raw.uidvalidity, raw.uid)
+        if row is None or row.disposition != Disposition.BEFORE_GO_LIVE:
+            return None
+        arrived = row.received_at
+        session.delete(row)
+        session.flush()
+        outcome = _ingest(session, raw, digest, deps, mailbox, trusted=True)  # the owner asked for it
+        if outcome.task_id is not None and outcome.disposition in (Disposition.TASK, Disposition.TRIAGE):
+            told = "nobody was mailed (--quiet)" if deps.quiet else "confirmed as usual"
+            task = session.get(Task, outcome.task_id)
+            assert task is not None
+            queries.add_event(session, task, deps.clock.now(), "dispatchd", "imported",
+                              f"arrived {arrived:%Y-%m-%d %H:%M}, before go-live; {told}", outcome.message_id)
+    _log_ingested(outcome)
+    return outcome
+
+
 def _ingest(session: Session, raw: RawMail, digest: str, deps: IntakeDeps, mailbox: MailboxConfig,
             trusted: bool = False) -> Outcome:
     """A message not recorded yet. ``trusted``: an operator asked for this (a quarantine retry),
@@ -333,7 +356,7 @@ def _reject_oversize(session: Session, row: MessageRecord, raw: RawMail, mail: I
 def _finish(session: Session, row: MessageRecord, disposition: Disposition, reason: str,
             notices: list[OutboundMail], deps: IntakeDeps) -> Outcome:
     outcome = _record(session, row, disposition, reason)
-    enqueue(session, notices, deps.notices, deps.clock.now())
+    enqueue(session, [] if deps.quiet else notices, deps.notices, deps.clock.now())
     return outcome
 
 
@@ -365,7 +388,7 @@ def _new_task(session: Session, row: MessageRecord, mail: InboundMail, deps: Int
     notices = new_task_notices(task, mail, request, decision, names, deps.notices)
     if "at capacity" in assign_reason:
         notices.extend(capacity_notices(task, assign_reason, deps.notices))
-    enqueue(session, notices, deps.notices, now)
+    enqueue(session, [] if deps.quiet else notices, deps.notices, now)
     log.info("route.decided", task_id=task.id, message_id=mail.message_id, queue=task.queue,
              priority=task.priority, triage=decision.triage, reasons=list(decision.reasons))
     return outcome

@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from dispatchd.config import MailboxConfig
 from dispatchd.domain.models import Disposition, RawMail
+from dispatchd.flows.golive import GoLive, go_live, went_live_through
 from dispatchd.flows.ingest import IntakeDeps, ingest_run
 from dispatchd.mail.imap import ImapSource
 from dispatchd.store import queries
@@ -27,6 +28,7 @@ class CycleReport:
     fetched: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
     gaps: list[int] = field(default_factory=list)
+    went_live: GoLive | None = None  # this pass was the folder's first: what it left alone
 
 
 def poll_mailbox(source: ImapSource, deps: IntakeDeps, stop: threading.Event,
@@ -38,9 +40,13 @@ def poll_mailbox(source: ImapSource, deps: IntakeDeps, stop: threading.Event,
     mailbox = source.config
     folder = mailbox.folder
     state = source.select(folder)
-    last_uid = _cursor_position(deps, mailbox, state.uidvalidity)
     report = CycleReport()
-    _acknowledge_recorded(source, deps, state.uidvalidity, source.unacknowledged_up_to(last_uid))
+    last_uid = _cursor_position(deps, mailbox, state.uidvalidity)
+    if last_uid is None:  # the folder's first start: what is already there is before go-live
+        report.went_live = go_live(source, deps, state.uidvalidity)
+        last_uid = report.went_live.cursor
+    left_alone = went_live_through(deps, mailbox, state.uidvalidity)
+    _acknowledge_recorded(source, deps, state.uidvalidity, source.unacknowledged_up_to(last_uid, left_alone))
     new_uids = source.uids_after(last_uid)
     if new_uids:
         log.info("mail.fetching", mailbox=mailbox.name, folder=folder, count=len(new_uids), after_uid=last_uid)
@@ -79,12 +85,13 @@ def _batched(items: Iterable[RawMail], size: int) -> Iterator[list[RawMail]]:
         yield run
 
 
-def _cursor_position(deps: IntakeDeps, mailbox: MailboxConfig, uidvalidity: int) -> int:
+def _cursor_position(deps: IntakeDeps, mailbox: MailboxConfig, uidvalidity: int) -> int | None:
+    """The last UID read; None before the folder's first start."""
     folder = mailbox.folder
     with Session(deps.engine) as session, session.begin():
         cursor = queries.cursor_for(session, mailbox.account, folder)
         if cursor is None:
-            return 0
+            return None
         if cursor.uidvalidity != uidvalidity:
             # UIDs now mean different messages: re-read the folder; Message-ID dedup keeps
             # what we already handled from being dispatched again.

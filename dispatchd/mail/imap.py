@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, datetime, timezone
 
 import structlog
 from imapclient import IMAPClient
@@ -26,6 +27,16 @@ from dispatchd.oauth import TokenSource
 log = structlog.get_logger("dispatchd.imap")
 PROCESSED_KEYWORD = "$Dispatched"
 IMAP_ERRORS = (IMAPClientError, imaplib.IMAP4.error, imaplib.IMAP4.abort, OSError, socket.timeout, ssl.SSLError)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A message as the server files it, without its body: enough to record it and find it again."""
+
+    uid: int
+    arrived: datetime  # INTERNALDATE, aware
+    size: int
+    header: bytes  # Message-ID, From, Subject, Date
 
 
 @dataclass(frozen=True)
@@ -116,15 +127,36 @@ class ImapSource:
         found = self._call("search", self._require().search, ["UID", f"{last_uid + 1}:*"])
         return sorted(uid for uid in found if uid > last_uid)
 
-    def unacknowledged_up_to(self, last_uid: int) -> list[int]:
-        """Processed UIDs still waiting in the folder (a crash between commit and move)."""
-        if last_uid <= 0:
+    def unacknowledged_up_to(self, last_uid: int, after: int = 0) -> list[int]:
+        """Processed UIDs still waiting in the folder (a crash between commit and move); those up
+        to ``after`` were there before go-live and are not ours to move."""
+        if last_uid <= after:
             return []
-        criteria: list[str] = ["UID", f"1:{last_uid}"]
+        criteria: list[str] = ["UID", f"{after + 1}:{last_uid}"]
         if self.config.processed_folder is None:
             criteria += ["UNKEYWORD", PROCESSED_KEYWORD]
         found = self._call("search", self._require().search, criteria)
-        return sorted(uid for uid in found if uid <= last_uid)
+        return sorted(uid for uid in found if after < uid <= last_uid)
+
+    def arrived_before(self, day: date) -> list[int]:
+        """UIDs whose arrival (INTERNALDATE) is before ``day`` by the server's calendar."""
+        return sorted(self._call("search", self._require().search, ["BEFORE", day]))
+
+    def envelopes(self, uids: list[int]) -> Iterator[Envelope]:
+        """Arrival time, size and identifying headers of ``uids``, in batches, bodies untouched."""
+        part = "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID FROM SUBJECT DATE)]"
+        for start in range(0, len(uids), self.config.fetch_batch):
+            chunk = uids[start:start + self.config.fetch_batch]
+            response = self._call("fetch", self._require().fetch, chunk, ["INTERNALDATE", "RFC822.SIZE", part])
+            for uid in chunk:
+                item = response.get(uid)
+                if item is None:
+                    continue  # expunged meanwhile
+                header = next((bytes(v) for k, v in item.items() if k.startswith(b"BODY[HEADER")), b"")
+                arrived = item[b"INTERNALDATE"]
+                # IMAPClient gives local time without a zone unless told otherwise.
+                arrived = arrived.astimezone(timezone.utc)
+                yield Envelope(uid, arrived, int(item.get(b"RFC822.SIZE", 0)), header)
 
     def fetch(self, folder: str, uidvalidity: int, uids: list[int]) -> Iterator[RawMail]:
         """Fetch in batches without setting \\Seen; people read this mailbox too."""

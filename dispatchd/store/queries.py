@@ -229,3 +229,20 @@ _SET_INBOUND_OUTCOME = update(_INBOUND).where(_INBOUND.c.id == bindparam("b_id")
 _BY_DEDUP_KEY = select(_INBOUND.c.id, _INBOUND.c.task_id).where(_INBOUND.c.dedup_key == bindparam("key")).limit(1)
 _SENDERS_OF_BODY = select(_INBOUND.c.sender).where(_INBOUND.c.body_hash == bindparam("body_hash"),
                                                    _INBOUND.c.received_at >= bindparam("since"))
+
+
+def before_go_live_since(session: Session, account: str, folder: str, since: datetime) -> list[tuple[int, int]]:
+    """(UIDVALIDITY, UID) of the messages recorded before go-live that arrived at or after ``since``,
+    oldest first."""
+    return [(row.uidvalidity, row.uid) for row in session.exec(select(
+        InboundMessage.uidvalidity, InboundMessage.uid).where(
+        InboundMessage.account == account, InboundMessage.folder == folder,
+        InboundMessage.disposition == "before_go_live", InboundMessage.received_at >= since)
+        .order_by(col(InboundMessage.received_at), col(InboundMessage.uid)))]
+
+
+def before_go_live_through(session: Session, account: str, folder: str, uidvalidity: int) -> int:
+    """The highest UID of the folder still recorded as before go-live (0: none)."""
+    return session.exec(select(func.max(InboundMessage.uid)).where(
+        InboundMessage.account == account, InboundMessage.folder == folder,
+        InboundMessage.uidvalidity == uidvalidity, InboundMessage.disposition == "before_go_live")).one() or 0
