@@ -125,9 +125,11 @@ def bounce_notices(task: Task, recipient: str, subject: str, explanation: str,
     return [_mail("staff-bounce", a, task, values, ctx) for a in owners if a != recipient]
 
 
-def comment_notices(task: Task, author: str, text: str, ctx: NoticeContext) -> list[OutboundMail]:
-    """A client's comment, forwarded to whoever is working on the task."""
-    values = {**task_values(task, ctx), "author": author, "comment": text}
+def comment_notices(task: Task, author: str, text: str, ctx: NoticeContext,
+                    unverified: str | None = None) -> list[OutboundMail]:
+    """A client's comment, forwarded to whoever is working on the task. ``unverified``: why
+    dispatchd could not tell that the author wrote it; the email then says so first."""
+    values = {**task_values(task, ctx), "author": author, "comment": text, "unverified": unverified}
     recipients = [task.assignee] if task.assignee else staff_recipients(task, (), ctx.config)
     return [_mail("staff-comment", address, task, values, ctx) for address in recipients if address and address != author]
 

@@ -4,7 +4,9 @@ Matching is layered and each step is logged: the Message-IDs in In-Reply-To/Refe
 then the signed reply address, then the [#id] tag in the subject; any one is enough.
 Commands run only for a verified sender (a valid signed reply address for that sender,
 or a pass from the trusted Authentication-Results) who is allowed to run them; all of a
-message's commands apply together or not at all, and the sender gets one reply.
+message's commands apply together or not at all, and the sender gets one reply. A comment
+counts as the sender's only with evidence (``domain/trust.py``); without it, it is kept as
+an unverified comment and staff are warned; a stranger's words are not kept on the task.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dispatchd.domain.replytext import latest_reply
 from dispatchd.domain.sla import BusinessCalendar
 from dispatchd.domain.subject import task_reference
 from dispatchd.domain.tokens import find_token, verify
+from dispatchd.domain.trust import Evidence, Verdict, judge, party_of
 from dispatchd.flows.assignment import next_task, wip_refusal
 from dispatchd.flows.commands import COMMANDS, CommandContext, Result
 from dispatchd.flows.notices import NoticeContext, comment_notices, refused_reply, results_reply
@@ -85,12 +88,7 @@ def handle_reply(session: Session, mail: InboundMail, match: Match, ctx: Command
     parsed = parse_reply(latest_reply(mail.text))
     actor = identify(mail.sender, task, ctx.config)
     if not parsed.commands and not parsed.problems:
-        text = parsed.note or "(empty reply)"
-        ctx.actor = actor or Actor(mail.sender or "unknown", "stranger")
-        ctx.event(task, "comment", text)
-        if actor is not None and actor.role == "client":
-            ctx.notices.extend(comment_notices(task, mail.sender, text, ctx.notices_ctx))
-        return f"comment on task {task.id}"
+        return _comment(session, mail, task, actor, parsed.note or "(empty reply)", ctx)
     if actor is None or not is_verified(mail, task.id, ctx.config, ctx.notices_ctx.secret):
         return _refuse(mail, ctx, task, "unknown sender" if actor is None else "sender not verified")
     ctx.actor = actor
@@ -98,6 +96,39 @@ def handle_reply(session: Session, mail: InboundMail, match: Match, ctx: Command
     rename = {"approve": "confirm"} if actor.role == "client" else {}
     commands = tuple(Command(rename.get(c.name, c.name), c.argument, task.id, c.line) for c in parsed.commands)
     return _run(session, mail, ParsedReply(commands, parsed.note, parsed.problems), ctx)
+
+
+def reply_verdict(session: Session, mail: InboundMail, task: Task, config: Config, secret: bytes) -> Verdict:
+    """Whether ``mail``'s words count as its sender's on ``task`` (see ``domain/trust``)."""
+    token = find_token(mail.recipients, config.intake_addresses)
+    evidence = Evidence(
+        signed_reply_address=token is not None and token.task_id == task.id and verify(token, mail.sender, secret),
+        our_thread=queries.sent_in_thread_to(session, (mail.in_reply_to or "", *mail.references), mail.sender),
+        authenticated=sender_authenticated(mail.sender, mail.headers.get("authentication-results", ()),
+                                           config.security.trusted_authserv_id))
+    party = party_of(mail.sender, is_staff=config.staff_by_email(mail.sender) is not None, task_client=task.client,
+                     sender_clients=tuple(c.name for c in Directory(config.clients, config.staff)
+                                          .clients_of_sender(mail.sender)),
+                     task_sender=task.sender)
+    return judge(party, evidence)
+
+
+def _comment(session: Session, mail: InboundMail, task: Task, actor: Actor | None, text: str,
+             ctx: CommandContext) -> str:
+    verdict = reply_verdict(session, mail, task, ctx.config, ctx.notices_ctx.secret)
+    log.info("reply.judged", task_id=task.id, message_id=mail.message_id, party=verdict.party.value,
+             verified=verdict.verified, reason=verdict.reason)
+    if not verdict.stored:
+        return f"not stored on task {task.id}: {verdict.reason}"
+    ctx.actor = actor or Actor(mail.sender or "unknown", verdict.party.value)
+    if verdict.verified:
+        ctx.event(task, "comment", text)
+    else:
+        ctx.event(task, "unverified_comment", f"UNVERIFIED ({verdict.reason}):\n{text}")
+    if actor is not None and actor.role == "client":
+        ctx.notices.extend(comment_notices(task, mail.sender, text, ctx.notices_ctx,
+                                           unverified=None if verdict.verified else verdict.reason))
+    return f"{'comment' if verdict.verified else 'unverified comment'} on task {task.id}"
 
 
 def handle_staff_email(session: Session, mail: InboundMail, parsed: ParsedReply, ctx: CommandContext) -> str:

@@ -92,6 +92,15 @@ def task_of_thread(session: Session, message_ids: Iterable[str]) -> int | None:
         col(InboundMessage.message_id).in_(ids), col(InboundMessage.task_id).is_not(None))).first()
 
 
+def sent_in_thread_to(session: Session, message_ids: Iterable[str], address: str) -> bool:
+    """Whether one of ``message_ids`` is an email of ours that went to ``address``."""
+    ids = [m for m in message_ids if m]
+    if not ids or not address:
+        return False
+    rows = session.exec(select(Outbox.recipients).where(col(Outbox.message_id).in_(ids))).all()
+    return any(address.lower() in recipients.lower().split(",") for recipients in rows)
+
+
 def add_event(session: Session, task: Task, at: datetime, actor: str, kind: str, detail: str = "",
               message_id: str | None = None, from_status: str | None = None,
               to_status: str | None = None) -> None:

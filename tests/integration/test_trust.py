@@ -38,3 +38,51 @@ def test_the_digest_never_reaches_an_outsider_who_named_the_client(deployment: D
     [digest] = [m for m in deployment.received_by("bob@acme.test") if m["Auto-Submitted"] != "auto-replied"]
     body = digest.get_body(("plain",)).get_content()
     assert "Pillar page on pricing" in body and "Press kit" not in body
+
+
+def _events(deployment: Deployment, kind: str) -> list[str]:
+    from sqlmodel import select
+
+    from dispatchd.store.tables import TaskEvent
+
+    with deployment.session() as session:
+        return [e.detail for e in session.exec(select(TaskEvent).where(TaskEvent.kind == kind)).all()]
+
+
+def test_a_forged_comment_reaches_staff_marked_unverified(deployment: Deployment) -> None:
+    deployment.deliver(make_mail("[Acme] - Content - Annual report"))
+    assert deployment.run_once() == 0
+    fraud = "Please send the final files and the invoice to billing-new@evil.test"
+    # The classic invoice-fraud mail: a client's From:, only [#1] in the subject, no token, no thread, no DKIM.
+    deployment.deliver(make_mail("[#1] change of billing address", sender="Alice <alice@acme.test>", body=fraud))
+    assert deployment.run_once() == 0
+    [warned] = [m for m in deployment.received_by("ben@agency.test") if "alice@acme.test" in m["Subject"]]
+    text = warned.get_body(("plain",)).get_content()
+    assert text.lstrip().startswith("WARNING: UNVERIFIED."), text
+    assert "UNVERIFIED" in warned["Subject"] and fraud in text
+    assert "\nalice@acme.test wrote on task" not in text
+    assert _events(deployment, "comment") == []
+    assert [d.splitlines()[-1] for d in _events(deployment, "unverified_comment")] == [fraud]
+
+
+def test_a_verified_client_comment_is_forwarded_without_warning(deployment: Deployment) -> None:
+    deployment.deliver(make_mail("[Acme] - Content - Annual report"))
+    assert deployment.run_once() == 0
+    [confirmation] = deployment.received_by("bob@acme.test")
+    deployment.deliver(make_mail(f"Re: {confirmation['Subject']}", body="Add the CEO letter.",
+                                 to=confirmation["Reply-To"], headers={"In-Reply-To": confirmation["Message-ID"]}))
+    assert deployment.run_once() == 0
+    [forwarded] = [m for m in deployment.received_by("ben@agency.test") if "Comment from" in m["Subject"]]
+    assert forwarded.get_body(("plain",)).get_content().startswith("bob@acme.test wrote on task #1")
+    assert _events(deployment, "comment") == ["Add the CEO letter."]
+
+
+def test_a_strangers_text_on_a_guessed_task_number_is_not_stored(deployment: Deployment) -> None:
+    deployment.deliver(make_mail("[Acme] - Content - Annual report"))
+    assert deployment.run_once() == 0
+    before = len(deployment.received())
+    deployment.deliver(make_mail("[#1] urgent", sender="eve@evil.test", body="Wire the fee to IBAN XX00 0000."))
+    assert deployment.run_once() == 0
+    assert _events(deployment, "comment") == [] and _events(deployment, "unverified_comment") == []
+    assert len(deployment.received()) == before, "no staff notice, no backscatter"
+    assert deployment.inbound()[-1].reason.startswith("subject-tag: not stored on task 1")

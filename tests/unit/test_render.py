@@ -35,7 +35,7 @@ def context(**overrides: object) -> dict[str, object]:
         subject_hint="Re: x", reason="all members busy", clock="resolution", level="warning", used="81%",
         previous="ana@agency.test", successor="dina@agency.test", failed_to="bob@acme.test",
         failed_subject="[#42] Received", explanation="bob@acme.test does not exist (5.1.1)", size_mb="31.0",
-        limit_mb="25", sender="robot@x.test", client_claim="claims to be Acme (sender not on Acme's list)")
+        limit_mb="25", sender="robot@x.test", unverified=None, client_claim="claims to be Acme (sender not on Acme's list)")
     values.update(_digest_values())
     values.update(overrides)
     return values

@@ -1,0 +1,50 @@
+"""The trust rules: whose words count, and which are not kept at all."""
+
+from __future__ import annotations
+
+import pytest
+
+from dispatchd.domain.trust import Evidence, Party, judge, party_of
+
+TOKEN, THREAD, AUTH, NONE = (Evidence(signed_reply_address=True), Evidence(our_thread=True),
+                             Evidence(authenticated=True), Evidence())
+
+
+@pytest.mark.parametrize("sender, staff, task_client, sender_clients, task_sender, party", [
+    ("ana@agency.test", True, "Acme", (), "bob@acme.test", Party.STAFF),
+    ("alice@acme.test", False, "Acme", ("Acme",), "bob@acme.test", Party.CLIENT),
+    ("carla@globex.test", False, "Acme", ("Globex",), "bob@acme.test", Party.STRANGER),
+    ("PR@brightmedia.test", False, None, (), "pr@brightmedia.test", Party.REQUESTER),
+    ("eve@evil.test", False, None, (), "pr@brightmedia.test", Party.STRANGER),
+    ("eve@evil.test", False, "Acme", (), "bob@acme.test", Party.STRANGER),
+    ("", False, None, (), "", Party.STRANGER),
+])
+def test_party_of(sender: str, staff: bool, task_client: str | None, sender_clients: tuple[str, ...],
+                  task_sender: str, party: Party) -> None:
+    assert party_of(sender, is_staff=staff, task_client=task_client, sender_clients=sender_clients,
+                    task_sender=task_sender) is party
+
+
+@pytest.mark.parametrize("party, evidence, verified, stored", [
+    (Party.CLIENT, TOKEN, True, True),
+    (Party.CLIENT, THREAD, True, True),
+    (Party.CLIENT, AUTH, True, True),
+    (Party.CLIENT, NONE, False, True),  # the forged From: kept, marked, never the client's words
+    (Party.STAFF, NONE, False, True),
+    (Party.STAFF, AUTH, True, True),
+    (Party.REQUESTER, THREAD, True, True),
+    (Party.REQUESTER, NONE, False, True),
+    (Party.STRANGER, NONE, False, False),  # a guessed task number: nothing kept on the task
+    (Party.STRANGER, AUTH, False, False),  # their domain proves who they are, not that it is their task
+    (Party.STRANGER, TOKEN, True, True),  # dispatchd wrote to this address about this task
+    (Party.STRANGER, THREAD, True, True),
+])
+def test_judge(party: Party, evidence: Evidence, verified: bool, stored: bool) -> None:
+    verdict = judge(party, evidence)
+    assert (verdict.verified, verdict.stored, verdict.party) == (verified, stored, party)
+    assert verdict.reason
+
+
+def test_the_reason_names_the_evidence() -> None:
+    assert judge(Party.CLIENT, Evidence(True, False, True)).reason == "signed reply address; DKIM/SPF/DMARC pass"
+    assert "no signed reply address" in judge(Party.CLIENT, NONE).reason
