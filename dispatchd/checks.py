@@ -77,12 +77,13 @@ def _render_samples(config: Config, rulebook: Rulebook, renderer: Renderer, subj
     request = read_request(mail, Directory(config.clients, config.staff), rulebook)
     decision = route(request, rulebook)
     now = datetime(2026, 1, 5, 10, tzinfo=timezone.utc)
-    due = due_at(now, parse_sla(decision.sla), business_calendar(config.calendar))
+    calendar = business_calendar(config.calendar)
+    due = due_at(now, parse_sla(decision.sla), calendar)
     task = Task(id=42, client=request.client, type=request.type, queue=decision.queue,
                 priority=decision.priority.value, status="queued", description=request.description,
                 subject=subject, sender=sender, sla=decision.sla, due_at=due.at,
                 due_explanation=due.explanation, message_id=mail.message_id, created_at=now, updated_at=now)
-    ctx = NoticeContext(config, rulebook, renderer, b"sample-secret")
+    ctx = NoticeContext(config, rulebook, renderer, b"sample-secret", calendar)
     new_task_notices(task, mail, request, decision, ["brief.pdf"], ctx)
     status_notices(task, "queued", "someone@example.com", "sample", ctx, tell_client=True)
     comment_notices(task, sender, "sample comment", ctx)
@@ -98,7 +99,7 @@ def _render_samples(config: Config, rulebook: Rulebook, renderer: Renderer, subj
     loop_notices(mail, "the same text came from 5 addresses", ctx)
     person = config.staff[0] if config.staff else None
     digest_mail("client-digest", sender, {"client": "Acme", "delivered": [task], "in_progress": [], "coming": [task],
-                                          "period": "2026-W01"}, ctx)
+                                          "reviewing": [task], "contact_name": "Sample", "period": "2026-W01"}, ctx)
     digest_mail("staff-digest", sender, {"person": person or _SamplePerson(), "mine": [(task, ("start",))],
                                          "free": [task], "period": "2026-01-05"}, ctx)
     digest_mail("owner-health", sender, {"report": _SAMPLE_REPORT}, ctx)

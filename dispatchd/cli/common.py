@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from dispatchd.config import Config
@@ -47,3 +48,12 @@ def progress_bar(label: str):  # type: ignore[no-untyped-def]
             sys.stderr.write("\n")
         sys.stderr.flush()
     return show
+
+
+def due_in_words(config: Config) -> Callable[[str | None], str]:
+    """ISO 8601 due time (as in the JSON) -> the words every email uses: 'by end of Tue 8 Dec'."""
+    from dispatchd.calendars import business_calendar
+    from dispatchd.domain.duewords import due_words
+
+    calendar = business_calendar(config.calendar)
+    return lambda iso: due_words(datetime.fromisoformat(iso) if iso else None, calendar)

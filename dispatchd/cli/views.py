@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlmodel import Session, col, select
 
-from dispatchd.cli.common import EXIT_CONFIG, EXIT_NOT_FOUND, emit, engine, period, progress_bar
+from dispatchd.cli.common import EXIT_CONFIG, EXIT_NOT_FOUND, due_in_words, emit, engine, period, progress_bar
 from dispatchd.config import Config
 
 
@@ -100,8 +100,12 @@ def _tasks(args: argparse.Namespace, config: Config) -> int:
 
     with Session(engine(config)) as session:
         rows = [task_dict(t) for t in list_tasks(session, args.queue, args.status, args.limit)]
-    emit(rows, args.json, ["id", "queue", "priority", "status", "client", "type", "assignee",
-                            "due_at", "description"])
+    if args.json:  # JSON keeps the instant (ISO 8601 UTC); people read it in the words of every email
+        emit(rows, True)
+        return 0
+    words = due_in_words(config)
+    emit([{**row, "due": words(row["due_at"])} for row in rows], False,
+         ["id", "queue", "priority", "status", "client", "type", "assignee", "due", "description"])
     return 0
 
 
@@ -127,8 +131,9 @@ def _show(args: argparse.Namespace, config: Config) -> int:
     if args.json:
         emit(data, True)
         return 0
+    data["due"] = due_in_words(config)(data["due_at"])
     for key in ("id", "status", "queue", "priority", "client", "claimed_client", "type", "assignee", "sender",
-                "description", "due_at", "due_explanation", "message_id"):
+                "description", "due", "due_explanation", "message_id"):
         if key == "claimed_client" and data[key] is None:
             continue
         print(f"{key:>16}: {data[key] if data[key] is not None else '-'}")

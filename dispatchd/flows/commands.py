@@ -1,8 +1,10 @@
 """What each email command does to a task. One handler per command, looked up in COMMANDS.
 
-Handlers change the task inside the caller's transaction, append audit events and queue the
-emails the change causes on ``ctx.notices``; the caller commits all of a message's commands
-together or none of them. A refused command is a value (``Result(ok=False)``), not an error.
+Handlers change the task inside the caller's transaction, append audit events and note what
+changed on ``ctx``; the caller commits all of a message's commands together or none of them,
+and only then turns the changes into emails (``announce_changes``): one per person per task,
+however many commands of the email touched it. A refused command is a value
+(``Result(ok=False)``), not an error.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from dispatchd.domain.routing import route
 from dispatchd.domain.sla import BusinessCalendar, due_at, parse_sla
 from dispatchd.domain.states import Refusal, apply
 from dispatchd.flows.assignment import wip_refusal
-from dispatchd.flows.notices import NoticeContext, status_notices
+from dispatchd.domain.duewords import due_words
+from dispatchd.flows.notices import NoticeContext, TaskChange, change_notices
 from dispatchd.mail.compose import OutboundMail
 from dispatchd.store import queries
 from dispatchd.store.tables import Task
@@ -33,6 +36,7 @@ from dispatchd.store.tables import Task
 class Result:
     ok: bool
     text: str = ""
+    headline: str = ""  # what happened, for the subject of the sender's reply: "Assigned to Ben"
 
 
 @dataclass
@@ -44,10 +48,28 @@ class CommandContext:
     now: datetime
     message_id: str
     notices: list[OutboundMail] = field(default_factory=list)
+    changes: dict[int, TaskChange] = field(default_factory=dict)
 
     @property
     def config(self) -> Config:
         return self.notices_ctx.config
+
+    def change_of(self, task: Task) -> TaskChange:
+        """This email's change to ``task``, begun at the status the task had before it."""
+        change = self.changes.get(task.id)  # type: ignore[arg-type]
+        if change is None:
+            change = self.changes[task.id] = TaskChange(task, task.status, self.actor.email)  # type: ignore[index]
+        return change
+
+    def announce_changes(self) -> None:
+        """The emails the applied changes cause, one per person per task."""
+        for change in self.changes.values():
+            self.notices.extend(change_notices(change, self.notices_ctx))
+        self.changes.clear()
+
+    def forget_changes(self) -> None:
+        """The commands were rolled back: nothing happened, so nobody hears of it."""
+        self.changes.clear()
 
     def event(self, task: Task, kind: str, detail: str = "", source: str | None = None,
               target: str | None = None) -> None:
@@ -62,6 +84,7 @@ Handler = Callable[[CommandContext, Task, Command], Result]
 def _move(ctx: CommandContext, task: Task, command: Command, action: str | None = None) -> Result:
     action = action or command.name
     source = Status(task.status)
+    change = ctx.change_of(task)
     outcome = apply(source, action)
     if isinstance(outcome, Refusal):
         return Result(False, str(outcome))
@@ -76,31 +99,37 @@ def _move(ctx: CommandContext, task: Task, command: Command, action: str | None 
             task.priority = min(Priority(task.priority), Priority.P1).value
     task.status = outcome.target.value
     ctx.event(task, "status", command.argument, source.value, task.status)
-    ctx.notices.extend(status_notices(task, source.value, ctx.actor.email, command.argument, ctx.notices_ctx))
-    return Result(True, f"{source.value} -> {task.status}")
+    if command.argument:
+        change.details.append(command.argument)
+    return Result(True, f"{source.value} -> {task.status}", _HEADLINES.get(action, action.capitalize()))
+
+
+# What a move is called in the subject of the reply to whoever made it.
+_HEADLINES = {"start": "Started", "review": "Sent for review", "approve": "Approved", "revise": "Revision requested",
+              "deliver": "Delivered", "close": "Closed", "confirm": "Delivery confirmed, request closed",
+              "cancel": "Cancelled"}
 
 
 def _assign(ctx: CommandContext, task: Task, command: Command) -> Result:
     person = ctx.config.staff_by_name(command.argument)
     if person is None:
         return Result(False, f"no staff member called {command.argument!r}")
-    return _give(ctx, task, person.email, f"assigned to {person.name}")
+    return _give(ctx, task, person.email, f"assigned to {person.name}", f"Assigned to {person.name}")
 
 
 def _take(ctx: CommandContext, task: Task, command: Command) -> Result:
     if task.assignee == ctx.actor.email:
-        return Result(True, "already yours")
+        return Result(True, "already yours", "Already yours")
     full = wip_refusal(ctx.session, ctx.actor.email, ctx.config)
-    return Result(False, full) if full else _give(ctx, task, ctx.actor.email, "taken")
+    return Result(False, full) if full else _give(ctx, task, ctx.actor.email, "taken", "Taken")
 
 
-def _give(ctx: CommandContext, task: Task, email: str, text: str) -> Result:
+def _give(ctx: CommandContext, task: Task, email: str, text: str, headline: str) -> Result:
     previous = task.assignee
+    ctx.change_of(task).assigned(email, text)
     task.assignee = email
     ctx.event(task, "assigned", f"{previous or 'nobody'} -> {email}")
-    ctx.notices.extend(n for n in status_notices(task, task.status, ctx.actor.email, text, ctx.notices_ctx)
-                       if n.to == (email,))
-    return Result(True, text)
+    return Result(True, text, headline)
 
 
 def _priority(ctx: CommandContext, task: Task, command: Command) -> Result:
@@ -109,7 +138,8 @@ def _priority(ctx: CommandContext, task: Task, command: Command) -> Result:
     if sla:
         _reschedule(ctx, task, sla)
     ctx.event(task, "priority", f"{previous} -> {task.priority}" + (f", SLA {sla}" if sla else ""))
-    return Result(True, f"priority {task.priority}, due {task.due_explanation}")
+    ctx.change_of(task).what.append(f"priority {task.priority}")
+    return Result(True, f"priority {task.priority}, due {_due_words(ctx, task)}", f"Priority {task.priority}")
 
 
 def _due(ctx: CommandContext, task: Task, command: Command) -> Result:
@@ -124,17 +154,24 @@ def _due(ctx: CommandContext, task: Task, command: Command) -> Result:
     task.due_at = moment
     task.due_explanation = f"due {moment:%a %d %b %H:%M}: set by {ctx.actor.email}"
     ctx.event(task, "due", task.due_explanation)
-    return Result(True, task.due_explanation)
+    words = _due_words(ctx, task)
+    ctx.change_of(task).what.append(f"due {words}")
+    return Result(True, f"due {words}", f"Due {words}")
+
+
+def _due_words(ctx: CommandContext, task: Task) -> str:
+    return due_words(as_utc(task.due_at), ctx.calendar)
 
 
 def _note(ctx: CommandContext, task: Task, command: Command) -> Result:
     ctx.event(task, "comment", command.argument)
-    return Result(True, "noted")
+    return Result(True, "noted", "Note added")
 
 
 def _status(ctx: CommandContext, task: Task, command: Command) -> Result:
     ctx.event(task, "status_requested")
-    return Result(True, "the task's card is below")
+    return Result(True, "the task's card is below",
+                  "Status of your request" if ctx.actor.role == "client" else "Status")
 
 
 def _reroute(ctx: CommandContext, task: Task, command: Command) -> Result:
@@ -152,6 +189,7 @@ def _reroute(ctx: CommandContext, task: Task, command: Command) -> Result:
             return Result(False, f"no request type {command.argument!r} ({', '.join(t.name for t in book.types)})")
         type_name = found_type.name
     source = task.status
+    change = ctx.change_of(task)
     if command.name == "queue":
         task.queue = command.argument.strip().lower()
         reasons = [f"queue {task.queue} set by {ctx.actor.email}"]
@@ -163,18 +201,20 @@ def _reroute(ctx: CommandContext, task: Task, command: Command) -> Result:
         if not decision.triage:
             task.queue, task.priority = decision.queue, decision.priority.value
             _reschedule(ctx, task, decision.sla)
-            if decision.assignee:
-                person = ctx.config.staff_by_name(decision.assignee)
-                task.assignee = person.email if person else task.assignee
+            person = ctx.config.staff_by_name(decision.assignee) if decision.assignee else None
+            if person is not None and person.email != task.assignee:
+                change.assigned(person.email, f"assigned to {person.name} by the rules")
+                task.assignee = person.email
         reasons = [f"routed by {ctx.actor.email}", *decision.reasons]
     if task.status == Status.RECEIVED.value and task.queue != book.triage_queue and task.client and task.type:
         task.status = Status.QUEUED.value
     ctx.event(task, "rerouted", "\n".join(reasons), source, task.status)
+    change.what.append(f"{command.name} {command.argument}")
     if task.status != source:
         # Leaving triage: the client was told a person would look; now they hear where it went.
-        ctx.notices.extend(status_notices(task, source, ctx.actor.email, f"routed to {task.queue}", ctx.notices_ctx,
-                                          tell_client=True))
-    return Result(True, f"{task.client or '-'} / {task.type or '-'} -> queue {task.queue}, {task.priority}")
+        change.tell_client = True
+    return Result(True, f"{task.client or '-'} / {task.type or '-'} -> queue {task.queue}, {task.priority}",
+                  f"Routed to {task.queue}")
 
 
 def _reschedule(ctx: CommandContext, task: Task, sla: str) -> None:

@@ -28,7 +28,9 @@ CLOSED = (Status.CLOSED.value, Status.CANCELLED.value)
 
 
 def client_digests(deps: IntakeDeps) -> Counter[str]:
-    """Weekly, per client: delivered this week, in progress, coming next, with expected dates."""
+    """Weekly, per client: delivered this week, in progress, coming next (with expected dates) and
+    what we are still reviewing (triage: no date yet, it is not a delivery promise). Each contact
+    is greeted by the name they write under."""
     now = deps.clock.now()
     period = f"{now.isocalendar().year}-W{now.isocalendar().week:02d}"
     sent: Counter[str] = Counter()
@@ -42,17 +44,35 @@ def client_digests(deps: IntakeDeps) -> Counter[str]:
             in_progress = [t for t in tasks if t.status in (Status.IN_PROGRESS.value, Status.IN_REVIEW.value,
                                                              Status.REVISIONS_NEEDED.value,
                                                              Status.READY_FOR_DELIVERY.value)]
-            coming = [t for t in tasks if t.status in (Status.RECEIVED.value, Status.QUEUED.value)]
-            if not (delivered or in_progress or coming):
+            waiting = [t for t in tasks if t.status in (Status.RECEIVED.value, Status.QUEUED.value)]
+            reviewing = [t for t in waiting if _in_triage(t, deps)]
+            coming = [t for t in waiting if not _in_triage(t, deps)]
+            if not (delivered or in_progress or coming or reviewing):
                 continue
             recent = {t.sender for t in tasks if as_utc(t.created_at) >= now - timedelta(days=90) and t.sender}  # type: ignore[operator]
             values = {"client": client.name, "delivered": delivered, "in_progress": in_progress, "coming": coming,
-                      "period": period}
+                      "reviewing": reviewing, "period": period}
             for address in sorted(recent):
+                greeting = {"contact_name": contact_name(address, tasks)}
                 sent["client-digest"] += _once(session, "client-digest", period, address, deps, now,
-                                               digest_mail("client-digest", address, values, deps.notices))
+                                               digest_mail("client-digest", address, {**values, **greeting},
+                                                           deps.notices))
     log.info("job.digest_done", period=period, **sent)
     return +sent
+
+
+def _in_triage(task: Task, deps: IntakeDeps) -> bool:
+    return task.status == Status.RECEIVED.value or task.queue == deps.rulebook.triage_queue
+
+
+def contact_name(address: str, tasks: list[Task]) -> str:
+    """The first name ``address`` signs its requests with ('Bob Stone' -> 'Bob'); '' if none."""
+    named = [t for t in tasks if t.sender == address and t.sender_name.strip()]
+    if not named:
+        return ""
+    latest = max(named, key=lambda t: t.id or 0)
+    words = latest.sender_name.replace('"', "").split()
+    return words[0] if words and "@" not in words[0] else ""
 
 
 def staff_digests(deps: IntakeDeps) -> Counter[str]:

@@ -64,7 +64,7 @@ class IntakeDeps:
 
     @property
     def notices(self) -> NoticeContext:
-        return NoticeContext(self.config, self.rulebook, self.renderer, self.secret)
+        return NoticeContext(self.config, self.rulebook, self.renderer, self.secret, self.calendar)
 
     @property
     def directory(self) -> Directory:

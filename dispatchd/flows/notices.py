@@ -6,7 +6,7 @@ Every email about a task carries a Reply-To signed for its one recipient (see
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from email.utils import parseaddr
 from functools import lru_cache
 from typing import Any
@@ -14,8 +14,10 @@ from zoneinfo import ZoneInfo
 
 from dispatchd.clock import as_utc
 from dispatchd.config import Config
+from dispatchd.domain.duewords import due_reasons, due_words
 from dispatchd.domain.models import InboundMail, Request, RouteDecision, Status
 from dispatchd.domain.routing import Rulebook
+from dispatchd.domain.sla import BusinessCalendar
 from dispatchd.domain.states import allowed_actions
 from dispatchd.domain.tokens import reply_address
 from dispatchd.mail.compose import OutboundMail
@@ -36,6 +38,7 @@ class NoticeContext:
     rulebook: Rulebook
     renderer: Renderer
     secret: bytes
+    calendar: BusinessCalendar
 
 
 def new_task_notices(task: Task, mail: InboundMail, request: Request, decision: RouteDecision,
@@ -59,21 +62,65 @@ def new_task_notices(task: Task, mail: InboundMail, request: Request, decision: 
     return notices
 
 
-def status_notices(task: Task, source: str, actor: str, detail: str, ctx: NoticeContext,
-                   tell_client: bool | None = None) -> list[OutboundMail]:
-    """The client's status email (unless the rules keep this step internal) and the team's."""
-    values = {**task_values(task, ctx), "source_label": STATUS_LABELS.get(source, source), "actor": actor,
-              "detail": detail}
+@dataclass
+class TaskChange:
+    """What one email's commands did to one task, so that each person hears of it once."""
+
+    task: Task
+    source: str  # the status before the first command
+    actor: str
+    what: list[str] = field(default_factory=list)  # changes besides the status: "assigned to Dev", "type Technical"
+    details: list[str] = field(default_factory=list)  # words that came with a move ("revise: the intro")
+    newly_assigned: str | None = None
+    tell_client: bool = False  # the client hears even of a step the rules keep internal (leaving triage)
+
+    def assigned(self, email: str, text: str) -> None:
+        self.newly_assigned = email
+        self.what.append(text)
+
+
+def change_notices(change: TaskChange, ctx: NoticeContext) -> list[OutboundMail]:
+    """One email per person for everything ``change`` did: the client hears of a move (unless the
+    rules keep that step internal), the team of a move, and a new assignee that it is theirs.
+    A change that moved nothing says so; nobody reads "moved from queued to queued"."""
+    task = change.task
+    moved = task.status != change.source
+    parts = ([STATUS_LABELS.get(task.status, task.status)] if moved else []) + change.what
+    values = {**task_values(task, ctx), "source_label": STATUS_LABELS.get(change.source, change.source),
+              "actor": change.actor, "detail": "\n".join(change.details), "moved": moved, "changes": change.what,
+              "headline": headline(parts)}
     thread = dict(in_reply_to=task.message_id, references=(task.message_id,))
     notices = []
-    if tell_client is None:
-        tell_client = task.status in ctx.rulebook.client_updates
-    if tell_client and task.sender and task.sender != actor:
-        notices.append(_mail("client-status", task.sender, task, values, ctx, **thread))
-    for address in staff_recipients(task, (), ctx.config):
-        if address != actor:
-            notices.append(_mail("staff-status", address, task, values, ctx, **thread))
+    if moved and (change.tell_client or task.status in ctx.rulebook.client_updates):
+        notices.extend(_mail("client-status", address, task, values, ctx, **thread)
+                       for address in client_recipients(task) if address != change.actor)
+    staff = staff_recipients(task, (), ctx.config) if moved else []
+    if change.newly_assigned and change.newly_assigned == task.assignee:
+        staff.append(change.newly_assigned)
+    for address in dict.fromkeys(staff):
+        if address != change.actor:
+            notices.append(_mail("staff-status", address, task,
+                                 {**values, "now_yours": address == change.newly_assigned}, ctx, **thread))
     return notices
+
+
+def status_notices(task: Task, source: str, actor: str, detail: str, ctx: NoticeContext,
+                   tell_client: bool | None = None) -> list[OutboundMail]:
+    """The emails of one move from ``source`` (``tell_client``: even if the rules keep it internal)."""
+    change = TaskChange(task, source, actor, details=[detail] if detail else [], tell_client=bool(tell_client))
+    return change_notices(change, ctx)
+
+
+def client_recipients(task: Task) -> list[str]:
+    """Who on the client's side hears of the task's progress."""
+    return [task.sender] if task.sender else []
+
+
+def headline(parts: list[str]) -> str:
+    """['in progress', 'Assigned to Dev'] -> 'In progress, assigned to Dev'."""
+    parts = [p for p in parts if p]
+    text = ", ".join([p[:1].upper() + p[1:] for p in parts[:1]] + [p[:1].lower() + p[1:] for p in parts[1:]])
+    return text
 
 
 def capacity_notices(task: Task, reason: str, ctx: NoticeContext) -> list[OutboundMail]:
@@ -108,10 +155,9 @@ def redispatch_notices(task: Task, previous: str, successor: str | None, reason:
 def digest_mail(template: str, to: str, values: dict[str, Any], ctx: NoticeContext) -> OutboundMail:
     """A periodic email. Its Reply-To is signed for the recipient with task 0, so a reply such as
     'take 42' to a staff digest is a verified command."""
-    zone = ZoneInfo(ctx.config.calendar.timezone)
     rendered = ctx.renderer.render(template, **values, organisation=_organisation(ctx.config.smtp.from_address),
                                    intake_address=ctx.config.mailbox.address,
-                                   due=lambda task: due_label(task, zone))
+                                   due=lambda task: due_label(task, ctx.calendar))
     return OutboundMail(kind=template, to=(to,), subject=rendered.subject, text=rendered.text, html=rendered.html,
                         reply_to=reply_address(ctx.config.mailbox.address, 0, to, ctx.secret))
 
@@ -135,10 +181,14 @@ def comment_notices(task: Task, author: str, text: str, ctx: NoticeContext,
 
 
 def results_reply(mail: InboundMail, task: Task | None, results: list[tuple[str, bool, str]], applied: bool,
-                  ctx: NoticeContext, extra: dict[str, Any] | None = None) -> OutboundMail:
-    """One reply per command email: what each line did, and the task's card."""
+                  ctx: NoticeContext, extra: dict[str, Any] | None = None,
+                  headlines: list[str] | None = None) -> OutboundMail:
+    """One reply per command email: what each line did, and the task's card. Its subject says
+    what happened ("Revision requested", "Assigned to Ben"), or that nothing did."""
+    said = headline(list(dict.fromkeys(h for h in headlines or () if h)))
     values = {**(task_values(task, ctx) if task else {"task": None}), "results": results, "applied": applied,
-              "organisation": _organisation(ctx.config.smtp.from_address), **(extra or {})}
+              "organisation": _organisation(ctx.config.smtp.from_address),
+              "headline": said if applied and said else "Done" if applied else "Not applied", **(extra or {})}
     return _mail("reply-results", mail.sender, task, values, ctx, auto_submitted="auto-replied",
                  in_reply_to=mail.message_id, references=(*mail.references, mail.message_id),
                  subject_hint=mail.subject)
@@ -175,20 +225,19 @@ def staff_recipients(task: Task, extra: tuple[str, ...], config: Config) -> list
     return [a for a in dict.fromkeys(addresses) if a and a not in config.intake_addresses]
 
 
-def due_label(task: Task, zone: ZoneInfo) -> str:
-    if task.due_at is None:
-        return "to be confirmed"
-    local = as_utc(task.due_at).astimezone(zone)  # type: ignore[union-attr]
-    return f"{local:%a} {local.day} {local:%b %Y, %H:%M} ({zone.key})"
+def due_label(task: Task, calendar: BusinessCalendar) -> str:
+    """The task's due time in the one wording every mail, digest and view uses."""
+    return due_words(as_utc(task.due_at), calendar)
 
 
 def task_values(task: Task, ctx: NoticeContext) -> dict[str, Any]:
-    zone = ZoneInfo(ctx.config.calendar.timezone)
     return {
         "task": task,
         "organisation": _organisation(ctx.config.smtp.from_address),
         "intake_address": ctx.config.mailbox_named(task.mailbox).address,
-        "due_label": due_label(task, zone),
+        "due_label": due_label(task, ctx.calendar),
+        # Why the date is what it is, for the team only: clients read just the date.
+        "due_reasons": due_reasons(task.due_explanation),
         "priority_label": PRIORITY_LABELS.get(task.priority, task.priority),
         "status_label": STATUS_LABELS.get(task.status, task.status),
         "allowed": allowed_actions(Status(task.status)),

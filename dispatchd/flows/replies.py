@@ -157,27 +157,33 @@ def staff_commands(mail: InboundMail, config: Config) -> ParsedReply | None:
 
 def _run(session: Session, mail: InboundMail, parsed: ParsedReply, ctx: CommandContext) -> str:
     results: list[tuple[str, bool, str]] = [(problem, False, "not understood") for problem in parsed.problems]
+    done: list[tuple[Command, Result]] = []
     last_task: Task | None = None
     savepoint = session.begin_nested()
-    queued = len(ctx.notices)
     for command in parsed.commands:
         task = session.get(Task, command.task_id) if command.task_id is not None else None
         result = _one(ctx, task, command)
         results.append((command.line, result.ok, result.text))
+        done.append((command, result))
         last_task = task or last_task
-        log.info("command.applied" if result.ok else "command.refused", task_id=command.task_id,
-                 message_id=mail.message_id, command=command.name, actor=ctx.actor.email, reason=result.text)
     applied = all(ok for _, ok, _ in results)
     if applied and parsed.note and last_task is not None:
         ctx.event(last_task, "comment", parsed.note)
     if applied:
         savepoint.commit()
+        ctx.announce_changes()
     else:
         savepoint.rollback()
-        del ctx.notices[queued:]
+        ctx.forget_changes()
         if last_task is not None:
             session.refresh(last_task)
-    ctx.notices.append(results_reply(mail, last_task, results, applied, ctx.notices_ctx))
+    for command, result in done:
+        # The log says what happened: a command that worked in a batch that was refused did nothing.
+        event = "command.applied" if applied else "command.refused" if not result.ok else "command.rolled_back"
+        log.info(event, task_id=command.task_id, message_id=mail.message_id, command=command.name,
+                 actor=ctx.actor.email, reason=result.text)
+    headlines = [result.headline for _, result in done] if applied else []
+    ctx.notices.append(results_reply(mail, last_task, results, applied, ctx.notices_ctx, headlines=headlines))
     return f"{len(parsed.commands)} command(s) {'applied' if applied else 'refused'}"
 
 
@@ -198,8 +204,9 @@ def _next(mail: InboundMail, ctx: CommandContext) -> str:
         ctx.notices.append(results_reply(mail, None, [("next", False, text)], False, ctx.notices_ctx))
         return f"next: {text}"
     result = COMMANDS["take"](ctx, task, Command("take", "", task.id, "next"))
+    ctx.announce_changes()
     ctx.notices.append(results_reply(mail, task, [("next", result.ok, f"task #{task.id} is yours")], True,
-                                     ctx.notices_ctx))
+                                     ctx.notices_ctx, headlines=[f"Task #{task.id} is yours"]))
     return f"next: task {task.id}"
 
 
@@ -212,7 +219,8 @@ def _away(mail: InboundMail, command: Command, ctx: CommandContext) -> str:
     row.until, row.set_at = until, ctx.now
     ctx.session.add(row)
     text = f"away until {until:%a %d %b %Y}; your open work will be redispatched"
-    ctx.notices.append(results_reply(mail, None, [(command.line, True, text)], True, ctx.notices_ctx))
+    ctx.notices.append(results_reply(mail, None, [(command.line, True, text)], True, ctx.notices_ctx,
+                                     headlines=[f"Away until {until:%a} {until.day} {until:%b}"]))
     return text
 
 

@@ -59,7 +59,7 @@ def test_whole_ladder_by_replies_alone(content_task: Deployment) -> None:
     send(d, reply(last_to(d, "ana@agency.test"), "Ana <ana@agency.test>", "start\n\nOn it."))
     assert (task(d).status, task(d).assignee) == ("in_progress", "ana@agency.test")
     assert "In progress" in last_to(d, "bob@acme.test")["Subject"], "the client hears work started"
-    assert "Done" in last_to(d, "ana@agency.test")["Subject"], "one results reply"
+    assert last_to(d, "ana@agency.test")["Subject"].startswith("[#1] Started:"), "one results reply, saying what happened"
 
     send(d, reply(last_to(d, "ana@agency.test"), "ana@agency.test", "review"))
     assert task(d).status == "in_review" and task(d).producer == "ana@agency.test"

@@ -35,7 +35,8 @@ def context(**overrides: object) -> dict[str, object]:
         subject_hint="Re: x", reason="all members busy", clock="resolution", level="warning", used="81%",
         previous="ana@agency.test", successor="dina@agency.test", failed_to="bob@acme.test",
         failed_subject="[#42] Received", explanation="bob@acme.test does not exist (5.1.1)", size_mb="31.0",
-        limit_mb="25", sender="robot@x.test", unverified=None, client_claim="claims to be Acme (sender not on Acme's list)")
+        limit_mb="25", sender="robot@x.test", unverified=None, client_claim="claims to be Acme (sender not on Acme's list)",
+        due_reasons="5 business days", headline="Started", moved=True, changes=["assigned to Ana"], now_yours=True)
     values.update(_digest_values())
     values.update(overrides)
     return values
@@ -51,7 +52,8 @@ def _digest_values() -> dict[str, object]:
               "queues": [{"queue": "content", "colour": "green", "depth": 1, "avg_wait_days": 0.5, "breach_rate": 0.0,
                           "colours": {"depth": "green", "avg_wait_days": "green", "breach_rate": "green"},
                           "forecast": [{"task_id": 42, "late_by_hours": 3.0}]}]}
-    return dict(client="Acme", delivered=[task], in_progress=[task], coming=[], period="2026-W48",
+    return dict(client="Acme", delivered=[task], in_progress=[task], coming=[], reviewing=[task], contact_name="Bob",
+                period="2026-W48",
                 due=lambda t: "Thu 3 Dec", person=Staff("Ana", "ana@agency.test"), mine=[(task, ("start", "cancel"))],
                 free=[task], report=report)
 
