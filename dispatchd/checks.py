@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from email.message import EmailMessage
 from zoneinfo import ZoneInfo
@@ -11,7 +13,7 @@ from jinja2 import TemplateError, TemplateSyntaxError
 from dispatchd.calendars import business_calendar
 from dispatchd.config import Config
 from dispatchd.domain.intake import Directory, read_request
-from dispatchd.domain.models import Request
+from dispatchd.domain.models import ParsedSubject, Request, SubjectError
 from dispatchd.domain.routing import Rulebook, route
 from dispatchd.domain.sla import due_at, parse_sla
 from dispatchd.domain.subject import parse_subject
@@ -41,7 +43,7 @@ def check_all(config: Config) -> Rulebook:
     """Raise ConfigError unless rules load and every template renders with sample data."""
     rulebook = load_rulebook(config.rules_dir, config)
     renderer = Renderer(config.templates_dir)
-    problems: list[Problem] = []
+    problems: list[Problem] = list(_idle_escalations(config, rulebook))
     for name in TEMPLATE_NAMES:
         path = config.templates_dir / f"{name}.txt.j2"
         if not path.exists():
@@ -57,6 +59,47 @@ def check_all(config: Config) -> Rulebook:
     if problems:
         raise ConfigError(problems)
     return rulebook
+
+
+def _idle_escalations(config: Config, rulebook: Rulebook) -> Iterator[Problem]:
+    """An escalation that names nobody and changes nothing would let a breach pass in silence."""
+    for rule in rulebook.escalations:
+        then = rule.then
+        if not (then.notify or then.assign or then.queue or then.priority or then.raise_priority or then.sla
+                or then.notify_client):
+            yield Problem(config.rules_dir, None, f"escalation {rule.name}",
+                          "names nobody and changes nothing: give it notify = [\"<staff name>\"], assign, "
+                          "or raise_priority")
+
+
+def owner_warnings(config: Config, rulebook: Rulebook) -> list[str]:
+    """Set-ups that load but are probably not what the owner meant: a staff queue that no type,
+    rule or triage sends work to (a typo, usually), a queue that gets work but has nobody."""
+    prefixes = {m.queue_prefix for m in config.mailboxes}
+    routed = {rulebook.triage_queue, *(t.queue for t in rulebook.types),
+              *(r.then.queue for r in (*rulebook.rules, *rulebook.escalations) if r.then.queue)}
+    reachable = {prefix + queue for queue in routed for prefix in prefixes} | routed
+    staffed = {queue for person in config.staff for queue in person.queues}
+    warnings = []
+    for person in config.staff:
+        for queue in person.queues:
+            if queue not in reachable:
+                warnings.append(f"staff {person.name}: queue {queue!r} gets no work: no type, rule or triage "
+                                f"routes to it{_did_you_mean(queue, reachable)}")
+    for request_type in rulebook.types:
+        for queue in sorted({prefix + request_type.queue for prefix in prefixes}):
+            if queue not in staffed:
+                warnings.append(f"type {request_type.name}: nobody works in its queue {queue!r}; its requests "
+                                f"will wait unassigned (add {queue!r} to some [[staff]] queues)")
+    for queue in sorted({prefix + rulebook.triage_queue for prefix in prefixes} - staffed):
+        warnings.append(f"triage queue {queue!r}: no [[staff]] works in it; requests that need a person "
+                        f"to route them will wait for nobody")
+    return warnings
+
+
+def _did_you_mean(word: str, known: set[str]) -> str:
+    close = difflib.get_close_matches(word, sorted(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _sample_subject(config: Config, rulebook: Rulebook) -> str:
@@ -119,10 +162,9 @@ _SAMPLE_REPORT = {"generated_at": "2026-01-05T08:00:00", "period_days": 30, "req
 
 def explain(config: Config, rulebook: Rulebook, subject: str, sender: str | None,
             now: datetime | None = None) -> str:
-    """A human-readable account of how ``subject`` from ``sender`` would be read and routed."""
-    if sender is None:
-        sender = next((s for c in config.clients for s in c.senders if "*" not in s),
-                      next((s.replace("*", "someone") for c in config.clients for s in c.senders), "someone@example.com"))
+    """A human-readable account of how ``subject`` from ``sender`` would be read and routed;
+    without ``sender``, says which address it assumed."""
+    sender, assumed = (sender, "") if sender else _assumed_sender(config)
     message = EmailMessage()
     message["From"] = sender
     message["Subject"] = subject
@@ -131,11 +173,34 @@ def explain(config: Config, rulebook: Rulebook, subject: str, sender: str | None
     request: Request = read_request(mail, Directory(config.clients, config.staff), rulebook)
     decision = route(request, rulebook)
     due = due_at(now or datetime.now(timezone.utc), parse_sla(decision.sla), business_calendar(config.calendar))
-    lines = [f"subject:  {mail.subject!r}", f"from:     {sender}", f"parsed:   {parsed}",
+    lines = [f"subject:  {mail.subject}", f"from:     {sender}{assumed}", f"read as:  {_read_as(parsed)}",
              f"client:   {request.client or '-'}", f"type:     {request.type or '-'}"]
     lines += [f"problem:  {p}" for p in request.problems]
-    lines += [f"queue:    {decision.queue}{' (triage)' if decision.triage else ''}",
+    lines += [f"queue:    {decision.queue}{' (triage: a person routes it)' if decision.triage else ''}",
               f"priority: {decision.priority}", f"sla:      {decision.sla}", f"          {due.explanation}",
               f"assignee: {decision.assignee or '-'}", "because:"]
     lines += [f"  - {reason}" for reason in decision.reasons]
     return "\n".join(lines)
+
+
+def _assumed_sender(config: Config) -> tuple[str, str]:
+    for client in config.clients:
+        for pattern in client.senders:
+            if "*" not in pattern:
+                return pattern, f"  (assumed: an address of {client.name}; choose another with --from)"
+    for client in config.clients:
+        for pattern in client.senders:
+            return (pattern.replace("*", "someone"),
+                    f"  (assumed from {client.name}'s pattern {pattern}; choose another with --from)")
+    return "someone@example.com", "  (assumed: no [[clients]] are configured; choose a sender with --from)"
+
+
+def _read_as(parsed: ParsedSubject | SubjectError) -> str:
+    if isinstance(parsed, SubjectError):
+        return f"not in the [Client] - Type - Description format: {parsed.reason}"
+    words = [f"client {parsed.client_label}", f"type {parsed.type_label}", f"description {parsed.description}"]
+    if parsed.priority:
+        words.append(f"priority {parsed.priority}")
+    if parsed.tags:
+        words.append(f"tags {', '.join(parsed.tags)}")
+    return "; ".join(words)

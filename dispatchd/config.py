@@ -529,6 +529,12 @@ def _check_people(doc: TomlFile, config: Config) -> None:
         if person.email in seen:
             doc.problem(("staff", index, "email"), f"{person.email} is already staff #{seen[person.email] + 1}")
         seen[person.email] = index
+    names: dict[str, int] = {}
+    for index, person in enumerate(config.staff):
+        # `assign Ana`, rules and escalations name people: two Anas would be a coin toss.
+        if person.name.lower() in names:
+            doc.problem(("staff", index, "name"), f"{person.name!r} is already staff #{names[person.name.lower()] + 1}")
+        names.setdefault(person.name.lower(), index)
     for index, queue in enumerate(config.queues):
         if queue.owner and not config.staff_by_name(queue.owner):
             doc.problem(("queues", index, "owner"), f"no [[staff]] named {queue.owner!r}")

@@ -109,19 +109,22 @@ def _migrate(args: argparse.Namespace, config: Config) -> int:
 
 
 def _check(args: argparse.Namespace, config: Config) -> int:
-    from dispatchd.checks import check_all, explain
+    from dispatchd.checks import check_all, explain, owner_warnings
 
     rulebook = check_all(config)
+    warnings = owner_warnings(config, rulebook)
     if args.json:
         result: dict[str, Any] = {"ok": True, "config": str(config.path), "clients": len(config.clients),
                                   "staff": len(config.staff), "types": len(rulebook.types),
-                                  "rules": len(rulebook.rules)}
+                                  "rules": len(rulebook.rules), "warnings": warnings}
         if args.explain is not None:
             result["explain"] = explain(config, rulebook, args.explain, args.sender).splitlines()
         emit(result, True)
         return 0
     print(f"ok: {config.path} ({len(config.clients)} clients, {len(config.staff)} staff, "
           f"{len(rulebook.types)} request types, {len(rulebook.rules)} rules)")
+    for warning in warnings:
+        print(f"warning: {warning}")
     if args.explain is not None:
         print(explain(config, rulebook, args.explain, args.sender))
     return 0

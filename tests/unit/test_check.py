@@ -21,7 +21,7 @@ def test_check_explains_triage(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["check", "--config", str(write_config(tmp_path)), "--explain", "hello there",
                  "--from", "eve@unknown.test"]) == 0
     out = capsys.readouterr().out
-    assert "queue:    triage (triage)" in out and "eve@unknown.test is not a known client address" in out
+    assert "queue:    triage (triage: a person routes it)" in out and "eve@unknown.test is not a known client address" in out
 
 
 def test_check_refuses_rules_naming_unknown_staff(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -54,3 +54,65 @@ def test_check_refuses_a_broken_template(tmp_path: Path, capsys: pytest.CaptureF
     config.write_text(config.read_text().replace(f'templates = "{project / "templates"}"', f'templates = "{templates}"'))
     assert main(["check", "--config", str(config)]) == 2
     assert "client-received.txt.j2:3:" in capsys.readouterr().err
+
+
+def test_explain_reads_without_reprs_and_names_the_assumed_sender(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--config", str(write_config(tmp_path)), "--explain", "[Acme] - Content - Blog [P1]"]) == 0
+    out = capsys.readouterr().out
+    assert "subject:  [Acme] - Content - Blog [P1]\n" in out
+    assert "from:     bob@gmail.test  (assumed: an address of Acme; choose another with --from)" in out
+    assert "read as:  client Acme; type Content; description Blog; priority P1" in out
+    assert "ParsedSubject(" not in out and "'" not in out.split("because:")[0]
+    assert main(["check", "--config", str(write_config(tmp_path)), "--explain", "hi", "--from", "x@y.test"]) == 0
+    out = capsys.readouterr().out
+    assert "read as:  not in the [Client] - Type - Description format: the subject does not start" in out
+    assert "SubjectError(" not in out and "assumed" not in out
+
+
+def _with_rules(tmp_path: Path, extra_rules: str = "", **config: object) -> Path:
+    rules = tmp_path / "rules"
+    rules.mkdir(exist_ok=True)
+    project = Path(__file__).resolve().parents[2]
+    for source in (project / "rules").glob("*.toml"):
+        (rules / source.name).write_text(source.read_text())
+    (rules / "50-extra.toml").write_text(extra_rules)
+    path = write_config(tmp_path, **config)  # type: ignore[arg-type]
+    path.write_text(path.read_text().replace(f'rules = "{project / "rules"}"', f'rules = "{rules}"'))
+    return path
+
+
+def test_check_refuses_two_staff_of_one_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _with_rules(tmp_path, extra='[[staff]]\nname = "ana"\nemail = "ana2@agency.test"\nqueues = ["content"]\n')
+    assert main(["check", "--config", str(path)]) == 2
+    assert "staff[3].name: 'ana' is already staff #1" in capsys.readouterr().err
+
+
+def test_check_refuses_an_escalation_that_names_nobody(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _with_rules(tmp_path, '[[escalation]]\nname = "tell-nobody"\nwhen = { priority = ["P0"] }\n'
+                                 'then = { notify = [] }\n')
+    assert main(["check", "--config", str(path)]) == 2
+    assert "escalation tell-nobody: names nobody and changes nothing" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra, warning", [
+    ('[[staff]]\nname = "Cy"\nemail = "cy@agency.test"\nqueues = ["contnet"]\n',
+     "warning: staff Cy: queue 'contnet' gets no work: no type, rule or triage routes to it "
+     "(did you mean 'content'?)"),
+    ("", "warning: type Content: nobody works in its queue 'content'"),
+    ("", "warning: triage queue 'triage': no [[staff]] works in it"),
+])
+def test_check_warns_about_queues_that_do_not_meet(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                    extra: str, warning: str) -> None:
+    path = _with_rules(tmp_path, extra=extra)
+    if not extra:  # nobody in content, nobody in triage
+        text = path.read_text().replace('queues = ["content"]', 'queues = ["design"]')
+        text = text.replace('queues = ["content", "design", "dev", "revision"]', 'queues = ["design", "dev", "revision"]')
+        path.write_text(text.replace('queues = ["triage", "strategy"]', 'queues = ["strategy"]'))
+    assert main(["check", "--config", str(path)]) == 0
+    assert warning in capsys.readouterr().out
+
+
+def test_check_of_a_sound_setup_has_no_warnings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--config", str(write_config(tmp_path))]) == 0
+    assert "warning" not in capsys.readouterr().out
