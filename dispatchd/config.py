@@ -131,13 +131,24 @@ class CalendarConfig:
 
 @dataclass(frozen=True)
 class Client:
+    """A client: who may file for it (``senders``, patterns allowed) and who may hear about its
+    work. ``contacts`` are named addresses (they may file too); ``digest_to``, when given, is
+    the only list the weekly digest goes to."""
+
     name: str
     senders: tuple[str, ...]
     aliases: tuple[str, ...] = ()
+    contacts: tuple[str, ...] = ()
+    digest_to: tuple[str, ...] = ()
 
     def owns_sender(self, address: str) -> bool:
         address = address.lower()
-        return any(fnmatch.fnmatchcase(address, pattern.lower()) for pattern in self.senders)
+        return address in self.contacts or any(fnmatch.fnmatchcase(address, pattern.lower())
+                                               for pattern in self.senders)
+
+    def may_receive(self, address: str) -> bool:
+        """Whether ``address`` is one of this client's: a sender, a contact or a digest address."""
+        return self.owns_sender(address) or address.lower() in self.digest_to
 
 
 @dataclass(frozen=True)
@@ -493,9 +504,15 @@ def _schedule(r: Reader) -> dict[str, str]:
 
 def _client(r: Reader) -> Client:
     client = Client(name=r.str("name", "", required=True), senders=r.str_list("senders"),
-                    aliases=r.str_list("aliases"))
-    if not client.senders:
+                    aliases=r.str_list("aliases"),
+                    contacts=tuple(a.lower() for a in r.str_list("contacts")),
+                    digest_to=tuple(a.lower() for a in r.str_list("digest_to")))
+    if not client.senders and not client.contacts:
         r.problem("senders", "list at least one address or pattern such as '*@acme.com'")
+    for key in ("contacts", "digest_to"):
+        for address in getattr(client, key):
+            if not _EMAIL.match(address):
+                r.problem(key, f"{address!r} is not an email address (patterns belong in senders)")
     r.refuse_unknown()
     return client
 
@@ -566,6 +583,10 @@ def _check_loops(doc: TomlFile, config: Config) -> None:
             doc.problem(("staff", index, "email"),
                         f"{person.email} is the intake address; notifications to it would loop")
     for index, client in enumerate(config.clients):
+        for key, addresses in (("contacts", client.contacts), ("digest_to", client.digest_to)):
+            for address in addresses:
+                if address in ours:
+                    doc.problem(("clients", index, key), f"{address} is our own address; mail to it would loop")
         for pattern in client.senders:
             hit = next((a for a in ours if fnmatch.fnmatchcase(a, pattern.lower())), None)
             if hit:

@@ -11,8 +11,11 @@ Pure: the flow gathers the evidence (``flows/replies.py``).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
+
+from dispatchd.config import Client
 
 
 class Party(str, Enum):
@@ -75,3 +78,21 @@ def judge(party: Party, evidence: Evidence) -> Verdict:
     if party is Party.STRANGER:
         return Verdict(party, False, False, f"sender is not on this task ({NO_EVIDENCE})")
     return Verdict(party, False, True, NO_EVIDENCE)
+
+
+def digest_recipients(client: Client, recent_senders: Iterable[str]) -> tuple[str, ...]:
+    """Who gets ``client``'s weekly digest: its ``digest_to`` when configured; otherwise its
+    contacts and those who wrote recently that are on its list. Never someone who merely named
+    the client, whatever a task says (a person may have moved an outsider's task to it)."""
+    if client.digest_to:
+        return tuple(sorted(set(client.digest_to)))
+    recent = (a.lower() for a in recent_senders if a and client.owns_sender(a))
+    return tuple(sorted({*client.contacts, *recent}))
+
+
+def may_receive(address: str, task_client: Client | None, task_sender: str | None) -> bool:
+    """Whether client-facing mail about a task may go to ``address``: one of the task's client's
+    addresses, or, for a task without a client, the address that sent it."""
+    if task_client is not None:
+        return task_client.may_receive(address)
+    return bool(address) and address.lower() == (task_sender or "").lower()

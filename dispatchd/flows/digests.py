@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 from dispatchd.clock import as_utc
 from dispatchd.domain.models import Status
 from dispatchd.domain.states import allowed_actions
+from dispatchd.domain.trust import digest_recipients
 from dispatchd.flows.history import events_of
 from dispatchd.flows.ingest import IntakeDeps, enqueue
 from dispatchd.flows.notices import digest_mail
@@ -52,7 +53,7 @@ def client_digests(deps: IntakeDeps) -> Counter[str]:
             recent = {t.sender for t in tasks if as_utc(t.created_at) >= now - timedelta(days=90) and t.sender}  # type: ignore[operator]
             values = {"client": client.name, "delivered": delivered, "in_progress": in_progress, "coming": coming,
                       "reviewing": reviewing, "period": period}
-            for address in sorted(recent):
+            for address in digest_recipients(client, recent):
                 greeting = {"contact_name": contact_name(address, tasks)}
                 sent["client-digest"] += _once(session, "client-digest", period, address, deps, now,
                                                digest_mail("client-digest", address, {**values, **greeting},

@@ -20,6 +20,7 @@ from dispatchd.domain.routing import Rulebook
 from dispatchd.domain.sla import BusinessCalendar
 from dispatchd.domain.states import allowed_actions
 from dispatchd.domain.tokens import reply_address
+from dispatchd.domain.trust import may_receive
 from dispatchd.mail.compose import OutboundMail
 from dispatchd.render import Renderer
 from dispatchd.store.tables import Task
@@ -93,7 +94,7 @@ def change_notices(change: TaskChange, ctx: NoticeContext) -> list[OutboundMail]
     notices = []
     if moved and (change.tell_client or task.status in ctx.rulebook.client_updates):
         notices.extend(_mail("client-status", address, task, values, ctx, **thread)
-                       for address in client_recipients(task) if address != change.actor)
+                       for address in client_recipients(task, ctx.config) if address != change.actor)
     staff = staff_recipients(task, (), ctx.config) if moved else []
     if change.newly_assigned and change.newly_assigned == task.assignee:
         staff.append(change.newly_assigned)
@@ -111,9 +112,10 @@ def status_notices(task: Task, source: str, actor: str, detail: str, ctx: Notice
     return change_notices(change, ctx)
 
 
-def client_recipients(task: Task) -> list[str]:
-    """Who on the client's side hears of the task's progress."""
-    return [task.sender] if task.sender else []
+def client_recipients(task: Task, config: Config) -> list[str]:
+    """Who on the client's side hears of the task's progress: only the client's own addresses
+    (``client_may_receive``)."""
+    return [a for a in ([task.sender] if task.sender else []) if client_may_receive(a, task, config)]
 
 
 def headline(parts: list[str]) -> str:
@@ -136,6 +138,8 @@ def sla_notices(task: Task, clock: str, level: str, used: str, extra: tuple[str,
     Client late: the client, once, before the due time."""
     values = {**task_values(task, ctx), "clock": clock.replace("_", " "), "level": level, "used": used}
     if level == "client_late":
+        if not client_may_receive(task.sender, task, ctx.config):
+            return []
         return [_mail("client-sla-late", task.sender, task, values, ctx,
                       in_reply_to=task.message_id, references=(task.message_id,))]
     recipients = staff_recipients(task, extra, ctx.config)
@@ -212,6 +216,13 @@ def loop_notices(mail: InboundMail, reason: str, ctx: NoticeContext) -> list[Out
     values = {"organisation": _organisation(ctx.config.smtp.from_address), "sender": mail.sender,
               "original_subject": mail.subject, "reason": reason}
     return [_mail("owner-loop", s.email, None, values, ctx) for s in ctx.config.staff if s.role == "manager"]
+
+
+def client_may_receive(address: str, task: Task, config: Config) -> bool:
+    """A client's data goes only to that client's addresses (``domain/trust.may_receive``): a
+    task a person moved to a client keeps its outside requester out of that client's mail."""
+    client = next((c for c in config.clients if c.name == task.client), None) if task.client else None
+    return may_receive(address, client, task.sender)
 
 
 def staff_recipients(task: Task, extra: tuple[str, ...], config: Config) -> list[str]:

@@ -86,3 +86,31 @@ def test_a_strangers_text_on_a_guessed_task_number_is_not_stored(deployment: Dep
     assert _events(deployment, "comment") == [] and _events(deployment, "unverified_comment") == []
     assert len(deployment.received()) == before, "no staff notice, no backscatter"
     assert deployment.inbound()[-1].reason.startswith("subject-tag: not stored on task 1")
+
+
+def test_a_task_moved_to_a_client_by_a_person_does_not_subscribe_its_outside_sender(deployment: Deployment) -> None:
+    deployment.deliver(make_mail("[Acme] - Content - Pillar page"),
+                       make_mail("[Acme] - Design - Press kit", sender="pr@brightmedia.test"))
+    assert deployment.run_once() == 0
+    triage_notice = [m for m in deployment.received_by("morgan@agency.test") if "Press kit" in m["Subject"]][-1]
+    deployment.deliver(make_mail(f"Re: {triage_notice['Subject']}", sender="morgan@agency.test", body="client Acme",
+                                 to=triage_notice["Reply-To"], headers={"In-Reply-To": triage_notice["Message-ID"]}))
+    assert deployment.run_once() == 0
+    assert [t.client for t in deployment.tasks()] == ["Acme", "Acme"]
+    heard = len(deployment.received_by("pr@brightmedia.test"))
+    assert deployment.cli("job", "digest") == 0
+    assert len(deployment.received_by("pr@brightmedia.test")) == heard
+    [digest] = [m for m in deployment.received_by("bob@acme.test") if m["Auto-Submitted"] != "auto-replied"]
+    assert "Press kit" in digest.get_body(("plain",)).get_content()
+
+
+@pytest.mark.config(extra='[[clients]]\nname = "Tyler"\nsenders = ["*@tyler-seo.test"]\n'
+                          'digest_to = ["tyler@tyler-seo.test"]\n')
+def test_digest_to_is_the_only_list_when_senders_are_a_pattern(deployment: Deployment) -> None:
+    deployment.deliver(make_mail("[Tyler] - Content - Backlink audit", sender="intern@tyler-seo.test"))
+    assert deployment.run_once() == 0
+    assert deployment.tasks()[0].client == "Tyler"
+    assert deployment.cli("job", "digest") == 0
+    [digest] = deployment.received_by("tyler@tyler-seo.test")
+    assert "Backlink audit" in digest.get_body(("plain",)).get_content()
+    assert [m["Subject"] for m in deployment.received_by("intern@tyler-seo.test")] == ["[#1] Received: Backlink audit"]

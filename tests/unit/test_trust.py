@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dispatchd.domain.trust import Evidence, Party, judge, party_of
+from dispatchd.config import Client
+from dispatchd.domain.trust import Evidence, Party, digest_recipients, judge, may_receive, party_of
 
 TOKEN, THREAD, AUTH, NONE = (Evidence(signed_reply_address=True), Evidence(our_thread=True),
                              Evidence(authenticated=True), Evidence())
@@ -48,3 +49,30 @@ def test_judge(party: Party, evidence: Evidence, verified: bool, stored: bool) -
 def test_the_reason_names_the_evidence() -> None:
     assert judge(Party.CLIENT, Evidence(True, False, True)).reason == "signed reply address; DKIM/SPF/DMARC pass"
     assert "no signed reply address" in judge(Party.CLIENT, NONE).reason
+
+
+ACME = Client("Acme", ("*@acme.test", "bob@gmail.test"), contacts=("pm@acme-group.test",))
+TYLER = Client("Tyler", ("tyler@tyler-seo.test",))
+
+
+@pytest.mark.parametrize("client, recent, recipients", [
+    (ACME, ["bob@acme.test", "pr@brightmedia.test", "BOB@gmail.test"],
+     ("bob@acme.test", "bob@gmail.test", "pm@acme-group.test")),
+    (TYLER, ["tyler@tyler-seo.test", "intern@tyler-seo.test"], ("tyler@tyler-seo.test",)),
+    (Client("Acme", ("*@acme.test",), digest_to=("reports@acme.test",)), ["bob@acme.test"], ("reports@acme.test",)),
+    (TYLER, [], ()),
+])
+def test_digest_recipients_are_the_clients_own(client: Client, recent: list[str], recipients: tuple[str, ...]) -> None:
+    assert digest_recipients(client, recent) == recipients
+
+
+@pytest.mark.parametrize("address, client, sender, allowed", [
+    ("bob@acme.test", ACME, "bob@acme.test", True),
+    ("pm@acme-group.test", ACME, "bob@acme.test", True),  # a contact
+    ("pr@brightmedia.test", ACME, "pr@brightmedia.test", False),  # a person moved the outsider's task to Acme
+    ("pr@brightmedia.test", None, "pr@brightmedia.test", True),  # their own request, no client
+    ("eve@evil.test", None, "pr@brightmedia.test", False),
+    ("intern@tyler-seo.test", TYLER, "intern@tyler-seo.test", False),
+])
+def test_may_receive(address: str, client: Client | None, sender: str, allowed: bool) -> None:
+    assert may_receive(address, client, sender) is allowed
