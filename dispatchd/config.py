@@ -21,6 +21,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from dispatchd.defaults import default_dir
 from dispatchd.domain.loops_budget import ReplyLimits
+from dispatchd.domain.sla import parse_sla
 from dispatchd.errors import ConfigError
 from dispatchd.oauth import OAuth2Config
 from dispatchd.tomlfile import Reader, TomlFile, load_toml
@@ -89,7 +90,8 @@ class SmtpConfig:
     password: Secret
     from_address: str
     timeout: float = 30.0
-    max_attempts: int = 12
+    max_attempts: int | None = None  # an extra cap on one email's attempts; the horizon is give_up_after
+    give_up_after_hours: float = 72.0  # an email refused temporarily is retried this long, then parked
     verp: bool = True
     oauth2: OAuth2Config | None = None
     connections: int = 4  # sent over at once: each mostly waits on the server's replies
@@ -420,12 +422,26 @@ def _smtp(r: Reader, base: Path, credentials: bool = True) -> SmtpConfig:
         from_address=from_address,
         oauth2=oauth2,
         timeout=r.float("timeout", 30.0),
-        max_attempts=r.int("max_attempts", 12, minimum=1, maximum=100),
+        max_attempts=r.int("max_attempts", None, minimum=1, maximum=1000),
+        give_up_after_hours=_hours(r, "give_up_after", "3 days"),
         verp=r.bool("verp", True),
         connections=r.int("connections", 4, minimum=1, maximum=20),
     )
     r.refuse_unknown()
     return config
+
+
+def _hours(r: Reader, key: str, default: str) -> float:
+    """A span of real time such as '3 days' or '36 hours', in hours."""
+    written = r.str(key, default)
+    try:
+        target = parse_sla(written)
+        if target.unit not in ("hours", "days", "weeks"):
+            raise ValueError(f"{written!r}: write real time, e.g. '3 days' or '36 hours', not business time")
+    except ValueError as exc:
+        r.problem(key, str(exc))
+        target = parse_sla(default)
+    return target.amount * {"hours": 1, "days": 24, "weeks": 168}[target.unit]
 
 
 def _calendar(r: Reader) -> CalendarConfig:

@@ -30,7 +30,7 @@ from dispatchd.config import Config, MailboxConfig, SecurityConfig, load_config
 from dispatchd.errors import ConfigError, DispatchdError, MailServerError
 from dispatchd.flows.ingest import INFRASTRUCTURE_ERRORS, IntakeDeps
 from dispatchd.flows.mailbox import CycleReport, poll_mailbox
-from dispatchd.flows.outbox import OutboxSender, RetryPolicy, outbox_sender, pending_count
+from dispatchd.flows.outbox import OutboxSender, RetryPolicy, outbox_sender, outbox_status
 from dispatchd.jobs import build_scheduler
 from dispatchd.mail.imap import ImapSource
 from dispatchd.render import Renderer
@@ -233,10 +233,12 @@ class Daemon:
             await self._sleep(interval)
 
     async def _report_status(self) -> None:
-        pending = await asyncio.to_thread(pending_count, self.deps.engine)
+        # The sender is a child process, which systemd does not hear (NotifyAccess=main): a hold it
+        # put in the database is how `systemctl status` learns why no mail goes out.
+        outbox = await asyncio.to_thread(outbox_status, self.deps.engine, self.deps.clock.now())
         owned = [r.mailbox.name for r in self.readers if r.owned]
         reading = f"reading {', '.join(owned)}" if owned else "standing by (other instances read the mailboxes)"
-        status = f"{reading}; {pending} queued in outbox"
+        status = f"{reading}; {outbox}"
         if not self.ready:
             self.ready = True
             self.notifier.ready(status)

@@ -1,4 +1,5 @@
-"""Read-only views and operator actions on stored work: tasks, show, queues, outbox, quarantine, report, replay."""
+"""Read-only views and operator actions on stored work: tasks, show, queues, quarantine, report, replay
+(the outbox has its own group: ``cli.outbox``)."""
 
 from __future__ import annotations
 
@@ -34,10 +35,6 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     queues = sub.add_parser("queues", parents=[common], help="depth of each queue by status")
     queues.add_argument("--json", action="store_true")
     queues.set_defaults(handler=_queues, read_only=True)
-    outbox = sub.add_parser("outbox", parents=[common], help="mail waiting, sent, parked")
-    outbox.add_argument("--status", choices=("pending", "sending", "sent", "parked"))
-    outbox.add_argument("--json", action="store_true")
-    outbox.set_defaults(handler=_outbox, read_only=True)
     quarantine = sub.add_parser("quarantine", parents=[common], help="messages that could not be processed")
     quarantine.add_argument("action", nargs="?", choices=("list", "retry"), default="list")
     quarantine.add_argument("id", nargs="?", type=int, help="message row id for retry")
@@ -167,20 +164,6 @@ def _queues(args: argparse.Namespace, config: Config) -> int:
     else:
         emit([{**r, "by_status": " ".join(f"{s}={n}" for s, n in sorted(r["by_status"].items()))}
                for r in rows], False, ["queue", "open", "total", "by_status"])
-    return 0
-
-
-def _outbox(args: argparse.Namespace, config: Config) -> int:
-    from dispatchd.store.tables import Outbox
-    from dispatchd.views import outbox_dict
-
-    with Session(engine(config)) as session:
-        query = select(Outbox).order_by(col(Outbox.id).desc()).limit(500)
-        if args.status:
-            query = query.where(Outbox.status == args.status)
-        rows = [outbox_dict(r) for r in session.exec(query)]
-    emit(rows, args.json, ["id", "status", "attempts", "task_id", "to", "next_attempt_at", "last_error",
-                            "subject"])
     return 0
 
 

@@ -4,9 +4,13 @@ A claim is committed before sending and the result after, so a crash in between 
 a 'sending' row whose claimer is gone; ``release_orphaned_claims`` returns it to the queue
 and the resend carries the same bytes and the same Message-ID. Results are recorded per
 batch, so a crash resends at most one batch. Several instances may drain one outbox
-(PostgreSQL): each claims rows the others are not claiming. Temporary failures back off
-exponentially; permanent ones, or too many attempts, park the row for an operator
-(``dispatchd outbox``).
+(PostgreSQL): each claims rows the others are not claiming.
+
+Two kinds of failure, kept apart. The server's (it is unreachable, refuses our login, says 421
+or that a quota is used up: ``mail.smtp_faults``) stops the pass, charges no email and starts
+the sender-wide hold (``flows.sender_hold``). One email's: a 4xx backs that email off
+(capped, for ``[smtp] give_up_after``, three days by default); a 5xx, or running out of time,
+parks it for an operator (``dispatchd outbox``, ``dispatchd outbox requeue``).
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from sqlmodel import Session, col, func, select
 
 from dispatchd.clock import Clock, as_utc
 from dispatchd.config import SmtpConfig
+from dispatchd.flows.sender_hold import SenderHold, read_hold
 from dispatchd.mail.smtp import Delivery, SendResult, SmtpSender
+from dispatchd.mail.smtp_faults import ServerFault
 from dispatchd.store import queries
 from dispatchd.store.coordination import Coordinator
 from dispatchd.store.db import write_turn
@@ -36,12 +42,24 @@ ORPHAN_CHECK_SECONDS = 5.0  # how often a drain looks for claims of vanished ins
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """How one email that met a temporary refusal is retried: doubling waits up to an hour,
+    for ``give_up_after`` in all (counted from the waits, so a requeued email starts afresh),
+    or at most ``max_attempts`` times if the owner set that."""
+
     base_seconds: float = 30.0
     max_seconds: float = 3600.0
-    max_attempts: int = 12
+    give_up_after: timedelta = timedelta(days=3)
+    max_attempts: int | None = None
 
     def delay(self, attempts: int) -> timedelta:
-        return timedelta(seconds=min(self.max_seconds, self.base_seconds * 2 ** max(0, attempts - 1)))
+        return timedelta(seconds=min(self.max_seconds, self.base_seconds * 2 ** max(0, min(attempts, 60) - 1)))
+
+    def exhausted(self, attempts: int) -> bool:
+        """After ``attempts`` failed attempts, is it time to park the email?"""
+        if self.max_attempts is not None and attempts >= self.max_attempts:
+            return True
+        waited = sum((self.delay(n) for n in range(1, attempts + 1)), timedelta())
+        return waited >= self.give_up_after
 
 
 @dataclass
@@ -49,6 +67,7 @@ class DrainReport:
     sent: int = 0
     deferred: int = 0
     parked: int = 0
+    held: bool = False  # nothing was tried: the sender-wide hold is in force
 
 
 class OutboxSender:
@@ -59,7 +78,7 @@ class OutboxSender:
         self.clock = clock
         self.policy = policy
         self.coordinator = coordinator
-        self.outage: str | None = None
+        self.hold = SenderHold(engine, clock)
         self._orphans_checked_at: float | None = None
 
     def release_claims(self) -> int:
@@ -80,41 +99,58 @@ class OutboxSender:
         if self._orphans_checked_at is None or time.monotonic() - self._orphans_checked_at > ORPHAN_CHECK_SECONDS:
             self._orphans_checked_at = time.monotonic()
             await asyncio.to_thread(self.release_claims)
+        fault: ServerFault | None = None
         try:
+            held = await asyncio.to_thread(self.hold.current)
+            if held is not None and held.until_at > started:
+                report.held = True  # the server refused us lately: no connection before the hold ends
+                return report
             stopped = stop is not None and stop.is_set()
             rows = [] if stopped else await asyncio.to_thread(self._settle, [], [], report, batch, started)
             while rows:
-                results, untouched = await self._send(rows)
-                more = 0 if untouched or (stop is not None and stop.is_set()) else batch
+                results, untouched, fault = await self._send(rows)
+                more = 0 if fault or untouched or (stop is not None and stop.is_set()) else batch
                 # One commit per batch: a crash before it resends the batch with the same Message-IDs.
                 rows = await asyncio.to_thread(self._settle, results, untouched, report, more, started)
+            if fault is not None:
+                await asyncio.to_thread(self.hold.fault, fault)
+            elif held is not None and report.sent:
+                await asyncio.to_thread(self.hold.recovered)
         finally:
-            if not keep_open or self.outage:
+            if not keep_open or fault is not None or report.held:
                 await self.close()
         return report
 
-    async def _send(self, rows: list[Outbox]) -> tuple[list[tuple[Outbox, SendResult]], list[Outbox]]:
+    async def _send(self, rows: list[Outbox]) -> tuple[list[tuple[Outbox, SendResult]], list[Outbox],
+                                                      ServerFault | None]:
         """Send ``rows`` over the connections at once: each waits on the server most of the time.
-        One recipient's mail keeps its order (always the same connection). Once the server is
-        unreachable no connection starts another mail; the rows not tried are returned."""
+        One recipient's mail keeps its order (always the same connection). Once the server
+        refuses us (``ServerFault``) no connection starts another mail; the rows not tried are
+        returned with the fault."""
         lanes: list[list[int]] = [[] for _ in self.connections]
         for index, row in enumerate(rows):
             lanes[zlib.crc32(row.recipients.encode()) % len(lanes)].append(index)
+        busy = [(smtp, lane) for smtp, lane in zip(self.connections, lanes) if lane]
+        # One session first, alone: a refused login or a dead server then costs one connection
+        # and one AUTH, not one per connection.
+        fault = await busy[0][0].open()
+        if fault is not None:
+            return [], rows, fault
         results: dict[int, SendResult] = {}
-        unreachable = False
 
         async def send_lane(smtp: SmtpSender, lane: list[int]) -> None:
-            nonlocal unreachable
+            nonlocal fault
             for index in lane:
-                if unreachable:
+                if fault is not None:
                     return
                 row = rows[index]
-                result = results[index] = await smtp.send(row.envelope_from, row.recipients.split(","), row.raw)
-                if result.delivery is Delivery.TEMPORARY and _connection_fault(result.detail):
-                    unreachable = True
-        await asyncio.gather(*(send_lane(smtp, lane) for smtp, lane in zip(self.connections, lanes) if lane))
+                result = await smtp.send(row.envelope_from, row.recipients.split(","), row.raw)
+                if result.delivery is not Delivery.NOT_TRIED:
+                    results[index] = result
+                fault = fault or result.fault
+        await asyncio.gather(*(send_lane(smtp, lane) for smtp, lane in busy))
         return ([(rows[index], results[index]) for index in sorted(results)],
-                [row for index, row in enumerate(rows) if index not in results])
+                [row for index, row in enumerate(rows) if index not in results], fault)
 
     async def close(self) -> None:
         """Close the SMTP connections (the next send opens them again)."""
@@ -141,7 +177,7 @@ class OutboxSender:
         status, sent_at, retry_at, error = "pending", None, claimed.next_attempt_at, result.detail[:2000]
         if result.delivery is Delivery.SENT:
             status, sent_at, error = "sent", now, result.detail if "refused" in result.detail else ""
-        elif result.delivery is Delivery.PERMANENT or attempts >= self.policy.max_attempts:
+        elif result.delivery is Delivery.PERMANENT or self.policy.exhausted(attempts):
             status = "parked"
         else:
             retry_at = now + self.policy.delay(attempts)
@@ -156,39 +192,33 @@ class OutboxSender:
         fields = dict(message_id=claimed.message_id, task_id=claimed.task_id, to=claimed.recipients, attempt=attempts)
         if status == "sent":
             report.sent += 1
-            if self.outage:
-                log.info("smtp.recovered", after=self.outage)
-                self.outage = None
             log.info("smtp.sent", **fields)
         elif status == "parked":
             report.parked += 1
             log.error("smtp.parked", reason=result.detail, **fields)
         else:
             report.deferred += 1
-            self._note_outage(result.detail, retry_at.isoformat(), fields)
-
-    def _note_outage(self, detail: str, retry_at: str, fields: dict[str, object]) -> None:
-        """An outage is logged once as an error, each retry only at debug level."""
-        if _connection_fault(detail) and self.outage is None:
-            self.outage = detail
-            log.error("smtp.unavailable", reason=detail, retry_at=retry_at)
-        log.log(10 if self.outage else 30, "smtp.deferred", reason=detail, retry_at=retry_at, **fields)
+            # A lost session is reported once, by the hold; an email's own refusal each time.
+            log.log(10 if result.fault else 30, "smtp.deferred", reason=result.detail, retry_at=retry_at.isoformat(),
+                    **fields)
 
     def next_due(self) -> float | None:
-        """Seconds until the next pending row is due (0 if now), or None if none is pending."""
+        """Seconds until the next pending row may go (0 if now: it is due and no hold is in
+        force), or None if none is pending."""
         with Session(self.engine) as session:
             due = as_utc(queries.next_outbox_due(session))
         if due is None:
             return None
-        return max(0.0, (due - self.clock.now()).total_seconds())
+        return max(0.0, (due - self.clock.now()).total_seconds(), self.hold.remaining())
 
 
 def outbox_sender(smtp: SmtpConfig, engine: Engine, clock: Clock, coordinator: Coordinator,
                   policy: RetryPolicy | None = None) -> OutboxSender:
-    """The sender for the configured server, over ``[smtp] connections`` connections; as many
-    attempts as ``[smtp] max_attempts`` unless ``policy`` says otherwise."""
-    return OutboxSender(engine, [SmtpSender(smtp) for _ in range(smtp.connections)], clock,
-                        policy or RetryPolicy(max_attempts=smtp.max_attempts), coordinator)
+    """The sender for the configured server, over ``[smtp] connections`` connections; an email
+    is retried for ``[smtp] give_up_after`` (and ``max_attempts``) unless ``policy`` says otherwise."""
+    policy = policy or RetryPolicy(give_up_after=timedelta(hours=smtp.give_up_after_hours),
+                                   max_attempts=smtp.max_attempts)
+    return OutboxSender(engine, [SmtpSender(smtp) for _ in range(smtp.connections)], clock, policy, coordinator)
 
 
 def pending_count(engine: Engine) -> int:
@@ -196,6 +226,32 @@ def pending_count(engine: Engine) -> int:
     with Session(engine) as session:
         return session.exec(select(func.count()).select_from(Outbox).where(
             col(Outbox.status).in_(("pending", "sending")))).one()
+
+
+def outbox_status(engine: Engine, now: datetime) -> str:
+    """One line for ``systemctl status``: what waits, and why nothing goes if a hold is in force."""
+    line = f"{pending_count(engine)} queued in outbox"
+    hold = read_hold(engine)
+    if hold is not None and hold.until_at > now:
+        line += f"; {hold.describe()}"
+    return line
+
+
+def requeue(engine: Engine, now: datetime, ids: list[int] | None) -> list[Outbox]:
+    """Parked mail (the rows ``ids``, or all of them with None) goes back to the queue, due now,
+    with its attempts forgotten. The stored bytes are sent, so the Message-ID is the same."""
+    with write_turn(engine), Session(engine, expire_on_commit=False) as session, session.begin():
+        query = select(Outbox).where(Outbox.status == "parked")
+        if ids is not None:
+            query = query.where(col(Outbox.id).in_(ids))
+        rows = list(session.exec(query.order_by(col(Outbox.id))).all())
+        for row in rows:
+            row.status, row.attempts, row.next_attempt_at = "pending", 0, now
+            session.add(row)
+    for row in rows:
+        log.info("outbox.requeued", outbox_id=row.id, message_id=row.message_id, task_id=row.task_id,
+                 last_error=row.last_error[:200])
+    return rows
 
 
 _OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
@@ -210,7 +266,3 @@ _UNCLAIM = update(_OUTBOX).where(
     _OUTBOX.c.id == bindparam("b_id"), _OUTBOX.c.status == "sending", _OUTBOX.c.claimed_by == bindparam("b_claimer"),
 ).values(status="pending", claimed_at=None, claimed_by=None)
 
-
-def _connection_fault(detail: str) -> bool:
-    """No SMTP reply code: the server was not reached (as opposed to a 4xx answer)."""
-    return not detail[:3].isdigit()

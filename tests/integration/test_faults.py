@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from datetime import timedelta
+from datetime import timedelta, timezone
 
 import pytest
 from sqlalchemy import event
@@ -17,6 +17,8 @@ from dispatchd.daemon import Daemon, build_deps, build_outbox
 from dispatchd.sending import SendLoop
 from dispatchd.flows import ingest as ingest_module
 from dispatchd.flows.outbox import RetryPolicy
+from dispatchd.flows.sender_hold import read_hold
+from dispatchd.store.db import open_engine
 from dispatchd.store.tables import MailboxCursor
 from tests.integration.conftest import Deployment, make_mail
 
@@ -147,19 +149,20 @@ def test_smtp_down_keeps_mail_and_backs_off(deployment: Deployment) -> None:
         assert run_with_policy(deployment, RetryPolicy(base_seconds=60)) == 75
         rows = deployment.outbox()
         assert {r.status for r in rows} == {"pending"}
-        assert all(r.attempts <= 1 for r in rows), "an outage is not retried within the pass"
-        assert rows[0].next_attempt_at - rows[0].created_at >= timedelta(seconds=59)
+        assert all(r.attempts == 0 for r in rows), "an outage charges no email"
+        hold = read_hold(open_engine(f"sqlite:///{deployment.path / 'dispatchd.db'}"))
+        assert hold is not None and hold.until_at - rows[0].created_at.replace(tzinfo=timezone.utc) >= \
+            timedelta(seconds=20), "sending waits (30 s less jitter at first)"
     finally:
         deployment.smtp.start()
     with sqlite3.connect(deployment.path / "dispatchd.db") as db:
-        db.execute("UPDATE outbox SET next_attempt_at = created_at")
+        db.execute("DELETE FROM meta WHERE key = 'smtp.hold'")  # the wait is over
     assert run_with_policy(deployment, RetryPolicy(base_seconds=60)) == 0
     assert len(deployment.smtp.messages) == 2
 
 
 def test_locked_database_leaves_mail_on_server(deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> None:
     import dispatchd.daemon as daemon_module
-    from dispatchd.store.db import open_engine
 
     deployment.deliver(make_mail("[Acme] - Content - Wait for the lock"))
     assert deployment.cli("queues") == 0  # creates the schema

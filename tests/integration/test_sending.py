@@ -47,7 +47,7 @@ def test_mail_goes_out_over_several_connections_in_order_per_recipient(deploymen
         assert len({m.peer for m in received if m.rcpt_tos == [person]}) == 1
 
 
-def test_an_outage_costs_each_connection_one_attempt_at_most(deployment: Deployment) -> None:
+def test_an_outage_costs_no_email_an_attempt(deployment: Deployment) -> None:
     queue_mail(deployment, [f"person{n}@acme.test" for n in range(30)])
     deps = build_deps(load_config(deployment.config))
     deployment.smtp.stop()
@@ -57,5 +57,4 @@ def test_an_outage_costs_each_connection_one_attempt_at_most(deployment: Deploym
         deployment.smtp.start()
     rows = deployment.outbox()
     assert report.sent == 0 and {r.status for r in rows} == {"pending"}
-    attempted = sum(r.attempts for r in rows)
-    assert 1 <= attempted <= deps.config.smtp.connections, "the rest were handed back untried"
+    assert sum(r.attempts for r in rows) == 0, "the server's fault is no email's: all handed back untried"
