@@ -58,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     except OperationalError as exc:
         print(f"dispatchd: database unavailable, nothing was lost, try again: {exc.orig}", file=sys.stderr)
         return EXIT_SERVER
+    except BrokenPipeError:
+        # `dispatchd tasks | head`: the reader has what it wanted. Point stdout at /dev/null so
+        # the interpreter's final flush does not complain, and end quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as exc:
         print(f"dispatchd: {exc.strerror or exc}: nothing was lost, try again", file=sys.stderr)
         return EXIT_SERVER

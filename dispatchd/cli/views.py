@@ -4,13 +4,18 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
 from dispatchd.cli.common import EXIT_CONFIG, EXIT_NOT_FOUND, due_in_words, emit, engine, period, progress_bar
 from dispatchd.config import Config
+from dispatchd.domain.models import Status
+from dispatchd.errors import DispatchdError
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -22,9 +27,14 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     replay.add_argument("--all", action="store_true", help="list unchanged requests too")
     replay.add_argument("--json", action="store_true")
     replay.set_defaults(handler=_replay, read_only=True)
-    tasks = sub.add_parser("tasks", parents=[common], help="list tasks")
+    tasks = sub.add_parser("tasks", parents=[common], help="list tasks, newest first")
     tasks.add_argument("--queue")
-    tasks.add_argument("--status")
+    tasks.add_argument("--status", choices=tuple(s.value for s in Status))
+    tasks.add_argument("--client", help="a client's name or alias")
+    tasks.add_argument("--assignee", help="a staff member's name or email, or 'nobody'")
+    tasks.add_argument("--text", help="words in the subject or description (any case)")
+    tasks.add_argument("--since", metavar="DAY|PERIOD", help="created on or after 2026-11-01, or in the last 7d")
+    tasks.add_argument("--until", metavar="DAY", help="created before the end of this day")
     tasks.add_argument("--limit", type=int, default=100)
     tasks.add_argument("--json", action="store_true")
     tasks.set_defaults(handler=_tasks, read_only=True)
@@ -57,17 +67,29 @@ def _replay(args: argparse.Namespace, config: Config) -> int:
     candidate = load_rulebook(args.rules.resolve(), config) if args.rules else deps.rulebook
     since = None if args.message_id else deps.clock.now() - period(args.since)
     progress = progress_bar("replay") if sys.stderr.isatty() and not args.json else None
-    results = [r for r in replay(deps, candidate, since, args.message_id, progress) if args.all or r.changed
-               or args.message_id]
+    replayed = list(replay(deps, candidate, since, args.message_id, progress))
+    results = [r for r in replayed if args.all or r.changed or args.message_id]
     if args.json:
         emit([{**asdict(r), "changed": list(r.changed)} for r in results], True)
+        return 0 if replayed or not args.message_id else EXIT_NOT_FOUND
+    if args.message_id and not replayed:
+        print(f"dispatchd: no stored request has the Message-ID {args.message_id} (replies, bounces and "
+              f"mail from before go-live are not requests)", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    if not results:
+        print(f"nothing would change: {len(replayed)} requests since {since:%Y-%m-%d %H:%M} replayed, "
+              f"each routed as before" if since else "nothing would change")
         return 0
     rows = [{"task": r.task_id, "changed": ",".join(r.changed) or "-",
              "before": " / ".join(r.before), "after": " / ".join(r.after), "subject": r.subject} for r in results]
     emit(rows, False, ["task", "changed", "before", "after", "subject"])
-    if args.message_id and results:
+    if args.message_id:
+        if not results[0].changed:
+            print(f"\nnothing would change for task {results[0].task_id}: same queue, priority and SLA")
         print("\nbecause:\n" + "\n".join(f"  - {reason}" for reason in results[0].reasons))
-    return 0 if results or not args.message_id else EXIT_NOT_FOUND
+    elif not args.all:
+        print(f"\n{len(results)} of {len(replayed)} requests would be routed differently")
+    return 0
 
 
 def _report(args: argparse.Namespace, config: Config) -> int:
@@ -92,11 +114,17 @@ def _report(args: argparse.Namespace, config: Config) -> int:
 
 
 def _tasks(args: argparse.Namespace, config: Config) -> int:
-    from dispatchd.store.queries import list_tasks
+    from dispatchd.store.queries import TaskFilter, known_queues, list_tasks
     from dispatchd.views import task_dict
 
     with Session(engine(config)) as session:
-        rows = [task_dict(t) for t in list_tasks(session, args.queue, args.status, args.limit)]
+        wanted = TaskFilter(queue=args.queue, status=args.status, client=_client_named(args.client, config),
+                            assignee=_assignee_named(args.assignee, config), text=args.text,
+                            since=_since(args.since, config), until=_until(args.until, config))
+        if args.queue and args.queue not in (queues := known_queues(session) | _configured_queues(config)):
+            raise DispatchdError(f"--queue {args.queue}: no such queue{_did_you_mean(args.queue, queues)} "
+                                 f"(known: {', '.join(sorted(queues))})")
+        rows = [task_dict(t) for t in list_tasks(session, wanted, args.limit)]
     if args.json:  # JSON keeps the instant (ISO 8601 UTC); people read it in the words of every email
         emit(rows, True)
         return 0
@@ -104,6 +132,62 @@ def _tasks(args: argparse.Namespace, config: Config) -> int:
     emit([{**row, "due": words(row["due_at"])} for row in rows], False,
          ["id", "queue", "priority", "status", "client", "type", "assignee", "due", "description"])
     return 0
+
+
+def _client_named(name: str | None, config: Config) -> str | None:
+    if name is None:
+        return None
+    wanted = name.strip().lower()
+    client = next((c for c in config.clients if wanted in {n.lower() for n in (c.name, *c.aliases)}), None)
+    if client is None:
+        names = {c.name for c in config.clients}
+        raise DispatchdError(f"--client {name}: no such client{_did_you_mean(name, names)} "
+                             f"(known: {', '.join(sorted(names)) or 'none configured'})")
+    return client.name
+
+
+def _assignee_named(name: str | None, config: Config) -> str | None:
+    if name is None or name.lower() in ("nobody", "none", "-"):
+        return None if name is None else ""
+    person = config.staff_by_name(name)
+    if person is None:
+        names = {s.name for s in config.staff}
+        raise DispatchdError(f"--assignee {name}: no [[staff]] of that name or email{_did_you_mean(name, names)}")
+    return person.email
+
+
+def _since(text: str | None, config: Config) -> datetime | None:
+    if text is None:
+        return None
+    if text[:1].isdigit() and "-" in text:
+        return _day_start(text, config, "--since")
+    return datetime.now(timezone.utc) - period(text)
+
+
+def _until(text: str | None, config: Config) -> datetime | None:
+    return None if text is None else _day_start(text, config, "--until") + timedelta(days=1)
+
+
+def _day_start(text: str, config: Config, option: str) -> datetime:
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise DispatchdError(f"{option} {text!r}: write a day such as 2026-11-01") from None
+    # In UTC, as stored (SQLite keeps no offset)
+    return datetime.combine(day, time(), ZoneInfo(config.calendar.timezone)).astimezone(timezone.utc)
+
+
+def _configured_queues(config: Config) -> set[str]:
+    from dispatchd.rulebook import load_rulebook
+
+    rulebook = load_rulebook(config.rules_dir, config)
+    return ({queue for person in config.staff for queue in person.queues} | {q.name for q in config.queues}
+            | {t.queue for t in rulebook.types} | {rulebook.triage_queue})
+
+
+def _did_you_mean(word: str, known: set[str]) -> str:
+    close = difflib.get_close_matches(word, sorted(known), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _show(args: argparse.Namespace, config: Config) -> int:

@@ -14,7 +14,7 @@ import dataclasses
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -53,8 +53,9 @@ class GoLive:
 
 
 def day_start(day: object, deps: IntakeDeps) -> datetime:
-    """Midnight of ``day`` (a date) in the business calendar's time zone."""
-    return datetime.combine(day, time(), ZoneInfo(deps.config.calendar.timezone))  # type: ignore[arg-type]
+    """Midnight of ``day`` (a date) in the business calendar's time zone, in UTC (as stored)."""
+    local = datetime.combine(day, time(), ZoneInfo(deps.config.calendar.timezone))  # type: ignore[arg-type]
+    return local.astimezone(timezone.utc)
 
 
 def go_live(source: ImapSource, deps: IntakeDeps, uidvalidity: int) -> GoLive:

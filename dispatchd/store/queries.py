@@ -7,6 +7,7 @@ import socket
 import threading
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -137,14 +138,44 @@ def set_inbound_outcome(session: Session, inbound_id: int, disposition: str, rea
         b_id=inbound_id, b_disposition=disposition, b_reason=reason, b_task_id=task_id))
 
 
-def list_tasks(session: Session, queue: str | None = None, status: str | None = None,
-               limit: int = 500) -> list[Task]:
+@dataclass(frozen=True)
+class TaskFilter:
+    """What ``dispatchd tasks`` asks for; None = any. ``assignee`` "" = nobody."""
+
+    queue: str | None = None
+    status: str | None = None
+    client: str | None = None
+    assignee: str | None = None
+    text: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def list_tasks(session: Session, wanted: TaskFilter = TaskFilter(), limit: int = 500) -> list[Task]:
     query = select(Task)
-    if queue:
-        query = query.where(Task.queue == queue)
-    if status:
-        query = query.where(Task.status == status)
+    if wanted.queue:
+        query = query.where(Task.queue == wanted.queue)
+    if wanted.status:
+        query = query.where(Task.status == wanted.status)
+    if wanted.client:
+        query = query.where(Task.client == wanted.client)
+    if wanted.assignee == "":
+        query = query.where(col(Task.assignee).is_(None))
+    elif wanted.assignee:
+        query = query.where(Task.assignee == wanted.assignee)
+    if wanted.text:
+        query = query.where(or_(col(Task.subject).icontains(wanted.text, autoescape=True),
+                                col(Task.description).icontains(wanted.text, autoescape=True)))
+    if wanted.since:
+        query = query.where(Task.created_at >= wanted.since)
+    if wanted.until:
+        query = query.where(Task.created_at < wanted.until)
     return list(session.exec(query.order_by(col(Task.id).desc()).limit(limit)).all())
+
+
+def known_queues(session: Session) -> set[str]:
+    """Every queue a task has been in."""
+    return set(session.exec(select(Task.queue).distinct()).all())
 
 
 def queue_depths(session: Session) -> list[tuple[str, str, int]]:

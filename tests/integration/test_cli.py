@@ -67,3 +67,56 @@ def test_replay_shows_what_candidate_rules_would_change(deployment: Deployment, 
 def test_replay_refuses_a_bad_period(deployment: Deployment, capsys: pytest.CaptureFixture[str]) -> None:
     assert deployment.cli("replay", "--since", "soon") == 2
     assert "write e.g. 12h, 30d or 2w" in capsys.readouterr().err
+
+
+def test_replay_tells_not_found_from_nothing_would_change(deployment: Deployment,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    deployment.deliver(make_mail("[Acme] - Content - Blog post", message_id="<blog@client.test>"))
+    deployment.run_once()
+    capsys.readouterr()
+    assert deployment.cli("replay", "<nope@client.test>") == 1
+    out, err = capsys.readouterr()
+    assert "no stored request has the Message-ID <nope@client.test>" in err and "(none)" not in out
+    assert deployment.cli("replay", "<blog@client.test>") == 0
+    assert "nothing would change for task 1: same queue, priority and SLA" in capsys.readouterr().out
+    assert deployment.cli("replay") == 0
+    assert "nothing would change: 1 requests since" in capsys.readouterr().out
+
+
+def test_tasks_filter_and_refuse_what_does_not_exist(deployment: Deployment,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    deployment.deliver(make_mail("[Acme] - Content - Blog post on 100% cotton"),
+                       make_mail("[Globex] - Design - Banner", sender="Gil <gil@globex.test>"),
+                       make_mail("[Acme] - Technical - Checkout broken"))
+    deployment.run_once()
+
+    def ids(*args: str) -> list[int]:
+        return [row["id"] for row in as_json(deployment, capsys, "tasks", *args)]  # type: ignore[union-attr]
+
+    assert ids() == [3, 2, 1]
+    assert ids("--client", "acme corp") == [3, 1], "an alias names the client"
+    assert ids("--text", "100%") == [1] and ids("--text", "BANNER") == [2]
+    assert ids("--queue", "dev", "--status", "queued") == [3]
+    assert ids("--assignee", "nobody") == [3, 1] and ids("--assignee", "ben@agency.test") == [2]  # design: least loaded
+    assert ids("--since", "1d") == [3, 2, 1] and ids("--since", "2000-01-01", "--until", "2000-01-02") == []
+    for args, refusal in ((("--queue", "contnet"), "--queue contnet: no such queue (did you mean content?)"),
+                          (("--client", "Acmee"), "--client Acmee: no such client (did you mean Acme?)"),
+                          (("--assignee", "Zed"), "--assignee Zed: no [[staff]] of that name or email"),
+                          (("--since", "2026-13-01"), "--since '2026-13-01': write a day such as 2026-11-01")):
+        capsys.readouterr()
+        assert deployment.cli("tasks", *args) == 2
+        assert refusal in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:
+        deployment.cli("tasks", "--status", "done")
+    assert refused.value.code == 2 and "invalid choice: 'done'" in capsys.readouterr().err
+
+
+def test_piping_a_view_into_head_is_quiet(deployment: Deployment) -> None:
+    deployment.deliver(*(make_mail(f"[Acme] - Content - Post {i}", sender=f"p{i}@acme.test") for i in range(150)))
+    deployment.run_once()
+    import subprocess
+    import sys
+    # JSON of 150 tasks is over 64 KiB: more than the pipe holds after head has gone
+    command = f"{sys.executable} -m dispatchd tasks --json --limit 150 --config {deployment.config} | head -1"
+    result = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60)
+    assert len(deployment.tasks()) == 150 and result.stdout == "[\n" and result.stderr == ""
