@@ -1,9 +1,16 @@
-"""Reply text -> commands. Read only from the top, one per line, stopping at the first line
-that is not a command, so a signature or quoted text can never run as a command.
+"""Reply text -> commands. The text comes without quotes and signature (``domain/replytext``).
 
-Case-insensitive and tolerant of punctuation: "Start.", "- approve!", "Priority: p1",
-"revise: tighten the intro". In a fresh email (not a reply) a command names its task:
-"start 42", "assign 42 ben". Whatever follows the commands is a note.
+A line runs as a command only in a command's exact shape: its word (or a short sentence that
+can only mean it, "Starting on it now", "I'll take it") plus an argument of the right type
+("due 2026-12-10", "priority P1", "assign Ben"). Greeting lines before the commands are
+skipped, politeness around them ("ok start", "start please", "Approved, thanks!") is ignored,
+and so are case, bullets, typographic quotes and punctuation. Reading stops at the first line
+that is not a command: whatever follows is the note. A line that looks like a command but is not
+certain ("done", "let's start?") becomes a question to ask back, never a guess; a command word
+with an argument of the wrong type ("due: someday") is a problem to report. Prose that merely
+starts with a command word ("Due to the holidays …", "Client wants this by Friday",
+"Changes look good") is prose. In a fresh email (not a reply) a command names its task:
+"start 42", "assign 42 ben".
 """
 
 from __future__ import annotations
@@ -11,6 +18,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
+
+from dispatchd.domain.phrases import GREETING_LINE, GREETING_PREFIX, bare_words, normalise, strip_leading_politeness
 
 MAX_COMMANDS = 10
 
@@ -25,110 +34,208 @@ class Command:
 
 @dataclass(frozen=True)
 class ParsedReply:
+    """``note``: every line that is not an understood command (nothing is dropped);
+    ``questions``: what an uncertain line probably meant, to ask back before running it."""
+
     commands: tuple[Command, ...]
     note: str
     problems: tuple[str, ...] = ()
+    questions: tuple[Command, ...] = ()
 
 
-# name -> (aliases, argument: "none" | "optional" | "required")
-GRAMMAR: dict[str, tuple[tuple[str, ...], str]] = {
-    "start": (("start", "begin", "starting"), "none"),
-    "review": (("review", "ready for review", "to review"), "none"),
-    "approve": (("approve", "approved", "lgtm"), "none"),
-    "confirm": (("confirm", "confirmed", "accept", "accepted"), "none"),
-    "revise": (("revise", "revision", "revisions", "changes"), "optional"),
-    "deliver": (("deliver", "delivered"), "none"),
-    "close": (("close", "done", "closed"), "none"),
-    "cancel": (("cancel", "cancelled", "canceled"), "optional"),
-    "assign": (("assign", "assign to"), "required"),
-    "take": (("take", "mine", "i'll take it", "ill take it"), "none"),
-    "priority": (("priority", "prio"), "required"),
-    "due": (("due", "deadline"), "required"),
-    "note": (("note", "comment"), "required"),
-    "status": (("status", "card", "info"), "none"),
-    "type": (("type",), "required"),
-    "client": (("client",), "required"),
-    "queue": (("queue",), "required"),
-    "next": (("next", "next task", "give me work"), "none"),
-    "away": (("away", "away until", "out until", "ooo until"), "required"),
+@dataclass(frozen=True)
+class Spec:
+    """One command's words. ``argument``: none | text (optional free text) | note (required free
+    text) | name | priority | date. ``everyday``: aliases that are ordinary words, which alone
+    only make a question; ``phrases``: whole short sentences that mean exactly this command."""
+
+    words: tuple[str, ...]
+    argument: str = "none"
+    phrases: tuple[str, ...] = ()
+    everyday: tuple[str, ...] = ()
+
+
+GRAMMAR: dict[str, Spec] = {
+    "start": Spec(("start", "begin"), phrases=(
+        "starting", "starting now", "starting on it", "starting on this", "starting work", "started",
+        "on it", "i'm on it", "i am on it", "working on it", "i'll start", "i will start", "start work",
+        "start working", "start on it", "i'm starting", "im on it", "i'll start on it", "i'll start now")),
+    "review": Spec(("review", "ready for review", "to review"), phrases=(
+        "ready to review", "for review", "sent for review", "done, ready for review", "please review")),
+    "approve": Spec(("approve", "approved", "lgtm"), phrases=("looks good to me", "approved for delivery")),
+    "confirm": Spec(("confirm", "confirmed", "accept", "accepted")),
+    "revise": Spec(("revise",), "text", everyday=("changes", "revision", "revisions")),
+    "deliver": Spec(("deliver",), everyday=("delivered",)),
+    "close": Spec(("close",), everyday=("done", "closed")),
+    "cancel": Spec(("cancel",), "text", everyday=("cancelled", "canceled")),
+    "assign": Spec(("assign to", "assign"), "name"),
+    "take": Spec(("take",), phrases=(
+        "take it", "i'll take it", "ill take it", "i will take it", "i'll take this", "i'll take this one",
+        "i take it", "taking it", "taking this", "i'll do it", "i will do it", "i'll handle it", "mine"),
+        everyday=("mine",)),
+    "priority": Spec(("priority", "prio"), "priority"),
+    "due": Spec(("due", "deadline"), "date"),
+    "note": Spec(("note", "comment"), "note"),
+    "status": Spec(("status",), phrases=("status?", "what's the status", "what is the status", "any update"),
+                   everyday=("card", "info")),
+    "type": Spec(("type",), "name"),
+    "client": Spec(("client",), "name"),
+    "queue": Spec(("queue",), "name"),
+    "next": Spec(("next", "next task", "give me work")),
+    "away": Spec(("away until", "out until", "ooo until", "away"), "date"),
 }
-_ALIASES = sorted(((alias, name) for name, (aliases, _) in GRAMMAR.items() for alias in aliases),
-                  key=lambda pair: -len(pair[0]))
-_LEADING = re.compile(r"^[\s>*•·\-–—#\d.)]*?(?=[a-z])", re.IGNORECASE)
-_TRAILING = re.compile(r"[\s.!?,;:)]+$")
-_FREE_TEXT = ("note", "revise", "cancel")
+# Nouns that are everyday words too: their argument must be a known name or follow a colon.
+_NOUN_COMMANDS = frozenset({"type", "client", "queue"})
+_FREE_TEXT = frozenset({"text", "note"})
+# Extra words an argument-less command may carry and still be certain ("start this one now").
+_HARMLESS_TAIL = re.compile(r"^(?:(?:it|this|this one|that|the task|now|right now|today|then|again|on it|"
+                            r"work|here|from me|for me|for us)\b\s*)*$")
+_SEPARATOR = re.compile(r"^\s*[:=\-]\s*")
+_QUESTION_WORDS = 5  # a line up to this long that starts with a command word may be one
 
 
-def parse_reply(text: str, fresh: bool = False) -> ParsedReply:
-    """Split ``text`` (quoted text already removed) into commands and a trailing note."""
+def _aliases() -> list[tuple[str, str, bool]]:
+    found = [(word, name, False) for name, spec in GRAMMAR.items() for word in spec.words]
+    found += [(word, name, True) for name, spec in GRAMMAR.items() for word in spec.everyday]
+    return sorted(found, key=lambda item: -len(item[0]))
+
+
+_ALIASES = _aliases()
+_PHRASES = {phrase: name for name, spec in GRAMMAR.items() for phrase in spec.phrases}
+
+
+def parse_reply(text: str, fresh: bool = False, names: frozenset[str] = frozenset()) -> ParsedReply:
+    """Split ``text`` (quoted text and signature already removed) into commands and a note.
+    ``names``: known staff, client, type and queue names (lower case), so "client Acme" is a
+    command and "Client wants this by Friday" is not."""
     lines = text.replace("\r\n", "\n").split("\n")
     commands: list[Command] = []
     problems: list[str] = []
-    index = 0
-    while index < len(lines) and not lines[index].strip():
-        index += 1
+    unread: list[str] = []  # lines that are not understood commands: they stay in the note
+    index = _skip_greetings(lines)
     while index < len(lines):
         line = lines[index]
         if not line.strip():
             index += 1
-            if index < len(lines) and _read_line(lines[index], fresh) is not None:
+            following = read_line(lines[index], fresh, names, sentences=False) if index < len(lines) else None
+            if isinstance(following, (Command, Problem)):
                 continue
             break
-        command = _read_line(line, fresh)
-        if command is None:
+        found = read_line(line, fresh, names, sentences=not commands)
+        if found is None or isinstance(found, Question):
+            if isinstance(found, Question) and not commands and not problems:
+                return ParsedReply((), text.strip(), (), (found.command,))
             break
-        if len(commands) == MAX_COMMANDS:
+        if len(commands) + len(problems) == MAX_COMMANDS:
             problems.append(f"only the first {MAX_COMMANDS} command lines are read")
             break
-        if isinstance(command, str):
-            problems.append(command)
+        if isinstance(found, Problem):
+            problems.append(found.text)
+            unread.append(line.strip())
         else:
-            commands.append(command)
+            commands.append(found)
         index += 1
-    note = "\n".join(lines[index:]).strip()
+    if not commands and not problems:
+        return ParsedReply((), text.strip())
+    rest = "\n".join(lines[index:]).strip()
+    note = "\n".join([*unread, rest] if rest else unread).strip()
     return ParsedReply(tuple(commands), note, tuple(problems))
 
 
-def _read_line(line: str, fresh: bool) -> Command | str | None:
-    """A Command, a problem text (a command word used wrongly) or None (not a command line)."""
-    stripped = _LEADING.sub("", line.strip(), count=1)
-    lowered = stripped.lower()
-    for alias, name in _ALIASES:
-        if lowered == alias or re.match(rf"{re.escape(alias)}(?=[\s:.!?,;-]|$)", lowered):
-            rest = stripped[len(alias):].lstrip(" :.-–—!?,;").strip()
-            return _build(name, rest, line.strip(), fresh)
+@dataclass(frozen=True)
+class Problem:
+    text: str
+
+
+@dataclass(frozen=True)
+class Question:
+    command: Command
+
+
+def read_line(line: str, fresh: bool = False, names: frozenset[str] = frozenset(),
+              sentences: bool = True) -> Command | Problem | Question | None:
+    """One line as a Command, a Problem (a command word used wrongly), a Question (probably a
+    command) or None (prose). ``sentences``: also read the short sentences ("On it.") that mean
+    a command; after a command they are the note ("start\n\nOn it.")."""
+    original = line.strip()
+    cased = strip_leading_politeness(GREETING_PREFIX.sub("", normalise(original), count=1))
+    bare = bare_words(cased)
+    if not bare:
+        return None
+    if bare in _PHRASES:
+        if not sentences:
+            return None
+        return Command(_PHRASES[bare], "", None, original)
+    for alias, name, everyday in _ALIASES:
+        if bare == alias or re.match(rf"{re.escape(alias)}(?=[\s:=\-#]|$)", bare):
+            return _build(name, everyday, bare[len(alias):], cased[len(alias):], original, fresh, names)
     return None
 
 
-def _build(name: str, rest: str, line: str, fresh: bool) -> Command | str | None:
+def _build(name: str, everyday: bool, rest: str, cased_rest: str, line: str, fresh: bool,
+           names: frozenset[str]) -> Command | Problem | Question | None:
     task_id = None
     if fresh and name not in ("next", "away"):
-        match = re.match(r"#?(\d{1,12})(?=\s|$)\s*", rest)
+        match = re.match(r"\s*#?(\d{1,12})(?=\s|$)", rest)
         if match:
             task_id, rest = int(match.group(1)), rest[match.end():]
-    argument_kind = GRAMMAR[name][1]
-    rest = rest.strip() if name in _FREE_TEXT else _TRAILING.sub("", rest)
-    if argument_kind == "none" and rest:
-        # "start working on the intro" is prose, not a command.
-        return None
-    if argument_kind == "required" and not rest:
-        return f"'{line}': {name} needs a value, e.g. {_EXAMPLES[name]}"
+            cased_rest = cased_rest[match.end():]
+    separated = bool(_SEPARATOR.match(rest)) and bool(_SEPARATOR.sub("", rest, count=1).strip())
+    rest = _SEPARATOR.sub("", rest, count=1).strip()
+    kind = GRAMMAR[name].argument
+    if everyday and not (separated and kind in _FREE_TEXT):
+        # "Done", "Changes look good": ordinary words; alone at most a question, never a command.
+        return Question(Command(name, "", task_id, line)) if not rest else None
+    if kind == "none" or (kind == "text" and not separated):
+        if not rest or _HARMLESS_TAIL.match(rest):
+            return Command(name, "", task_id, line)
+        return Question(Command(name, "", task_id, line)) if len(rest.split()) < _QUESTION_WORDS else None
+    if kind in _FREE_TEXT:
+        argument = _SEPARATOR.sub("", cased_rest, count=1).strip()
+        if not argument:
+            return Problem(f"'{line}': {name} needs a value, e.g. {_EXAMPLES[name]}")
+        return Command(name, argument, task_id, line)
+    if not rest:
+        return Problem(f"'{line}': {name} needs a value, e.g. {_EXAMPLES[name]}")
+    value = _typed_argument(name, rest, separated, names)
+    if value is None:
+        # "Due to the holidays …": a sentence that starts with a command word. One word or a
+        # colon after the command word is someone trying the command ("due: friday").
+        return Problem(_WRONG[name].format(line=line)) if separated or len(rest.split()) == 1 else None
+    if name in ("assign", "type", "client", "queue"):
+        value = _cased(cased_rest, value)
+    return Command(name, value, task_id, line)
+
+
+def _typed_argument(name: str, rest: str, separated: bool, names: frozenset[str]) -> str | None:
     if name == "priority":
-        level = re.fullmatch(r"p?([0-3])", rest.strip().lower())
-        if not level:
-            return f"'{line}': priority must be P0, P1, P2 or P3"
-        rest = f"P{level.group(1)}"
-    if name == "away":
-        parsed_away = parse_due(re.sub(r"^until\s+", "", rest, flags=re.IGNORECASE))
-        if parsed_away is None:
-            return f"'{line}': write 'away until YYYY-MM-DD'"
-        rest = parsed_away.isoformat()
-    if name == "due":
-        parsed = parse_due(rest)
-        if parsed is None:
-            return f"'{line}': write the date as YYYY-MM-DD or YYYY-MM-DD HH:MM"
-        rest = parsed.isoformat()
-    return Command(name, rest, task_id, line)
+        level = re.fullmatch(r"p?([0-3])", rest)
+        return f"P{level.group(1)}" if level else None
+    if name in ("due", "away"):
+        parsed = parse_due(re.sub(r"^until\s+", "", rest))
+        return parsed.isoformat() if parsed is not None else None
+    if re.search(r"[|;!?,]|\s-\s|\d{4,}", rest):
+        return None
+    value = re.sub(r"^to\s+", "", rest) if name == "assign" else rest
+    known = value in names
+    if name in _NOUN_COMMANDS and names and not (known or separated):
+        return None
+    if not known and len(value.split()) > 2 and "@" not in value:
+        return None
+    return value
+
+
+def _cased(cased_rest: str, value: str) -> str:
+    """``value`` as the sender wrote it ("ACME Corp", not "acme corp")."""
+    start = cased_rest.lower().find(value)
+    return cased_rest[start:start + len(value)] if start >= 0 else value
+
+
+def _skip_greetings(lines: list[str]) -> int:
+    index = 0
+    while index < len(lines) and (not lines[index].strip() or GREETING_LINE.match(normalise(lines[index]))):
+        index += 1
+    return index
 
 
 def parse_due(text: str) -> datetime | date | None:
@@ -146,6 +253,23 @@ def parse_due(text: str) -> datetime | date | None:
     return None
 
 
+def subject_command_text(subject: str) -> tuple[str, bool]:
+    """What a subject says as a command: the words before a reply marker ("APPROVED - RE: [#12] …")
+    or, with no reply marker, the whole subject without its task tag (an iPhone reply whose
+    subject was replaced by "start"), and whether the words came before a reply marker."""
+    marker = re.search(r"\b(?:re|aw|fw|fwd|wg|tr|rv|sv|antw|réf|ref)\s*:", subject, re.IGNORECASE)
+    if marker:
+        return re.sub(r"[\s\-–—:|]+$", "", subject[:marker.start()]).strip(), True
+    return re.sub(r"\[#\d+\]", "", subject).strip(), False
+
+
 _EXAMPLES = {"assign": "'assign Ben'", "priority": "'priority P1'", "due": "'due 2026-12-01'",
              "note": "'note: called the client'", "type": "'type Design'", "client": "'client Acme'",
              "queue": "'queue dev'", "away": "'away until 2026-12-24'"}
+_WRONG = {"priority": "'{line}': priority must be P0, P1, P2 or P3",
+          "due": "'{line}': write the date as YYYY-MM-DD or YYYY-MM-DD HH:MM",
+          "away": "'{line}': write 'away until YYYY-MM-DD'",
+          "assign": "'{line}': write 'assign' and a staff member's name, e.g. 'assign Ben'",
+          "type": "'{line}': write 'type' and a request type, e.g. 'type Design'",
+          "client": "'{line}': write 'client' and a client's name, e.g. 'client Acme'",
+          "queue": "'{line}': write 'queue' and a queue, e.g. 'queue dev'"}

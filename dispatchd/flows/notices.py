@@ -176,10 +176,12 @@ def bounce_notices(task: Task, recipient: str, subject: str, explanation: str,
 
 
 def comment_notices(task: Task, author: str, text: str, ctx: NoticeContext,
-                    unverified: str | None = None) -> list[OutboundMail]:
-    """A client's comment, forwarded to whoever is working on the task. ``unverified``: why
-    dispatchd could not tell that the author wrote it; the email then says so first."""
-    values = {**task_values(task, ctx), "author": author, "comment": text, "unverified": unverified}
+                    unverified: str | None = None, understood: str = "") -> list[OutboundMail]:
+    """A comment, forwarded to whoever is working on the task. ``unverified``: why dispatchd
+    could not tell that the author wrote it; the email then says so first. ``understood``: what
+    dispatchd made of the reply ("approval while in progress: feedback")."""
+    values = {**task_values(task, ctx), "author": author, "comment": text, "unverified": unverified,
+              "understood": understood}
     recipients = [task.assignee] if task.assignee else staff_recipients(task, (), ctx.config)
     return [_mail("staff-comment", address, task, values, ctx) for address in recipients if address and address != author]
 
@@ -196,6 +198,21 @@ def results_reply(mail: InboundMail, task: Task | None, results: list[tuple[str,
     return _mail("reply-results", mail.sender, task, values, ctx, auto_submitted="auto-replied",
                  in_reply_to=mail.message_id, references=(*mail.references, mail.message_id),
                  subject_hint=mail.subject)
+
+
+def question_reply(mail: InboundMail, task: Task, command: str, meaning: str, ctx: NoticeContext) -> OutboundMail:
+    """One line back to the sender: "Did you mean `start`? Reply `yes`." Signed for them."""
+    values = {**task_values(task, ctx), "command": command, "meaning": meaning}
+    return _mail("reply-question", mail.sender, task, values, ctx, auto_submitted="auto-replied",
+                 in_reply_to=mail.message_id, references=(*mail.references, mail.message_id),
+                 subject_hint=mail.subject)
+
+
+def cancel_request_notices(task: Task, client: str, text: str, ctx: NoticeContext) -> list[OutboundMail]:
+    """A client asks to cancel: the queue's lead decides (a reply 'cancel' confirms it)."""
+    values = {**task_values(task, ctx), "author": client, "comment": text}
+    return [_mail("staff-cancel-request", s.email, task, values, ctx) for s in ctx.config.queue_owners(task.queue)
+            if s.email not in ctx.config.intake_addresses]
 
 
 def refused_reply(mail: InboundMail, ctx: NoticeContext) -> OutboundMail:

@@ -19,18 +19,21 @@ from sqlmodel import Session
 
 from dispatchd.config import Config
 from dispatchd.domain.authres import sender_authenticated
-from dispatchd.domain.commands import Command, ParsedReply, parse_reply
+from dispatchd.domain.commands import Command, ParsedReply, parse_reply, subject_command_text
 from dispatchd.domain.intake import Directory
 from dispatchd.domain.models import InboundMail
 from dispatchd.domain.permissions import Actor, TaskScope, refusal
 from dispatchd.domain.replytext import latest_reply
+from dispatchd.domain.routing import Rulebook
 from dispatchd.domain.sla import BusinessCalendar
 from dispatchd.domain.subject import task_reference
 from dispatchd.domain.tokens import find_token, verify
 from dispatchd.domain.trust import Evidence, Verdict, judge, party_of
 from dispatchd.flows.assignment import next_task, wip_refusal
 from dispatchd.flows.commands import COMMANDS, CommandContext, Result
-from dispatchd.flows.notices import NoticeContext, comment_notices, refused_reply, results_reply
+from dispatchd.flows.client_replies import handle_client_reply
+from dispatchd.flows.notices import NoticeContext, refused_reply, results_reply
+from dispatchd.flows.reply_notes import answer_question, ask_back, is_yes, keep_note, pending_question
 from dispatchd.store import queries
 from dispatchd.store.tables import StaffAway, Task
 
@@ -83,19 +86,62 @@ def is_verified(mail: InboundMail, task_id: int | None, config: Config, secret: 
 
 
 def handle_reply(session: Session, mail: InboundMail, match: Match, ctx: CommandContext) -> str:
-    """A reply to a known task: comment and/or commands. Returns a short outcome for the log."""
+    """A reply to a known task: comment and/or commands. Returns a short outcome for the log.
+
+    Nothing the sender wrote is lost: whatever is not an understood command is kept on the task
+    (as trust allows, see ``reply_notes.keep_note``) and passed on, also when the commands are
+    refused."""
     task = match.task
-    parsed = parse_reply(latest_reply(mail.text))
+    text = latest_reply(mail.text)
     actor = identify(mail.sender, task, ctx.config)
+    parsed = read_reply(mail, text, ctx.config, ctx.notices_ctx.rulebook)
+    verdict = reply_verdict(session, mail, task, ctx.config, ctx.notices_ctx.secret)
+    log.info("reply.judged", task_id=task.id, message_id=mail.message_id, party=verdict.party.value,
+             verified=verdict.verified, reason=verdict.reason)
+    verified = actor is not None and is_verified(mail, task.id, ctx.config, ctx.notices_ctx.secret)
+    if actor is not None and actor.role == "client":
+        return handle_client_reply(session, mail, task, actor, text, parsed, ctx, verified, verdict)
+    ctx.actor = actor or Actor(mail.sender or "unknown", verdict.party.value)
+    pending = pending_question(ctx, task, mail.sender) if verified and is_yes(text) else None
+    if pending is not None:
+        answer_question(ctx, task, pending)
+        parsed = ParsedReply((pending,), "")
     if not parsed.commands and not parsed.problems:
-        return _comment(session, mail, task, actor, parsed.note or "(empty reply)", ctx)
-    if actor is None or not is_verified(mail, task.id, ctx.config, ctx.notices_ctx.secret):
+        if parsed.questions and verified:
+            keep_note(ctx, task, mail.sender, ctx.actor.role, parsed.note, verdict=verdict)
+            ask_back(ctx, mail, task, parsed.questions[0], "")
+            return f"question on task {task.id}: {parsed.questions[0].name}?"
+        return _comment(task, mail, parsed.note or "(empty reply)", verdict, ctx)
+    if actor is None or not verified:
+        keep_note(ctx, task, mail.sender, ctx.actor.role, parsed.note, verdict=verdict)
         return _refuse(mail, ctx, task, "unknown sender" if actor is None else "sender not verified")
-    ctx.actor = actor
-    # A client's "approve" of a delivery is a confirmation; staff approve a review.
-    rename = {"approve": "confirm"} if actor.role == "client" else {}
-    commands = tuple(Command(rename.get(c.name, c.name), c.argument, task.id, c.line) for c in parsed.commands)
-    return _run(session, mail, ParsedReply(commands, parsed.note, parsed.problems), ctx)
+    commands = tuple(Command(c.name, c.argument, task.id, c.line) for c in parsed.commands)
+    return _run(session, mail, ParsedReply(commands, parsed.note, parsed.problems), ctx, task, verdict)
+
+
+def read_reply(mail: InboundMail, text: str, config: Config, rulebook: Rulebook) -> ParsedReply:
+    """The commands of a reply: in its text, else in its subject. A subject speaks when the body
+    is empty (an iPhone reply whose subject was replaced by "start") or when it puts words
+    before the reply marker ("APPROVED - RE: [#12] …"); those words must be commands alone."""
+    names = known_names(config, rulebook)
+    parsed = parse_reply(text, names=names)
+    in_subject, before_marker = subject_command_text(mail.subject)
+    if in_subject and (not text or before_marker):
+        from_subject = parse_reply(in_subject, names=names)
+        if from_subject.commands and not from_subject.note and not from_subject.problems:
+            return ParsedReply(from_subject.commands + parsed.commands, parsed.note if parsed.commands else text,
+                               parsed.problems)
+        if not text and from_subject.questions:
+            return from_subject
+    return parsed
+
+
+def known_names(config: Config, rulebook: Rulebook) -> frozenset[str]:
+    """Staff, clients, request types and queues, lower case: what a command's argument may name."""
+    names = {s.name for s in config.staff} | {s.email for s in config.staff}
+    names |= {c.name for c in config.clients} | {a for c in config.clients for a in c.aliases}
+    names |= {t.name for t in rulebook.types} | set(rulebook.queues) | {q for s in config.staff for q in s.queues}
+    return frozenset(n.lower() for n in names)
 
 
 def reply_verdict(session: Session, mail: InboundMail, task: Task, config: Config, secret: bytes) -> Verdict:
@@ -113,21 +159,10 @@ def reply_verdict(session: Session, mail: InboundMail, task: Task, config: Confi
     return judge(party, evidence)
 
 
-def _comment(session: Session, mail: InboundMail, task: Task, actor: Actor | None, text: str,
-             ctx: CommandContext) -> str:
-    verdict = reply_verdict(session, mail, task, ctx.config, ctx.notices_ctx.secret)
-    log.info("reply.judged", task_id=task.id, message_id=mail.message_id, party=verdict.party.value,
-             verified=verdict.verified, reason=verdict.reason)
+def _comment(task: Task, mail: InboundMail, text: str, verdict: Verdict, ctx: CommandContext) -> str:
     if not verdict.stored:
         return f"not stored on task {task.id}: {verdict.reason}"
-    ctx.actor = actor or Actor(mail.sender or "unknown", verdict.party.value)
-    if verdict.verified:
-        ctx.event(task, "comment", text)
-    else:
-        ctx.event(task, "unverified_comment", f"UNVERIFIED ({verdict.reason}):\n{text}")
-    if actor is not None and actor.role == "client":
-        ctx.notices.extend(comment_notices(task, mail.sender, text, ctx.notices_ctx,
-                                           unverified=None if verdict.verified else verdict.reason))
+    keep_note(ctx, task, mail.sender, ctx.actor.role, text, verdict=verdict)
     return f"{'comment' if verdict.verified else 'unverified comment'} on task {task.id}"
 
 
@@ -155,7 +190,8 @@ def staff_commands(mail: InboundMail, config: Config) -> ParsedReply | None:
     return None
 
 
-def _run(session: Session, mail: InboundMail, parsed: ParsedReply, ctx: CommandContext) -> str:
+def _run(session: Session, mail: InboundMail, parsed: ParsedReply, ctx: CommandContext,
+         replied_to: Task | None = None, verdict: Verdict | None = None) -> str:
     results: list[tuple[str, bool, str]] = [(problem, False, "not understood") for problem in parsed.problems]
     done: list[tuple[Command, Result]] = []
     last_task: Task | None = None
@@ -167,8 +203,6 @@ def _run(session: Session, mail: InboundMail, parsed: ParsedReply, ctx: CommandC
         done.append((command, result))
         last_task = task or last_task
     applied = all(ok for _, ok, _ in results)
-    if applied and parsed.note and last_task is not None:
-        ctx.event(last_task, "comment", parsed.note)
     if applied:
         savepoint.commit()
         ctx.announce_changes()
@@ -182,8 +216,15 @@ def _run(session: Session, mail: InboundMail, parsed: ParsedReply, ctx: CommandC
         event = "command.applied" if applied else "command.refused" if not result.ok else "command.rolled_back"
         log.info(event, task_id=command.task_id, message_id=mail.message_id, command=command.name,
                  actor=ctx.actor.email, reason=result.text)
+    # The words stay on the task whether or not the commands ran.
+    noted = replied_to or last_task
+    if parsed.note and noted is not None:
+        refused = "; ".join(line for line, ok, _ in results if not ok)
+        keep_note(ctx, noted, mail.sender, ctx.actor.role, parsed.note,
+                  "" if applied else f"commands that were not applied: {refused}", verdict)
     headlines = [result.headline for _, result in done] if applied else []
-    ctx.notices.append(results_reply(mail, last_task, results, applied, ctx.notices_ctx, headlines=headlines))
+    ctx.notices.append(results_reply(mail, last_task or replied_to, results, applied, ctx.notices_ctx,
+                                     extra={"kept": bool(parsed.note and noted is not None)}, headlines=headlines))
     return f"{len(parsed.commands)} command(s) {'applied' if applied else 'refused'}"
 
 

@@ -1,4 +1,5 @@
-"""HTML-only mail as readable text: block elements become lines, scripts and styles vanish."""
+"""HTML-only mail as readable text: block elements become lines, scripts and styles vanish, and
+what a <blockquote> quotes becomes "> " lines, so quoted HTML is as inert as quoted text."""
 
 from __future__ import annotations
 
@@ -15,12 +16,14 @@ class _TextExtractor(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self.hidden_depth = 0
+        self.quote_depth = 0  # inside <blockquote>: every line is marked quoted ("> ")
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _HIDDEN:
             self.hidden_depth += 1
         elif tag in _BLOCKS:
-            self.parts.append("\n")
+            self.quote_depth += tag == "blockquote"
+            self.parts.append(self._newline)
         if tag == "li":
             self.parts.append("- ")
 
@@ -28,11 +31,16 @@ class _TextExtractor(HTMLParser):
         if tag in _HIDDEN:
             self.hidden_depth = max(0, self.hidden_depth - 1)
         elif tag in _BLOCKS:
-            self.parts.append("\n")
+            self.quote_depth = max(0, self.quote_depth - (tag == "blockquote"))
+            self.parts.append(self._newline)
+
+    @property
+    def _newline(self) -> str:
+        return "\n> " if self.quote_depth else "\n"
 
     def handle_data(self, data: str) -> None:
         if not self.hidden_depth:
-            self.parts.append(data)
+            self.parts.append(data.replace("\n", self._newline) if self.quote_depth else data)
 
 
 def html_to_text(html: str) -> str:

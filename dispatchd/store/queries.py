@@ -115,6 +115,15 @@ def add_event(session: Session, task: Task, at: datetime, actor: str, kind: str,
 _INSERT_EVENT = insert(TaskEvent.__table__)  # type: ignore[attr-defined]
 
 
+def open_question(session: Session, task_id: int, asked: str, since: datetime) -> str | None:
+    """The command of the last question asked of ``asked`` about the task since ``since``, if
+    they have not answered it yet (a later ``question_answered`` event by them closes it)."""
+    row = session.exec(select(TaskEvent.kind, TaskEvent.detail).where(
+        TaskEvent.task_id == task_id, TaskEvent.actor == asked, TaskEvent.at >= since,
+        col(TaskEvent.kind).in_(("question", "question_answered"))).order_by(col(TaskEvent.id).desc())).first()
+    return row[1] if row is not None and row[0] == "question" else None
+
+
 def insert_row(session: Session, model: type[SQLModel], row: object) -> int:
     """INSERT ``row``'s value of every column of ``model``'s table but the id (``row`` may be any
     object with those attributes) with a plain statement; returns the new id. For rows the

@@ -1,10 +1,12 @@
 import pytest
 
-from dispatchd.domain.commands import MAX_COMMANDS, Command, parse_reply
+from dispatchd.domain.commands import MAX_COMMANDS, Command, parse_reply, subject_command_text
+
+NAMES = frozenset({"ana", "ben", "acme", "acme corp", "design", "content", "dev"})
 
 
 def names(text: str, fresh: bool = False) -> list[tuple[str, str, int | None]]:
-    return [(c.name, c.argument, c.task_id) for c in parse_reply(text, fresh).commands]
+    return [(c.name, c.argument, c.task_id) for c in parse_reply(text, fresh, NAMES).commands]
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -41,7 +43,7 @@ def test_grammar(text: str, expected: list[tuple[str, str, int | None]]) -> None
     "Thanks, looks great!",
     "start working on this now please",          # prose starting with a command word
     "Thanks!\nstart",                            # a command after prose is not read
-    "Hi team,\n\nclose",                         # ditto after a blank line
+    "Hi team,\n\nThanks for this.\n\nclose",     # ditto after a blank line
     "",
     "starting soon",
     "restart",
@@ -85,3 +87,88 @@ def test_fresh_email_names_the_task(text: str, expected: list[tuple[str, str, in
 
 def test_line_is_kept_for_the_results_reply() -> None:
     assert parse_reply("  Approve :)").commands == (Command("approve", "", None, "Approve :)"),)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Hi team,\n\nStart", [("start", "")]),                      # a greeting line first
+    ("Hallo zusammen,\nstart", [("start", "")]),
+    ("Dear Ms. Smith,\n\nApprove", [("approve", "")]),
+    ("Ben,\napprove", [("approve", "")]),
+    ("ok start", [("start", "")]),
+    ("Okay, start.", [("start", "")]),
+    ("start please", [("start", "")]),
+    ("Hi, start please", [("start", "")]),
+    ("Hi Ben, approved.", [("approve", "")]),
+    ("Starting on it now", [("start", "")]),
+    ("On it!", [("start", "")]),
+    ("I\u2019ll take it", [("take", "")]),                       # typographic apostrophe
+    ("I'll take this one.", [("take", "")]),
+    ("APPROVE", [("approve", "")]),
+    ("Approved \U0001F44D", [("approve", "")]),
+    ("**Approve**", [("approve", "")]),
+    ("due 2026-12-10", [("due", "2026-12-10")]),
+    ("Deadline: 10.12.2026", [("due", "2026-12-10")]),
+    ("assign to Ana", [("assign", "Ana")]),
+    ("client acme corp", [("client", "acme corp")]),
+    ("Type: Design", [("type", "Design")]),
+    ("changes: shorter intro", [("revise", "shorter intro")]),
+    ("Revise \u2013 shorter intro", [("revise", "shorter intro")]),
+    ("please review", [("review", "")]),
+    ("start\n\nOn it.", [("start", "")]),                         # the sentence after is the note
+])
+def test_commands_where_people_put_them(text: str, expected: list[tuple[str, str]]) -> None:
+    assert [(name, argument) for name, argument, _ in names(text)] == expected
+
+
+@pytest.mark.parametrize("text", [
+    "Due to the holidays we will only review it next week.",
+    "Client wants this by Friday, please prioritise.",
+    "Changes look good, thanks!",
+    "Client Services | Acme | +44 20 7946 0958",
+    "Type of work is mostly copy.",
+    "Queue is long this week, sorry.",
+    "Assign this to whoever is free tomorrow",
+    "Priority is the intro, then the rest.",
+    "Starting next week we have a new contact.",
+    "Status update: we are waiting for the brand team and will come back next week with details.",
+    "Closed on Monday for the holiday, back Tuesday.",
+    "Note that the logo changed last month",  # a note, not prose: see below
+])
+def test_prose_that_starts_with_a_command_word_is_prose(text: str) -> None:
+    parsed = parse_reply(text, names=NAMES)
+    if text.startswith("Note that"):
+        assert [c.name for c in parsed.commands] == ["note"]
+        return
+    assert not parsed.commands and not parsed.problems and parsed.note == text
+
+
+@pytest.mark.parametrize("text, question", [
+    ("done", "close"),
+    ("Changes", "revise"),
+    ("let's start?", None),
+    ("start tomorrow morning", "start"),
+    ("approve once Ana has checked", "approve"),
+])
+def test_uncertain_lines_become_questions(text: str, question: str | None) -> None:
+    parsed = parse_reply(text, names=NAMES)
+    assert not parsed.commands
+    assert [q.name for q in parsed.questions] == ([question] if question else [])
+    assert parsed.note == text, "the words are kept for the task"
+
+
+def test_a_problem_keeps_its_line_in_the_note() -> None:
+    parsed = parse_reply("start\ndue: next friday\n\nThe client called.", names=NAMES)
+    assert [c.name for c in parsed.commands] == ["start"] and parsed.problems
+    assert parsed.note == "due: next friday\nThe client called."
+
+
+@pytest.mark.parametrize("subject, expected", [
+    ("APPROVED - RE: [#12] Blog post", ("APPROVED", True)),
+    ("Approve: AW: [#12] Blog post", ("Approve", True)),
+    ("start", ("start", False)),
+    ("[#12] start", ("start", False)),
+    ("Re: [#12] Delivered: Blog post", ("", True)),
+    ("RE: AW: [#12] In review", ("", True)),
+])
+def test_subject_command_text(subject: str, expected: tuple[str, bool]) -> None:
+    assert subject_command_text(subject) == expected

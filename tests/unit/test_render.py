@@ -36,7 +36,8 @@ def context(**overrides: object) -> dict[str, object]:
         previous="ana@agency.test", successor="dina@agency.test", failed_to="bob@acme.test",
         failed_subject="[#42] Received", explanation="bob@acme.test does not exist (5.1.1)", size_mb="31.0",
         limit_mb="25", sender="robot@x.test", unverified=None, client_claim="claims to be Acme (sender not on Acme's list)",
-        due_reasons="5 business days", headline="Started", moved=True, changes=["assigned to Ana"], now_yours=True)
+        due_reasons="5 business days", headline="Started", moved=True, changes=["assigned to Ana"], now_yours=True,
+        command="start", meaning="")
     values.update(_digest_values())
     values.update(overrides)
     return values

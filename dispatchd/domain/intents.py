@@ -1,0 +1,120 @@
+"""What a client means in plain words, in English, German, French and Spanish.
+
+Clients do not learn a command language: they write "Approved, thanks!", "Passt so, danke",
+"Approuvé, merci", "Cancel this request please, we no longer need it". ``read_intent`` sorts a
+client's reply (quotes, greeting and signature already gone) into approve / revise / cancel /
+status, and says whether it is certain. Certain means the reply says only that (plus thanks,
+praise and politeness); anything more, or praise without an explicit approval ("Looks great!"),
+is uncertain and is asked back, never guessed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from dispatchd.domain.phrases import GREETING_LINE, GREETING_PREFIX, normalise
+
+_APPROVE = (
+    r"approved?|approval|confirm(?:ed)?|accept(?:ed)?|lgtm|sign(?:ed)? off|good to go|all good|ship it|"
+    r"go ahead|looks good to me|ok to publish|"
+    r"freigegeben|freigabe|genehmigt|best[äa]tigt|akzeptiert|einverstanden|passt(?: so| alles| perfekt)?|"
+    r"alles (?:gut|klar|bestens)|ist gut so|in ordnung|abgenommen|"
+    r"approuv[ée]e?s?|valid[ée]e?s?|je valide|confirm[ée]e?s?|accept[ée]e?s?|c'est bon|[çc]a me va|"
+    r"ok pour moi|bon pour moi|d'accord|"
+    r"aprobad[oa]s?|apruebo|confirmad[oa]s?|aceptad[oa]s?|de acuerdo|est[áa] bien|todo bien|vale|"
+    r"ok para m[íi]|visto bueno|[👍✅]")
+_PRAISE = (
+    r"looks? (?:great|good|fine|perfect|amazing|fantastic|excellent|lovely|brilliant)|great(?: job| work)?|"
+    r"perfect|love it|loving it|excellent|awesome|amazing|nice|wonderful|fantastic|brilliant|well done|"
+    r"lovely|spot on|exactly what we (?:need|needed|wanted)|"
+    r"sieht (?:gut|super|toll|klasse|perfekt) aus|super|toll|prima|klasse|perfekt|wunderbar|sehr gut|gut|"
+    r"gefällt (?:mir|uns)|sch[öo]n|"
+    r"parfait|g[ée]nial|excellent|tr[èe]s bien|bravo|top|impeccable|magnifique|"
+    r"perfecto|genial|excelente|muy bien|estupendo|me encanta|nos encanta|buen trabajo")
+_POLITE = (
+    r"thanks?|thank you(?: (?:so|very) much)?|many thanks|thanks (?:a lot|so much|again)|cheers|ty|thx|"
+    r"danke(?: sch[öo]n| sehr)?|vielen dank|besten dank|merci(?: beaucoup)?|gracias|muchas gracias|"
+    r"please|bitte|s'il vous pla[îi]t|por favor|"
+    r"hi|hello|team|all|everyone|guys|folks|again|too|as well|so much|very much|a lot|"
+    r"from (?:our|my) side|for (?:us|me)|on our end|"
+    r"the|this|it|that|is|are|all|so|very|really|we|i|us|you|your|work|job|draft|version|final|"
+    r"das|ist|es|so|wir|ich|alles|sehr|c'est|tout|est|nous|je|c|es|todo|está|muy|para|nosotros|"
+    r"and|und|et|y|now|jetzt|maintenant|ahora|ok|okay|:\)|:-\)")
+_REVISE = (
+    r"revise|revision|changes?\s*:|please change|could you (?:change|make|adjust|fix|update)|"
+    r"can you (?:change|make|adjust|fix|update)|change|modify|adjust|fix|tweak|shorten|lengthen|but|however|"
+    r"except|instead|"
+    r"[äa]ndern|[äa]nderung(?:en)?|korrektur(?:en)?|korrigieren|anpassen|[üu]berarbeiten|bitte noch|aber|"
+    r"jedoch|statt|"
+    r"modifier|modifications?|changer|corriger|corrections?|revoir|mais|sauf|au lieu|"
+    r"cambiar|cambios?|modificar|corregir|correcciones|revisar|pero|excepto|en vez")
+_CANCEL = (
+    r"cancel(?:l?ed|led)?|cancel(?:l)?ation|please cancel|no longer need(?:ed)?|don't need (?:it|this) anymore|"
+    r"do not need (?:it|this) anymore|withdraw|call it off|"
+    r"stornieren|storniert|storno|abbrechen|abgesagt|absagen|brauchen (?:wir|es) (?:das )?nicht mehr|"
+    r"nicht mehr (?:n[öo]tig|ben[öo]tigt)|zur[üu]ckziehen|"
+    r"annuler|annulez|annulation|annul[ée]e?|plus besoin|"
+    r"cancelar|cancelen|cancelad[oa]|cancelaci[óo]n|anular|ya no (?:lo |la )?necesitamos")
+_STATUS = (
+    r"status|any update|any news|how is it going|where are we|when will it be ready|eta|"
+    r"wie ist der stand|stand|gibt es neuigkeiten|wann ist es fertig|"
+    r"o[ùu] en est|des nouvelles|quand sera|"
+    r"c[óo]mo va|alguna novedad|cu[áa]ndo estar[áa]")
+
+_CLAUSES = re.compile(r"[.!?,;\n:]+|\s-\s|\s+(?=(?:but|aber|mais|pero|however|jedoch)\b)", re.IGNORECASE)
+_MAX_WORDS = 60  # a longer message is a letter, not an approval
+
+
+@dataclass(frozen=True)
+class Intent:
+    """``kind``: approve | revise | cancel | status; ``certain``: act on it without asking."""
+
+    kind: str
+    certain: bool
+
+
+def read_intent(text: str) -> Intent | None:
+    """The client's intent in ``text``, or None when it is simply a message."""
+    lines = [line for line in text.split("\n") if line.strip() and not GREETING_LINE.match(normalise(line))]
+    body = GREETING_PREFIX.sub("", normalise(" \n".join(lines))).lower()
+    body = " ".join(normalise(line) for line in body.split("\n"))
+    if not body:
+        return None
+    words = len(body.split())
+    if _has(_CANCEL, body):
+        return Intent("cancel", certain=words <= 25 and not _has(_APPROVE, body, whole_word=True))
+    clauses = [c.strip() for c in _CLAUSES.split(body) if c and c.strip()]
+    kinds = [_clause_kind(clause) for clause in clauses]
+    if words > _MAX_WORDS:
+        return None
+    if "revise" in kinds:
+        return Intent("revise", certain=False)
+    if "approve" in kinds:
+        return Intent("approve", certain=all(k in ("approve", "praise", "polite") for k in kinds))
+    if kinds and all(k in ("praise", "polite") for k in kinds) and "praise" in kinds:
+        return Intent("approve", certain=False)
+    if "status" in kinds and all(k in ("status", "polite") for k in kinds):
+        return Intent("status", certain=True)
+    return None
+
+
+def _clause_kind(clause: str) -> str:
+    """approve | praise | polite | revise | status | other, for one clause."""
+    if _has(_REVISE, clause):
+        return "revise"
+    for kind, pattern in (("approve", _APPROVE), ("praise", _PRAISE), ("status", _STATUS)):
+        rest = _remove(pattern, clause)
+        if rest != clause and not _remove(_POLITE, rest).strip(" '\"-"):
+            return kind
+        if rest != clause and kind == "approve" and not _remove(_PRAISE, _remove(_POLITE, rest)).strip(" '\"-"):
+            return kind
+    return "polite" if not _remove(_POLITE, clause).strip(" '\"-") else "other"
+
+
+def _has(pattern: str, text: str, whole_word: bool = True) -> bool:
+    return re.search(rf"(?<![\w'])(?:{pattern})(?![\w'])", text) is not None
+
+
+def _remove(pattern: str, text: str) -> str:
+    return re.sub(rf"(?<![\w'])(?:{pattern})(?![\w'])", " ", text).strip()

@@ -1,0 +1,44 @@
+"""Clients' plain words in English, German, French and Spanish."""
+
+import pytest
+
+from dispatchd.domain.intents import Intent, read_intent
+
+
+@pytest.mark.parametrize("text, intent", [
+    ("Approved, thanks!", Intent("approve", True)),
+    ("Approved \U0001F44D", Intent("approve", True)),
+    ("Hi Ben,\nApproved.\nThanks", Intent("approve", True)),
+    ("Confirmed — looks great!", Intent("approve", True)),
+    ("Approuvé, merci", Intent("approve", True)),
+    ("C'est validé, merci beaucoup !", Intent("approve", True)),
+    ("Passt so, danke", Intent("approve", True)),
+    ("Freigegeben. Vielen Dank!", Intent("approve", True)),
+    ("Aprobado, gracias.", Intent("approve", True)),
+    ("Todo bien, muchas gracias", Intent("approve", True)),
+    ("Looks great, thanks!", Intent("approve", False)),                  # praise: asked, not guessed
+    ("Sieht super aus!", Intent("approve", False)),
+    ("Approved, but please change the headline.", Intent("revise", False)),
+    ("Can you make the logo bigger?", Intent("revise", False)),
+    ("Cancel this request please, we no longer need it.", Intent("cancel", True)),
+    ("Bitte stornieren, wir brauchen das nicht mehr.", Intent("cancel", True)),
+    ("Merci d'annuler la demande, nous n'en avons plus besoin.", Intent("cancel", True)),
+    ("Por favor cancelar la solicitud, ya no la necesitamos.", Intent("cancel", True)),
+    ("Any update?", Intent("status", True)),
+    ("Wie ist der Stand?", Intent("status", True)),
+])
+def test_plain_words(text: str, intent: Intent) -> None:
+    assert read_intent(text) == intent
+
+
+@pytest.mark.parametrize("text", [
+    "Please also mention pillar pages.",
+    "Changes look good, thanks!",   # praise of changes with an extra word: at most a question
+    "Ok",
+    "Thanks!",
+    "Due to the holidays we will only review it next week.",
+    "We will send the logo files tomorrow.",
+])
+def test_messages_that_are_not_decisions(text: str) -> None:
+    found = read_intent(text)
+    assert found is None or not found.certain
