@@ -42,7 +42,7 @@ _CLOSINGS = re.compile(
     r"|gruß|gruss|danke(?: schön| sehr)?|vielen dank"
     r"|cordialement|bien (?:cordialement|à vous)|merci(?: beaucoup)?|bonne journée|salutations|amicalement|bises"
     r"|(?:un )?saludos?(?: cordiales)?|atentamente|gracias|muchas gracias|un abrazo)\s*[,.!-]*"
-    r"(?:\s*[A-Z][\w.'-]*(?:\s+[A-Z][\w.'-]*){0,2}\s*[.!]?)?\s*$", re.IGNORECASE)
+    r"(?:\s*(?-i:[A-Z][\w.'-]*(?:\s+[A-Z][\w.'-]*){0,2})\s*[.!]?)?\s*$", re.IGNORECASE)
 # Attribution lines the library's patterns miss (its Spanish one wants two spaces before
 # "escribió"; Gmail wraps long ones onto a second line).
 _ATTRIBUTION_END = re.compile(

@@ -40,6 +40,7 @@ def test_quoted_text_is_never_part_of_the_reply(text: str, body: str) -> None:
     ("Approve\n\nClient Services | Acme | +44 20 7946 0958", "Approve"),
     ("start\n\nAna Weber\nSenior Copywriter\nT: +49 30 1234567\nana@agency.test", "start"),
     ("Hi Ben,\nApproved.\nThanks", "Hi Ben,\nApproved."),
+    ("start\n\nCheers, Ana", "start"),
 ])
 def test_signatures_are_split_off(text: str, body: str) -> None:
     reply = split_reply(text)
@@ -50,6 +51,7 @@ def test_signatures_are_split_off(text: str, body: str) -> None:
     "Thanks, I will look tomorrow.",
     "Please call me on +44 20 7946 0958 about the intro, it needs a rethink before we go on.",
     "Thanks, perfect!",
+    "Confirm\n\nThanks, perfect!",
     "- one\n- two",
 ])
 def test_prose_is_kept_whole(text: str) -> None:
