@@ -336,11 +336,11 @@ def _secret(r: Reader, base: Path, required: bool, prefix: str = "password", cre
     return Secret(env=env, file=secret_file)
 
 
-def _oauth2(r: Reader, base: Path, credentials: bool = True) -> OAuth2Config | None:
+def _oauth2(r: Reader, base: Path, credentials: bool = True, service: str = "imap") -> OAuth2Config | None:
     """auth = "xoauth2": a token command, or a refresh token with its token endpoint."""
     if r.choice("auth", ("password", "xoauth2"), "password") != "xoauth2":
         for key in ("oauth2_token_command", "oauth2_token_url", "oauth2_client_id", "oauth2_refresh_token_file",
-                    "oauth2_client_secret_env", "oauth2_client_secret_file"):
+                    "oauth2_client_secret_env", "oauth2_client_secret_file", "oauth2_scope"):
             if key in r.table:
                 r.problem(key, 'only used with auth = "xoauth2"')
                 r.known.add(key)
@@ -358,7 +358,7 @@ def _oauth2(r: Reader, base: Path, credentials: bool = True) -> OAuth2Config | N
         r.problem("oauth2_refresh_token_file", f"{refresh_path} does not exist")
     return OAuth2Config(token_command=command, token_url=url, client_id=client_id,
                         client_secret=secret.reveal() if credentials else None,
-                        refresh_token_file=refresh_path)
+                        refresh_token_file=refresh_path, scope=r.str("oauth2_scope"), service=service)
 
 
 def _mailboxes(root: Reader, base: Path, credentials: bool = True) -> tuple[MailboxConfig, ...]:
@@ -410,7 +410,7 @@ def _smtp(r: Reader, base: Path, credentials: bool = True) -> SmtpConfig:
     tls = r.choice("tls", TLS_MODES, "starttls")
     username = r.str("username")
     from_address = r.str("from", "", required=True)
-    oauth2 = _oauth2(r, base, credentials)
+    oauth2 = _oauth2(r, base, credentials, service="smtp")
     if from_address and not _EMAIL.match(parseaddr(from_address)[1]):
         r.problem("from", f"{from_address!r} is not an email address")
     config = SmtpConfig(

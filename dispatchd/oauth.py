@@ -6,6 +6,10 @@
   the client id and secret; a rotated refresh token is written back atomically.
 
 Tokens are cached until shortly before they expire; an authentication failure asks for a new one.
+
+Microsoft's v2.0 token endpoint refuses a refresh without ``scope`` (AADSTS70011): for it the
+scope defaults to what IMAP or SMTP needs plus ``offline_access`` (so a new refresh token comes
+back). Google takes the scopes granted at consent (``https://mail.google.com/``) and needs none.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
@@ -32,6 +37,23 @@ class OAuth2Config:
     client_secret: str | None = None  # resolved from *_env / *_file at load time
     refresh_token_file: Path | None = None
     cache_seconds: float = 300.0
+    scope: str | None = None  # oauth2_scope; None: the provider's default for ``service``
+    service: str = "imap"  # imap | smtp: which default scope a Microsoft refresh asks for
+
+
+# What Exchange Online's IMAP and SMTP AUTH accept (delegated permissions of the app registration).
+MICROSOFT_SCOPES = {"imap": "https://outlook.office.com/IMAP.AccessAsUser.All offline_access",
+                    "smtp": "https://outlook.office.com/SMTP.Send offline_access"}
+
+
+def refresh_scope(config: OAuth2Config) -> str | None:
+    """The ``scope`` a refresh grant sends: the configured one, else Microsoft v2.0's default."""
+    if config.scope:
+        return config.scope
+    # login.microsoftonline.com/<tenant>/oauth2/v2.0/token (and the national clouds' hosts)
+    if "/oauth2/v2.0/token" in (config.token_url or "").lower():
+        return MICROSOFT_SCOPES[config.service]
+    return None
 
 
 class TokenSource:
@@ -69,18 +91,48 @@ class TokenSource:
                 "client_id": config.client_id or ""}
         if config.client_secret:
             form["client_secret"] = config.client_secret
+        scope = refresh_scope(config)
+        if scope:
+            form["scope"] = scope
         request = urllib.request.Request(config.token_url, data=urllib.parse.urlencode(form).encode(),
                                          headers={"Content-Type": "application/x-www-form-urlencoded"})
         try:
             with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (the owner's URL)
                 answer = json.loads(response.read().decode())
+        except urllib.error.HTTPError as exc:  # 400/401 carry the provider's reason as JSON
+            answer = _error_body(exc)
         except (OSError, ValueError) as exc:
             raise MailServerError(f"OAuth2 token refresh at {config.token_url} failed: {exc}") from exc
         if "access_token" not in answer:
-            raise MailServerError(f"OAuth2 token refresh refused: {answer.get('error', answer)}")
+            raise MailServerError(refusal_sentence(config.token_url, answer))
         if answer.get("refresh_token"):
             _write_atomically(config.refresh_token_file, answer["refresh_token"])
         return answer["access_token"], float(answer.get("expires_in", 3600))
+
+
+def _error_body(exc: urllib.error.HTTPError) -> dict[str, str]:
+    try:
+        body = json.loads(exc.read().decode() or "{}")
+    except ValueError:
+        body = {}
+    return body if isinstance(body, dict) and body.get("error") else {"error": f"HTTP {exc.code} {exc.reason}"}
+
+
+def refusal_sentence(url: str, answer: dict[str, str]) -> str:
+    """What the token endpoint said, and what usually causes it."""
+    error = str(answer.get("error", "no access_token in the answer"))
+    description = str(answer.get("error_description", "")).splitlines()[0] if answer.get("error_description") else ""
+    hint = {
+        "invalid_grant": "the refresh token expired or was revoked: sign in again and store the new refresh "
+                         "token (Google: an app in 'Testing' publishing status gets refresh tokens that "
+                         "expire after 7 days)",
+        "invalid_client": "oauth2_client_id or the client secret is wrong",
+        "unauthorized_client": "this client id may not use refresh tokens",
+        "invalid_scope": "oauth2_scope asks for more than the app was granted",
+        "invalid_request": "the request lacks something the provider needs (Microsoft v2.0: a scope)",
+    }.get(error, "")
+    return (f"OAuth2 token refresh at {url} refused: {error}" + (f" ({description})" if description else "")
+            + (f"; {hint}" if hint else ""))
 
 
 def _write_atomically(path: Path, text: str) -> None:
