@@ -211,11 +211,13 @@ def ingest_history(deps: IntakeDeps, history: list[PastRequest], clock: FrozenCl
 
 
 def train(config_path: Path) -> dict[str, Any]:
-    """``dispatchd triage train`` as an owner would run it; what it said and whether it exists."""
+    """``dispatchd triage train`` as an owner would run it; what it said and whether it exists.
+    Run from this checkout's code (PYTHONPATH), the same code that ingests the mail here."""
     command = [sys.executable, "-m", "dispatchd", "triage", "train", "--config", str(config_path), "--json"]
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, cwd=config_path.parent,
-                          env=os.environ | {PASSWORD_ENV: "unused"})
+                          env=os.environ | {PASSWORD_ENV: "unused", "PYTHONPATH": os.pathsep.join(
+                              filter(None, (str(PROJECT), os.environ.get("PYTHONPATH"))))})
     outcome: dict[str, Any] = {"exit": done.returncode, "seconds": round(time.perf_counter() - started, 2)}
     if done.returncode == 2 and "invalid choice: 'triage'" in done.stderr:
         outcome["available"] = False

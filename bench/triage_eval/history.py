@@ -17,7 +17,8 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench.triage_eval.history_phrases import ASKS, CLOSINGS, DETAILS, GREETINGS, JOBS, MONTHS, TYPE_WORDS
+from bench.triage_eval.history_phrases import (ASKS, CLOSINGS, COLLEAGUES, CONTEXT, DETAILS, GREETINGS, JOBS, MONTHS,
+                                               QUOTES, TYPE_WORDS, WEEKDAYS)
 
 HERE = Path(__file__).resolve().parent
 STAFF_FOR = {"Content": ["Ana", "Ben"], "Design": ["Ben"], "Technical": ["Dev"], "Strategy": ["Morgan"],
@@ -40,6 +41,9 @@ class Profile:
     senders: tuple[Sender, ...]
     habits: dict[str, float]  # type -> share of its requests
     nouns: dict[str, dict[str, tuple[str, ...]]]  # lang -> slot -> words
+    # Share of its change requests it files under the type of the original work ("Design -
+    # tweaks to the poster"): the subject's type is what the team routed, so what the model sees.
+    revisions_as_original: float = 0.0
 
 
 PROFILES = (
@@ -81,7 +85,8 @@ PROFILES = (
                       "the gift cards", "the kids' waterproofs"),
                 "topic": ("layering in winter", "caring for down jackets", "scrambling for beginners",
                           "packing light"),
-                "event": ("the spring open day", "the fell race", "the stocktake sale", "the repair café")}}),
+                "event": ("the spring open day", "the fell race", "the stocktake sale", "the repair café")}},
+        revisions_as_original=0.4),
     Profile("Kessler", (
         Sender("Anna Schuster", "a.schuster@brauerei-kessler.de", "de",
                "Anna Schuster\nMarketing\nPrivatbrauerei Kessler"),
@@ -143,15 +148,26 @@ def _one(rng: random.Random) -> PastRequest:
     staff = rng.choice(STAFF_FOR[kind]) if rng.random() < 0.6 else ""
     greeting = rng.choice([g for g in GREETINGS[lang] if ("{staff}" in g) == bool(staff)] or [""])
     details = rng.sample(DETAILS[lang][kind], k=min(len(DETAILS[lang][kind]), rng.choice((0, 1, 1, 2, 2, 3))))
+    slots |= {"weekday": rng.choice(WEEKDAYS[lang]), "colleague": rng.choice(COLLEAGUES)}
     sentences = [rng.choice(ASKS[lang]).format(job=job)] + [d.format(**slots) for d in details]
+    if rng.random() < 0.6:
+        context = rng.choice(CONTEXT[lang]).format(**slots)
+        sentences.insert(0 if rng.random() < 0.7 else len(sentences), context)
     closing = rng.choice(CLOSINGS[lang])
     first_name = sender.name.split()[0]
     parts = [greeting.format(staff=staff), " ".join(sentences), "\n".join(filter(None, (closing, first_name)))]
     if sender.signature and rng.random() < 0.5:
         parts.append(sender.signature)
+    if rng.random() < 0.2:  # an earlier exchange below, about any work of theirs
+        earlier = rng.choice(JOBS[lang][rng.choice(list(profile.habits))])[0].format(**slots)
+        writer = rng.choice(("Ana", "Ben", "Dev", "Morgan"))
+        parts.append(rng.choice(QUOTES[lang]).format(staff=writer, staff_lower=writer.lower(), first=first_name,
+                                                      title=earlier, weekday=slots["weekday"]))
     body = "\n\n".join(p for p in parts if p)
     if rng.random() < 0.08:
         body = ""  # the subject says it all
+    if kind == "Revision" and rng.random() < profile.revisions_as_original:
+        kind = rng.choice(("Design", "Content", "Technical"))
     word = rng.choice(TYPE_WORDS[kind])
     label = profile.name if rng.random() < 0.9 else profile.name.upper()
     return PastRequest(profile.name, kind, f"{sender.name} <{sender.address}>",

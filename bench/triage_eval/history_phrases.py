@@ -288,3 +288,40 @@ MONTHS = {
     "en": ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October"],
     "de": ["Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September", "Oktober"],
 }
+
+# Sentences that say nothing about the kind of work: real requests carry them, and a model must
+# learn to look past them.
+CONTEXT = {
+    "en": ["Following up on our call on {weekday}.", "Hope you had a good weekend!", "Budget for this is approved.",
+           "Sorry for the short notice on this one.", "It ties in with {event}, so timing matters a bit.",
+           "Not urgent, but before {month} would be good.", "I've copied in my manager so she's in the loop.",
+           "Same purchase order as last time.", "Quick one from me today.", "We talked about this briefly at {event}.",
+           "Our new colleague {colleague} will be the contact for this going forward.",
+           "Let me know if anything is unclear.", "Happy to jump on a call if easier.",
+           "The board meets on the {day}, so that's our real deadline.", "This came up in our Monday meeting."],
+    "de": ["Wie am {weekday} telefonisch besprochen.", "Ich hoffe, ihr hattet ein schönes Wochenende!",
+           "Das Budget dafür ist freigegeben.", "Sorry für die kurzfristige Anfrage.",
+           "Es geht dabei auch um {event}, daher ist der Zeitpunkt wichtig.",
+           "Nicht dringend, aber vor {month} wäre schön.", "Meine Chefin ist in Kopie.",
+           "Gleiche Bestellnummer wie beim letzten Mal.", "Heute nur eine kurze Sache von mir.",
+           "Wir hatten das schon kurz angesprochen, als es um {event} ging.",
+           "Unser neuer Kollege {colleague} ist ab jetzt Ansprechpartner dafür.",
+           "Meldet euch, wenn etwas unklar ist.", "Gern auch kurz telefonisch.",
+           "Die Geschäftsführung tagt am {n}., das ist die eigentliche Frist.",
+           "Das kam in unserer Montagsrunde auf."],
+}
+
+# An earlier message from us, quoted below the new request (about any kind of work).
+QUOTES = {
+    "en": ["On {weekday}, {staff} wrote:\n> Hi {first}, \"{title}\" is done and in the shared folder.\n> Let us "
+           "know what you think.", "-----Original Message-----\nFrom: {staff} <{staff_lower}@agency.test>\nSent: {weekday}\nSubject: {title}\n\n"
+           "Thanks, we'll start on this tomorrow."],
+    "de": ["Am {weekday} schrieb {staff}:\n> Hallo {first}, „{title}“ ist fertig und liegt im Ordner.\n> Sag "
+           "gern Bescheid, wie es dir gefällt.", "-----Ursprüngliche Nachricht-----\nVon: {staff} <{staff_lower}@agency.test>\n"
+           "Gesendet: {weekday}\n"
+           "Betreff: {title}\n\nDanke, wir starten morgen damit."],
+}
+
+WEEKDAYS = {"en": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"],
+            "de": ["Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag"]}
+COLLEAGUES = ["Nina", "Paul", "Jonas", "Chloé", "Aisha", "Mateo"]
