@@ -100,7 +100,10 @@ class SmtpConfig:
 @dataclass(frozen=True)
 class IntakeConfig:
     reply_to_malformed: bool = True
-    reply_to_unknown_senders: bool = True
+    # Format help to an address that is no client's: "never" (forged senders would turn it into
+    # backscatter), "authenticated" (their domain passed DKIM/SPF/DMARC) or "always".
+    reply_to_unknown_senders: str = "never"
+    format_help_per_day: int = 3  # per address, whoever it is
     triage_queue: str = "triage"
     max_message_bytes: int = 25 * 1024 * 1024
     max_attachment_bytes: int = 20 * 1024 * 1024
@@ -266,7 +269,8 @@ def _build(doc: TomlFile, credentials: bool = True) -> Config:
     intake_r = root.table_of("intake")
     intake = IntakeConfig(
         reply_to_malformed=intake_r.bool("reply_to_malformed", True),
-        reply_to_unknown_senders=intake_r.bool("reply_to_unknown_senders", True),
+        reply_to_unknown_senders=_unknown_senders(intake_r),
+        format_help_per_day=intake_r.int("format_help_per_day", 3, minimum=0, maximum=100),
         triage_queue=intake_r.str("triage_queue", "triage"),
         max_message_bytes=int(intake_r.float("max_message_mb", 25.0) * 1024 * 1024),
         max_attachment_bytes=int(intake_r.float("max_attachment_mb", 20.0) * 1024 * 1024),
@@ -303,6 +307,16 @@ def _build(doc: TomlFile, credentials: bool = True) -> Config:
     _check_mailboxes(doc, config)
     _check_loops(doc, config)
     return config
+
+
+def _unknown_senders(r: Reader) -> str:
+    """reply_to_unknown_senders = false | "authenticated" | true."""
+    value = r.either("reply_to_unknown_senders", (bool, str), False)
+    answers = {False: "never", True: "always", "authenticated": "authenticated"}
+    if value not in answers:
+        r.problem("reply_to_unknown_senders", f'must be false, "authenticated" or true; got {value!r}')
+        return "never"
+    return answers[value]
 
 
 def _directory(r: Reader, name: str, base: Path) -> Path:

@@ -98,6 +98,16 @@ class Reader:
             return default
         return value
 
+    def either(self, key: str, kinds: tuple[type, ...], default: Any = None) -> Any:
+        """A value that may be of several types (``true`` or ``"authenticated"``)."""
+        self.known.add(key)
+        value = self.table.get(key, default)
+        if not isinstance(value, kinds):
+            names = " or ".join(k.__name__ for k in kinds)
+            self.doc.problem((*self.path, key), f"must be a {names}, not {type(value).__name__}")
+            return default
+        return value
+
     def str(self, key: str, default: str | None = None, required: bool = False) -> Any:
         return self._get(key, str, default, required)
 

@@ -385,7 +385,9 @@ def _new_task(session: Session, row: MessageRecord, mail: InboundMail, deps: Int
     queries.add_event(session, task, now, "dispatchd", "triaged" if decision.triage else "routed",
                       "\n".join(notes), mail.message_id, Status.RECEIVED.value, status.value)
     names = _store_attachments(session, row, mail, task, deps)
-    notices = new_task_notices(task, mail, request, decision, names, deps.notices)
+    notices = [n for n in new_task_notices(task, mail, request, decision, names, deps.notices)
+               if n.kind != "client-format-help" or queries.take_daily_quota(
+                   session, "format-help", n.to[0], now, deps.config.intake.format_help_per_day)]
     if "at capacity" in assign_reason:
         notices.extend(capacity_notices(task, assign_reason, deps.notices))
     enqueue(session, [] if deps.quiet else notices, deps.notices, now)

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from dispatchd.clock import as_utc
 from dispatchd.config import Config
+from dispatchd.domain.authres import sender_authenticated
 from dispatchd.domain.duewords import due_reasons, due_words
 from dispatchd.domain.models import InboundMail, Request, RouteDecision, Status
 from dispatchd.domain.routing import Rulebook
@@ -49,12 +50,13 @@ def new_task_notices(task: Task, mail: InboundMail, request: Request, decision: 
     values = _request_values(task, mail, request, decision, attachments, ctx)
     thread = dict(in_reply_to=mail.message_id, references=(*mail.references, mail.message_id))
     notices: list[OutboundMail] = []
-    if decision.triage:
+    if decision.triage and mail.sender:
         unknown_sender = any(p.startswith("sender:") for p in request.problems)
-        allowed = config.intake.reply_to_unknown_senders if unknown_sender else config.intake.reply_to_malformed
-        if allowed and mail.sender:
+        if not unknown_sender and config.intake.reply_to_malformed:
             notices.append(_mail("client-format-help", mail.sender, task, values, ctx,
                                  auto_submitted="auto-replied", **thread))
+        elif unknown_sender and _help_strangers(mail, config):
+            notices.append(_stranger_help(mail, values, ctx))
     elif decision.notify_client and mail.sender:
         notices.append(_mail("client-received", mail.sender, task, values, ctx,
                              auto_submitted="auto-replied", **thread))
@@ -291,7 +293,27 @@ def _request_values(task: Task, mail: InboundMail, request: Request, decision: R
         "original_subject": mail.subject,
         "body": request.body,
         "client_claim": client_claim(request.claimed_client, config),
+        "stranger": False,
     }
+
+
+def _help_strangers(mail: InboundMail, config: Config) -> bool:
+    """Format help to an address that is no client's: off by default, since a forged sender turns
+    it into backscatter; "authenticated" answers only a domain that passed DKIM/SPF/DMARC."""
+    setting = config.intake.reply_to_unknown_senders
+    if setting == "authenticated":
+        return sender_authenticated(mail.sender, mail.headers.get("authentication-results", ()),
+                                    config.security.trusted_authserv_id)
+    return setting == "always"
+
+
+def _stranger_help(mail: InboundMail, values: dict[str, Any], ctx: NoticeContext) -> OutboundMail:
+    """Format help that says nothing of what we hold: no task number (not in the subject, the
+    text or a signed Reply-To), no client's name, not what we could not match."""
+    example = values["example_subject"].partition("] - ")[2]
+    stranger = {**values, "task": None, "stranger": True, "example_subject": f"[Your company] - {example}",
+                "problems": ["we do not recognise your address as one of our clients' addresses"]}
+    return _answer("client-format-help", mail, stranger, ctx)
 
 
 def client_claim(claimed: str | None, config: Config) -> str:

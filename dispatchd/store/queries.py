@@ -14,11 +14,12 @@ from typing import Any
 from sqlalchemy import Insert, Table, bindparam, delete, func, insert, or_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
 from dispatchd.domain.loops_budget import RecentActivity
 from dispatchd.domain.tokens import BouncedEmail
-from dispatchd.store.tables import InboundMessage, MailboxCursor, Outbox, ReplyTally, Task, TaskEvent
+from dispatchd.store.tables import InboundMessage, JobRun, MailboxCursor, Outbox, ReplyTally, Task, TaskEvent
 
 
 def cursor_for(session: Session, account: str, folder: str) -> MailboxCursor | None:
@@ -100,6 +101,22 @@ def sent_in_thread_to(session: Session, message_ids: Iterable[str], address: str
         return False
     rows = session.exec(select(Outbox.recipients).where(col(Outbox.message_id).in_(ids))).all()
     return any(address.lower() in recipients.lower().split(",") for recipients in rows)
+
+
+def take_daily_quota(session: Session, job: str, recipient: str, now: datetime, limit: int) -> bool:
+    """One of ``limit`` uses a day of ``job`` for ``recipient`` (a format-help reply), recorded in
+    ``job_run`` inside the caller's transaction; False when the day's uses are spent."""
+    day = now.date().isoformat()
+    used = session.exec(select(func.count()).select_from(JobRun).where(
+        JobRun.job == job, JobRun.recipient == recipient, col(JobRun.period).startswith(f"{day}#"))).one()
+    if used >= limit:
+        return False
+    try:
+        with session.begin_nested():
+            session.add(JobRun(job=job, period=f"{day}#{used + 1}", recipient=recipient, ran_at=now))
+    except IntegrityError:  # another instance answered the same address meanwhile
+        return False
+    return True
 
 
 def add_event(session: Session, task: Task, at: datetime, actor: str, kind: str, detail: str = "",

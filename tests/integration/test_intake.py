@@ -72,8 +72,9 @@ def test_unknown_sender_goes_to_triage(deployment: Deployment) -> None:
     deployment.run_once()
     [task] = deployment.tasks()
     assert task.queue == "triage" and task.client is None and task.type == "Content"
-    [reply] = deployment.received_by("eve@unknown.test")
-    assert "eve@unknown.test is not a known client address" in reply.get_body(("plain",)).get_content()
+    assert not deployment.received_by("eve@unknown.test"), "no format help to strangers by default"
+    [notice] = deployment.received_by("morgan@agency.test")
+    assert "eve@unknown.test is not a known client address" in notice.get_body(("plain",)).get_content()
 
 
 def test_unknown_type_goes_to_triage(deployment: Deployment) -> None:

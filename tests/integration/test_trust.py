@@ -114,3 +114,41 @@ def test_digest_to_is_the_only_list_when_senders_are_a_pattern(deployment: Deplo
     [digest] = deployment.received_by("tyler@tyler-seo.test")
     assert "Backlink audit" in digest.get_body(("plain",)).get_content()
     assert [m["Subject"] for m in deployment.received_by("intern@tyler-seo.test")] == ["[#1] Received: Backlink audit"]
+
+
+def test_no_backscatter_to_an_unknown_sender(deployment: Deployment) -> None:
+    # A spoofed From: would make us mail an innocent third party; by default strangers get nothing.
+    deployment.deliver(make_mail("Invoice overdue!!", sender="victim@innocent.test"),
+                       make_mail("[Acme] - Content - Press release", sender="victim@innocent.test"))
+    assert deployment.run_once() == 0
+    assert [t.queue for t in deployment.tasks()] == ["triage", "triage"]
+    assert not deployment.received_by("victim@innocent.test")
+    assert deployment.received_by("morgan@agency.test"), "the triage owner still hears of it"
+
+
+AUTHENTICATED = {"Authentication-Results": "mx.agency.test; dkim=pass header.d=newco.test; dmarc=pass header.from=newco.test"}
+
+
+@pytest.mark.config(extra='[intake]\nreply_to_unknown_senders = "authenticated"\n')
+def test_format_help_to_an_authenticated_stranger_reveals_no_task_number(deployment: Deployment) -> None:
+    deployment.deliver(make_mail("banner please", sender="pat@newco.test", headers=AUTHENTICATED),
+                       make_mail("banner please", sender="pat@spoofed.test"))
+    assert deployment.run_once() == 0
+    assert not deployment.received_by("pat@spoofed.test"), "an unauthenticated stranger gets nothing"
+    [helped] = deployment.received_by("pat@newco.test")
+    raw = helped.as_string()
+    assert helped["Subject"] == "Please resend: banner please"
+    assert "#1" not in raw and "task" not in helped.get_body(("plain",)).get_content().lower()
+    assert "+t" not in helped["Reply-To"] and "Acme" not in raw and "Globex" not in raw
+    assert "[Your company] - " in raw
+
+
+@pytest.mark.config(extra="[intake]\nformat_help_per_day = 2\n")
+def test_format_help_is_rate_limited_per_address(deployment: Deployment) -> None:
+    deployment.deliver(*(make_mail(f"question {n}") for n in range(4)),
+                       make_mail("question from carl", sender="carl@acme.test"))
+    assert deployment.run_once() == 0
+    assert len(deployment.tasks()) == 5
+    assert [m["Subject"] for m in deployment.received_by("bob@acme.test")] == [
+        "[#1] Please resend: question 0", "[#2] Please resend: question 1"]
+    assert len(deployment.received_by("carl@acme.test")) == 1

@@ -35,7 +35,8 @@ def context(**overrides: object) -> dict[str, object]:
         subject_hint="Re: x", reason="all members busy", clock="resolution", level="warning", used="81%",
         previous="ana@agency.test", successor="dina@agency.test", failed_to="bob@acme.test",
         failed_subject="[#42] Received", explanation="bob@acme.test does not exist (5.1.1)", size_mb="31.0",
-        limit_mb="25", sender="robot@x.test", unverified=None, client_claim="claims to be Acme (sender not on Acme's list)",
+        limit_mb="25", sender="robot@x.test", unverified=None, stranger=False,
+        client_claim="claims to be Acme (sender not on Acme's list)",
         due_reasons="5 business days", headline="Started", moved=True, changes=["assigned to Ana"], now_yours=True,
         command="start", meaning="")
     values.update(_digest_values())
@@ -124,3 +125,10 @@ def test_compose_writes_valid_mime_whatever_the_text() -> None:
     parts = message_from_bytes(with_html, policy=default)
     assert not parts.defects and [p.get_content_type() for p in parts.iter_parts()] == ["text/plain", "text/html"]
     assert parts.get_body(("html",)).get_content().strip() == "<p>é</p>"
+
+
+def test_format_help_to_a_stranger_names_no_task() -> None:
+    rendered = Renderer(PROJECT / "templates").render(
+        "client-format-help", **context(task=None, stranger=True, example_subject="[Your company] - Content - x"))
+    assert "42" not in rendered.subject + rendered.text + (rendered.html or ""), "strangers learn no task number"
+    assert rendered.subject == "Please resend: hello" and "[Your company] - Content - x" in rendered.text
