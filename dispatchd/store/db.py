@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 import structlog
 from sqlalchemy import event, inspect, text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlmodel import SQLModel, create_engine
 
 from dispatchd.store import tables
@@ -83,10 +83,38 @@ def open_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        # Timestamps are stored as naive UTC on both databases.
-        engine = create_engine(_with_driver(url), pool_pre_ping=True, connect_args={"options": "-c timezone=UTC"})
+        engine = create_engine(_with_driver(url), pool_pre_ping=True, connect_args=_postgres_connect_args(url))
     _opened.add(engine)
     return engine
+
+
+# Without these a connection whose server vanished without a word (a failover, a NAT or
+# firewall that dropped the flow) waits forever in a read: intake hangs while the event loop
+# still feeds systemd's watchdog. libpq parameters; any of them written in the URL wins.
+POSTGRES_TIMEOUTS = {
+    "connect_timeout": 10,       # seconds to connect and log in
+    "keepalives": 1,             # idle connections probed: a dropped flow is noticed in ~1 min
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 60_000,  # ms that sent data may stay unacknowledged (a dead peer mid-query)
+}
+# Server-side limits, sent as session settings: no statement runs (or waits for a lock) longer
+# than a minute, and a session left idle inside a transaction (a client stuck between two
+# statements, holding row locks that other instances wait for) is ended after ten.
+POSTGRES_SESSION = {"timezone": "UTC", "statement_timeout": "60s", "idle_in_transaction_session_timeout": "10min"}
+
+
+def _postgres_connect_args(url: str) -> dict[str, object]:
+    """The defaults above, minus what the URL sets itself (``?connect_timeout=3``,
+    ``?options=-c statement_timeout=5min``). Timestamps are stored as naive UTC on both databases."""
+    given = make_url(_with_driver(url)).query
+    args: dict[str, object] = {key: value for key, value in POSTGRES_TIMEOUTS.items() if key not in given}
+    written = given.get("options", "")
+    options = written if isinstance(written, str) else " ".join(written)
+    defaults = [f"-c {name}={value}" for name, value in POSTGRES_SESSION.items() if f"{name}=" not in options]
+    args["options"] = " ".join([*defaults, options]).strip()
+    return args
 
 
 @contextmanager
@@ -150,6 +178,9 @@ def migrate(engine: Engine) -> int:
             raise RuntimeError(f"database schema {current} is newer than this dispatchd ({SCHEMA_VERSION})")
         for version in range(current + 1, SCHEMA_VERSION + 1):
             with engine.begin() as connection:
+                if engine.dialect.name == "postgresql":
+                    # An index over a big table may take longer than a query is allowed to.
+                    connection.execute(text("SET LOCAL statement_timeout = 0"))
                 MIGRATIONS[version - 1](connection)
                 connection.execute(
                     text("INSERT INTO meta (key, value) VALUES ('schema_version', :v) "
@@ -178,10 +209,13 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
         yield
         return
     with engine.connect() as connection:
+        # Waiting for another instance's migration is not a stuck statement.
+        connection.execute(text("SET statement_timeout = 0"))
         connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK})
         connection.commit()
         try:
             yield
         finally:
             connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK})
+            connection.execute(text("RESET statement_timeout"))  # back to the session's default
             connection.commit()
