@@ -29,6 +29,7 @@ def test_freeform_items_are_labelled_with_a_type_or_triage() -> None:
     labels = Counter(i["label"] for i in ITEMS)
     assert set(labels) == types | {"triage"}, labels
     assert 0.15 <= labels["triage"] / len(ITEMS) <= 0.21
+    assert all(i.get("notes") for i in ITEMS if i["label"] == "triage"), "say why a dispatcher would hesitate"
     langs = Counter(i["lang"] for i in ITEMS)
     assert langs["de"] / len(ITEMS) >= 0.3 and {"en", "fr", "es"} <= set(langs)
 
