@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 def _needs_credentials(args: argparse.Namespace) -> bool:
     """Read-only views need only the database, not the mail passwords (least privilege)."""
     if args.command == "check":
-        return args.explain is None
+        return args.explain is None or args.connect
     return not getattr(args, "read_only", False)
 
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dispatchd.cli.common import EXIT_CONFIG, emit, progress_bar
+from dispatchd.cli.common import EXIT_CONFIG, EXIT_SERVER, emit, progress_bar
 from dispatchd.config import Config
 
 
@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     check = sub.add_parser("check", parents=[common], help="validate config, rules and templates")
     check.add_argument("--explain", metavar="SUBJECT", help="show how SUBJECT would be parsed and routed")
     check.add_argument("--from", dest="sender", metavar="ADDRESS", help="sender for --explain")
+    check.add_argument("--connect", action="store_true",
+                       help="also log in to IMAP and SMTP (and fetch OAuth2 tokens); nothing is sent")
     check.add_argument("--json", action="store_true")
     check.set_defaults(handler=_check)
     init = sub.add_parser("init", help="write a commented config.toml, default rules and templates into DIR")
@@ -113,18 +115,30 @@ def _check(args: argparse.Namespace, config: Config) -> int:
 
     rulebook = check_all(config)
     warnings = owner_warnings(config, rulebook)
+    probes = _probes(config) if args.connect else []
+    failed = any(not p.ok for p in probes)
     if args.json:
-        result: dict[str, Any] = {"ok": True, "config": str(config.path), "clients": len(config.clients),
+        result: dict[str, Any] = {"ok": not failed, "config": str(config.path), "clients": len(config.clients),
                                   "staff": len(config.staff), "types": len(rulebook.types),
                                   "rules": len(rulebook.rules), "warnings": warnings}
+        if args.connect:
+            result["connect"] = [{"what": p.what, "ok": p.ok, "detail": p.detail} for p in probes]
         if args.explain is not None:
             result["explain"] = explain(config, rulebook, args.explain, args.sender).splitlines()
         emit(result, True)
-        return 0
+        return EXIT_SERVER if failed else 0
     print(f"ok: {config.path} ({len(config.clients)} clients, {len(config.staff)} staff, "
           f"{len(rulebook.types)} request types, {len(rulebook.rules)} rules)")
     for warning in warnings:
         print(f"warning: {warning}")
+    for probe in probes:
+        print(f"{'ok' if probe.ok else 'FAILED'}: {probe.what}: {probe.detail}")
     if args.explain is not None:
         print(explain(config, rulebook, args.explain, args.sender))
-    return 0
+    return EXIT_SERVER if failed else 0
+
+
+def _probes(config: Config):  # type: ignore[no-untyped-def]
+    from dispatchd.probes import probe_all
+
+    return probe_all(config)

@@ -22,6 +22,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 from dispatchd.config import MailboxConfig
 from dispatchd.domain.models import RawMail
 from dispatchd.errors import MailServerError
+from dispatchd.mail.diagnose import imap_failure
 from dispatchd.oauth import TokenSource
 
 log = structlog.get_logger("dispatchd.imap")
@@ -74,7 +75,7 @@ class ImapSource:
                     pass
             if isinstance(exc, MailServerError):
                 raise
-            raise MailServerError(f"IMAP {cfg.host}:{cfg.port}: {exc}") from exc
+            raise MailServerError(imap_failure(cfg, exc)) from exc  # a sentence naming the setting
         self.client = client
         log.info("imap.connected", host=cfg.host, port=cfg.port, user=cfg.username,
                  idle=client.has_capability("IDLE"))
