@@ -23,6 +23,7 @@ from bench.triage_eval.history_phrases import (ASKS, CLOSINGS, COLLEAGUES, CONTE
 HERE = Path(__file__).resolve().parent
 STAFF_FOR = {"Content": ["Ana", "Ben"], "Design": ["Ben"], "Technical": ["Dev"], "Strategy": ["Morgan"],
              "Revision": ["Ana", "Ben", "Dev"], "Urgent": ["Dev", "Morgan"]}
+STAFF = ("Ana", "Ben", "Dev", "Morgan")
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,9 @@ def _one(rng: random.Random) -> PastRequest:
     slots |= {"month": rng.choice(MONTHS[lang]), "n": str(rng.randint(2, 9)),
               "day": f"{day}{'th' if 11 <= day <= 13 else {1: 'st', 2: 'nd', 3: 'rd'}.get(day % 10, 'th')}"}
     described, job = (text.format(**slots) for text in rng.choice(JOBS[lang][kind]))
-    staff = rng.choice(STAFF_FOR[kind]) if rng.random() < 0.6 else ""
+    # Half greet whoever does this kind of work, some their usual contact whatever the work, the rest nobody.
+    greets = rng.random()
+    staff = rng.choice(STAFF_FOR[kind]) if greets < 0.5 else rng.choice(STAFF) if greets < 0.62 else ""
     greeting = rng.choice([g for g in GREETINGS[lang] if ("{staff}" in g) == bool(staff)] or [""])
     details = rng.sample(DETAILS[lang][kind], k=min(len(DETAILS[lang][kind]), rng.choice((0, 1, 1, 2, 2, 3))))
     slots |= {"weekday": rng.choice(WEEKDAYS[lang]), "colleague": rng.choice(COLLEAGUES)}
@@ -160,7 +163,7 @@ def _one(rng: random.Random) -> PastRequest:
         parts.append(sender.signature)
     if rng.random() < 0.2:  # an earlier exchange below, about any work of theirs
         earlier = rng.choice(JOBS[lang][rng.choice(list(profile.habits))])[0].format(**slots)
-        writer = rng.choice(("Ana", "Ben", "Dev", "Morgan"))
+        writer = rng.choice(STAFF)
         parts.append(rng.choice(QUOTES[lang]).format(staff=writer, staff_lower=writer.lower(), first=first_name,
                                                       title=earlier, weekday=slots["weekday"]))
     body = "\n\n".join(p for p in parts if p)
