@@ -164,12 +164,19 @@ class Staff:
     queues: tuple[str, ...] = ()
     wip_limit: int = 3
     away_until: date | None = None
+    display_name: str = ""  # what clients read; default: the first name
+
+    @property
+    def client_name(self) -> str:
+        """The name clients see: never an email address ('Ana Lopez' -> 'Ana')."""
+        return self.display_name or (self.name.split() or ["our team"])[0]
 
 
 @dataclass(frozen=True)
 class Queue:
     name: str
     owner: str | None = None
+    display_name: str | None = None  # what clients read instead of the internal name
 
 
 @dataclass(frozen=True)
@@ -557,7 +564,8 @@ def _staff(r: Reader) -> Staff:
             r.problem("away_until", f"{away!r} is not a date (YYYY-MM-DD)")
     person = Staff(name=r.str("name", "", required=True), email=r.str("email", "", required=True).lower(),
                    role=r.choice("role", ROLES, "producer"), queues=r.str_list("queues"),
-                   wip_limit=r.int("wip_limit", 3, minimum=0, maximum=1000), away_until=away_until)
+                   wip_limit=r.int("wip_limit", 3, minimum=0, maximum=1000), away_until=away_until,
+                   display_name=r.str("display_name", ""))
     if person.email and not _EMAIL.match(person.email):
         r.problem("email", f"{person.email!r} is not an email address")
     r.refuse_unknown()
@@ -565,7 +573,7 @@ def _staff(r: Reader) -> Staff:
 
 
 def _queue(r: Reader) -> Queue:
-    queue = Queue(name=r.str("name", "", required=True), owner=r.str("owner"))
+    queue = Queue(name=r.str("name", "", required=True), owner=r.str("owner"), display_name=r.str("display_name"))
     r.refuse_unknown()
     return queue
 

@@ -163,7 +163,8 @@ def digest_mail(template: str, to: str, values: dict[str, Any], ctx: NoticeConte
     'take 42' to a staff digest is a verified command."""
     rendered = ctx.renderer.render(template, **values, organisation=_organisation(ctx.config.smtp.from_address),
                                    intake_address=ctx.config.mailbox.address,
-                                   due=lambda task: due_label(task, ctx.calendar))
+                                   due=lambda task: due_label(task, ctx.calendar),
+                                   client_view=ctx.config.staff_by_email(to) is None)
     return OutboundMail(kind=template, to=(to,), subject=rendered.subject, text=rendered.text, html=rendered.html,
                         reply_to=reply_address(ctx.config.mailbox.address, 0, to, ctx.secret))
 
@@ -272,7 +273,28 @@ def task_values(task: Task, ctx: NoticeContext) -> dict[str, Any]:
         "status_label": STATUS_LABELS.get(task.status, task.status),
         "allowed": allowed_actions(Status(task.status)),
         "triage_queue": ctx.rulebook.triage_queue,
+        # What clients read instead of internal names and staff addresses.
+        "queue_label": queue_label(task.queue, ctx.config, ctx.rulebook),
+        "assignee_label": assignee_label(task.assignee, ctx.config),
     }
+
+
+def queue_label(queue: str, config: Config, rulebook: Rulebook) -> str:
+    """A queue as clients read it: its [[queues]] display_name, else the request type it serves
+    ('dev' -> 'Technical'), else 'our team' (triage, a queue no type names)."""
+    named = next((q.display_name for q in config.queues if q.name == queue and q.display_name), None)
+    if named:
+        return named
+    plain = queue.rpartition("/")[2]  # a mailbox's queue_prefix is internal too
+    if queue == rulebook.triage_queue or plain == rulebook.triage_queue:
+        return "our team"
+    return next((t.name for t in rulebook.types if t.queue == plain), "our team")
+
+
+def assignee_label(assignee: str | None, config: Config) -> str:
+    """The first name (or display_name) of who is on it; '' when nobody is, or they left."""
+    person = config.staff_by_email(assignee) if assignee else None
+    return person.client_name if person else ""
 
 
 def _request_values(task: Task, mail: InboundMail, request: Request, decision: RouteDecision,
@@ -327,7 +349,8 @@ def client_claim(claimed: str | None, config: Config) -> str:
 
 def _mail(template: str, to: str, task: Task | None, values: dict[str, Any], ctx: NoticeContext,
           subject_hint: str | None = None, **headers: Any) -> OutboundMail:
-    rendered = ctx.renderer.render(template, **values, subject_hint=subject_hint or "")
+    rendered = ctx.renderer.render(template, **values, subject_hint=subject_hint or "",
+                                   client_view=ctx.config.staff_by_email(to) is None)
     reply_to = (reply_address(ctx.config.mailbox_named(task.mailbox).address, task.id, to, ctx.secret)
                 if task is not None and task.id is not None else None)
     return OutboundMail(kind=template, to=(to,), subject=rendered.subject, text=rendered.text,

@@ -38,7 +38,9 @@ def test_request_per_default_type(deployment: Deployment, type_label: str, queue
     local, _, domain = deployment.user.partition("@")
     assert confirmation["Reply-To"].startswith(f"{local}+t{task.id}.") and confirmation["Reply-To"].endswith(domain)
     body = confirmation.get_body(("plain",)).get_content()
-    assert f"Queue:     {queue}" in body and f"Priority:  {priority}" in body and "Expected:" in body
+    team = {"content": "Content", "design": "Design", "dev": "Technical", "strategy": "Strategy",
+            "revision": "Revision", "triage": "our team"}[queue]  # clients never read internal queue names
+    assert f"Team:      {team}" in body and f"Priority:  {priority}" in body and "Expected:" in body
     staff = [m for m in deployment.received() if "bob@acme.test" not in m["To"]]
     assert staff and all(m["Subject"].startswith(f"[#{task.id}] New {priority} in {queue}") for m in staff)
     assert all(m["Auto-Submitted"] == "auto-generated" for m in staff)

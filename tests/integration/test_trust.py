@@ -152,3 +152,27 @@ def test_format_help_is_rate_limited_per_address(deployment: Deployment) -> None
     assert [m["Subject"] for m in deployment.received_by("bob@acme.test")] == [
         "[#1] Please resend: question 0", "[#2] Please resend: question 1"]
     assert len(deployment.received_by("carl@acme.test")) == 1
+
+
+STAFF = ("ana@agency.test", "ben@agency.test", "morgan@agency.test")
+
+
+@pytest.mark.config(extra='[[queues]]\nname = "content"\ndisplay_name = "Content studio"\n')
+def test_client_mail_shows_first_names_and_team_names_not_internal_ones(deployment: Deployment) -> None:
+    deployment.deliver(make_mail("[Acme] - Content - Blog post"))
+    assert deployment.run_once() == 0
+    notice = deployment.received_by("ben@agency.test")[-1]
+    deployment.deliver(make_mail(f"Re: {notice['Subject']}", sender="ben@agency.test", body="assign Ana\nstart",
+                                 to=notice["Reply-To"], headers={"In-Reply-To": notice["Message-ID"]}))
+    assert deployment.run_once() == 0
+    client_mail = deployment.received_by("bob@acme.test")
+    assert len(client_mail) >= 2, [m["Subject"] for m in client_mail]
+    for message in client_mail:
+        for part in ("plain", "html"):
+            text = message.get_body((part,)).get_content()
+            assert not any(address in text for address in STAFF), text
+            assert "Queue" not in text and "Assignee" not in text
+    status = client_mail[-1].get_body(("plain",)).get_content()
+    assert "Team:      Content studio" in status and "With:      Ana" in status
+    staff_view = deployment.received_by("ana@agency.test")[-1].get_body(("plain",)).get_content()
+    assert "Queue:     content" in staff_view, "staff keep the internal names"

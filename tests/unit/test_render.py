@@ -35,7 +35,8 @@ def context(**overrides: object) -> dict[str, object]:
         subject_hint="Re: x", reason="all members busy", clock="resolution", level="warning", used="81%",
         previous="ana@agency.test", successor="dina@agency.test", failed_to="bob@acme.test",
         failed_subject="[#42] Received", explanation="bob@acme.test does not exist (5.1.1)", size_mb="31.0",
-        limit_mb="25", sender="robot@x.test", unverified=None, stranger=False,
+        limit_mb="25", sender="robot@x.test", unverified=None, stranger=False, client_view=False,
+        queue_label="Content", assignee_label="Ana",
         client_claim="claims to be Acme (sender not on Acme's list)",
         due_reasons="5 business days", headline="Started", moved=True, changes=["assigned to Ana"], now_yours=True,
         command="start", meaning="")
@@ -76,7 +77,7 @@ def test_every_template_renders_text_and_html(name: str) -> None:
 def test_confirmation_says_what_the_issue_asks() -> None:
     rendered = Renderer(PROJECT / "templates").render("client-received", **context())
     assert rendered.subject == "[#42] Received: Blog post <script>alert(1)</script>"
-    for needle in ("Queue:     content", "Priority:  P2 (normal)", "Expected:  Thu 3 Dec 2026", "keep [#42]"):
+    for needle in ("Team:      Content", "Priority:  P2 (normal)", "Expected:  Thu 3 Dec 2026", "keep [#42]"):
         assert needle in rendered.text
 
 
@@ -132,3 +133,15 @@ def test_format_help_to_a_stranger_names_no_task() -> None:
         "client-format-help", **context(task=None, stranger=True, example_subject="[Your company] - Content - x"))
     assert "42" not in rendered.subject + rendered.text + (rendered.html or ""), "strangers learn no task number"
     assert rendered.subject == "Please resend: hello" and "[Your company] - Content - x" in rendered.text
+
+
+@pytest.mark.parametrize("name", ["client-status", "client-sla-late", "reply-results"])
+def test_clients_read_first_names_and_team_names(name: str) -> None:
+    task = sample_task(queue="b/dev-internal", assignee="ana.lopez@agency.test")
+    client = Renderer(PROJECT / "templates").render(name, **context(task=task, client_view=True,
+                                                                    queue_label="Web team", assignee_label="Ana"))
+    for text in (client.text, client.html or ""):
+        assert "agency.test" not in text and "dev-internal" not in text
+    assert "Team:      Web team" in client.text and "With:      Ana" in client.text
+    staff = Renderer(PROJECT / "templates").render(name, **context(task=task))
+    assert "Queue:     b/dev-internal" in staff.text and "ana.lopez@agency.test" in staff.text
