@@ -516,6 +516,7 @@ DEFAULT_SCHEDULE = {
     "digest": "0 8 * * mon",
     "staff-digest": "30 8 * * mon-fri",
     "health": "0 8 * * mon-fri",
+    "train": "30 2 * * *",
 }
 
 

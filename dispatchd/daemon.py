@@ -31,6 +31,7 @@ from dispatchd.errors import ConfigError, DispatchdError, MailServerError
 from dispatchd.flows.ingest import INFRASTRUCTURE_ERRORS, IntakeDeps
 from dispatchd.flows.mailbox import CycleReport, poll_mailbox
 from dispatchd.flows.outbox import OutboxSender, RetryPolicy, outbox_sender, outbox_status
+from dispatchd.flows.triage import ModelSlot
 from dispatchd.jobs import build_scheduler
 from dispatchd.mail.imap import ImapSource
 from dispatchd.render import Renderer
@@ -86,11 +87,13 @@ def build_deps(config: Config, clock: Clock | None = None) -> IntakeDeps:
     """Open the database (migrating it) and load rules and templates."""
     engine = open_engine(config.database_url)
     migrate(engine)
+    triage = ModelSlot(engine)
+    triage.refresh()  # loaded once at start; a newer version is picked up by ModelSlot.current
     return IntakeDeps(
         config=config, rulebook=load_rulebook(config.rules_dir, config),
         renderer=Renderer(config.templates_dir), calendar=business_calendar(config.calendar),
         clock=clock or SystemClock(), blobs=BlobStore(config.data_dir / "blobs"), engine=engine,
-        secret=_reply_secret(config.security, engine), coordinator=coordinator_for(engine),
+        secret=_reply_secret(config.security, engine), coordinator=coordinator_for(engine), triage=triage,
     )
 
 
@@ -115,6 +118,7 @@ def reload_deps(deps: IntakeDeps) -> IntakeDeps:
     for field in ("mailboxes", "smtp", "database_url", "data_dir"):
         if getattr(config, field) != getattr(deps.config, field):
             log.warning("reload.needs_restart", setting=field)
+    deps.triage.refresh()
     return replace(deps, config=config, rulebook=rulebook, renderer=Renderer(config.templates_dir),
                    calendar=business_calendar(config.calendar))
 

@@ -18,6 +18,7 @@ from dispatchd.flows.digests import client_digests, health_reports, staff_digest
 from dispatchd.flows.ingest import IntakeDeps
 from dispatchd.flows.redispatch import redispatch
 from dispatchd.flows.sla import check_slas
+from dispatchd.flows.training import train_job
 
 log = structlog.get_logger("dispatchd.jobs")
 
@@ -27,6 +28,7 @@ JOBS: dict[str, Callable[[IntakeDeps], Counter[str]]] = {
     "digest": client_digests,
     "staff-digest": staff_digests,
     "health": health_reports,
+    "train": train_job,
 }
 
 

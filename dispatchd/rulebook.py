@@ -16,6 +16,7 @@ from dispatchd.domain.routing import (
     Rule,
     Rulebook,
     SlaPolicy,
+    TriageSettings,
     normalise_label,
 )
 from dispatchd.domain.sla import parse_sla
@@ -34,6 +35,7 @@ def load_rulebook(directory: Path, config: Config | None = None) -> Rulebook:
     rules: list[Rule] = []
     priority_sla: dict[Priority, str] = {}
     triage_queue, triage_sla = "triage", "1 business day"
+    triage_model = TriageSettings()
     client_updates: frozenset[str] | None = None
     sla = SlaPolicy()
     queues: dict[str, QueuePolicy] = {}
@@ -56,6 +58,7 @@ def load_rulebook(directory: Path, config: Config | None = None) -> Rulebook:
             table = root.table_of("triage")
             triage_queue = table.str("queue", triage_queue)
             triage_sla = _sla(table, "sla") or triage_sla
+            triage_model = _triage_model(table)
             table.refuse_unknown()
         if "client_updates" in doc.data:
             table = root.table_of("client_updates")
@@ -71,7 +74,7 @@ def load_rulebook(directory: Path, config: Config | None = None) -> Rulebook:
     if problems:
         raise ConfigError(problems)
     book = Rulebook(tuple(types), tuple(rules), priority_sla, triage_queue, triage_sla, sla=sla, queues=queues,
-                    escalations=tuple(escalations))
+                    escalations=tuple(escalations), triage_model=triage_model)
     return replace(book, client_updates=client_updates) if client_updates is not None else book
 
 
@@ -143,9 +146,21 @@ def _type(r: Reader) -> RequestType:
         priority=_priority(r, "priority", Priority.P2) or Priority.P2,
         aliases=r.str_list("aliases"),
         description=r.str("description", ""),
+        examples=r.str_list("examples"),
     )
     r.refuse_unknown()
     return request_type
+
+
+def _triage_model(r: Reader) -> TriageSettings:
+    default = TriageSettings()
+    threshold = r.float("model_threshold", default.threshold)
+    margin = r.float("model_margin", default.margin)
+    for key, value in (("model_threshold", threshold), ("model_margin", margin)):
+        if not 0 <= value <= 1:
+            r.problem(key, "must be a fraction between 0 and 1, e.g. 0.7")
+    return TriageSettings(enabled=r.bool("model", default.enabled), threshold=min(max(threshold, 0.0), 1.0),
+                          margin=min(max(margin, 0.0), 1.0), out_of_scope=r.str_list("out_of_scope"))
 
 
 def _rule(r: Reader, config: Config | None) -> Rule:

@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                      help="read only this [[mailbox]] (repeatable; default: all of them)")
     run.set_defaults(handler=_run)
     job = sub.add_parser("job", parents=[common], help="run one scheduled job now, then send its mail")
-    job.add_argument("name", choices=("sla", "redispatch", "digest", "staff-digest", "health"))
+    job.add_argument("name", choices=("sla", "redispatch", "digest", "staff-digest", "health", "train"))
     job.add_argument("--json", action="store_true")
     job.set_defaults(handler=_job)
     check = sub.add_parser("check", parents=[common], help="validate config, rules and templates")

@@ -30,6 +30,7 @@ class RequestType:
     priority: Priority = Priority.P2
     aliases: tuple[str, ...] = ()
     description: str = ""
+    examples: tuple[str, ...] = ()  # requests in plain words: what the triage model learns on day one
 
     def labels(self) -> set[str]:
         return {normalise_label(self.name), *(normalise_label(a) for a in self.aliases)}
@@ -122,6 +123,16 @@ class SlaPolicy:
 
 
 @dataclass(frozen=True)
+class TriageSettings:
+    """``[triage]`` settings of the triage model (see ``domain/triage.py``)."""
+
+    enabled: bool = True
+    threshold: float = 0.7      # route only at or above this confidence
+    margin: float = 0.2         # ... and this far ahead of the second guess (mixed requests wait)
+    out_of_scope: tuple[str, ...] = ()  # examples of mail that is no request: it stays in triage
+
+
+@dataclass(frozen=True)
 class Rulebook:
     types: tuple[RequestType, ...]
     rules: tuple[Rule, ...] = ()
@@ -133,6 +144,7 @@ class Rulebook:
     sla: SlaPolicy = field(default_factory=SlaPolicy)
     queues: dict[str, QueuePolicy] = field(default_factory=dict)
     escalations: tuple[Rule, ...] = ()
+    triage_model: TriageSettings = field(default_factory=lambda: TriageSettings())
 
     def queue_policy(self, name: str) -> QueuePolicy:
         return self.queues.get(name, QueuePolicy(name))

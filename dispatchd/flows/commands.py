@@ -30,6 +30,7 @@ from dispatchd.domain.duewords import due_words
 from dispatchd.flows.notices import NoticeContext, TaskChange, change_notices
 from dispatchd.mail.compose import OutboundMail
 from dispatchd.store import queries
+from dispatchd.store.triage import mark_corrected
 from dispatchd.store.tables import Task
 
 @dataclass(frozen=True)
@@ -206,6 +207,8 @@ def _reroute(ctx: CommandContext, task: Task, command: Command) -> Result:
                 change.assigned(person.email, f"assigned to {person.name} by the rules")
                 task.assignee = person.email
         reasons = [f"routed by {ctx.actor.email}", *decision.reasons]
+    if command.name in ("type", "queue"):
+        mark_corrected(ctx.session, task.id)  # type: ignore[arg-type]  # a label the triage model learns from
     if task.status == Status.RECEIVED.value and task.queue != book.triage_queue and task.client and task.type:
         task.status = Status.QUEUED.value
     ctx.event(task, "rerouted", "\n".join(reasons), source, task.status)

@@ -10,7 +10,7 @@ rolled back and taken again one message per transaction, so the others go throug
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import structlog
@@ -31,6 +31,7 @@ from dispatchd.domain.tokens import bounce_address
 from dispatchd.flows.assignment import pick_assignee
 from dispatchd.flows.bounces import handle_bounce
 from dispatchd.flows.notices import NoticeContext, capacity_notices, loop_notices, new_task_notices, too_large_reply
+from dispatchd.flows.triage import ModelSlot, classify, remember_text, with_verdict
 from dispatchd.flows.replies import command_context, handle_reply, handle_staff_email, match_task, staff_commands
 from dispatchd.mail.compose import OutboundMail, bare_address, compose, new_message_id
 from dispatchd.mail.parse import parse_mail
@@ -61,6 +62,7 @@ class IntakeDeps:
     secret: bytes
     coordinator: Coordinator
     quiet: bool = False  # dispatchd import --quiet: tasks and records as usual, no mail to anyone
+    triage: ModelSlot = field(default_factory=ModelSlot)  # the triage model in use (none by default)
 
     @property
     def notices(self) -> NoticeContext:
@@ -364,7 +366,9 @@ def _new_task(session: Session, row: MessageRecord, mail: InboundMail, deps: Int
               mailbox: MailboxConfig) -> Outcome:
     now = deps.clock.now()
     request = read_request(mail, deps.directory, deps.rulebook, mailbox.name, mailbox.default_client)
-    decision = with_queue_prefix(route(request, deps.rulebook), mailbox.queue_prefix)
+    classified = classify(request, deps.triage.current(), deps.rulebook, deps.config)
+    request = classified.request if classified else request
+    decision = with_queue_prefix(with_verdict(route(request, deps.rulebook), classified), mailbox.queue_prefix)
     due = due_at(now, parse_sla(decision.sla), deps.calendar)
     assignee_email, assign_reason = _assignee(session, decision, deps, now)
     status = Status.RECEIVED if decision.triage else Status.QUEUED
@@ -384,8 +388,10 @@ def _new_task(session: Session, row: MessageRecord, mail: InboundMail, deps: Int
     notes = [*decision.reasons, assign_reason, due.explanation, *(f"parse: {p}" for p in mail.parse_problems)]
     queries.add_event(session, task, now, "dispatchd", "triaged" if decision.triage else "routed",
                       "\n".join(notes), mail.message_id, Status.RECEIVED.value, status.value)
+    remember_text(session, task.id, request, classified, now)
     names = _store_attachments(session, row, mail, task, deps)
-    notices = [n for n in new_task_notices(task, mail, request, decision, names, deps.notices)
+    notices = [n for n in new_task_notices(task, mail, request, decision, names, deps.notices,
+                                            classified.verdict if classified else None)
                if n.kind != "client-format-help" or queries.take_daily_quota(
                    session, "format-help", n.to[0], now, deps.config.intake.format_help_per_day)]
     if "at capacity" in assign_reason:

@@ -21,6 +21,7 @@ from dispatchd.domain.routing import Rulebook
 from dispatchd.domain.sla import BusinessCalendar
 from dispatchd.domain.states import allowed_actions
 from dispatchd.domain.tokens import reply_address
+from dispatchd.domain.triage import Verdict, suggestion_lines
 from dispatchd.domain.trust import may_receive
 from dispatchd.mail.compose import OutboundMail
 from dispatchd.render import Renderer
@@ -44,10 +45,13 @@ class NoticeContext:
 
 
 def new_task_notices(task: Task, mail: InboundMail, request: Request, decision: RouteDecision,
-                     attachments: list[str], ctx: NoticeContext) -> list[OutboundMail]:
-    """The client's confirmation (or format help) and the staff's 'new task' mails."""
+                     attachments: list[str], ctx: NoticeContext, verdict: Verdict | None = None) -> list[OutboundMail]:
+    """The client's confirmation (or format help) and the staff's 'new task' mails; ``verdict``:
+    what the triage model made of it (the type it filed, or its suggestions for the reviewer)."""
     config = ctx.config
     values = _request_values(task, mail, request, decision, attachments, ctx)
+    values["classified_as"] = verdict.route_as.type if verdict and verdict.route_as else None
+    values["suggestions"] = suggestion_lines(verdict) if verdict and verdict.route_as is None else []
     thread = dict(in_reply_to=mail.message_id, references=(*mail.references, mail.message_id))
     notices: list[OutboundMail] = []
     if decision.triage and mail.sender:

@@ -70,6 +70,7 @@ MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
         "CREATE INDEX IF NOT EXISTS ix_task_assignee_status ON task (assignee, status)",
         "DROP INDEX IF EXISTS ix_task_assignee"),
     _add_column("task", "claimed_client", "VARCHAR"),  # 11: the client an unverified sender named
+    _create_tables(tables.RequestText, tables.TriageModelRow),  # 12: the triage model, what it reads
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -169,3 +169,37 @@ class StaffAway(SQLModel, table=True):
     email: str = Field(primary_key=True)
     until: datetime
     set_at: datetime
+
+
+class RequestText(SQLModel, table=True):
+    """What the triage model reads of a new task, kept at intake (the body with quoted text cut,
+    at most 4,000 characters): every typed task is a labelled example, and a correction of a
+    model-routed one is a recorded model error."""
+
+    __tablename__ = "request_text"
+    task_id: int = Field(primary_key=True, foreign_key="task.id")
+    client: str | None = None
+    subject: str = ""
+    body: str = ""
+    type_word: str | None = None      # an unknown type word of a well-formed subject
+    origin: str = "subject"           # subject (typed by the client) | model (routed by it) | triage
+    predicted: str | None = None      # the model's best guess at intake
+    confidence: float | None = None
+    model_version: int | None = None
+    corrected: bool = False           # a person set the type or queue afterwards
+    created_at: datetime = Field(index=True)
+
+
+class TriageModelRow(SQLModel, table=True):
+    """One trained triage model: its arrays as a NumPy .npz (no pickle) and what it was measured
+    at. Exactly one row is ``active``; the ones it replaced are kept and can be restored."""
+
+    __tablename__ = "triage_model"
+    id: int | None = Field(default=None, primary_key=True)   # the model's version
+    trained_at: datetime
+    examples: int
+    accuracy: float
+    measured_on: int                  # held-back (or cross-validated) examples
+    active: bool = Field(default=False, index=True)
+    summary: str = ""                 # JSON: examples per type, confusion matrix, notes
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

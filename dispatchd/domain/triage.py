@@ -1,0 +1,173 @@
+"""The triage model's prediction: features → type guesses with confidences and the words behind them.
+
+Pure: a fitted model is plain arrays (vocabulary, idf, weights, intercepts, a temperature),
+made by ``flows/training.py`` and loaded by ``store/models.py``. The arithmetic is sklearn's
+TfidfVectorizer (sublinear tf, idf, l2 norm) followed by a multinomial logistic regression,
+written out here so that prediction needs neither pickle nor sklearn and costs well under 1 ms.
+
+Who decides: ``decide`` routes only when the best guess reaches the owner's threshold and
+clearly beats the second one (mixed requests abstain); mail that looks like no request at all
+(the ``OUT_OF_SCOPE`` class, learnt from ``[triage] out_of_scope`` examples) stays in triage.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dispatchd.domain.triage_text import STOPWORDS, RequestText, shown, tokens
+
+OUT_OF_SCOPE = "(not a request)"
+MIN_EVIDENCE = 3   # known tokens below this: too little text to guess from
+
+
+@dataclass(frozen=True)
+class Guess:
+    type: str
+    confidence: float
+    words: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return f"{self.type} ({self.confidence:.2f})"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    version: int
+    guesses: tuple[Guess, ...]      # the request types, best first (the out-of-scope class aside)
+    out_of_scope: float = 0.0
+    evidence: int = 0               # how many of the request's tokens the model knows
+
+    @property
+    def best(self) -> Guess | None:
+        return self.guesses[0] if self.guesses else None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What to do with a prediction: route as ``route_as`` or leave it in triage, and why."""
+
+    prediction: Prediction
+    route_as: Guess | None
+    reason: str
+    suggestions: tuple[Guess, ...] = ()
+
+    @property
+    def model_version(self) -> int:
+        return self.prediction.version
+
+
+@dataclass(frozen=True)
+class TriageModel:
+    version: int
+    classes: tuple[str, ...]
+    vocabulary: tuple[str, ...]
+    idf: np.ndarray           # (features,)
+    weights: np.ndarray       # (features, classes): row gathers are contiguous
+    intercept: np.ndarray     # (classes,)
+    temperature: float = 1.0
+    index: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_arrays(cls, version: int, classes: tuple[str, ...], vocabulary: tuple[str, ...], idf: np.ndarray,
+                    weights: np.ndarray, intercept: np.ndarray, temperature: float) -> TriageModel:
+        if weights.shape != (len(vocabulary), len(classes)) or idf.shape != (len(vocabulary),) \
+                or intercept.shape != (len(classes),):
+            raise ValueError("triage model arrays do not fit together")
+        if not temperature > 0:
+            raise ValueError("triage model temperature must be positive")
+        return cls(version, classes, vocabulary, idf.astype(np.float64), np.ascontiguousarray(weights, np.float64),
+                   intercept.astype(np.float64), float(temperature),
+                   {token: i for i, token in enumerate(vocabulary)})
+
+    def predict(self, request: RequestText, greetings: Mapping[str, tuple[str, ...]] | None = None,
+                reasons: int = 3) -> Prediction:
+        """Probabilities for every class, and for each the words that pushed it up most."""
+        columns, values = self.vector(tokens(request, greetings))
+        logits = self.intercept + (values @ self.weights[columns] if len(columns) else 0.0)
+        probabilities = _softmax(logits / self.temperature)
+        order = np.argsort(-probabilities)
+        guesses = []
+        out_of_scope = 0.0
+        for rank, k in enumerate(order):
+            name = self.classes[k]
+            if name == OUT_OF_SCOPE:
+                out_of_scope = float(probabilities[k])
+                continue
+            why = self._words_for(k, order, columns, values, reasons) if rank < 3 else ()
+            guesses.append(Guess(name, float(probabilities[k]), why))
+        return Prediction(self.version, tuple(guesses), out_of_scope, len(columns))
+
+    def vector(self, found: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The request's TF-IDF vector as (columns, values): sublinear tf, idf, l2 norm."""
+        counts = Counter(t for t in found if t in self.index)
+        if not counts:
+            return np.zeros(0, dtype=np.intp), np.zeros(0)
+        columns = np.fromiter((self.index[t] for t in counts), dtype=np.intp, count=len(counts))
+        tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+        values = (1.0 + np.log(tf)) * self.idf[columns]
+        norm = math.sqrt(float(values @ values))
+        return columns, values / norm if norm else values
+
+    def _words_for(self, k: int, order: np.ndarray, columns: np.ndarray, values: np.ndarray,
+                   limit: int) -> tuple[str, ...]:
+        """Words whose weight for class k most exceeds their weight for the strongest rival."""
+        if not len(columns):
+            return ()
+        rival = int(order[1] if order[0] == k else order[0]) if len(order) > 1 else k
+        rows = self.weights[columns]
+        lift = values * (rows[:, k] - (rows[:, rival] if rival != k else 0.0))
+        picked: list[str] = []
+        for i in np.argsort(-lift):
+            if lift[i] <= 0 or len(picked) >= limit:
+                break
+            text = shown(self.vocabulary[columns[i]])
+            if text is None or text in STOPWORDS or any(text in p or p in text for p in picked):
+                continue
+            picked.append(text)
+        return tuple(picked)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max())
+    return shifted / shifted.sum()
+
+
+def decide(prediction: Prediction, threshold: float, margin: float = 0.2) -> Verdict:
+    """Route when the best guess reaches ``threshold`` and leads the second by ``margin``;
+    otherwise keep it in triage with the top three as suggestions."""
+    guesses = prediction.guesses
+    suggestions = tuple(g for g in guesses[:3] if g.confidence >= 0.05) or guesses[:1]
+    best = prediction.best
+    if best is None:
+        return Verdict(prediction, None, "the model knows no request type yet")
+    if prediction.evidence < MIN_EVIDENCE:
+        return Verdict(prediction, None, "too little text to guess from", suggestions)
+    if prediction.out_of_scope >= best.confidence:
+        return Verdict(prediction, None, f"looks like no request of a known type ({prediction.out_of_scope:.2f})",
+                       suggestions)
+    if best.confidence < threshold:
+        return Verdict(prediction, None, f"not sure: {best} is below the threshold {threshold:.2f}", suggestions)
+    second = guesses[1].confidence if len(guesses) > 1 else 0.0
+    if best.confidence - second < margin:
+        return Verdict(prediction, None, f"mixed: {best} and {guesses[1]} are too close", suggestions)
+    return Verdict(prediction, best, audit_reason(prediction.version, best), suggestions)
+
+
+def audit_reason(version: int, guess: Guess) -> str:
+    """``classified Design (0.91) by triage model 14 — "banner", "spring sale", "resize"``."""
+    quoted = ", ".join(f'"{w}"' for w in guess.words)
+    return f"classified {guess.type} ({guess.confidence:.2f}) by triage model {version}" + (f" — {quoted}" if quoted else "")
+
+
+def suggestion_lines(verdict: Verdict) -> list[str]:
+    """One line per suggestion for the reviewer: the reply that applies it, and why."""
+    lines = []
+    for guess in verdict.suggestions:
+        words = ", ".join(f'"{w}"' for w in guess.words)
+        lines.append(f"type {guess.type}   ({guess.confidence:.0%}{': ' + words if words else ''})")
+    return lines

@@ -1,0 +1,161 @@
+"""What the triage model reads of a request: cleaned text and the tokens it is made of.
+
+Pure functions, shared by training and prediction so that both see exactly the same features.
+A request is its subject (or the description of a well-formed one), its body with the greeting,
+the signature and quoted text cut, the client, the staff first name the client greets, and an
+unknown type word of a well-formed subject (``[Acme] - [layout] - …``).
+
+Tokens carry a namespace: ``w:`` body and subject words, ``b:`` word pairs, ``s:`` subject
+words (counted again, so the subject weighs more), ``c:`` character n-grams inside words (they
+carry typos, inflections and German compounds), ``t:`` a type word, ``client:``, ``greet:``
+and ``greetq:`` (the queues of the person greeted).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+MAX_BODY_CHARS = 4000     # huge mail: only the first part is read
+MAX_WORDS = 400           # words of the body that count
+CHAR_GRAM_WORDS = 80      # words whose character n-grams count (prediction stays well under 1 ms)
+CHAR_GRAM_SIZES = (3, 4, 5)
+
+_WORD = re.compile(r"[^\W\d_]{2,}(?:-[^\W\d_]{2,})*|\d+[^\W\d_]*", re.UNICODE)
+_QUOTE_START = re.compile(
+    r"^\s*(?:on\b.{0,200}\bwrote:?|am\b.{0,200}\bschrieb\b.{0,200}:?|le\b.{0,200}\ba écrit\s*:?"
+    r"|-{2,}\s*(?:original message|ursprüngliche nachricht|forwarded message|weitergeleitete nachricht)\s*-{2,}"
+    r"|(?:from|von|gesendet|sent):\s.+|sent from my\b.*|von meinem \w+ gesendet.*|gesendet von\b.*)\s*$",
+    re.IGNORECASE)
+_SIGN_OFF = re.compile(
+    r"^\s*(?:--\s*|_{3,}|(?:best|kind|warm|many|with)?\s*(?:regards|wishes|thanks|thank you)(?: so much| again)?"
+    r"|best|cheers|thx|ta|br|kr|mfg|lg|vg|bg|gruß|grüße|gruss|gruesse|danke(?: schön| dir| euch)?"
+    r"|(?:viele|beste|liebe|freundliche|herzliche|schöne) grüße|mit (?:freundlichen|besten) grüßen"
+    r"|(?:vielen|herzlichen) dank(?: im voraus)?)\s*[,.!]*\s*$", re.IGNORECASE)
+_GREETING = re.compile(
+    r"^\s*(?:hi|hello|hey|dear|hallo|hallöchen|liebe|lieber|moin|servus|grüß dich|hi there|hey there"
+    r"|good (?:morning|afternoon|evening)|guten (?:morgen|tag|abend)|sehr geehrte[rs]?(?: frau| herr)?)"
+    r"(?:\s+(?P<name>[^\W\d_][\w'-]{0,30}))?(?:\s+(?:and|und|&)\s+(?:team|[^\W\d_]+))?\s*[,!:.\-]*\s*",
+    re.IGNORECASE)
+_NOT_NAMES = frozenset({"team", "all", "there", "everyone", "folks", "guys", "zusammen", "alle", "leute", "ihr"})
+
+# Words that say nothing about the kind of work; left out of word pairs and of the reasons shown.
+STOPWORDS = frozenset("""
+a an the and or but if of to in on at for with from by as is are was were be been being it its this that these
+those there here we our us you your i me my he she they them their what which who whom when where why how can could
+would should will shall may might must do does did done have has had not no yes so too very just also please
+thanks thank hi hello dear regards best cheers some any all each more most other into about up out over again
+then than get got let lets know need needs want wanted like would'd am pm re fwd fw one two new
+der die das den dem des ein eine einen einem einer und oder aber wenn von zu im in am an auf für mit bei aus
+ist sind war waren sein wird werden wurde es wir uns ihr euch sie ich mir mich du dir dich er unser unsere ihre
+ihren was wer wie wo warum wann kann könnt könnten können könntet würde würden sollte soll müssen muss bitte
+danke hallo liebe lieber gruß grüße viele noch auch schon nur sehr so noch mal doch ja nein nicht kein keine
+diese dieser dieses dem den zum zur vom beim hier da dann als wie gern gerne neue neuen neuer neues
+""".split())
+
+
+@dataclass(frozen=True)
+class RequestText:
+    """A request as the model reads it."""
+
+    subject: str
+    body: str = ""
+    client: str | None = None
+    type_word: str | None = None  # an unknown type word of a well-formed subject
+
+
+@dataclass(frozen=True)
+class CleanBody:
+    text: str
+    greeted: str | None  # the first name after "Hi", lower case
+
+
+def clean_body(body: str) -> CleanBody:
+    """The body's own words: no quoted text, no signature, no greeting (whose name is kept)."""
+    lines = (body or "")[:MAX_BODY_CHARS].replace("\r", "").split("\n")
+    kept: list[str] = []
+    greeted = None
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith(">") or _QUOTE_START.match(stripped):
+            break
+        if not stripped:
+            continue
+        if not kept and greeted is None:
+            found = _GREETING.match(stripped)
+            if found and (found.end() == len(stripped) or stripped[found.end() - 1:found.end()] in ",!:\n"
+                          or found.group("name")):
+                name = (found.group("name") or "").lower()
+                greeted = name if name and name not in _NOT_NAMES else ""
+                stripped = stripped[found.end():].strip()
+                if not stripped:
+                    continue
+        if kept and _SIGN_OFF.match(stripped):
+            break
+        kept.append(stripped)
+    return CleanBody("\n".join(kept), greeted or None)
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words (letters, with inner hyphens; or numbers with a unit such as 404 or 2x)."""
+    return _WORD.findall(text.lower())
+
+
+def tokens(request: RequestText, greetings: Mapping[str, tuple[str, ...]] | None = None) -> list[str]:
+    """Every feature of ``request``, repeated as often as it occurs.
+
+    ``greetings`` maps a staff first name (lower case) to the queues that person works in.
+    """
+    body = clean_body(request.body)
+    subject_words = words(request.subject)[:60]
+    body_words = words(body.text)[:MAX_WORDS]
+    out: list[str] = []
+    for word in subject_words:
+        out.append("s:" + word)
+    _add_words(out, subject_words)
+    _add_words(out, body_words)
+    gram_words = subject_words + body_words[:CHAR_GRAM_WORDS]
+    if request.type_word:
+        type_words = words(request.type_word)
+        out.extend("t:" + w for w in type_words)
+        out.extend("s:" + w for w in type_words for _ in range(2))
+        _add_words(out, type_words)
+        gram_words = type_words + type_words + gram_words
+    _add_char_grams(out, gram_words)
+    if request.client:
+        out.append("client:" + request.client.lower())
+    if body.greeted:
+        out.append("greet:" + body.greeted)
+        for queue in (greetings or {}).get(body.greeted, ()):
+            out.append("greetq:" + queue)
+    return out
+
+
+def _add_words(out: list[str], found: list[str]) -> None:
+    previous = None
+    for word in found:
+        if word in STOPWORDS:
+            previous = None
+            continue
+        out.append("w:" + word)
+        if previous is not None:
+            out.append(f"b:{previous} {word}")
+        previous = word
+
+
+def _add_char_grams(out: list[str], found: list[str]) -> None:
+    for word in found:
+        if word in STOPWORDS or len(word) < 3:
+            continue
+        padded = f" {word} "
+        length = len(padded)
+        for size in CHAR_GRAM_SIZES:
+            for start in range(length - size + 1):
+                out.append("c:" + padded[start:start + size])
+
+
+def shown(token: str) -> str | None:
+    """The words a token stands for, for a reason shown to people; None for n-grams and tags."""
+    kind, _, text = token.partition(":")
+    return text if kind in ("w", "b", "s", "t") else None

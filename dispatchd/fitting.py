@@ -1,0 +1,158 @@
+"""Fitting the triage model with scikit-learn, and measuring one on labelled examples.
+
+The only importer of scikit-learn. It fits sklearn's TfidfVectorizer over ``triage_text.tokens``
+(word, word-pair, subject and character n-gram features) and a multinomial logistic regression,
+then hands back plain arrays as a ``domain.triage.TriageModel``: what prediction uses, what the
+database stores (no pickle), and the same arithmetic (a unit test holds the two together).
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from dispatchd.domain.triage import TriageModel
+from dispatchd.domain.triage_text import RequestText, tokens
+
+# Strength of the regularisation (sklearn's C); chosen on dispatchd's own development examples
+# (bench/triage_dev.py), never on an evaluation set.
+REGULARISATION = 8.0
+MAX_FEATURES = 120_000
+
+
+@dataclass(frozen=True)
+class Example:
+    """One labelled request. ``key`` is stable (e.g. ``task:42``): it decides whether the
+    example is held back for measuring; ``weight`` makes corrections count more."""
+
+    text: RequestText
+    label: str
+    weight: float = 1.0
+    key: str = ""
+    origin: str = "rules"   # rules | subject | correction
+
+    @property
+    def held_back(self) -> bool:
+        """One in five history examples, always the same ones, is never trained on."""
+        return self.origin != "rules" and zlib.crc32(self.key.encode()) % 5 == 0
+
+
+@dataclass(frozen=True)
+class Measure:
+    examples: int
+    correct: int
+    confusion: dict[str, dict[str, int]]   # true type → predicted type → count
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.examples if self.examples else 0.0
+
+
+def fit(examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]], version: int,
+        temperature: float = 1.0) -> TriageModel:
+    """A model from ``examples`` (at least two labels needed)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    labels = sorted({e.label for e in examples})
+    if len(labels) < 2:
+        raise ValueError("the triage model needs examples of at least two types")
+    vectorizer = TfidfVectorizer(analyzer=lambda e: tokens(e.text, greetings), sublinear_tf=True,
+                                 min_df=1 if len(examples) < 3000 else 2, max_features=MAX_FEATURES,
+                                 dtype=np.float32)
+    matrix = vectorizer.fit_transform(examples)
+    weights = _balanced(examples)
+    classifier = LogisticRegression(C=REGULARISATION, max_iter=300, tol=1e-3)
+    classifier.fit(matrix, [e.label for e in examples], sample_weight=weights)
+    vocabulary = [""] * len(vectorizer.vocabulary_)
+    for token, column in vectorizer.vocabulary_.items():
+        vocabulary[column] = token
+    coef, intercept = classifier.coef_, classifier.intercept_
+    if len(classifier.classes_) == 2:  # sklearn keeps one row for two classes: make it a softmax of two
+        coef = np.vstack([-coef[0] / 2, coef[0] / 2])
+        intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
+    return TriageModel.from_arrays(version, tuple(str(c) for c in classifier.classes_), tuple(vocabulary),
+                                   vectorizer.idf_, coef.T, intercept, temperature)
+
+
+def _balanced(examples: Sequence[Example]) -> np.ndarray:
+    """Each type weighs the same in total whatever its share of history; within a type,
+    an example's own weight (corrections) counts."""
+    totals = Counter[str]()
+    for e in examples:
+        totals[e.label] += e.weight
+    mean = sum(totals.values()) / len(totals)
+    return np.array([e.weight * mean / totals[e.label] for e in examples])
+
+
+def probabilities(model: TriageModel, examples: Iterable[Example],
+                  greetings: Mapping[str, tuple[str, ...]]) -> tuple[list[str], np.ndarray]:
+    """Labels and the model's untempered logits for each example, one row per example."""
+    labels, rows = [], []
+    for e in examples:
+        columns, values = model.vector(tokens(e.text, greetings))
+        rows.append(model.intercept + (values @ model.weights[columns] if len(columns) else 0.0))
+        labels.append(e.label)
+    return labels, np.array(rows).reshape(len(rows), len(model.classes))
+
+
+def measure(model: TriageModel, examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]]) -> Measure:
+    labels, logits = probabilities(model, examples, greetings)
+    return _measure(labels, [model.classes[int(i)] for i in logits.argmax(axis=1)] if len(labels) else [])
+
+
+def _measure(labels: list[str], predicted: list[str]) -> Measure:
+    confusion: dict[str, dict[str, int]] = {}
+    for truth, guess in zip(labels, predicted):
+        confusion.setdefault(truth, {}).setdefault(guess, 0)
+        confusion[truth][guess] += 1
+    return Measure(len(labels), sum(t == p for t, p in zip(labels, predicted)), confusion)
+
+
+def temperature_for(labels: list[str], logits: np.ndarray, classes: tuple[str, ...]) -> float:
+    """The temperature that makes the probabilities honest on examples the model did not see
+    (least negative log-likelihood over a grid): a 0.9 then means right about nine times in ten."""
+    if not labels:
+        return 1.0
+    index = {c: i for i, c in enumerate(classes)}
+    rows = np.array([index.get(label, -1) for label in labels])
+    keep = rows >= 0
+    logits, rows = logits[keep], rows[keep]
+    if not len(rows):
+        return 1.0
+    best, best_loss = 1.0, math.inf
+    for temperature in np.exp(np.linspace(math.log(0.2), math.log(5.0), 41)):
+        scaled = logits / temperature
+        scaled = scaled - scaled.max(axis=1, keepdims=True)
+        log_norm = np.log(np.exp(scaled).sum(axis=1))
+        loss = float(np.mean(log_norm - scaled[np.arange(len(rows)), rows]))
+        if loss < best_loss:
+            best, best_loss = float(temperature), loss
+    return best
+
+
+def cross_validate(examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]],
+                   folds: int = 5) -> tuple[Measure, float]:
+    """Out-of-fold accuracy and temperature when there is too little history to hold any back."""
+    labels: list[str] = []
+    predicted: list[str] = []
+    all_logits: list[np.ndarray] = []
+    classes = tuple(sorted({e.label for e in examples}))
+    for fold in range(folds):
+        train = [e for i, e in enumerate(examples) if i % folds != fold]
+        test = [e for i, e in enumerate(examples) if i % folds == fold]
+        if len({e.label for e in train}) < len(classes) or not test:
+            continue
+        model = fit(train, greetings, 0)
+        fold_labels, logits = probabilities(model, test, greetings)
+        labels += fold_labels
+        predicted += [model.classes[int(i)] for i in logits.argmax(axis=1)]
+        all_logits.append(logits)
+    if not labels:
+        return Measure(0, 0, {}), 1.0
+    return _measure(labels, predicted), temperature_for(labels, np.vstack(all_logits), classes)

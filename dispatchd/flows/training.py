@@ -1,0 +1,191 @@
+"""Training the triage model: gather labelled examples, fit, measure, keep the better model.
+
+Examples come from the rules (type names, aliases, descriptions, ``examples``; ``[triage]
+out_of_scope``), from every task a client typed with a well-formed subject, and from every
+correction a person made (weighted more). Requests the model routed itself and nobody corrected
+are not examples: the model would learn its own mistakes. Types no longer in the rules are dropped.
+
+One history example in five (always the same, by task) is held back: no model trains on it, and a
+new model replaces the active one only when it is at least as accurate on it. With too few held
+back (a young installation) the accuracy is cross-validated instead and the new model is taken.
+Training reads the database and fits outside any transaction, so it never blocks intake.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from sqlmodel import Session
+
+from dispatchd.config import Config
+from dispatchd.domain.routing import Rulebook
+from dispatchd.domain.triage import OUT_OF_SCOPE
+from dispatchd.domain.triage_text import RequestText
+from dispatchd.flows.triage import greetings
+from dispatchd.fitting import Example, Measure, cross_validate, fit, measure, probabilities, temperature_for
+from dispatchd.flows.ingest import IntakeDeps
+from dispatchd.store import triage as store
+from dispatchd.store.tables import TriageModelRow
+
+log = structlog.get_logger("dispatchd.training")
+
+CORRECTION_WEIGHT = 3.0
+MAX_PER_TYPE = 4000        # newest history examples per type (corrections always kept)
+MIN_HELD_BACK = 30         # fewer than this: cross-validate instead of comparing on held-back
+RULES_EXAMPLE_WEIGHT = 1.0
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    version: int
+    activated: bool
+    accuracy: float
+    measured_on: int
+    previous_accuracy: float | None
+    examples: dict[str, int]
+    seconds: float
+    note: str = ""
+    dropped: dict[str, int] = field(default_factory=dict)
+
+
+def rule_examples(rulebook: Rulebook) -> list[Example]:
+    """Day one: what the rules say about each type, and what is no request at all."""
+    examples = []
+    for request_type in rulebook.types:
+        texts = [*request_type.examples]
+        if texts:  # a type without examples stays unknown to the model until history has some
+            texts += [request_type.name, *request_type.aliases]
+            texts += [request_type.description] if request_type.description else []
+        examples += [Example(RequestText(subject=t), request_type.name, RULES_EXAMPLE_WEIGHT, f"rules:{t}", "rules")
+                     for t in texts]
+    examples += [Example(RequestText(subject=t), OUT_OF_SCOPE, RULES_EXAMPLE_WEIGHT, f"rules:{t}", "rules")
+                 for t in rulebook.triage_model.out_of_scope]
+    return examples
+
+
+def history_examples(session: Session, rulebook: Rulebook) -> tuple[list[Example], Counter[str]]:
+    """Typed and corrected tasks as examples, newest first, at most MAX_PER_TYPE per type;
+    also how many were dropped because their type is no longer in the rules."""
+    known = {t.name for t in rulebook.types}
+    by_queue = Counter(t.queue for t in rulebook.types)
+    queue_type = {t.queue: t.name for t in rulebook.types if by_queue[t.queue] == 1}
+    taken: Counter[str] = Counter()
+    dropped: Counter[str] = Counter()
+    examples = []
+    for row in store.labelled_texts(session):
+        stored = row.text
+        if stored.origin != "subject" and not stored.corrected:
+            continue
+        label = row.label or (queue_type.get(row.queue) if stored.corrected else None)
+        if label is None:
+            continue
+        if label not in known:
+            dropped[label] += 1
+            continue
+        if not stored.corrected and taken[label] >= MAX_PER_TYPE:
+            continue
+        taken[label] += 1
+        text = RequestText(stored.subject, stored.body, stored.client, stored.type_word)
+        weight, origin = (CORRECTION_WEIGHT, "correction") if stored.corrected else (1.0, "subject")
+        examples.append(Example(text, label, weight, f"task:{row.task_id}", origin))
+    return examples, dropped
+
+
+def train(engine, config: Config, rulebook: Rulebook, now, force: bool = False) -> TrainingResult:  # type: ignore[no-untyped-def]
+    """Fit a new model on everything known now; activate it if it is at least as accurate on the
+    held-back examples as the active one (``force``: activate anyway). Raises ValueError when
+    there is nothing to learn from (fewer than two types with examples)."""
+    started = time.perf_counter()
+    staff = greetings(config)
+    with Session(engine) as session:
+        history, dropped = history_examples(session, rulebook)
+        current = store.active_row(session)
+        version = store.next_version(session)
+    examples = rule_examples(rulebook) + [e for e in history if not e.held_back]
+    held_back = [e for e in history if e.held_back]
+    counts = Counter(e.label for e in examples)
+    if len(held_back) >= MIN_HELD_BACK:
+        model = fit(examples, staff, version)
+        labels, logits = probabilities(model, held_back, staff)
+        model = _with_temperature(model, temperature_for(labels, logits, model.classes))
+        result = measure(model, held_back, staff)
+        previous = measure(store.load_model(current.id, current.data), held_back, staff).accuracy \
+            if current is not None else None
+        method, note = "held-back", ""
+    else:
+        result, temperature = cross_validate(examples, staff)
+        model = _with_temperature(fit(examples, staff, version), temperature)
+        previous, method = None, "cross-validated"
+        note = f"only {len(held_back)} held-back examples: accuracy cross-validated, model taken"
+    activate = force or previous is None or result.accuracy >= previous
+    if not activate:
+        note = f"not better than model {current.id if current else '-'} ({previous:.3f} on the same examples)"
+    with Session(engine) as session, session.begin():
+        row = TriageModelRow(id=version, trained_at=now, examples=len(examples), accuracy=result.accuracy,
+                             measured_on=result.examples, data=store.dump_model(model),
+                             summary=json.dumps(_summary(counts, result, method, note, dropped, previous)))
+        store.save_model(session, row, activate)
+    seconds = time.perf_counter() - started
+    log.info("triage.trained", version=version, activated=activate, accuracy=round(result.accuracy, 4),
+             measured_on=result.examples, examples=len(examples), seconds=round(seconds, 1), note=note or None)
+    return TrainingResult(version, activate, result.accuracy, result.examples, previous, dict(counts), seconds,
+                          note, dict(dropped))
+
+
+def train_job(deps: IntakeDeps) -> Counter[str]:
+    """The scheduled ``train`` job: retrain, and use the new model at once if it was kept."""
+    try:
+        result = train(deps.engine, deps.config, deps.rulebook, deps.clock.now())
+    except ValueError as exc:
+        log.warning("triage.not_trained", reason=str(exc))
+        return Counter(skipped=1)
+    if result.activated:
+        deps.triage.refresh()
+    return Counter(trained=1, activated=int(result.activated), examples=sum(result.examples.values()))
+
+
+def _with_temperature(model, temperature: float):  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    return replace(model, temperature=temperature)
+
+
+def _summary(counts: Mapping[str, int], result: Measure, method: str, note: str, dropped: Mapping[str, int],
+             previous: float | None) -> dict[str, object]:
+    return {"examples_per_type": dict(sorted(counts.items())), "method": method, "confusion": result.confusion,
+            "note": note, "dropped_types": dict(dropped), "previous_accuracy": previous}
+
+
+def model_status(engine, rulebook: Rulebook) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """What ``dispatchd triage status`` shows: the model in use, the ones before it, its errors."""
+    with Session(engine) as session:
+        rows = store.model_rows(session)
+        routed, errors = store.model_routed(session), store.corrected_model_tasks(session)
+    active = next((r for r in rows if r.active), None)
+    queues = {t.name: t.queue for t in rulebook.types}
+    wrong = [{"task": task_id, "predicted": predicted, "corrected_to": actual or f"queue {queue}"}
+             for task_id, predicted, actual, queue in errors
+             if actual != predicted or queue != queues.get(predicted, queue)]
+    known = {t.name for t in rulebook.types}
+    summary = store.summary(active) if active else {}
+    per_type = summary.get("examples_per_type", {})
+    return {
+        "enabled": rulebook.triage_model.enabled, "threshold": rulebook.triage_model.threshold,
+        "margin": rulebook.triage_model.margin,
+        "active": None if active is None else {
+            "version": active.id, "trained_at": active.trained_at.isoformat(timespec="seconds"),
+            "examples": active.examples, "accuracy": active.accuracy, "measured_on": active.measured_on,
+            "method": summary.get("method", ""), "note": summary.get("note", ""),
+            "examples_per_type": {**{name: 0 for name in sorted(known)}, **per_type},
+            "confusion": summary.get("confusion", {})},
+        "never_predicted": sorted(name for name in known if not per_type.get(name)),
+        "model_routed": routed, "model_errors": wrong,
+        "history": [{"version": r.id, "trained_at": r.trained_at.isoformat(timespec="seconds"),
+                     "accuracy": r.accuracy, "examples": r.examples, "active": r.active} for r in rows],
+    }
