@@ -17,6 +17,7 @@ from dispatchd.domain.models import ParsedSubject, Request, SubjectError
 from dispatchd.domain.routing import Rulebook, route
 from dispatchd.domain.sla import due_at, parse_sla
 from dispatchd.domain.subject import parse_subject
+from dispatchd.domain.triage import TriageModel, decide
 from dispatchd.errors import ConfigError, Problem
 from dispatchd.flows.notices import (
     NoticeContext,
@@ -33,6 +34,7 @@ from dispatchd.flows.notices import (
     status_notices,
     too_large_reply,
 )
+from dispatchd.flows.triage import classify, eligible, greetings, request_text, with_verdict
 from dispatchd.mail.parse import parse_mail
 from dispatchd.render import TEMPLATE_NAMES, Renderer
 from dispatchd.rulebook import load_rulebook
@@ -161,9 +163,10 @@ _SAMPLE_REPORT = {"generated_at": "2026-01-05T08:00:00", "period_days": 30, "req
 
 
 def explain(config: Config, rulebook: Rulebook, subject: str, sender: str | None,
-            now: datetime | None = None) -> str:
+            now: datetime | None = None, model: TriageModel | None = None) -> str:
     """A human-readable account of how ``subject`` from ``sender`` would be read and routed;
-    without ``sender``, says which address it assumed."""
+    without ``sender``, says which address it assumed; with ``model``, also the triage model's
+    top guesses for it and the words behind them."""
     sender, assumed = (sender, "") if sender else _assumed_sender(config)
     message = EmailMessage()
     message["From"] = sender
@@ -171,7 +174,8 @@ def explain(config: Config, rulebook: Rulebook, subject: str, sender: str | None
     mail = parse_mail(message.as_bytes())
     parsed = parse_subject(mail.subject)
     request: Request = read_request(mail, Directory(config.clients, config.staff), rulebook)
-    decision = route(request, rulebook)
+    classified = classify(request, model, rulebook, config)
+    decision = with_verdict(route(classified.request if classified else request, rulebook), classified)
     due = due_at(now or datetime.now(timezone.utc), parse_sla(decision.sla), business_calendar(config.calendar))
     lines = [f"subject:  {mail.subject}", f"from:     {sender}{assumed}", f"read as:  {_read_as(parsed)}",
              f"client:   {request.client or '-'}", f"type:     {request.type or '-'}"]
@@ -180,6 +184,7 @@ def explain(config: Config, rulebook: Rulebook, subject: str, sender: str | None
               f"priority: {decision.priority}", f"sla:      {decision.sla}", f"          {due.explanation}",
               f"assignee: {decision.assignee or '-'}", "because:"]
     lines += [f"  - {reason}" for reason in decision.reasons]
+    lines += _model_lines(request, model, rulebook, config)
     return "\n".join(lines)
 
 
@@ -204,3 +209,20 @@ def _read_as(parsed: ParsedSubject | SubjectError) -> str:
     if parsed.tags:
         words.append(f"tags {', '.join(parsed.tags)}")
     return "; ".join(words)
+
+
+def _model_lines(request: Request, model: TriageModel | None, rulebook: Rulebook, config: Config) -> list[str]:
+    if model is None:
+        return ["triage model: none in use (dispatchd triage train)"]
+    prediction = model.predict(request_text(request), greetings(config), reasons=5)
+    lines = [f"triage model {model.version} guesses"
+             + ("" if eligible(request) else " (not asked at intake: the request is typed or its client unknown)")
+             + ":"]
+    for guess in prediction.guesses[:3]:
+        words = ", ".join(f'"{w}"' for w in guess.words) or "-"
+        lines.append(f"  {guess.type:12} {guess.confidence:.2f}  words: {words}")
+    if prediction.out_of_scope:
+        lines.append(f"  not a request {prediction.out_of_scope:.2f}")
+    verdict = decide(prediction, rulebook.triage_model.threshold, rulebook.triage_model.margin)
+    lines.append(f"  -> {verdict.reason if verdict.route_as is None else 'routes as ' + verdict.route_as.type}")
+    return lines

@@ -147,6 +147,7 @@ def _type(r: Reader) -> RequestType:
         aliases=r.str_list("aliases"),
         description=r.str("description", ""),
         examples=r.str_list("examples"),
+        vocabulary=r.str_list("vocabulary"),
     )
     r.refuse_unknown()
     return request_type

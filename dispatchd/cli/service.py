@@ -117,6 +117,7 @@ def _check(args: argparse.Namespace, config: Config) -> int:
     warnings = owner_warnings(config, rulebook)
     probes = _probes(config) if args.connect else []
     failed = any(not p.ok for p in probes)
+    model = _triage_model(config) if args.explain is not None else None
     if args.json:
         result: dict[str, Any] = {"ok": not failed, "config": str(config.path), "clients": len(config.clients),
                                   "staff": len(config.staff), "types": len(rulebook.types),
@@ -124,7 +125,7 @@ def _check(args: argparse.Namespace, config: Config) -> int:
         if args.connect:
             result["connect"] = [{"what": p.what, "ok": p.ok, "detail": p.detail} for p in probes]
         if args.explain is not None:
-            result["explain"] = explain(config, rulebook, args.explain, args.sender).splitlines()
+            result["explain"] = explain(config, rulebook, args.explain, args.sender, model=model).splitlines()
         emit(result, True)
         return EXIT_SERVER if failed else 0
     print(f"ok: {config.path} ({len(config.clients)} clients, {len(config.staff)} staff, "
@@ -134,7 +135,7 @@ def _check(args: argparse.Namespace, config: Config) -> int:
     for probe in probes:
         print(f"{'ok' if probe.ok else 'FAILED'}: {probe.what}: {probe.detail}")
     if args.explain is not None:
-        print(explain(config, rulebook, args.explain, args.sender))
+        print(explain(config, rulebook, args.explain, args.sender, model=model))
     return EXIT_SERVER if failed else 0
 
 
@@ -142,3 +143,11 @@ def _probes(config: Config):  # type: ignore[no-untyped-def]
     from dispatchd.probes import probe_all
 
     return probe_all(config)
+
+
+def _triage_model(config: Config):  # type: ignore[no-untyped-def]
+    """The triage model in use, for --explain; None when there is none (or no database yet)."""
+    from dispatchd.cli.common import engine
+    from dispatchd.flows.triage import ModelSlot
+
+    return ModelSlot(engine(config)).refresh()

@@ -31,6 +31,7 @@ class RequestType:
     aliases: tuple[str, ...] = ()
     description: str = ""
     examples: tuple[str, ...] = ()  # requests in plain words: what the triage model learns on day one
+    vocabulary: tuple[str, ...] = ()  # words and short phrases that point to this type
 
     def labels(self) -> set[str]:
         return {normalise_label(self.name), *(normalise_label(a) for a in self.aliases)}

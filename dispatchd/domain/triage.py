@@ -19,10 +19,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dispatchd.domain.triage_text import STOPWORDS, RequestText, shown, tokens
+from dispatchd.domain.triage_text import STOPWORDS, RequestText, segments, shown, tokens
 
 OUT_OF_SCOPE = "(not a request)"
 MIN_EVIDENCE = 3   # known tokens below this: too little text to guess from
+# A sentence this sure (untempered: filler such as "budget as usual" stays below it) of another
+# type than another sentence's: the request is mixed.
+SEGMENT_CONFIDENCE = 0.5
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class Prediction:
     guesses: tuple[Guess, ...]      # the request types, best first (the out-of-scope class aside)
     out_of_scope: float = 0.0
     evidence: int = 0               # how many of the request's tokens the model knows
+    mixed: tuple[str, ...] = ()     # types that different sentences ask for, when more than one
 
     @property
     def best(self) -> Guess | None:
@@ -88,8 +92,7 @@ class TriageModel:
                 reasons: int = 3) -> Prediction:
         """Probabilities for every class, and for each the words that pushed it up most."""
         columns, values = self.vector(tokens(request, greetings))
-        logits = self.intercept + (values @ self.weights[columns] if len(columns) else 0.0)
-        probabilities = _softmax(logits / self.temperature)
+        probabilities = self._probabilities(columns, values)
         order = np.argsort(-probabilities)
         guesses = []
         out_of_scope = 0.0
@@ -100,7 +103,27 @@ class TriageModel:
                 continue
             why = self._words_for(k, order, columns, values, reasons) if rank < 3 else ()
             guesses.append(Guess(name, float(probabilities[k]), why))
-        return Prediction(self.version, tuple(guesses), out_of_scope, len(columns))
+        return Prediction(self.version, tuple(guesses), out_of_scope, len(columns), self._mixed(request))
+
+    def _probabilities(self, columns: np.ndarray, values: np.ndarray, temperature: float | None = None) -> np.ndarray:
+        logits = self.intercept + (values @ self.weights[columns] if len(columns) else 0.0)
+        return _softmax(logits / (temperature or self.temperature))
+
+    def _mixed(self, request: RequestText) -> tuple[str, ...]:
+        """The types that sentences of the body ask for with confidence, when they differ."""
+        parts = segments(request)
+        if len(parts) < 2:
+            return ()
+        found: dict[str, None] = {}
+        for part in parts:
+            columns, values = self.vector(tokens(part))
+            if len(columns) < MIN_EVIDENCE:
+                continue
+            probabilities = self._probabilities(columns, values, temperature=1.0)
+            k = int(probabilities.argmax())
+            if probabilities[k] >= SEGMENT_CONFIDENCE and self.classes[k] != OUT_OF_SCOPE:
+                found[self.classes[k]] = None
+        return tuple(found) if len(found) > 1 else ()
 
     def vector(self, found: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """The request's TF-IDF vector as (columns, values): sublinear tf, idf, l2 norm."""
@@ -150,6 +173,9 @@ def decide(prediction: Prediction, threshold: float, margin: float = 0.2) -> Ver
     if prediction.out_of_scope >= best.confidence:
         return Verdict(prediction, None, f"looks like no request of a known type ({prediction.out_of_scope:.2f})",
                        suggestions)
+    if prediction.mixed:
+        asked = tuple(g for t in prediction.mixed for g in guesses if g.type == t)
+        return Verdict(prediction, None, f"mixed: it asks for {' and '.join(prediction.mixed)} work", asked)
     if best.confidence < threshold:
         return Verdict(prediction, None, f"not sure: {best} is below the threshold {threshold:.2f}", suggestions)
     second = guesses[1].confidence if len(guesses) > 1 else 0.0

@@ -97,6 +97,20 @@ def clean_body(body: str) -> CleanBody:
     return CleanBody("\n".join(kept), greeted or None)
 
 
+_SEGMENT = re.compile(
+    r"(?<=[.!?;])\s+|\n+|\s*\b(?:and also|also|as well as|additionally|plus|another thing|separately|on top of that"
+    r"|außerdem|zusätzlich|und auch|ebenso|dazu noch|und noch)\b[:,]?\s*", re.IGNORECASE)
+MIN_SEGMENT_WORDS = 3
+
+
+def segments(request: RequestText) -> list[RequestText]:
+    """The body's sentences and clauses ("…, and also …"), each read on its own: a request
+    asking for two kinds of work is mixed, and a person should route it."""
+    body = clean_body(request.body).text
+    parts = [p.strip() for p in _SEGMENT.split(body[:2000]) if p and p.strip()]
+    return [RequestText(subject="", body=p) for p in parts if len(words(p)) >= MIN_SEGMENT_WORDS][:12]
+
+
 def words(text: str) -> list[str]:
     """Lower-case words (letters, with inner hyphens; or numbers with a unit such as 404 or 2x)."""
     return _WORD.findall(text.lower())

@@ -1,5 +1,7 @@
 """Rules replay: route stored mail again under a candidate rules set and show what would change.
 
+"after" includes what the triage model in use would do with requests the rules cannot type.
+
 Nothing is written: the owner sees which requests would move queue, priority or SLA before
 restarting with the new rules. The raw .eml of every message is kept, so this is exact.
 """
@@ -16,6 +18,7 @@ from dispatchd.domain.intake import Directory, read_request
 from dispatchd.domain.models import Disposition
 from dispatchd.domain.routing import Rulebook, route
 from dispatchd.flows.ingest import IntakeDeps
+from dispatchd.flows.triage import classify, with_verdict
 from dispatchd.mail.parse import parse_mail
 from dispatchd.store.tables import InboundMessage
 
@@ -47,10 +50,13 @@ def replay(deps: IntakeDeps, candidate: Rulebook, since: datetime | None = None,
             query = query.where(InboundMessage.message_id == message_id)
         rows = list(session.exec(query.order_by(col(InboundMessage.id))).all())
     directory = Directory(deps.config.clients, deps.config.staff)
+    model = deps.triage.current()
     for index, row in enumerate(rows, start=1):
         mail = parse_mail(deps.blobs.get(row.raw_sha256))
         old = route(read_request(mail, directory, deps.rulebook), deps.rulebook)
-        new = route(read_request(mail, directory, candidate), candidate)
+        request = read_request(mail, directory, candidate)
+        classified = classify(request, model, candidate, deps.config)  # what the triage model would do
+        new = with_verdict(route(classified.request if classified else request, candidate), classified)
         if progress is not None:
             progress(index, len(rows))
         yield Replayed(row.message_id, row.task_id, mail.subject, (old.queue, old.priority.value, old.sla),

@@ -60,7 +60,7 @@ def rule_examples(rulebook: Rulebook) -> list[Example]:
     for request_type in rulebook.types:
         texts = [*request_type.examples]
         if texts:  # a type without examples stays unknown to the model until history has some
-            texts += [request_type.name, *request_type.aliases]
+            texts += [request_type.name, *request_type.aliases, *request_type.vocabulary]
             texts += [request_type.description] if request_type.description else []
         examples += [Example(RequestText(subject=t), request_type.name, RULES_EXAMPLE_WEIGHT, f"rules:{t}", "rules")
                      for t in texts]

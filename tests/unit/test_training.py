@@ -1,0 +1,188 @@
+"""Training, versioning and intake with the triage model, on a real (SQLite) database."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from dataclasses import replace
+from datetime import datetime
+from email.message import EmailMessage
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlmodel import Session, col, select
+
+from dispatchd.clock import FrozenClock
+from dispatchd.config import load_config
+from dispatchd.daemon import build_deps
+from dispatchd.domain.models import RawMail
+from dispatchd.flows.ingest import IntakeDeps, ingest
+from dispatchd.domain.triage import TriageModel
+from dispatchd.domain.routing import Rulebook
+from dispatchd.fitting import Example, fit
+from dispatchd.flows.training import MIN_HELD_BACK, history_examples, model_status, rule_examples, train
+from dispatchd.flows.triage import ModelSlot
+from dispatchd.store import triage as store
+from dispatchd.store.tables import Outbox, RequestText, Task, TaskEvent, TriageModelRow
+from dispatchd.rulebook import load_rulebook
+from tests.conftest import PROJECT, write_config
+
+MONDAY_10 = datetime(2026, 11, 23, 10, tzinfo=ZoneInfo("Europe/Berlin"))
+_uids = itertools.count(1)
+DESIGN = ["a banner for the {} campaign", "new logo ideas for the {} brand", "flyer layout for the {} fair",
+          "poster and social graphics for {}", "illustrations and icons for the {} app"]
+TECH = ["the {} page shows a 500 error", "contact form broken on the {} site", "please fix the login bug on {}",
+        "SSL certificate expired for {}", "the {} plugin crashes the website"]
+WORDS = ["spring", "summer", "autumn", "winter", "berlin", "paris", "alpha", "beta", "gamma", "delta", "omega", "nova"]
+
+
+@pytest.fixture
+def deps(tmp_path: Path) -> IntakeDeps:
+    config = load_config(write_config(tmp_path, mailbox="requests@agency.test"))
+    return build_deps(config, clock=FrozenClock(MONDAY_10))
+
+
+@pytest.fixture(scope="module")
+def rules_model() -> TriageModel:
+    """What ``train`` fits on day one, fitted once for the module (training cross-validates too)."""
+    return fit(rule_examples(load_rulebook(PROJECT / "rules")), {}, 1, temperature=0.5)
+
+
+def install(deps: IntakeDeps, model: TriageModel) -> None:
+    with Session(deps.engine) as session, session.begin():
+        store.save_model(session, TriageModelRow(id=model.version, trained_at=MONDAY_10, examples=1, accuracy=0.5,
+                                                 measured_on=1, data=store.dump_model(model)), activate=True)
+    deps.triage.refresh()
+
+
+def submit(deps: IntakeDeps, subject: str, body: str = "Please.", sender: str = "bob@acme.test") -> int:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = sender, "requests@agency.test", subject
+    uid = next(_uids)
+    message["Message-ID"] = f"<train-{uid}@client.test>"
+    message.set_content(body)
+    outcome = ingest(RawMail("INBOX", 1, uid, message.as_bytes()), deps)
+    assert outcome.task_id is not None
+    return outcome.task_id
+
+
+def history(deps: IntakeDeps, rounds: int = 1) -> None:
+    """Well-formed requests from many people at Acme (one sender would trip the loop breaker)."""
+    people = (f"person{n}@acme.test" for n in itertools.count())
+    for _ in range(rounds):
+        for word in WORDS:
+            for design, tech in zip(DESIGN, TECH):
+                submit(deps, f"[Acme] - Design - {design.format(word)}", f"Hi Ben,\n{design.format(word)}.\nThanks",
+                       next(people))
+                submit(deps, f"[Acme] - Technical - {tech.format(word)}", f"Hi,\n{tech.format(word)}, urgent.\nJo",
+                       next(people))
+
+
+def task(deps: IntakeDeps, task_id: int) -> Task:
+    with Session(deps.engine) as session:
+        found = session.get(Task, task_id)
+        assert found is not None
+        return found
+
+
+def test_without_a_model_plain_words_go_to_triage_as_today(deps: IntakeDeps) -> None:
+    task_id = submit(deps, "Hi Ben, could we get a new banner for the spring sale?")
+    assert task(deps, task_id).queue == "triage"
+
+
+def test_trained_model_routes_plain_words_with_its_reason_and_says_so(deps: IntakeDeps) -> None:
+    result = train(deps.engine, deps.config, deps.rulebook, MONDAY_10)
+    assert result.activated and result.version == 1 and "cross-validated" in result.note
+    deps.triage.refresh()
+    task_id = submit(deps, "Spring sale", "Hi Ben,\nCould we get a new banner and a flyer for the spring sale?\n"
+                                          "Three sizes for Instagram.\n\nThanks,\nBob")
+    found = task(deps, task_id)
+    assert (found.type, found.queue, found.status) == ("Design", "design", "queued")
+    with Session(deps.engine) as session:
+        routed = session.exec(select(TaskEvent).where(TaskEvent.task_id == task_id, TaskEvent.kind == "routed")).one()
+        confirmation = session.exec(select(Outbox).where(Outbox.task_id == task_id,
+                                                         Outbox.kind == "client-received")).one()
+        text = session.get(RequestText, task_id)
+    assert routed.detail.startswith("classified Design (0.") and "by triage model 1 — " in routed.detail
+    assert '"banner"' in routed.detail
+    assert b"We filed this as a Design request: Spring sale" in confirmation.raw
+    assert text is not None and (text.origin, text.predicted, text.model_version) == ("model", "Design", 1)
+
+
+def test_unsure_model_leaves_it_in_triage_with_suggestions_for_the_reviewer(deps: IntakeDeps,
+                                                                           rules_model: TriageModel) -> None:
+    install(deps, rules_model)
+    task_id = submit(deps, "Question", "Hi,\nWe need a new logo, and also the contact form on the website is "
+                                       "broken with an error.\nThanks")
+    assert task(deps, task_id).queue == "triage"
+    with Session(deps.engine) as session:
+        notice = session.exec(select(Outbox).where(Outbox.task_id == task_id, Outbox.kind == "staff-new-task")).first()
+    assert notice is not None
+    assert b"type Design" in notice.raw and b"type Technical" in notice.raw
+    assert b"Reply with one line to apply one" in notice.raw
+
+
+def test_history_corrections_and_dropped_types_make_the_examples(deps: IntakeDeps) -> None:
+    typed = submit(deps, "[Acme] - Design - Banner", "Hi Ben, a banner please")
+    untyped = submit(deps, "Something", "Hi, a thing please")
+    with Session(deps.engine) as session, session.begin():
+        store.mark_corrected(session, untyped)
+        session.get(Task, untyped).type = "Strategy"  # type: ignore[union-attr]
+        session.get(Task, typed).type = "Retired"  # type: ignore[union-attr]  # a type since removed
+    with Session(deps.engine) as session:
+        examples, dropped = history_examples(session, deps.rulebook)
+    assert [(e.label, e.origin, e.weight) for e in examples] == [("Strategy", "correction", 3.0)]
+    assert dropped == {"Retired": 1}
+
+
+def test_a_new_model_replaces_the_old_only_when_at_least_as_accurate(deps: IntakeDeps,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    history(deps, rounds=2)
+    first = train(deps.engine, deps.config, deps.rulebook, MONDAY_10)
+    assert first.activated and first.measured_on >= MIN_HELD_BACK and first.previous_accuracy is None
+    # A week of wrong corrections: what is trained on says Design for Technical and back.
+    swap = {"Design": "Technical", "Technical": "Design"}
+
+    def mislabelled(session: Session, rulebook: Rulebook) -> tuple[list[Example], Counter[str]]:
+        examples, dropped = history_examples(session, rulebook)
+        return [e if e.held_back else replace(e, label=swap[e.label]) for e in examples], dropped
+    monkeypatch.setattr("dispatchd.flows.training.history_examples", mislabelled)
+    second = train(deps.engine, deps.config, deps.rulebook, MONDAY_10)
+    assert not second.activated and second.accuracy < (second.previous_accuracy or 0)
+    assert "not better than model 1" in second.note
+    with Session(deps.engine) as session:
+        assert store.active_version(session) == first.version
+        assert store.activate(session, second.version)
+        session.commit()
+        assert store.active_version(session) == second.version, "a kept model can be restored"
+    status = model_status(deps.engine, deps.rulebook)
+    assert [m["version"] for m in status["history"]] == [2, 1]
+    assert status["never_predicted"] == ["Urgent"]
+    poorer = replace(deps.rulebook, types=tuple(t for t in deps.rulebook.types if t.name != "Technical"))
+    third = train(deps.engine, deps.config, poorer, MONDAY_10, force=True)
+    assert third.activated and third.dropped == {"Technical": 120}, "a type no longer in the rules is dropped"
+
+
+def test_a_corrupt_model_is_logged_and_intake_routes_without_it(deps: IntakeDeps, rules_model: TriageModel) -> None:
+    install(deps, rules_model)
+    with Session(deps.engine) as session, session.begin():
+        row = session.exec(select(TriageModelRow).where(col(TriageModelRow.active))).one()
+        row.data = b"garbage"
+    slot = ModelSlot(deps.engine)
+    assert slot.refresh() is None
+    deps = replace(deps, triage=slot)
+    task_id = submit(deps, "Spring sale", "Hi Ben, could we get a new banner for the spring sale?")
+    assert task(deps, task_id).queue == "triage"
+
+
+def test_a_correction_of_a_model_routed_request_is_a_model_error(deps: IntakeDeps, rules_model: TriageModel) -> None:
+    install(deps, rules_model)
+    task_id = submit(deps, "Spring sale", "Hi Ben, could we get a new banner for the spring sale? Three sizes.")
+    assert task(deps, task_id).type == "Design"
+    with Session(deps.engine) as session, session.begin():
+        store.mark_corrected(session, task_id)
+        session.get(Task, task_id).type = "Content"  # type: ignore[union-attr]
+    status = model_status(deps.engine, deps.rulebook)
+    assert status["model_routed"] == 1
+    assert status["model_errors"] == [{"task": task_id, "predicted": "Design", "corrected_to": "Content"}]

@@ -1,0 +1,188 @@
+"""The triage model's pure parts: features, prediction with reasons, thresholds, serialisation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dispatchd.domain.models import Request
+from dispatchd.domain.routing import TriageSettings
+from dispatchd.domain.triage import OUT_OF_SCOPE, Guess, Prediction, TriageModel, audit_reason, decide, suggestion_lines
+from dispatchd.domain.triage_text import MAX_BODY_CHARS, RequestText, clean_body, segments, tokens
+from dispatchd.fitting import Example, fit
+from dispatchd.flows.training import rule_examples
+from dispatchd.flows.triage import eligible, request_text
+from dispatchd.rulebook import load_rulebook
+from dispatchd.store.triage import dump_model, load_model
+
+PROJECT = Path(__file__).resolve().parents[2]
+RULES = load_rulebook(PROJECT / "rules")
+
+
+@pytest.fixture(scope="module")
+def model() -> TriageModel:
+    return fit(rule_examples(RULES), {}, 7)
+
+
+@pytest.mark.parametrize(("body", "text", "greeted"), [
+    ("Hi Ben,\nCould we get a new banner?\n\nThanks,\nJo", "Could we get a new banner?", "ben"),
+    ("Hallo Anna, bitte den Flyer gestalten.\nViele Grüße\nTom", "bitte den Flyer gestalten.", "anna"),
+    ("Hi team,\nThe site is down.\n-- \nJo Smith\nAcme Corp", "The site is down.", None),
+    ("Please fix the form.\n\nOn Mon, 2 Dec 2026, Ben <ben@agency.test> wrote:\n> old text", "Please fix the form.", None),
+    ("Bitte anrufen.\n\nAm 01.12.2026 schrieb Ben:\n> alter Text", "Bitte anrufen.", None),
+    ("New logo please\n-----Original Message-----\nFrom: x", "New logo please", None),
+    ("Dear Morgan\nLet's plan Q3.\nBest regards\nSam", "Let's plan Q3.", "morgan"),
+    ("", "", None),
+])
+def test_clean_body_keeps_only_the_request(body: str, text: str, greeted: str | None) -> None:
+    cleaned = clean_body(body)
+    assert (cleaned.text, cleaned.greeted) == (text, greeted)
+
+
+def test_a_thanks_in_the_first_line_is_not_a_signature() -> None:
+    assert clean_body("Thanks for the draft, a few changes please.\nShorten the intro.").text.count("\n") == 1
+
+
+def test_tokens_carry_subject_type_word_client_and_greeting() -> None:
+    found = tokens(RequestText("Spring banner", "Hi Ben,\nthree sizes please", "Acme", "layout"),
+                   {"ben": ("design",)})
+    assert {"s:spring", "w:banner", "b:spring banner", "t:layout", "client:acme", "greet:ben",
+            "greetq:design"} <= set(found)
+    assert "c: ban" in found and "w:please" not in found, "character n-grams inside words; stopwords left out"
+    assert found.count("s:layout") == 2, "an unknown type word weighs like a subject word, twice"
+
+
+def test_huge_mail_is_read_only_at_its_start() -> None:
+    huge = "banner " * 100_000
+    assert len(clean_body(huge).text) <= MAX_BODY_CHARS
+    assert len(tokens(RequestText("", huge))) < 2000
+
+
+def test_segments_split_sentences_and_also_clauses() -> None:
+    parts = segments(RequestText("", "We need a new logo for the brand, and also please fix the contact form."))
+    assert [p.body for p in parts] == ["We need a new logo for the brand,", "please fix the contact form."]
+
+
+def test_prediction_is_sklearns_arithmetic(model: TriageModel) -> None:
+    """The pure prediction (no sklearn) gives the probabilities sklearn's own pipeline gives."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    examples = rule_examples(RULES)
+    vectorizer = TfidfVectorizer(analyzer=lambda e: tokens(e.text, {}), sublinear_tf=True, dtype=np.float32)
+    matrix = vectorizer.fit_transform(examples)
+    from dispatchd.fitting import REGULARISATION, _balanced
+
+    classifier = LogisticRegression(C=REGULARISATION, max_iter=300, tol=1e-3)
+    classifier.fit(matrix, [e.label for e in examples], sample_weight=_balanced(examples))
+    sample = Example(RequestText("Banner for the spring sale", "Hi, three sizes for Instagram please."), "Design")
+    expected = dict(zip(classifier.classes_, classifier.predict_proba(vectorizer.transform([sample]))[0]))
+    prediction = model.predict(sample.text)
+    got = {g.type: g.confidence for g in prediction.guesses} | {OUT_OF_SCOPE: prediction.out_of_scope}
+    assert got == pytest.approx(expected, abs=1e-4)
+
+
+@pytest.mark.parametrize(("subject", "body", "expected"), [
+    ("Spring sale", "Hi Ben, could we get a new banner and a flyer for the spring sale?", "Design"),
+    ("Website", "The contact form on our website shows an error and does not send.", "Technical"),
+    ("Blog", "Could you write a blog article of about 800 words on remote work?", "Content"),
+    ("Termin", "Können wir einen Termin zur Strategie und Planung fürs nächste Jahr vereinbaren?", "Strategy"),
+    ("Korrektur", "Bitte im gelieferten Flyer den Tippfehler korrigieren und die Farben ändern.", "Revision"),
+])
+def test_day_one_model_reads_plain_requests_with_reasons(model: TriageModel, subject: str, body: str,
+                                                         expected: str) -> None:
+    prediction = model.predict(RequestText(subject, body, "Acme"))
+    assert prediction.best is not None and prediction.best.type == expected
+    assert prediction.best.words, "the words behind the guess are shown"
+
+
+def test_the_words_behind_a_guess_are_its_own(model: TriageModel) -> None:
+    best = model.predict(RequestText("Spring sale", "Could we get a new banner for the spring sale?")).best
+    assert best is not None and "banner" in best.words
+
+
+def guesses(*pairs: tuple[str, float]) -> tuple[Guess, ...]:
+    return tuple(Guess(t, c, ("w",)) for t, c in pairs)
+
+
+@pytest.mark.parametrize(("prediction", "routed", "why"), [
+    (Prediction(3, guesses(("Design", 0.91), ("Content", 0.05)), 0.01, 20), "Design", "classified Design (0.91)"),
+    (Prediction(3, guesses(("Design", 0.69), ("Content", 0.2)), 0.01, 20), None, "below the threshold 0.70"),
+    (Prediction(3, guesses(("Design", 0.72), ("Content", 0.6)), 0.0, 20), None, "mixed"),
+    (Prediction(3, guesses(("Design", 0.95), ("Content", 0.02)), 0.0, 20, ("Design", "Technical")), None,
+     "asks for Design and Technical"),
+    (Prediction(3, guesses(("Design", 0.3), ("Content", 0.1)), 0.6, 20), None, "no request of a known type"),
+    (Prediction(3, guesses(("Design", 0.99),), 0.0, 1), None, "too little text"),
+    (Prediction(3, (), 0.0, 20), None, "knows no request type"),
+])
+def test_decide_routes_only_when_sure(prediction: Prediction, routed: str | None, why: str) -> None:
+    verdict = decide(prediction, 0.7, 0.2)
+    assert (verdict.route_as.type if verdict.route_as else None) == routed
+    assert why in verdict.reason
+
+
+def test_audit_reason_and_suggestion_lines() -> None:
+    guess = Guess("Design", 0.912, ("banner", "spring sale", "resize"))
+    assert audit_reason(14, guess) == 'classified Design (0.91) by triage model 14 — "banner", "spring sale", "resize"'
+    verdict = decide(Prediction(14, (Guess("Design", 0.55, ("banner",)), Guess("Content", 0.3)), 0.0, 20), 0.7)
+    assert suggestion_lines(verdict) == ['type Design   (55%: "banner")', "type Content   (30%)"]
+
+
+def test_model_round_trips_through_npz_without_pickle(model: TriageModel) -> None:
+    loaded = load_model(model.version, dump_model(model))
+    text = RequestText("Banner", "A new banner for the spring sale")
+    assert loaded.predict(text).guesses[0].confidence == pytest.approx(model.predict(text).guesses[0].confidence,
+                                                                      abs=1e-5)
+    with pytest.raises(Exception):
+        load_model(1, b"not a model")
+
+
+def test_arrays_that_do_not_fit_together_are_refused() -> None:
+    with pytest.raises(ValueError):
+        TriageModel.from_arrays(1, ("A", "B"), ("w:x",), np.ones(1), np.ones((2, 2)), np.zeros(2), 1.0)
+
+
+def test_a_type_without_examples_is_never_predicted(model: TriageModel) -> None:
+    assert "Urgent" not in model.classes
+    assert not next(t for t in RULES.types if t.name == "Urgent").examples
+
+
+def request(**changes: object) -> Request:
+    values: dict[str, object] = dict(sender="bob@acme.test", client="Acme", type=None, priority=None,
+                                     description="Hi Ben, a banner please", body="", subject="Hi Ben, a banner please",
+                                     problems=("subject: the subject does not start with the client name",))
+    values.update(changes)
+    return Request(**values)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("changes", "asked"), [
+    ({}, True),
+    ({"type": "Design", "problems": ()}, False),                       # an explicit known type: never overridden
+    ({"client": None, "problems": ("sender: x is not a known client address",)}, False),
+    ({"problems": ("type: 'layout' is not a request type we know",)}, True),
+    ({"problems": ("client: bob may not file requests for Globex",)}, False),
+    ({"from_staff": True}, False),
+])
+def test_only_a_known_clients_untyped_request_is_asked(changes: dict[str, object], asked: bool) -> None:
+    assert eligible(request(**changes)) is asked
+
+
+def test_an_unknown_type_word_is_read_as_evidence() -> None:
+    text = request_text(request(subject="[Acme] - [layout] - Two-column case studies",
+                                description="Two-column case studies",
+                                problems=("type: 'layout' is not a request type we know",)))
+    assert (text.subject, text.type_word) == ("Two-column case studies", "layout")
+
+
+def test_threshold_settings_are_checked(tmp_path: Path) -> None:
+    from dispatchd.errors import ConfigError
+
+    for name in ("10-types.toml", "30-rules.toml"):
+        (tmp_path / name).write_text((PROJECT / "rules" / name).read_text())
+    (tmp_path / "20-triage.toml").write_text('[triage]\nmodel_threshold = 1.5\n')
+    with pytest.raises(ConfigError, match="model_threshold"):
+        load_rulebook(tmp_path)
+    (tmp_path / "20-triage.toml").write_text('[triage]\nmodel_threshold = 0.85\nmodel = false\n')
+    assert load_rulebook(tmp_path).triage_model == TriageSettings(False, 0.85, 0.2, ())
