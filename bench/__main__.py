@@ -25,6 +25,7 @@ from pathlib import Path
 import aiosmtplib
 import mailparser
 
+from dispatchd.devproxy import ImapProxy
 from dispatchd.devservers import PASSWORD, Dovecot, SmtpCapture
 from tests.conftest import write_config
 from tests.integration.conftest import make_mail
@@ -50,9 +51,9 @@ def requests(count: int, start: int = 0) -> list[bytes]:
     return mails
 
 
-def deployment(dovecot: Dovecot, smtp: SmtpCapture, user: str) -> Path:
+def deployment(dovecot: Dovecot, smtp: SmtpCapture, user: str, imap_port: int | None = None) -> Path:
     root = Path(tempfile.mkdtemp(prefix="dispatchd-bench-"))
-    write_config(root, dovecot.port, smtp.port, mailbox=user, extra=(
+    write_config(root, imap_port or dovecot.port, smtp.port, mailbox=user, extra=(
         "[intake]\nmax_replies_per_hour = 1000000\nmax_replies_per_sender_per_hour = 100000\n"
         "max_replies_per_thread_per_hour = 100000\n"))
     text = (root / "config.toml").read_text().replace('format = "json"', 'format = "json"\nlevel = "warning"')
@@ -180,18 +181,30 @@ def fixed_cost(dovecot: Dovecot) -> float:
         return min(run_once(root)[0] for _ in range(3))
 
 
+IDLE_WINDOW = 10.0  # seconds of nothing arriving, before the load, to count what an idle daemon does
+
+
 def latency(dovecot: Dovecot, per_second: float, seconds: float) -> dict[str, float]:
+    """APPEND -> confirmation under IDLE at ``per_second``, with the IMAP commands the daemon sent
+    (counted by a proxy in front of Dovecot) during the load and in an idle window before it."""
     user = "latency@agency.test"
-    with SmtpCapture() as sink:
-        root = deployment(dovecot, sink, user)
+    with SmtpCapture() as sink, ImapProxy(dovecot.port) as proxy:
+        root = deployment(dovecot, sink, user, imap_port=proxy.port)
         env = {**os.environ, "DISPATCHD_TEST_PASSWORD": PASSWORD}
         daemon = subprocess.Popen([sys.executable, "-m", "dispatchd", "run", "--config", str(root / "config.toml")],
                                   env=env, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
-            time.sleep(2.0)
+            while not any(c.name == "IDLE" for c in proxy.commands):  # start-up and the first pass done
+                time.sleep(0.05)
+            time.sleep(1.0)
+            idle_from, cpu_before = time.monotonic(), _cpu_seconds(daemon.pid)
+            time.sleep(IDLE_WINDOW)
+            idle_cpu = _cpu_seconds(daemon.pid) - cpu_before
+            idle_commands = len(proxy.since(idle_from))
             appended: dict[str, float] = {}
             client = dovecot.client(user)
             total = int(per_second * seconds)
+            load_from = time.monotonic()
             begun = time.perf_counter()
             for n, mail in enumerate(requests(total, start=500_000)):
                 target = begun + n / per_second
@@ -202,6 +215,7 @@ def latency(dovecot: Dovecot, per_second: float, seconds: float) -> dict[str, fl
             deadline = time.perf_counter() + 60
             while len(confirmations(sink)) < total and time.perf_counter() < deadline:
                 time.sleep(0.05)
+            load_commands = len(proxy.since(load_from))
         finally:
             os.killpg(daemon.pid, signal.SIGTERM)
             daemon.wait(timeout=30)
@@ -209,7 +223,22 @@ def latency(dovecot: Dovecot, per_second: float, seconds: float) -> dict[str, fl
                         if original in appended)
     quantile = lambda q: delays[min(len(delays) - 1, int(q * len(delays)))]  # noqa: E731
     return {"sent_per_s": per_second, "seconds": seconds, "confirmed": len(delays), "p50_s": quantile(0.50),
-            "p95_s": quantile(0.95), "p99_s": quantile(0.99), "max_s": delays[-1] if delays else float("nan")}
+            "p95_s": quantile(0.95), "p99_s": quantile(0.99), "max_s": delays[-1] if delays else float("nan"),
+            "imap_commands_during_load": load_commands, "idle_window_s": IDLE_WINDOW,
+            "imap_commands_idle": idle_commands, "cpu_s_idle_daemon_and_sender": idle_cpu}
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` and of its live children, from /proc."""
+    ticks, total = os.sysconf("SC_CLK_TCK"), 0.0
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
 
 
 def confirmations(sink: SmtpCapture) -> dict[str, float]:
@@ -242,11 +271,17 @@ def replies(dovecot: Dovecot, count: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--full", action="store_true", help="the sizes of issue 7 (takes long)")
+    parser.add_argument("--latency-only", action="store_true", help="only the latency and idle figures")
     args = parser.parse_args()
     sizes = dict(raw=2000, backlog=10_000, latency=60.0, memory=(1000, 10_000, 50_000), replies=2000) if args.full \
         else dict(raw=1000, backlog=1000, latency=20.0, memory=(500, 2000), replies=300)
     os.environ.setdefault("DISPATCHD_TEST_PASSWORD", PASSWORD)
     results: dict[str, object] = {"sizes": {k: v for k, v in sizes.items()}}
+    if args.latency_only:
+        with Dovecot() as dovecot:
+            results["latency"] = latency(dovecot, 20.0, sizes["latency"])
+        _print(results)
+        return
     with Dovecot() as dovecot, SmtpCapture() as sink:
         print("measuring raw limits ...", flush=True)
         results["raw"] = raw = raw_limits(dovecot, sink, sizes["raw"])
@@ -267,12 +302,16 @@ def main() -> None:
         print("replies ...", flush=True)
         results["replies"] = replies(dovecot, sizes["replies"])
     (ROOT / "results.json").write_text(json.dumps(results, indent=2))
+    _print(results)
+    print(f"\nwritten to {ROOT / 'results.json'}")
+
+
+def _print(results: dict[str, object]) -> None:
     print()
     for section, values in results.items():
         print(f"{section}:")
         for row in values if isinstance(values, list) else [values]:
-            print("   " + "  ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-    print(f"\nwritten to {ROOT / 'results.json'}")
+            print("   " + "  ".join(f"{k}={v:.{3 if abs(v) < 10 else 1}f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
 
 
 if __name__ == "__main__":

@@ -14,11 +14,12 @@ import fcntl
 import os
 import secrets
 import signal
-import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import structlog
 from sqlalchemy.engine import Engine
@@ -34,6 +35,7 @@ from dispatchd.flows.outbox import OutboxSender, RetryPolicy, outbox_sender, out
 from dispatchd.flows.triage import ModelSlot
 from dispatchd.jobs import build_scheduler
 from dispatchd.mail.imap import ImapSource
+from dispatchd.mail.imap_idle import StopFlag
 from dispatchd.render import Renderer
 from dispatchd.rulebook import load_rulebook
 from dispatchd.sending import Sender, SenderFailed
@@ -43,6 +45,7 @@ from dispatchd.store.coordination import coordinator_for
 from dispatchd.store.db import migrate, open_engine, stored_secret
 
 log = structlog.get_logger("dispatchd.daemon")
+T = TypeVar("T")
 
 
 @dataclass
@@ -126,14 +129,23 @@ def reload_deps(deps: IntakeDeps) -> IntakeDeps:
 TAKEOVER_INTERVAL = 1.0  # seconds between asking for a mailbox another instance reads (one query)
 
 
+STATUS_REFRESH = 60.0  # seconds between outbox counts for systemctl status when nothing else changes
+
+
 class MailboxReader:
-    """One intake mailbox: its IMAP connection, and whether this instance reads it now."""
+    """One intake mailbox: its IMAP connection, whether this instance reads it now, and a thread
+    of its own. An IDLE holds its thread for minutes; on the shared default executor a few
+    mailboxes starved each other and the scheduled jobs (issue 21, 5)."""
 
     def __init__(self, mailbox: MailboxConfig, max_message_bytes: int):
         self.mailbox = mailbox
         self.source = ImapSource(mailbox, max_message_bytes)
         self.resource = f"mailbox:{mailbox.account}/{mailbox.folder}"
         self.owned = False
+        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"mailbox-{mailbox.name}")
+
+    async def call(self, func: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.thread, func, *args)
 
 
 class Daemon:
@@ -149,7 +161,7 @@ class Daemon:
             raise DispatchdError(f"no [[mailbox]] named {', '.join(sorted(unknown))} in {deps.config.path}")
         self.readers = [MailboxReader(m, deps.config.intake.max_message_bytes)
                         for m in deps.config.mailboxes if not only or m.name in only]
-        self.stop_thread = threading.Event()
+        self.stop_thread = StopFlag()  # the worker threads' view of ``stop``; IDLE polls it
         self.stop = asyncio.Event()
         self.ready = False
         self.failed = False  # the sender died: exit non-zero so that systemd restarts the service
@@ -191,7 +203,9 @@ class Daemon:
     def _close(self) -> None:
         for reader in self.readers:
             reader.source.close()
+            reader.thread.shutdown(wait=False)
         self.deps.coordinator.close()
+        self.stop_thread.close()
 
     def request_reload(self) -> None:
         """SIGHUP: new config, rules and templates, all or nothing; a bad edit changes nothing."""
@@ -214,7 +228,8 @@ class Daemon:
         scheduler = build_scheduler(lambda: self.deps, self.sender.wake)
         scheduler.start()
         try:
-            await asyncio.gather(*(self._intake_loop(r) for r in self.readers), self._send(), self._watchdog_loop())
+            await asyncio.gather(*(self._intake_loop(r) for r in self.readers), self._send(), self._watchdog_loop(),
+                                 self._status_loop())
         finally:
             self.notifier.stopping()
             scheduler.shutdown(wait=False)
@@ -236,7 +251,19 @@ class Daemon:
             self.notifier.watchdog()
             await self._sleep(interval)
 
+    async def _status_loop(self) -> None:
+        """The outbox count for ``systemctl status`` on a slow timer: the sender changes it
+        without telling us. (Nothing to do outside systemd.)"""
+        while self.notifier.address and not self.stop.is_set():
+            await self._sleep(STATUS_REFRESH)
+            if self.ready and not self.stop.is_set():
+                await self._report_status()
+
     async def _report_status(self) -> None:
+        """STATUS= (READY=1 the first time); database queries, so only when something changed."""
+        if not self.notifier.address:
+            self.ready = True
+            return
         # The sender is a child process, which systemd does not hear (NotifyAccess=main): a hold it
         # put in the database is how `systemctl status` learns why no mail goes out.
         outbox = await asyncio.to_thread(outbox_status, self.deps.engine, self.deps.clock.now())
@@ -265,28 +292,34 @@ class Daemon:
         return poll_mailbox(reader.source, self.deps, self.stop_thread, self.progress, committed)
 
     async def _intake_loop(self, reader: MailboxReader) -> None:
+        """Read the mailbox whenever the server announces mail; between announcements only the
+        IDLE (or the poll's NOOP) goes to the server, and the ownership check to the database."""
         backoff = Backoff()
+        mail_announced = True  # the first pass reads whatever is there
         while not self.stop.is_set():
             try:
-                if not await asyncio.to_thread(self._own, reader):
+                if not await reader.call(self._own, reader):
                     if not self.ready:  # a standby is ready too: systemd must not wait for it
                         await self._report_status()
                     await self._sleep(TAKEOVER_INTERVAL)
+                    mail_announced = True  # once it is ours, read it
                     continue
-                # Each committed run wakes the sender: confirmations go out while a backlog is read.
-                await asyncio.to_thread(self._cycle, reader, self.sender.wake)
-                if backoff.current:
-                    log.info("imap.recovered", mailbox=reader.mailbox.name)
-                backoff.reset()
-                await self._report_status()
-                await asyncio.to_thread(reader.source.wait_for_mail, self.stop_thread)
+                if mail_announced or not reader.source.connected:
+                    # Each committed run wakes the sender: confirmations go out while a backlog is read.
+                    await reader.call(self._cycle, reader, self.sender.wake)
+                    if backoff.current:
+                        log.info("imap.recovered", mailbox=reader.mailbox.name)
+                    backoff.reset()
+                    await self._report_status()
+                mail_announced = await reader.call(reader.source.wait_for_mail, self.stop_thread)
             except (MailServerError, *INFRASTRUCTURE_ERRORS) as exc:
+                mail_announced = True
                 delay = backoff.next()
                 level = "error" if delay == backoff.first else "debug"
                 getattr(log, level)("intake.unavailable", mailbox=reader.mailbox.name, reason=str(exc),
                                     retry_in=delay)
                 self.notifier.status(f"reconnecting in {delay:.0f}s: {str(exc)[:80]}")
-                await asyncio.to_thread(reader.source.close)
+                await reader.call(reader.source.close)
                 await self._sleep(delay)
 
     async def _sleep(self, seconds: float) -> None:

@@ -22,7 +22,8 @@ EVERYTHING = "2000-01-01"
 
 
 def mailbox_table(user: str, imap_port: int, mode: str = "idle", header: str = "[mailbox]", more: str = "",
-                  start_after: str | None = EVERYTHING) -> str:
+                  start_after: str | None = EVERYTHING, idle_timeout: float = 30,
+                  poll_interval: float = 0.5) -> str:
     boundary = f'start_after = "{start_after}"' if start_after else ""
     return f"""\
 {header}
@@ -32,8 +33,8 @@ tls = "none"
 username = "{user}"
 password_env = "DISPATCHD_TEST_PASSWORD"
 mode = "{mode}"
-poll_interval = 0.5
-idle_timeout = 30
+poll_interval = {poll_interval}
+idle_timeout = {idle_timeout}
 {boundary}
 {more}
 """

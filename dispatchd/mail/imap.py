@@ -6,10 +6,7 @@ is raised as MailServerError so the caller has one thing to back off on.
 
 from __future__ import annotations
 
-import imaplib
-import socket
 import ssl
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,11 +20,15 @@ from dispatchd.config import MailboxConfig
 from dispatchd.domain.models import RawMail
 from dispatchd.errors import MailServerError
 from dispatchd.mail.diagnose import imap_failure
+from dispatchd.mail.imap_idle import (
+    PROTOCOL_ERRORS, StopFlag, count_after, read_waiting, start_idle, take_filed_responses,
+    wait_readable,
+)
 from dispatchd.oauth import TokenSource
 
 log = structlog.get_logger("dispatchd.imap")
 PROCESSED_KEYWORD = "$Dispatched"
-IMAP_ERRORS = (IMAPClientError, imaplib.IMAP4.error, imaplib.IMAP4.abort, OSError, socket.timeout, ssl.SSLError)
+IMAP_ERRORS = (IMAPClientError, *PROTOCOL_ERRORS, ssl.SSLError)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class ImapSource:
         self.max_message_bytes = max_message_bytes
         self.tokens = TokenSource(config.oauth2) if config.oauth2 else None
         self.client: IMAPClient | None = None
+        self._count = 0  # messages in the selected folder, as the server last told us
+        self._mail_waiting = False  # the server announced mail the last SEARCH did not cover
 
     def connect(self) -> None:
         """Log in and make sure the folders we move mail into exist."""
@@ -113,18 +116,27 @@ class ImapSource:
         return self.client
 
     def _call(self, what: str, func, *args, **kwargs):  # type: ignore[no-untyped-def]
+        client = self._require()
         try:
-            return func(*args, **kwargs)
+            result = func(*args, **kwargs)
         except IMAP_ERRORS as exc:
             self.client = None  # the connection is in an unknown state: start again
             raise MailServerError(f"IMAP {what}: {exc}") from exc
+        # Any command may carry news of the folder (EXISTS, EXPUNGE): count it as it comes.
+        self._absorb(take_filed_responses(client))
+        return result
 
     def select(self, folder: str) -> FolderState:
         info = self._call("select", self._require().select_folder, folder)
-        return FolderState(int(info[b"UIDVALIDITY"]), info.get(b"UIDNEXT"), int(info.get(b"EXISTS", 0)))
+        state = FolderState(int(info[b"UIDVALIDITY"]), info.get(b"UIDNEXT"), int(info.get(b"EXISTS", 0)))
+        self._count, self._mail_waiting = state.exists, False
+        return state
 
     def uids_after(self, last_uid: int) -> list[int]:
-        """UIDs greater than ``last_uid``, ascending (``n:*`` may return the last one; drop it)."""
+        """UIDs greater than ``last_uid``, ascending (``n:*`` may return the last one; drop it).
+        Mail announced before this SEARCH is in its answer; only what is announced after it is
+        news for ``wait_for_mail``."""
+        self._mail_waiting = False
         found = self._call("search", self._require().search, ["UID", f"{last_uid + 1}:*"])
         return sorted(uid for uid in found if uid > last_uid)
 
@@ -192,49 +204,44 @@ class ImapSource:
             else:
                 self._call("expunge", client.expunge)
 
-    def wait_for_mail(self, stop: threading.Event) -> None:
-        """Block until the server says new mail arrived, the IDLE period ends, or ``stop`` is set."""
+    def wait_for_mail(self, stop: StopFlag) -> bool:
+        """Block until the server announces new mail (True), or the IDLE period (poll: the poll
+        interval) ends or ``stop`` is set (False). Mail announced during the pass, after its
+        SEARCH, counts too: it returns True at once. Nothing else is sent: in ``idle`` mode one
+        IDLE (and its DONE) per call, in ``poll`` mode one NOOP."""
         client = self._require()
+        if self._mail_waiting:
+            self._mail_waiting = False
+            return True
         cfg = self.config
-        deadline = time.monotonic() + (cfg.idle_timeout if cfg.mode == "idle" else cfg.poll_interval)
         if cfg.mode == "poll" or not client.has_capability("IDLE"):
-            while not stop.is_set() and time.monotonic() < deadline:
-                stop.wait(min(1.0, max(0.0, deadline - time.monotonic())))
-            return
-        # Mail that arrived between our SEARCH and IDLE is announced on the next command;
-        # IDLE's own start would swallow that EXISTS, so ask with a NOOP first.
-        _, pending = self._call("noop", client.noop)
-        if _announces_mail(pending):
-            return
-        self._call("idle", client.idle)
-        # An EXISTS that raced ahead of the "+ idling" continuation is filed by imaplib in its
-        # untagged responses (a long-stable attribute) where idle_check() never looks.
-        if client._imap.untagged_responses.pop("EXISTS", None):
-            self._call("idle_done", client.idle_done)
-            return
+            if stop.wait(cfg.poll_interval):
+                return False
+            self._call("noop", client.noop)
+            return self._take_news()
+        self._call("idle", start_idle, client)
         try:
-            self._idle_until_mail(client, stop, deadline)
+            self._absorb(read_waiting(client))  # arrived in one packet with "+ idling"
+            deadline = time.monotonic() + cfg.idle_timeout
+            while not self._mail_waiting and wait_readable(client, stop, deadline - time.monotonic()):
+                responses = read_waiting(client)
+                if not responses:
+                    # poll() said readable and there was nothing to read: the peer is gone.
+                    raise MailServerError("IMAP connection closed during IDLE")
+                self._absorb(responses)
+        except IMAP_ERRORS as exc:
+            self.client = None
+            raise MailServerError(f"IMAP idle: {exc}") from exc
         except MailServerError:
             self.client = None
             raise
         self._call("idle_done", client.idle_done)
+        return self._take_news()
 
-    @staticmethod
-    def _idle_until_mail(client: IMAPClient, stop: threading.Event, deadline: float) -> None:
-        while not stop.is_set() and time.monotonic() < deadline:
-            asked = time.monotonic()
-            try:
-                responses = client.idle_check(timeout=0.5)
-            except IMAP_ERRORS as exc:
-                raise MailServerError(f"IMAP idle: {exc}") from exc
-            if any(isinstance(r, tuple) and r and r[0] == b"BYE" for r in responses):
-                raise MailServerError(f"IMAP server said goodbye: {responses}")
-            if not responses and time.monotonic() - asked < 0.05:
-                # select() said readable but there was nothing to read: the peer is gone.
-                raise MailServerError("IMAP connection closed during IDLE")
-            if _announces_mail(responses):
-                return
+    def _absorb(self, responses: list) -> None:  # type: ignore[type-arg]
+        self._count, grew = count_after(self._count, responses)
+        self._mail_waiting = self._mail_waiting or grew
 
-
-def _announces_mail(responses: list) -> bool:  # type: ignore[type-arg]
-    return any(isinstance(r, tuple) and len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses)
+    def _take_news(self) -> bool:
+        news, self._mail_waiting = self._mail_waiting, False
+        return news
