@@ -1,6 +1,7 @@
 """How many requests in plain words dispatchd routes right (issue 23), on day one and after history.
 
     python -m bench.triage_accuracy [--history 400] [--seed 23] [--json] [--keep] [--list]
+                                    [--phase both|day-one|history] [--items OTHER.jsonl]
 
 For each phase it builds a throw-away deployment (a temp dir, the project's rules and templates
 copied in, a config with the evaluation's clients and staff, SQLite; no IMAP or SMTP: mail goes
@@ -315,8 +316,8 @@ def _train_line(train_outcome: dict[str, Any]) -> str:
     return f"dispatchd triage train: exit {train_outcome['exit']} in {train_outcome['seconds']} s: {said}"
 
 
-def print_report(summaries: list[dict[str, Any]], items: int, list_missed: bool) -> None:
-    print(f"Triage accuracy on {items} free-form requests ({FREEFORM.relative_to(PROJECT)})\n")
+def print_report(summaries: list[dict[str, Any]], source: Path, items: int, list_missed: bool) -> None:
+    print(f"Triage accuracy on {items} free-form requests ({source})\n")
     print(f"{'phase':16} {'history':>8} {'right':>8} {'wrong':>8} {'triage':>8} {'intake ms':>10}")
     print(f"{'':16} {'':8} {'':8} {'':8} {'':8} {'(median)':>10}")
     for s in summaries:
@@ -349,18 +350,25 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--keep", action="store_true", help="keep the deployments' temp dirs for inspection")
     parser.add_argument("--list", action="store_true", help="also list typed requests that were held")
+    parser.add_argument("--phase", choices=("both", "day-one", "history"), default="both")
+    parser.add_argument("--items", type=Path, default=FREEFORM,
+                        help="labelled free-form mail in the same JSON Lines form (default: triage_eval/freeform.jsonl)")
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR),
                         logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     os.environ.setdefault(PASSWORD_ENV, "unused")
-    items = load_items()
-    phases = [run_phase("day one", items, [], args.keep),
-              run_phase("after history", items, generate(args.history, args.seed), args.keep)]
+    items = load_items(args.items)
+    phases = []
+    if args.phase in ("both", "day-one"):
+        phases.append(run_phase("day one", items, [], args.keep))
+    if args.phase in ("both", "history"):
+        phases.append(run_phase("after history", items, generate(args.history, args.seed), args.keep))
     summaries = [summary(p) for p in phases]
     if args.json:
-        print(json.dumps({"items": len(items), "phases": summaries}, indent=2, ensure_ascii=False))
+        print(json.dumps({"items": len(items), "source": str(args.items), "phases": summaries}, indent=2,
+                         ensure_ascii=False))
     else:
-        print_report(summaries, len(items), args.list)
+        print_report(summaries, args.items, len(items), args.list)
 
 
 if __name__ == "__main__":
