@@ -165,6 +165,7 @@ class Daemon:
         self.stop = asyncio.Event()
         self.ready = False
         self.failed = False  # the sender died: exit non-zero so that systemd restarts the service
+        self.went_live: dict[str, str] = {}  # mailbox -> what its first start left alone (for STATUS)
 
     def request_stop(self) -> None:
         if not self.stop.is_set():
@@ -269,7 +270,7 @@ class Daemon:
         outbox = await asyncio.to_thread(outbox_status, self.deps.engine, self.deps.clock.now())
         owned = [r.mailbox.name for r in self.readers if r.owned]
         reading = f"reading {', '.join(owned)}" if owned else "standing by (other instances read the mailboxes)"
-        status = f"{reading}; {outbox}"
+        status = "; ".join([f"{reading}; {outbox}", *self.went_live.values()])
         if not self.ready:
             self.ready = True
             self.notifier.ready(status)
@@ -289,7 +290,10 @@ class Daemon:
     def _cycle(self, reader: MailboxReader, committed: Callable[[], None] | None = None) -> CycleReport:
         if not reader.source.connected:
             reader.source.connect()
-        return poll_mailbox(reader.source, self.deps, self.stop_thread, self.progress, committed)
+        report = poll_mailbox(reader.source, self.deps, self.stop_thread, self.progress, committed)
+        if report.went_live is not None and report.went_live.skipped:
+            self.went_live[reader.mailbox.name] = report.went_live.summary()
+        return report
 
     async def _intake_loop(self, reader: MailboxReader) -> None:
         """Read the mailbox whenever the server announces mail; between announcements only the

@@ -106,3 +106,24 @@ def test_an_empty_folder_goes_live_once(tmp_path: Path, dovecot: Dovecot, smtp: 
     deployment.deliver(make_mail("[Acme] - Content - After an empty start"))
     assert deployment.run_once() == 0
     assert len(deployment.tasks()) == 1, "mail after an empty first start is live mail"
+
+
+def test_systemctl_status_says_what_the_first_start_left_alone(tmp_path: Path, dovecot: Dovecot,
+                                                                smtp: SmtpCapture) -> None:
+    from tests.integration.conftest import stop_process, wait_for
+    from tests.integration.test_service import NotifySocket, start_with
+
+    deployment = _deployment(tmp_path, dovecot, smtp, "golive4@agency.test", start_after=None)
+    _deliver_dated(deployment, [(datetime(2026, 10, day, 9, tzinfo=timezone.utc), make_mail(f"[Acme] - Content - {day}"))
+                                for day in (5, 6, 7)])
+    notify = NotifySocket(tmp_path / "notify.sock")
+    daemon = start_with(deployment, {"NOTIFY_SOCKET": str(notify.path)})
+    try:
+        wait_for(lambda: notify.saw("READY=1"), what="READY=1")
+        status = next(m for m in notify.messages if "READY=1" in m)
+        assert "golive4@agency.test: live; 3 earlier messages (2026-10-05 to 2026-10-07) left alone, take them " \
+               "in with: dispatchd import --since DAY" in status
+    finally:
+        assert stop_process(daemon) == 0
+        notify.close()
+    assert deployment.tasks() == [] and smtp.messages == []
