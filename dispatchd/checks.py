@@ -25,6 +25,7 @@ from dispatchd.flows.notices import (
     capacity_notices,
     comment_notices,
     digest_mail,
+    followed_notice,
     loop_notices,
     new_task_notices,
     redispatch_notices,
@@ -132,6 +133,7 @@ def _render_samples(config: Config, rulebook: Rulebook, renderer: Renderer, subj
     new_task_notices(task, mail, request, decision, ["brief.pdf"], ctx)
     status_notices(task, "queued", "someone@example.com", "sample", ctx, tell_client=True)
     comment_notices(task, sender, "sample comment", ctx)
+    followed_notice(task, "colleague@example.com", sender, ctx)
     capacity_notices(task, "all busy", ctx)
     redispatch_notices(task, "a@example.com", None, "no activity", ctx)
     bounce_notices(task, "gone@example.com", "[#42] Received", "does not exist (5.1.1)", ctx)

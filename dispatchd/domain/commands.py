@@ -46,7 +46,8 @@ class ParsedReply:
 @dataclass(frozen=True)
 class Spec:
     """One command's words. ``argument``: none | text (optional free text) | note (required free
-    text) | name | priority | date. ``everyday``: aliases that are ordinary words, which alone
+    text) | name | priority | date | addresses (one or more email addresses; ``addresses?``: or
+    none). ``everyday``: aliases that are ordinary words, which alone
     only make a question; ``phrases``: whole short sentences that mean exactly this command."""
 
     words: tuple[str, ...]
@@ -83,9 +84,12 @@ GRAMMAR: dict[str, Spec] = {
     "queue": Spec(("queue",), "name"),
     "next": Spec(("next", "next task", "give me work")),
     "away": Spec(("away until", "out until", "ooo until", "away"), "date"),
+    "follow": Spec(("add follower", "add followers"), "addresses"),
+    "unfollow": Spec(("remove follower", "remove followers", "unfollow"), "addresses?"),
 }
 # Nouns that are everyday words too: their argument must be a known name or follow a colon.
 _NOUN_COMMANDS = frozenset({"type", "client", "queue"})
+_ADDRESS_WORD = re.compile(r"[^\s<>,;:()\[\]\"']+@[^\s<>,;:()\[\]\"']+\.[^\s<>,;:()\[\]\"'.]+")
 _FREE_TEXT = frozenset({"text", "note"})
 # Extra words an argument-less command may carry and still be certain ("start this one now").
 _HARMLESS_TAIL = re.compile(r"^(?:(?:it|this|this one|that|the task|now|right now|today|then|again|on it|"
@@ -190,6 +194,13 @@ def _build(name: str, everyday: bool, rest: str, cased_rest: str, line: str, fre
         if not rest or _HARMLESS_TAIL.match(rest):
             return Command(name, "", task_id, line)
         return Question(Command(name, "", task_id, line)) if len(rest.split()) < _QUESTION_WORDS else None
+    if kind in ("addresses", "addresses?"):
+        found = _ADDRESS_WORD.findall(cased_rest)
+        if found:
+            return Command(name, ", ".join(dict.fromkeys(a.lower() for a in found)), task_id, line)
+        if kind == "addresses?" and not rest:
+            return Command(name, "", task_id, line)
+        return Problem(f"'{line}': {name} needs an email address, e.g. {_EXAMPLES[name]}")
     if kind in _FREE_TEXT:
         argument = _SEPARATOR.sub("", cased_rest, count=1).strip()
         if not argument:
@@ -265,7 +276,8 @@ def subject_command_text(subject: str) -> tuple[str, bool]:
 
 _EXAMPLES = {"assign": "'assign Ben'", "priority": "'priority P1'", "due": "'due 2026-12-01'",
              "note": "'note: called the client'", "type": "'type Design'", "client": "'client Acme'",
-             "queue": "'queue dev'", "away": "'away until 2026-12-24'"}
+             "queue": "'queue dev'", "away": "'away until 2026-12-24'",
+             "follow": "'add follower carol@acme.com'", "unfollow": "'remove follower carol@acme.com'"}
 _WRONG = {"priority": "'{line}': priority must be P0, P1, P2 or P3",
           "due": "'{line}': write the date as YYYY-MM-DD or YYYY-MM-DD HH:MM",
           "away": "'{line}': write 'away until YYYY-MM-DD'",

@@ -1,6 +1,7 @@
 """Who may do what (least privilege). Pure: a table per role and one check function.
 
-- client: only their own tasks; confirm, revise a delivery, ask for status, comment
+- client: only their own tasks; confirm, revise a delivery, ask for status, comment, add or remove
+  followers (only the client's own addresses: ``domain/followers``)
 - producer: work on tasks in their queues or assigned to them
 - lead: also assign, prioritise, approve, deliver, close, cancel and route in their queues
 - manager: everything
@@ -10,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-CLIENT = frozenset({"confirm", "revise", "status", "note"})
-PRODUCER = frozenset({"start", "review", "take", "note", "status", "next", "away"})
+CLIENT = frozenset({"confirm", "revise", "status", "note", "follow", "unfollow"})
+PRODUCER = frozenset({"start", "review", "take", "note", "status", "next", "away", "follow", "unfollow"})
 LEAD = PRODUCER | {"approve", "revise", "deliver", "close", "cancel", "assign", "priority", "due",
                    "type", "client", "queue"}
 ROLE_COMMANDS = {"client": CLIENT, "producer": PRODUCER, "lead": LEAD, "manager": LEAD | {"confirm"}}

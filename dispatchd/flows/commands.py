@@ -9,6 +9,7 @@ however many commands of the email touched it. A refused command is a value
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -19,6 +20,8 @@ from sqlmodel import Session
 from dispatchd.clock import as_utc
 from dispatchd.config import Config
 from dispatchd.domain.commands import Command, parse_due
+from dispatchd.domain.duewords import due_words
+from dispatchd.domain.followers import follow_refusal
 from dispatchd.domain.intake import Directory
 from dispatchd.domain.models import Priority, Request, Status
 from dispatchd.domain.permissions import Actor
@@ -26,9 +29,9 @@ from dispatchd.domain.routing import route
 from dispatchd.domain.sla import BusinessCalendar, due_at, parse_sla
 from dispatchd.domain.states import Refusal, apply
 from dispatchd.flows.assignment import wip_refusal
-from dispatchd.domain.duewords import due_words
+from dispatchd.flows.followers import add_followers, followers_of, remove_follower
 from dispatchd.flows.notices import NoticeContext, TaskChange, change_notices
-from dispatchd.mail.compose import OutboundMail
+from dispatchd.mail.compose import OutboundMail, bare_address
 from dispatchd.store import queries
 from dispatchd.store.triage import mark_corrected
 from dispatchd.store.tables import Task
@@ -65,7 +68,8 @@ class CommandContext:
     def announce_changes(self) -> None:
         """The emails the applied changes cause, one per person per task."""
         for change in self.changes.values():
-            self.notices.extend(change_notices(change, self.notices_ctx))
+            followers = followers_of(self.session, change.task.id)
+            self.notices.extend(change_notices(change, self.notices_ctx, followers))
         self.changes.clear()
 
     def forget_changes(self) -> None:
@@ -226,9 +230,46 @@ def _reschedule(ctx: CommandContext, task: Task, sla: str) -> None:
     task.due_at, task.due_explanation = due.at, due.explanation
 
 
+def _follow(ctx: CommandContext, task: Task, command: Command) -> Result:
+    """'add follower carol@acme.test': a colleague of the client hears of the task from now on.
+    Only the task's client's own addresses may follow (``domain/followers``), whoever asks."""
+    directory = Directory(ctx.config.clients, ctx.config.staff)
+    ours = {*ctx.config.intake_addresses, bare_address(ctx.config.smtp.from_address).lower()}
+    addresses = _addresses(command.argument)
+    for address in addresses:
+        why = follow_refusal(address, task.client, directory, ours)
+        if why is not None:
+            return Result(False, why)
+    added = add_followers(ctx.session, task, [a for a in addresses if a != task.sender], ctx.actor.email, ctx.now)
+    if not added:
+        return Result(True, "already following", "Already following")
+    ctx.event(task, "follower_added", ", ".join(added))
+    ctx.change_of(task).new_followers.extend(added)
+    return Result(True, f"{', '.join(added)} will hear when it moves", f"Follower added: {', '.join(added)}")
+
+
+def _unfollow(ctx: CommandContext, task: Task, command: Command) -> Result:
+    """'remove follower carol@acme.test' (or a bare 'remove follower': oneself)."""
+    addresses = _addresses(command.argument) if command.argument else [ctx.actor.email]
+    if task.sender in addresses:
+        return Result(False, f"{task.sender} made the request and always hears of it")
+    removed = [a for a in addresses if remove_follower(ctx.session, task, a)]
+    if not removed:
+        return Result(True, "was not following", "Not following")
+    ctx.event(task, "follower_removed", ", ".join(removed))
+    return Result(True, f"{', '.join(removed)} will no longer hear of it", f"Follower removed: {', '.join(removed)}")
+
+
+def _addresses(text: str) -> list[str]:
+    """'Carol <carol@acme.test>, dan@acme.test' -> ['carol@acme.test', 'dan@acme.test']."""
+    words = [w.strip("<>()[]\"'") for w in re.split(r"[\s,;]+", text)]
+    return list(dict.fromkeys(w.lower() for w in words if "@" in w)) or [text.strip().lower()]
+
+
 COMMANDS: dict[str, Handler] = {
     "start": _move, "review": _move, "revise": _move, "deliver": _move, "close": _move, "confirm": _move,
     "cancel": _move, "approve": _move, "assign": _assign, "take": _take, "priority": _priority, "due": _due,
     "note": _note, "status": _status, "type": _reroute, "client": _reroute, "queue": _reroute,
+    "follow": _follow, "unfollow": _unfollow,
 }
 

@@ -31,6 +31,7 @@ from dispatchd.domain.tokens import bounce_address
 from dispatchd.flows.assignment import pick_assignee
 from dispatchd.flows.bounces import handle_bounce
 from dispatchd.flows.notices import NoticeContext, capacity_notices, loop_notices, new_task_notices, too_large_reply
+from dispatchd.flows.followers import follow_from_request
 from dispatchd.flows.triage import ModelSlot, classify, remember_text, with_verdict
 from dispatchd.flows.replies import command_context, handle_reply, handle_staff_email, match_task, staff_commands
 from dispatchd.mail.compose import OutboundMail, bare_address, compose, new_message_id
@@ -390,8 +391,9 @@ def _new_task(session: Session, row: MessageRecord, mail: InboundMail, deps: Int
                       "\n".join(notes), mail.message_id, Status.RECEIVED.value, status.value)
     remember_text(session, task.id, request, classified, now)
     names = _store_attachments(session, row, mail, task, deps)
+    followers = follow_from_request(session, task, mail, deps.directory, _our_addresses(deps.config), now)
     notices = [n for n in new_task_notices(task, mail, request, decision, names, deps.notices,
-                                            classified.verdict if classified else None)
+                                            classified.verdict if classified else None, followers)
                if n.kind != "client-format-help" or queries.take_daily_quota(
                    session, "format-help", n.to[0], now, deps.config.intake.format_help_per_day)]
     if "at capacity" in assign_reason:

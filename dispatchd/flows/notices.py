@@ -45,11 +45,14 @@ class NoticeContext:
 
 
 def new_task_notices(task: Task, mail: InboundMail, request: Request, decision: RouteDecision,
-                     attachments: list[str], ctx: NoticeContext, verdict: Verdict | None = None) -> list[OutboundMail]:
+                     attachments: list[str], ctx: NoticeContext, verdict: Verdict | None = None,
+                     followers: list[str] | None = None) -> list[OutboundMail]:
     """The client's confirmation (or format help) and the staff's 'new task' mails; ``verdict``:
-    what the triage model made of it (the type it filed, or its suggestions for the reviewer)."""
+    what the triage model made of it (the type it filed, or its suggestions for the reviewer).
+    The confirmation names the colleagues who follow the request (cc'd on it); they hear of it
+    from its first move."""
     config = ctx.config
-    values = _request_values(task, mail, request, decision, attachments, ctx)
+    values = {**_request_values(task, mail, request, decision, attachments, ctx), "followers": followers or []}
     values["classified_as"] = verdict.route_as.type if verdict and verdict.route_as else None
     values["suggestions"] = suggestion_lines(verdict) if verdict and verdict.route_as is None else []
     thread = dict(in_reply_to=mail.message_id, references=(*mail.references, mail.message_id))
@@ -79,6 +82,7 @@ class TaskChange:
     what: list[str] = field(default_factory=list)  # changes besides the status: "assigned to Dev", "type Technical"
     details: list[str] = field(default_factory=list)  # words that came with a move ("revise: the intro")
     newly_assigned: str | None = None
+    new_followers: list[str] = field(default_factory=list)  # told once that they follow, with the card
     tell_client: bool = False  # the client hears even of a step the rules keep internal (leaving triage)
 
     def assigned(self, email: str, text: str) -> None:
@@ -86,10 +90,11 @@ class TaskChange:
         self.what.append(text)
 
 
-def change_notices(change: TaskChange, ctx: NoticeContext) -> list[OutboundMail]:
-    """One email per person for everything ``change`` did: the client hears of a move (unless the
-    rules keep that step internal), the team of a move, and a new assignee that it is theirs.
-    A change that moved nothing says so; nobody reads "moved from queued to queued"."""
+def change_notices(change: TaskChange, ctx: NoticeContext, followers: list[str] | None = None) -> list[OutboundMail]:
+    """One email per person for everything ``change`` did: the client (the sender and the task's
+    ``followers``) hears of a move unless the rules keep that step internal, the team of a move,
+    and a new assignee that it is theirs. A change that moved nothing says so; nobody reads
+    "moved from queued to queued"."""
     task = change.task
     moved = task.status != change.source
     parts = ([STATUS_LABELS.get(task.status, task.status)] if moved else []) + change.what
@@ -99,8 +104,12 @@ def change_notices(change: TaskChange, ctx: NoticeContext) -> list[OutboundMail]
     thread = dict(in_reply_to=task.message_id, references=(task.message_id,))
     notices = []
     if moved and (change.tell_client or task.status in ctx.rulebook.client_updates):
-        notices.extend(_mail("client-status", address, task, values, ctx, **thread)
-                       for address in client_recipients(task, ctx.config) if address != change.actor)
+        notices.extend(_mail("client-status", address, task, {**values, "follower": address != task.sender}, ctx,
+                             **thread)
+                       for address in client_recipients(task, ctx.config, followers)
+                       if address != change.actor and address not in change.new_followers)
+    notices.extend(followed_notice(task, address, change.actor, ctx) for address in change.new_followers
+                   if client_may_receive(address, task, ctx.config))
     staff = staff_recipients(task, (), ctx.config) if moved else []
     if change.newly_assigned and change.newly_assigned == task.assignee:
         staff.append(change.newly_assigned)
@@ -118,10 +127,12 @@ def status_notices(task: Task, source: str, actor: str, detail: str, ctx: Notice
     return change_notices(change, ctx)
 
 
-def client_recipients(task: Task, config: Config) -> list[str]:
-    """Who on the client's side hears of the task's progress: only the client's own addresses
-    (``client_may_receive``)."""
-    return [a for a in ([task.sender] if task.sender else []) if client_may_receive(a, task, config)]
+def client_recipients(task: Task, config: Config, followers: list[str] | None = None) -> list[str]:
+    """Who on the client's side hears of the task's progress: its sender and its followers, each
+    only if it is one of the client's own addresses (``client_may_receive``): a follower admitted
+    under an address list that has since changed hears nothing more."""
+    candidates = ([task.sender] if task.sender else []) + list(followers or ())
+    return [a for a in dict.fromkeys(candidates) if a and client_may_receive(a, task, config)]
 
 
 def headline(parts: list[str]) -> str:
@@ -129,6 +140,13 @@ def headline(parts: list[str]) -> str:
     parts = [p for p in parts if p]
     text = ", ".join([p[:1].upper() + p[1:] for p in parts[:1]] + [p[:1].lower() + p[1:] for p in parts[1:]])
     return text
+
+
+def followed_notice(task: Task, address: str, added_by: str, ctx: NoticeContext) -> OutboundMail:
+    """Tell a new follower why they will hear about this request, and how to stop."""
+    values = {**task_values(task, ctx), "added_by": added_by}
+    return _mail("client-followed", address, task, values, ctx, in_reply_to=task.message_id,
+                 references=(task.message_id,))
 
 
 def capacity_notices(task: Task, reason: str, ctx: NoticeContext) -> list[OutboundMail]:

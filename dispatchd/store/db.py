@@ -71,6 +71,7 @@ MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
         "DROP INDEX IF EXISTS ix_task_assignee"),
     _add_column("task", "claimed_client", "VARCHAR"),  # 11: the client an unverified sender named
     _create_tables(tables.RequestText, tables.TriageModelRow),  # 12: the triage model, what it reads
+    _create_tables(tables.TaskFollower),  # 13: the client's colleagues who follow a task
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

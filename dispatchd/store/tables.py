@@ -203,3 +203,17 @@ class TriageModelRow(SQLModel, table=True):
     active: bool = Field(default=False, index=True)
     summary: str = ""                 # JSON: examples per type, confusion matrix, notes
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class TaskFollower(SQLModel, table=True):
+    """Someone of the task's client who hears of its progress besides its sender: cc'd on the
+    request, or added by a reply ('add follower …'). Only the client's own addresses
+    (``domain/followers``)."""
+
+    __tablename__ = "task_follower"
+    __table_args__ = (UniqueConstraint("task_id", "address"),)
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: int = Field(foreign_key="task.id", index=True)
+    address: str
+    added_by: str
+    added_at: datetime

@@ -122,3 +122,49 @@ def test_digest_says_triage_is_being_reviewed(deployment: Deployment) -> None:
     assert "#2 Blog post -- expected by" in coming and "#1" not in coming
     reviewing = digest.split("We are reviewing these and will confirm a date:")[1]
     assert "#1 Something new" in reviewing and "expected" not in reviewing.split("Reply to")[0]
+
+
+def test_a_colleague_cc_d_on_a_request_follows_it_and_an_outsider_does_not(deployment: Deployment) -> None:
+    d = deployment
+    send(d, make_mail("[Acme] - Content - Blog post", headers={"Cc": "Carol Ng <carol@acme.test>, pr@outside.test"}))
+    confirmation = body(last_to(d, "bob@acme.test"))
+    assert "Also told: carol@acme.test" in confirmation and "outside.test" not in confirmation
+    send(d, reply(last_to(d, "ben@agency.test"), "ben@agency.test", "assign Ana\nstart"))
+    started = last_to(d, "carol@acme.test")
+    assert started["Subject"] == "[#1] In progress: Blog post"
+    assert d.received_by("pr@outside.test") == [], "an outsider in Cc hears nothing, ever"
+
+    send(d, reply(started, "carol@acme.test", "status"))
+    assert last_to(d, "carol@acme.test")["Subject"] == "[#1] Status of your request: Blog post"
+    send(d, reply(started, "Carol Ng <carol@acme.test>", "Could you also cover pillar pages?"))
+    forwarded = last_to(d, "ana@agency.test")
+    assert "carol@acme.test" in forwarded["Subject"] and "pillar pages" in body(forwarded)
+    assert "unverified" not in body(forwarded).lower()
+
+
+def test_the_client_adds_and_removes_followers_only_of_its_own(deployment: Deployment) -> None:
+    d = deployment
+    send(d, make_mail("[Acme] - Content - Blog post"))
+    confirmation = last_to(d, "bob@acme.test")
+    send(d, reply(confirmation, "bob@acme.test", "add follower Dan <dan@acme.test>"))
+    welcome = last_to(d, "dan@acme.test")
+    assert welcome["Subject"] == "[#1] You are following: Blog post"
+    assert "bob@acme.test asked us to keep you informed" in body(welcome)
+    assert last_to(d, "bob@acme.test")["Subject"] == "[#1] Follower added: dan@acme.test: Blog post"
+
+    before = len(d.received())
+    send(d, reply(confirmation, "bob@acme.test", "add follower eve@evil.test"))
+    refused = mails_since(d, before)
+    assert [m["To"] for m in refused] == ["bob@acme.test"] and d.received_by("eve@evil.test") == []
+    assert "eve@evil.test is not one of Acme's addresses" in body(refused[0])
+    send(d, reply(confirmation, "bob@acme.test", "add follower carol@globex.test"))
+    assert d.received_by("carol@globex.test") == [], "another client's people never follow"
+
+    send(d, reply(last_to(d, "ben@agency.test"), "ben@agency.test", "assign Ana\nstart"))
+    assert last_to(d, "dan@acme.test")["Subject"] == "[#1] In progress: Blog post"
+    send(d, reply(welcome, "dan@acme.test", "remove follower"))
+    heard = len(d.received_by("dan@acme.test"))
+    send(d, reply(last_to(d, "ana@agency.test"), "ana@agency.test", "review"))
+    send(d, reply(last_to(d, "ben@agency.test"), "ben@agency.test", "approve\ndeliver"))
+    assert last_to(d, "bob@acme.test")["Subject"] == "[#1] Delivered: Blog post"
+    assert len(d.received_by("dan@acme.test")) == heard, "Dan stopped following"

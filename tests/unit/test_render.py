@@ -39,7 +39,8 @@ def context(**overrides: object) -> dict[str, object]:
         queue_label="Content", assignee_label="Ana",
         client_claim="claims to be Acme (sender not on Acme's list)",
         due_reasons="5 business days", headline="Started", moved=True, changes=["assigned to Ana"], now_yours=True,
-        command="start", meaning="")
+        command="start", meaning="", followers=["carol@acme.test"], added_by="bob@acme.test",
+        follower=False)
     values.update(_digest_values())
     values.update(overrides)
     return values
@@ -145,3 +146,16 @@ def test_clients_read_first_names_and_team_names(name: str) -> None:
     assert "Team:      Web team" in client.text and "With:      Ana" in client.text
     staff = Renderer(PROJECT / "templates").render(name, **context(task=task))
     assert "Queue:     b/dev-internal" in staff.text and "ana.lopez@agency.test" in staff.text
+
+
+def test_staff_new_task_keeps_one_field_a_line() -> None:
+    rendered = Renderer(PROJECT / "templates").render("staff-new-task", **context(due_label="by end of Thu 3 Dec"))
+    assert "  Client:    Acme (claims to be Acme (sender not on Acme's list))\n  Type:      Content\n" in rendered.text
+    assert "  Due:       by end of Thu 3 Dec (5 business days)\n  Files:" in rendered.text
+
+
+def test_a_follower_reads_about_a_request_they_follow() -> None:
+    renderer = Renderer(PROJECT / "templates")
+    assert "Your request #42 is now in progress." in renderer.render("client-status", **context()).text
+    followed = renderer.render("client-status", **context(follower=True)).text
+    assert "Request #42, which you follow, is now in progress." in followed and "Your request" not in followed

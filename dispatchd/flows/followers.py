@@ -1,0 +1,60 @@
+"""The client's colleagues who follow a task: stored, added and removed.
+
+Who may follow is decided in ``domain/followers`` (only the task's client's own addresses);
+this module reads and writes the ``task_follower`` rows inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from dispatchd.domain.followers import followers_from_recipients
+from dispatchd.domain.intake import Directory
+from dispatchd.domain.models import InboundMail
+from dispatchd.store import queries
+from dispatchd.store.tables import Task, TaskFollower
+
+
+def followers_of(session: Session, task_id: int | None) -> list[str]:
+    """The task's followers, in the order they were added."""
+    if task_id is None:
+        return []
+    rows = session.exec(select(TaskFollower.address).where(TaskFollower.task_id == task_id)
+                        .order_by(col(TaskFollower.id)))
+    return list(rows.all())
+
+
+def add_followers(session: Session, task: Task, addresses: list[str], added_by: str, now: datetime) -> list[str]:
+    """Add those of ``addresses`` that do not follow ``task`` yet; returns the ones added."""
+    known = set(followers_of(session, task.id))
+    added = [a for a in dict.fromkeys(addresses) if a not in known]
+    for address in added:
+        session.add(TaskFollower(task_id=task.id, address=address, added_by=added_by, added_at=now))  # type: ignore[arg-type]
+    if added:
+        session.flush()
+    return added
+
+
+def remove_follower(session: Session, task: Task, address: str) -> bool:
+    """Stop ``address`` following ``task``; False if it did not."""
+    row = session.exec(select(TaskFollower).where(TaskFollower.task_id == task.id,
+                                                  TaskFollower.address == address)).first()
+    if row is None:
+        return False
+    session.delete(row)
+    session.flush()
+    return True
+
+
+def follow_from_request(session: Session, task: Task, mail: InboundMail, directory: Directory,
+                        ours: Collection[str], now: datetime) -> list[str]:
+    """The client's colleagues cc'd on a new request follow it (outsiders cc'd do not)."""
+    found = followers_from_recipients(mail.recipients, mail.sender, task.client, directory, ours)
+    added = add_followers(session, task, found, mail.sender or "unknown", now)
+    if added:
+        queries.add_event(session, task, now, mail.sender or "unknown", "followers",
+                          "cc'd on the request: " + ", ".join(added), mail.message_id)
+    return added
