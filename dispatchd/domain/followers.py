@@ -2,9 +2,9 @@
 
 A follower receives the task's status emails (with the task's description, dates and whatever
 staff write to the client), so the one question is "could this leak a client's data to someone
-else?". An address may follow only when it belongs to the task's client by the same rule that
-says who is the client (``Directory.clients_of_sender``: the client's configured senders and
-contacts); staff, our own addresses and everyone else are refused, whoever asks. Pure.
+else?". An address may follow only when it belongs to the task's client by the rule that says
+who may receive the client's mail (``Client.may_receive``: its senders, contacts and digest
+addresses); staff, our own addresses and everyone else are refused, whoever asks. Pure.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ def follow_refusal(address: str, client: str | None, directory: Directory, ours:
         return f"{address} is on our team and sees the task anyway"
     if client is None:
         return "this request has no confirmed client yet, so it can have no followers"
-    if not any(c.name == client for c in directory.clients_of_sender(address)):
+    owner = next((c for c in directory.clients if c.name == client), None)
+    if owner is None or not owner.may_receive(address):
         return f"{address} is not one of {client}'s addresses"
     return None
 

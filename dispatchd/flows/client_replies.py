@@ -32,7 +32,7 @@ log = structlog.get_logger("dispatchd.replies")
 
 # What a client's words mean, by name: staff commands are not among them.
 CLIENT_MEANINGS = {"approve": "confirm", "confirm": "confirm", "revise": "revise", "cancel": "cancel",
-                   "status": "status", "note": "note"}
+                   "status": "status", "note": "note", "follow": "follow", "unfollow": "unfollow"}
 _QUESTION_MEANINGS = {"confirm": "accept the delivery and close the request",
                       "revise": "send it back to the team with your changes",
                       "cancel": "ask the team to cancel the request"}
@@ -67,7 +67,7 @@ def handle_client_reply(session: Session, mail: InboundMail, task: Task, actor: 
         keep_note(ctx, task, mail.sender, "client", note or "(empty reply)", verdict=verdict)
         return f"{'comment' if verdict.verified else 'unverified comment'} on task {task.id}"
     needs_trust = any(CLIENT_MEANINGS.get(c.name) in ("confirm", "revise") and task.status == Status.DELIVERED
-                      for c in commands)
+                      or c.name == "follow" for c in commands)  # a follower hears of the task from then on
     if needs_trust and not verified:
         keep_note(ctx, task, mail.sender, "client", text, "a reply we could not verify; nothing was changed", verdict)
         log.warning("command.unauthorised", message_id=mail.message_id, sender=mail.sender, task_id=task.id,
@@ -102,7 +102,7 @@ def _one(ctx: CommandContext, task: Task, command: Command, words: str, verdict:
     label = STATUS_LABELS.get(task.status, task.status)
     if meant is None:
         return Result(False, f"a client may not {command.name}; reply in your own words and the team will read it"), False
-    if meant in ("status", "note"):
+    if meant in ("status", "note", "follow", "unfollow"):
         return COMMANDS[meant](ctx, task, command), False
     if status in (Status.CLOSED, Status.CANCELLED):
         text = f"request #{task.id} is already {label}; your message was passed to the team"
