@@ -82,10 +82,11 @@ class Result:
     task_id: int | None
     type: str | None
     queue: str | None
+    held_queues: frozenset[str]  # where work waits for a person: triage, and the Urgent type's queue
 
     @property
     def held(self) -> bool:
-        return self.type is None or self.queue is None or self.queue in HELD_QUEUES
+        return self.type is None or self.queue is None or self.queue in self.held_queues
 
     @property
     def got(self) -> str:
@@ -98,9 +99,6 @@ class Result:
     @property
     def wrong(self) -> bool:
         return not self.held and not self.right
-
-
-HELD_QUEUES: set[str] = set()  # filled from the deployment's rules and config
 
 
 @dataclass
@@ -247,9 +245,8 @@ def run_phase(name: str, items: list[Item], history: list[PastRequest], keep: bo
         # Built after training, as a daemon started (or reloaded) then would be.
         config = load_config(config_path)
         deps = build_deps(config, clock=clock)
-        HELD_QUEUES.clear()
-        HELD_QUEUES.update({config.intake.triage_queue, deps.rulebook.triage_queue}
-                           | {t.queue for t in deps.rulebook.types if t.name == "Urgent"})
+        held = frozenset({config.intake.triage_queue, deps.rulebook.triage_queue}
+                         | {t.queue for t in deps.rulebook.types if t.name == "Urgent"})
         outcomes, took = [], []
         for n, item in enumerate(items):
             clock.at = EVAL_START + timedelta(minutes=7 * n)
@@ -265,7 +262,7 @@ def run_phase(name: str, items: list[Item], history: list[PastRequest], keep: bo
         for item, outcome in zip(items, outcomes):
             task = tasks.get(outcome.task_id) if outcome.task_id is not None else None
             phase.results.append(Result(item, outcome.disposition.value, outcome.task_id,
-                                        task.type if task else None, task.queue if task else None))
+                                        task.type if task else None, task.queue if task else None, held))
         deps.engine.dispose()
     finally:
         if keep:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.triage_accuracy import Item, Result, shares
 from bench.triage_eval.clients import CLIENTS_TOML
 from bench.triage_eval.history import generate, overlap
 from dispatchd.config import Client
@@ -71,3 +72,26 @@ def test_history_shares_no_sentences_with_the_freeform_set() -> None:
     shared = overlap(generate(400))
     # Only the signatures of the two people who write in both (Emma Tyler, Hugo Martin) may repeat.
     assert all(("emma" in gram or "hugo" in gram) for gram in shared), shared
+
+
+@pytest.mark.parametrize("label, type_, queue, right, wrong, held", [
+    ("Design", "Design", "design", True, False, False),
+    ("Design", "Content", "content", False, True, False),
+    ("Design", None, "triage", False, False, True),  # held although typed: a miss, not an error
+    ("Design", None, None, False, False, True),  # no task at all
+    ("triage", None, "triage", True, False, True),
+    ("triage", None, None, True, False, True),  # dropped as automated: nobody routed it
+    ("triage", "Urgent", "triage", True, False, True),  # the Urgent type waits for a person too
+    ("triage", "Strategy", "strategy", False, True, False),
+])
+def test_scoring(label: str, type_: str | None, queue: str | None, right: bool, wrong: bool, held: bool) -> None:
+    item = Item("ff-1", "en", label, "a@acme.com", "s", "b", None, {})
+    result = Result(item, "task", 1, type_, queue, frozenset({"triage"}))
+    assert (result.right, result.wrong, result.held) == (right, wrong, held)
+
+
+def test_shares_add_up() -> None:
+    item = Item("ff-1", "en", "Design", "a@acme.com", "s", "b", None, {})
+    results = [Result(item, "task", 1, t, q, frozenset({"triage"}))
+               for t, q in (("Design", "design"), ("Content", "content"), (None, "triage"), ("Design", "design"))]
+    assert shares(results) == {"count": 4, "right": 0.5, "routed_wrong": 0.25, "to_triage": 0.25}
