@@ -15,7 +15,7 @@ from dispatchd.config import Config
 from dispatchd.domain.intake import Directory, read_request
 from dispatchd.domain.models import ParsedSubject, Request, SubjectError
 from dispatchd.domain.routing import Rulebook, route
-from dispatchd.domain.sla import due_at, parse_sla
+from dispatchd.domain.sla import BusinessCalendar, due_at, parse_sla, target_seconds
 from dispatchd.domain.subject import parse_subject
 from dispatchd.domain.triage import TriageModel, decide
 from dispatchd.errors import ConfigError, Problem
@@ -97,7 +97,25 @@ def owner_warnings(config: Config, rulebook: Rulebook) -> list[str]:
     for queue in sorted({prefix + rulebook.triage_queue for prefix in prefixes} - staffed):
         warnings.append(f"triage queue {queue!r}: no [[staff]] works in it; requests that need a person "
                         f"to route them will wait for nobody")
+    warnings.extend(_client_notice_window(config, rulebook))
     return warnings
+
+
+def _client_notice_window(config: Config, rulebook: Rulebook) -> Iterator[str]:
+    """``notify_client_before`` as long as an SLA would have told every client of that priority
+    "running late" the minute the request arrived (the job now waits for ``warn_at``)."""
+    before = rulebook.sla.notify_client_before
+    if before is None:
+        return
+    cal = config.calendar
+    calendar = BusinessCalendar(ZoneInfo(cal.timezone), frozenset(cal.workdays), cal.day_start, cal.day_end)
+    window = target_seconds(parse_sla(before), calendar)
+    short = [f"{priority} ({sla})" for priority, sla in sorted(rulebook.priority_sla.items())
+             if window >= target_seconds(parse_sla(sla), calendar)]
+    if short:
+        yield (f"[sla] notify_client_before = {before!r} is not shorter than the SLA of {', '.join(short)}: "
+               f"those clients would hear \"running late\" as soon as they write; they are told only once "
+               f"{rulebook.sla.warn_at:.0%} of the SLA is gone (set it shorter, e.g. \"3 hours\")")
 
 
 def _did_you_mean(word: str, known: set[str]) -> str:

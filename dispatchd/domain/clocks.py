@@ -11,6 +11,7 @@ Pure: the caller passes the history and the current instant.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -45,3 +46,18 @@ def resolution_intervals(created: datetime, history: list[StatusChange], initial
 def first_response_intervals(created: datetime, first_staff_action: datetime | None
                              ) -> list[tuple[datetime, datetime | None]]:
     return [(created, first_staff_action)]
+
+
+# The first half of an SLA is no time to tell a client that their work is late, whatever
+# ``notify_client_before`` says: with "24 hours" and a 4-hour P0, that was the minute it arrived.
+EARLIEST_CLIENT_NOTICE = 0.5
+
+
+def client_should_hear(used: float, warn_at: float, forecast_late: Callable[[], bool]) -> bool:
+    """Is an open task at risk enough to tell its client it is running late? ``used`` is the
+    share of its resolution SLA gone. Yes past the warning point (``warn_at``, the staff's
+    yellow); before it only if the queue forecast says it will miss (``forecast_late``, asked
+    only then) and at least ``EARLIEST_CLIENT_NOTICE`` of the SLA is gone; never earlier."""
+    if used >= warn_at:
+        return True
+    return used >= EARLIEST_CLIENT_NOTICE and forecast_late()

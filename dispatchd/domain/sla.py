@@ -8,6 +8,7 @@ so a DST change never adds or loses an hour of work.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
@@ -55,12 +56,67 @@ class BusinessCalendar:
     day_start: time = time(9)
     day_end: time = time(17)
     holiday_name: Callable[[date], str | None] = field(default=lambda day: None)
+    open_days: OpenDays = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "open_days", OpenDays(self.closed_reason))
 
     def closed_reason(self, day: date) -> str | None:
         """Why ``day`` is not a working day (weekend or a named holiday), or None if open."""
         if day.weekday() not in self.workdays:
             return "weekend"
         return self.holiday_name(day)
+
+
+_MONDAY = date(2000, 1, 3)
+
+
+class OpenDays:
+    """Working days counted a week at a time, each week's looked up once and remembered with a
+    running total: counting the working days between two dates is then two list lookups, where
+    walking the days made the SLA job's cost grow with the age of every open task."""
+
+    def __init__(self, closed_reason: Callable[[date], str | None]):
+        self.closed_reason = closed_reason
+        self.first_week = 0
+        self.masks: list[int] = []   # bit d set: weekday d of that week is open
+        self.before: list[int] = []  # open days in the remembered weeks before this one
+        self.lock = threading.Lock()  # jobs run in threads and share the calendar
+
+    def is_open(self, day: date) -> bool:
+        week = self._cover(day)
+        return bool(self.masks[week] >> day.weekday() & 1)
+
+    def between(self, first: date, end: date) -> int:
+        """Open days d with first <= d < end."""
+        if end <= first:
+            return 0
+        self._cover(first)  # the earlier first: covering it may renumber the weeks
+        return self._count_before(end) - self._count_before(first)
+
+    def _count_before(self, day: date) -> int:
+        week = self._cover(day)
+        return self.before[week] + (self.masks[week] & ((1 << day.weekday()) - 1)).bit_count()
+
+    def _cover(self, day: date) -> int:
+        """Remember the weeks up to ``day``'s; its index in the lists."""
+        week = (day - _MONDAY).days // 7
+        with self.lock:
+            if not self.masks:
+                self.first_week, self.masks, self.before = week, [self._mask(week)], [0]
+            while week < self.first_week:
+                self.first_week -= 1
+                mask = self._mask(self.first_week)
+                self.masks.insert(0, mask)
+                self.before = [0, *(n + mask.bit_count() for n in self.before)]
+            while week >= self.first_week + len(self.masks):
+                self.before.append(self.before[-1] + self.masks[-1].bit_count())
+                self.masks.append(self._mask(self.first_week + len(self.masks)))
+            return week - self.first_week
+
+    def _mask(self, week: int) -> int:
+        monday = _MONDAY + timedelta(weeks=week)
+        return sum(1 << n for n in range(7) if self.closed_reason(monday + timedelta(days=n)) is None)
 
 
 @dataclass(frozen=True)
@@ -189,22 +245,28 @@ def counted_seconds(start: datetime, end: datetime, target: SlaTarget, calendar:
 
 
 def business_seconds(start: datetime, end: datetime, calendar: BusinessCalendar) -> float:
-    """Working seconds between two aware instants under ``calendar``."""
+    """Working seconds between two aware instants under ``calendar``: the parts of the first
+    and last day, and whole working days between them counted by ``OpenDays`` (O(1) once the
+    weeks are known, however far apart the instants are)."""
     if end <= start:
         return 0.0
     local_start = start.astimezone(calendar.zone).replace(tzinfo=None)
     local_end = end.astimezone(calendar.zone).replace(tzinfo=None)
-    total = 0.0
-    day = local_start.date()
-    while day <= local_end.date():
-        if calendar.closed_reason(day) is None:
-            opens = datetime.combine(day, calendar.day_start)
-            closes = datetime.combine(day, calendar.day_end)
-            lo, hi = max(opens, local_start), min(closes, local_end)
-            if hi > lo:
-                total += (hi - lo).total_seconds()
-        day += timedelta(days=1)
-    return total
+    first, last = local_start.date(), local_end.date()
+    days = calendar.open_days
+    if first == last:
+        return _open_part(first, local_start, local_end, calendar) if days.is_open(first) else 0.0
+    total = _open_part(first, local_start, datetime.combine(last, time()), calendar) if days.is_open(first) else 0.0
+    if days.is_open(last):
+        total += _open_part(last, datetime.combine(last, time()), local_end, calendar)
+    return total + days.between(first + timedelta(days=1), last) * _day_seconds(calendar)
+
+
+def _open_part(day: date, lo: datetime, hi: datetime, calendar: BusinessCalendar) -> float:
+    """Seconds of [lo, hi] within ``day``'s opening hours."""
+    lo = max(lo, datetime.combine(day, calendar.day_start))
+    hi = min(hi, datetime.combine(day, calendar.day_end))
+    return max(0.0, (hi - lo).total_seconds())
 
 
 @dataclass(frozen=True)

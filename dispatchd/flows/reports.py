@@ -95,7 +95,7 @@ def _queue(session: Session, queue: str, tasks: list[Task], history: dict[int, l
     colours = {metric: colour(metric, value) for metric, value in values.items()}
     worst = "red" if "red" in colours.values() else "yellow" if "yellow" in colours.values() else "green"
     return QueueHealth(queue, len(open_tasks), round(values["avg_wait_days"], 2), round(values["breach_rate"], 3),
-                       colours, worst, _forecast(session, queue, open_tasks, deps, now))
+                       colours, worst, queue_forecast(session, queue, open_tasks, deps, now))
 
 
 def _delivered_late(task: Task, events: list[TaskEvent]) -> bool:
@@ -104,8 +104,10 @@ def _delivered_late(task: Task, events: list[TaskEvent]) -> bool:
     return delivered is not None and due is not None and delivered > due
 
 
-def _forecast(session: Session, queue: str, open_tasks: list[Task], deps: IntakeDeps,
-              now: datetime) -> list[dict[str, object]]:
+def queue_forecast(session: Session, queue: str, open_tasks: list[Task], deps: IntakeDeps,
+                   now: datetime) -> list[dict[str, object]]:
+    """Open tasks of ``queue`` forecast to finish after their due time (the queue simulation of
+    ``domain.forecast`` over its members who are in)."""
     in_queue = [s for s in deps.config.staff if queue in s.queues]
     away = away_among(session, in_queue, now)
     members = [s for s in in_queue if s.email not in away]

@@ -116,3 +116,25 @@ def test_check_warns_about_queues_that_do_not_meet(tmp_path: Path, capsys: pytes
 def test_check_of_a_sound_setup_has_no_warnings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "--config", str(write_config(tmp_path))]) == 0
     assert "warning" not in capsys.readouterr().out
+
+
+def test_check_warns_when_the_client_notice_window_is_not_shorter_than_an_sla(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 20, 3: the shipped "24 hours" covered the whole of the P0 (4 h) and P1 (24 h) SLAs."""
+    project = Path(__file__).resolve().parents[2]
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    for source in (project / "rules").glob("*.toml"):
+        (rules / source.name).write_text(source.read_text())
+    service = rules / "40-service.toml"
+    service.write_text(service.read_text().replace('notify_client_before = "3 hours"',
+                                                   'notify_client_before = "24 hours"'))
+    config = write_config(tmp_path)
+    config.write_text(config.read_text().replace(f'rules = "{project / "rules"}"', f'rules = "{rules}"'))
+    assert main(["check", "--config", str(config)]) == 0
+    out = capsys.readouterr()
+    assert "notify_client_before = '24 hours' is not shorter than the SLA of P0 (4 hours), P1 (24 hours)" in \
+        out.out + out.err
+    (tmp_path / "shipped").mkdir()
+    assert main(["check", "--config", str(write_config(tmp_path / "shipped"))]) == 0
+    assert "notify_client_before" not in "".join(capsys.readouterr()), "the shipped rules pass"

@@ -1,7 +1,17 @@
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from dispatchd.domain.clocks import StatusChange, first_response_intervals, resolution_intervals
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dispatchd.domain.clocks import (
+    EARLIEST_CLIENT_NOTICE,
+    StatusChange,
+    client_should_hear,
+    first_response_intervals,
+    resolution_intervals,
+)
 from dispatchd.domain.forecast import QueuedWork, forecast_breaches
 from dispatchd.domain.sla import BusinessCalendar, business_seconds, is_open, parse_sla, read_clock
 
@@ -72,3 +82,60 @@ def test_forecast_finds_the_tasks_that_will_be_late() -> None:
     assert [f.task_id for f in late] == [2, 4]
     assert late[0].late_by_hours > 0
     assert forecast_breaches(work, capacity=4, service_hours=8, now=now, calendar=CAL) == []
+
+
+@pytest.mark.parametrize(("used", "forecast_late", "heard"), [
+    (0.0, True, False),    # just arrived: never, whatever the forecast or the window
+    (0.3, True, False),
+    (0.49, True, False),
+    (0.5, True, True),     # half gone and the forecast says it will miss
+    (0.6, False, False),   # half gone, on track
+    (0.79, False, False),
+    (0.8, False, True),    # past the warning point: at risk
+    (0.95, False, True),
+])
+def test_client_should_hear(used: float, forecast_late: bool, heard: bool) -> None:
+    asked: list[bool] = []
+
+    def forecast() -> bool:
+        asked.append(True)
+        return forecast_late
+    assert client_should_hear(used, 0.8, forecast) is heard
+    assert not asked or EARLIEST_CLIENT_NOTICE <= used < 0.8, "the forecast is made only when it decides"
+
+
+def _business_seconds_day_by_day(start: datetime, end: datetime, calendar: BusinessCalendar) -> float:
+    """The definition, a day at a time (what ``business_seconds`` computed before it counted weeks)."""
+    local_start, local_end = (m.astimezone(calendar.zone).replace(tzinfo=None) for m in (start, end))
+    total, day = 0.0, local_start.date()
+    while end > start and day <= local_end.date():
+        if calendar.closed_reason(day) is None:
+            lo = max(datetime.combine(day, calendar.day_start), local_start)
+            hi = min(datetime.combine(day, calendar.day_end), local_end)
+            total += max(0.0, (hi - lo).total_seconds())
+        day += timedelta(days=1)
+    return total
+
+
+HOLIDAY_CAL = BusinessCalendar(BERLIN, holiday_name={date(2026, 12, 25): "Christmas", date(2026, 4, 6): "Easter"}.get)
+SIX_DAY_CAL = BusinessCalendar(BERLIN, workdays=frozenset({0, 1, 2, 3, 4, 5}))
+
+
+@settings(max_examples=400, deadline=None)
+@given(start=st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2028, 12, 31),
+                          timezones=st.just(timezone.utc)),
+       minutes=st.integers(min_value=-60, max_value=3 * 365 * 24 * 60),
+       calendar=st.sampled_from([CAL, HOLIDAY_CAL, SIX_DAY_CAL]))
+def test_business_seconds_counted_by_weeks_equal_the_day_by_day_count(start: datetime, minutes: int,
+                                                                    calendar: BusinessCalendar) -> None:
+    end = start + timedelta(minutes=minutes)
+    assert business_seconds(start, end, calendar) == pytest.approx(_business_seconds_day_by_day(start, end, calendar),
+                                                                   abs=1e-6)
+
+
+def test_open_days_between() -> None:
+    days = HOLIDAY_CAL.open_days
+    assert days.between(date(2026, 12, 21), date(2026, 12, 28)) == 4  # Mon..Sun, Christmas Friday closed
+    assert days.between(date(2020, 1, 6), date(2020, 1, 13)) == 5  # an earlier week after a later one
+    assert days.between(date(2026, 12, 28), date(2026, 12, 21)) == 0
+    assert days.between(date(2024, 1, 1), date(2026, 1, 1)) == 262 + 261  # weekdays of 2024 and 2025

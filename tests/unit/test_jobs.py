@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from dataclasses import replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import structlog
 from sqlmodel import Session, col, select
 
 from dispatchd.clock import FrozenClock
@@ -119,13 +121,74 @@ def test_paused_while_delivered(deps: IntakeDeps) -> None:
     assert "resolution.warning" not in check_slas(deps)
 
 
-def test_client_hears_24_hours_before_an_open_task_is_due(deps: IntakeDeps) -> None:
-    submit(deps, "[Acme] - Strategy - call")  # 48 hours: due Wed 10:00
-    clock(deps).advance(hours=24, minutes=30)  # Tue 10:30
+def with_client_window(deps: IntakeDeps, window: str) -> IntakeDeps:
+    sla = replace(deps.rulebook.sla, notify_client_before=window)
+    return replace(deps, rulebook=replace(deps.rulebook, sla=sla))
+
+
+def test_no_running_late_notice_right_after_intake_whatever_the_window(deps: IntakeDeps) -> None:
+    """Issue 20, 3: with the window longer than the P0 (4 h) and P1 (24 h) SLAs, the old job told
+    every client "may take a little longer" the minute their request arrived."""
+    deps = with_client_window(deps, "24 hours")
+    submit(deps, "[Acme] - Technical - site down")  # P0, 4 hours
+    submit(deps, "[Acme] - Content - homepage copy [P1]")  # P1, 24 hours
+    clock(deps).advance(minutes=5)
+    assert "resolution.client_late" not in check_slas(deps)
+    clock(deps).advance(hours=1)  # a quarter of the P0's SLA: still the first part
+    assert "resolution.client_late" not in check_slas(deps)
+    assert mails(deps, "client-sla-late") == []
+
+
+def test_the_client_hears_once_the_task_is_at_risk_not_before(deps: IntakeDeps) -> None:
+    deps = with_client_window(deps, "24 hours")
+    submit(deps, "[Acme] - Technical - site down")  # P0, 4 hours
+    clock(deps).advance(hours=1, minutes=50)  # 46 %
+    assert "resolution.client_late" not in check_slas(deps)
+    clock(deps).advance(hours=1, minutes=30)  # 83 %
     assert check_slas(deps)["resolution.client_late"] == 1
     assert [m.recipients for m in mails(deps, "client-sla-late")] == ["bob@acme.test"]
-    clock(deps).advance(hours=1)
+    clock(deps).advance(minutes=10)
+    assert "resolution.client_late" not in check_slas(deps), "once"
+
+
+def test_before_the_warning_point_only_a_forecast_miss_past_half_time_tells_the_client(deps: IntakeDeps) -> None:
+    deps = with_client_window(deps, "2 weeks")
+    strategy = submit(deps, "[Acme] - Strategy - call")  # 48 hours: due Wed 10:00
+    content = submit(deps, "[Acme] - Content - blog post")  # 5 business days: due next Mon 10:00
+    clock(deps).advance(hours=22)  # Tue 08:00: strategy at 46 %, its forecast already late
+    assert "resolution.client_late" not in check_slas(deps), "never in the first half"
+    clock(deps).advance(hours=4)  # Tue 12:00, 54 %: 8 working hours of work cannot end by Wed 10:00
+    assert check_slas(deps)["resolution.client_late"] == 1
+    assert [m.subject.startswith(f"[#{strategy}]") for m in mails(deps, "client-sla-late")] == [True]
+    clock(deps).advance(days=2)  # Thu 12:00: content at 65 %, forecast on time
     assert "resolution.client_late" not in check_slas(deps)
+    assert not any(m.subject.startswith(f"[#{content}]") for m in mails(deps, "client-sla-late"))
+
+
+def test_a_delivered_task_is_not_late(deps: IntakeDeps) -> None:
+    deps = with_client_window(deps, "24 hours")
+    task_id = submit(deps, "[Acme] - Technical - site down")
+    with Session(deps.engine) as session, session.begin():
+        found = session.get(Task, task_id)
+        assert found is not None
+        found.status = "delivered"
+        session.add(TaskEvent(task_id=task_id, at=clock(deps).now() + timedelta(minutes=30), actor="ben@agency.test",
+                              kind="status", from_status="queued", to_status="delivered"))
+    clock(deps).advance(hours=3.5)
+    assert "resolution.client_late" not in check_slas(deps)
+
+
+def test_announced_tasks_are_left_out_and_keep_their_due_time(deps: IntakeDeps) -> None:
+    task_id = submit(deps, "[Acme] - Technical - site down")  # P0, 4 hours
+    due = task(deps, task_id).due_at
+    clock(deps).advance(hours=5)
+    assert check_slas(deps)["resolution.breach"] == 1
+    assert task(deps, task_id).due_at == due, "the due time that passed, not 'now'"
+    with structlog.testing.capture_logs() as logs:
+        clock(deps).advance(hours=5)
+        assert not check_slas(deps)
+    assert [e["tasks"] for e in logs if e["event"] == "job.sla_done"] == [0], "nothing left to announce: not loaded"
+    assert task(deps, task_id).due_at == due
 
 
 def test_least_loaded_assignment_and_capacity(deps: IntakeDeps) -> None:
