@@ -62,6 +62,13 @@ _STATUS = (
     r"o[ùu] en est|des nouvelles|quand sera|"
     r"c[óo]mo va|alguna novedad|cu[áa]ndo estar[áa]")
 
+# "Changes: …", "Korrektur: …", "Modifications : …", "Cambios: …": a labelled list of changes.
+_REVISION_LABEL = re.compile(
+    r"^(?:revisions?|changes|change requests?|corrections?|feedback|edits|"
+    r"[äa]nderungen|[äa]nderungsw[üu]nsche|korrekturen|korrektur|anmerkungen|"
+    r"modifications?|corrections?|[àa] modifier|retours|"
+    r"cambios|correcciones|modificaciones)\s*:\s*\S", re.IGNORECASE)
+_NEGATION = r"not|no|don't|doesn't|isn't|nicht|kein|keine|pas|ne|n'|no es|nada"
 _CLAUSES = re.compile(r"[.!?,;\n:]+|\s-\s|\s+(?=(?:but|aber|mais|pero|however|jedoch)\b)", re.IGNORECASE)
 _MAX_WORDS = 60  # a longer message is a letter, not an approval
 
@@ -82,6 +89,8 @@ def read_intent(text: str) -> Intent | None:
     if not body:
         return None
     words = len(body.split())
+    if _REVISION_LABEL.match(body):
+        return Intent("revise", certain=True)
     if _has(_CANCEL, body):
         return Intent("cancel", certain=words <= 25 and not _has(_APPROVE, body, whole_word=True))
     clauses = [c.strip() for c in _CLAUSES.split(body) if c and c.strip()]
@@ -109,6 +118,9 @@ def _clause_kind(clause: str) -> str:
             return kind
         if rest != clause and kind == "approve" and not _remove(_PRAISE, _remove(_POLITE, rest)).strip(" '\"-"):
             return kind
+    rest = _remove(_POLITE, _remove(_PRAISE, clause))
+    if rest != _remove(_POLITE, clause) and len(rest.split()) <= 2 and not _has(_NEGATION, clause):
+        return "praise"  # "the changes look good": praise of something named
     return "polite" if not _remove(_POLITE, clause).strip(" '\"-") else "other"
 
 

@@ -24,7 +24,7 @@ from dispatchd.domain.permissions import Actor
 from dispatchd.domain.trust import Verdict
 from dispatchd.flows.commands import COMMANDS, CommandContext, Result
 from dispatchd.flows.notices import STATUS_LABELS, cancel_request_notices, refused_reply, results_reply
-from dispatchd.flows.reply_notes import answer_question, ask_back, is_yes, keep_note, pending_question
+from dispatchd.flows.reply_notes import EMPTY_REPLY, answer_question, ask_back, is_yes, keep_note, pending_question
 from dispatchd.store import queries
 from dispatchd.store.tables import Task
 
@@ -64,7 +64,7 @@ def handle_client_reply(session: Session, mail: InboundMail, task: Task, actor: 
     if not commands and not parsed.problems:
         if not verdict.stored:
             return f"not stored on task {task.id}: {verdict.reason}"
-        keep_note(ctx, task, mail.sender, "client", note or "(empty reply)", verdict=verdict)
+        keep_note(ctx, task, mail.sender, "client", note or EMPTY_REPLY, verdict=verdict)
         return f"{'comment' if verdict.verified else 'unverified comment'} on task {task.id}"
     needs_trust = any(CLIENT_MEANINGS.get(c.name) in ("confirm", "revise") and task.status == Status.DELIVERED
                       or c.name == "follow" for c in commands)  # a follower hears of the task from then on

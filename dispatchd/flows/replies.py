@@ -33,7 +33,7 @@ from dispatchd.flows.assignment import next_task, wip_refusal
 from dispatchd.flows.commands import COMMANDS, CommandContext, Result
 from dispatchd.flows.client_replies import handle_client_reply
 from dispatchd.flows.notices import NoticeContext, refused_reply, results_reply
-from dispatchd.flows.reply_notes import answer_question, ask_back, is_yes, keep_note, pending_question
+from dispatchd.flows.reply_notes import EMPTY_REPLY, answer_question, ask_back, is_yes, keep_note, pending_question
 from dispatchd.store import queries
 from dispatchd.store.tables import StaffAway, Task
 
@@ -108,10 +108,11 @@ def handle_reply(session: Session, mail: InboundMail, match: Match, ctx: Command
         parsed = ParsedReply((pending,), "")
     if not parsed.commands and not parsed.problems:
         if parsed.questions and verified:
-            keep_note(ctx, task, mail.sender, ctx.actor.role, parsed.note, verdict=verdict)
+            # The question is the follow-up: the team hears once it is answered.
+            keep_note(ctx, task, mail.sender, ctx.actor.role, parsed.note, verdict=verdict, forward=False)
             ask_back(ctx, mail, task, parsed.questions[0], "")
             return f"question on task {task.id}: {parsed.questions[0].name}?"
-        return _comment(task, mail, parsed.note or "(empty reply)", verdict, ctx)
+        return _comment(task, mail, parsed.note or EMPTY_REPLY, verdict, ctx)
     if actor is None or not verified:
         keep_note(ctx, task, mail.sender, ctx.actor.role, parsed.note, verdict=verdict)
         return _refuse(mail, ctx, task, "unknown sender" if actor is None else "sender not verified")

@@ -26,6 +26,7 @@ from dispatchd.store.tables import Task
 log = structlog.get_logger("dispatchd.replies")
 
 QUESTION_DAYS = 14
+EMPTY_REPLY = "(empty reply)"  # a reply with no words of its own: an accidental send, a bare quote
 _YES = re.compile(
     r"(?:yes|y|yep|yeah|yup|correct|exactly|right|sure|ja|jawohl|genau|richtig|oui|exactement|c'est [çc]a|"
     r"s[ií]|claro|exacto|correcto|ok(?:ay)?|do it|go ahead)"
@@ -61,7 +62,7 @@ def ask_back(ctx: CommandContext, mail: InboundMail, task: Task, command: Comman
 
 
 def keep_note(ctx: CommandContext, task: Task, author: str, role: str, text: str, understood: str = "",
-              verdict: Verdict | None = None) -> None:
+              verdict: Verdict | None = None, forward: bool = True) -> None:
     """Store what the sender wrote and pass it on: a client's words to whoever works on the task,
     a staff member's note to the assignee when it is someone else. ``understood``: what dispatchd
     made of the reply, shown with the words. ``verdict`` (``domain/trust``): words without
@@ -73,5 +74,7 @@ def keep_note(ctx: CommandContext, task: Task, author: str, role: str, text: str
         ctx.event(task, "comment", text)
     else:
         ctx.event(task, "unverified_comment", f"UNVERIFIED ({unverified}):\n{text}")
+    if text == EMPTY_REPLY or not forward:
+        return  # kept for the record; nobody needs an email saying nothing
     if role == "client" or (role in ("producer", "lead", "manager") and task.assignee and task.assignee != author):
         ctx.notices.extend(comment_notices(task, author, text, ctx.notices_ctx, unverified, understood))

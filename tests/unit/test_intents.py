@@ -18,6 +18,8 @@ from dispatchd.domain.intents import Intent, read_intent
     ("Todo bien, muchas gracias", Intent("approve", True)),
     ("Looks great, thanks!", Intent("approve", False)),                  # praise: asked, not guessed
     ("Sieht super aus!", Intent("approve", False)),
+    ("Changes look good, thanks!", Intent("approve", False)),
+    ("The new version looks great", Intent("approve", False)),
     ("Approved, but please change the headline.", Intent("revise", False)),
     ("Can you make the logo bigger?", Intent("revise", False)),
     ("Cancel this request please, we no longer need it.", Intent("cancel", True)),
@@ -25,6 +27,9 @@ from dispatchd.domain.intents import Intent, read_intent
     ("Merci d'annuler la demande, nous n'en avons plus besoin.", Intent("cancel", True)),
     ("Por favor cancelar la solicitud, ya no la necesitamos.", Intent("cancel", True)),
     ("Any update?", Intent("status", True)),
+    ("Cambios: el titular debe ser más corto.", Intent("revise", True)),
+    ("Änderungen: bitte das neue Logo verwenden", Intent("revise", True)),
+    ("Modifications : le titre est trop long", Intent("revise", True)),
     ("Wie ist der Stand?", Intent("status", True)),
 ])
 def test_plain_words(text: str, intent: Intent) -> None:
@@ -33,11 +38,11 @@ def test_plain_words(text: str, intent: Intent) -> None:
 
 @pytest.mark.parametrize("text", [
     "Please also mention pillar pages.",
-    "Changes look good, thanks!",   # praise of changes with an extra word: at most a question
     "Ok",
     "Thanks!",
     "Due to the holidays we will only review it next week.",
     "We will send the logo files tomorrow.",
+    "The intro does not look good yet.",
 ])
 def test_messages_that_are_not_decisions(text: str) -> None:
     found = read_intent(text)
