@@ -298,6 +298,8 @@ def summary(phase: Phase) -> dict[str, Any]:
                    "subject": r.item.subject, "notes": r.item.notes} for r in phase.results if r.wrong],
         "missed": [{"id": r.item.id, "label": r.item.label, "subject": r.item.subject}
                    for r in phase.results if r.held and not r.right],
+        "items": [{"id": r.item.id, "label": r.item.label, "got": r.got, "disposition": r.disposition,
+                   "task": r.task_id, "queue": r.queue} for r in phase.results],
     }
 
 
