@@ -11,6 +11,7 @@ tasks (``--quiet``: without mailing anyone), exactly like intake would have.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,8 +22,8 @@ import structlog
 from sqlmodel import Session
 
 from dispatchd.config import MailboxConfig
-from dispatchd.domain.models import Disposition
-from dispatchd.flows.ingest import INFRASTRUCTURE_ERRORS, IntakeDeps, MessageRecord, take_in_before_go_live
+from dispatchd.domain.models import Disposition, RawMail
+from dispatchd.flows.ingest import INFRASTRUCTURE_ERRORS, IntakeDeps, MessageRecord, Outcome, take_in_before_go_live
 from dispatchd.mail.imap import Envelope, ImapSource
 from dispatchd.mail.parse import parse_mail
 from dispatchd.store import queries
@@ -30,6 +31,7 @@ from dispatchd.store.db import write_turn
 from dispatchd.store.tables import InboundMessage
 
 log = structlog.get_logger("dispatchd.golive")
+IMPORT_RUN = 20  # messages per transaction, as intake takes a backlog
 
 
 @dataclass(frozen=True)
@@ -129,29 +131,42 @@ def import_before_go_live(source: ImapSource, deps: IntakeDeps, since: datetime,
     report.waiting = len(waiting)
     report.gone = len(waiting) - len(uids)  # the folder was re-created: those UIDs mean nothing now
     done = 0
-    for raw in source.fetch(mailbox.folder, state.uidvalidity, uids):
-        try:
-            outcome = take_in_before_go_live(raw, deps, mailbox)
-        except INFRASTRUCTURE_ERRORS:
-            raise
-        except Exception as exc:  # the per-message boundary: this one stays recorded, the rest go on
-            log.exception("import.failed", uid=raw.uid, error=f"{type(exc).__name__}: {exc}")
-            report.failed += 1
-            continue
-        done += 1
-        if outcome is not None:
-            report.outcomes[outcome.disposition.value] += 1
-            if outcome.task_id is not None and outcome.disposition in (Disposition.TASK, Disposition.TRIAGE):
-                report.tasks.append(outcome.task_id)
-            target = mailbox.quarantine_folder if outcome.disposition is Disposition.QUARANTINED \
-                else mailbox.processed_folder
-            source.acknowledge([raw.uid], target)
+    fetched = iter(source.fetch(mailbox.folder, state.uidvalidity, uids))
+    while run := list(itertools.islice(fetched, IMPORT_RUN)):
+        pending: dict[str | None, list[int]] = {}
+        for raw, outcome in _take_in(run, deps, mailbox, report):
+            if outcome is not None:
+                report.outcomes[outcome.disposition.value] += 1
+                if outcome.task_id is not None and outcome.disposition in (Disposition.TASK, Disposition.TRIAGE):
+                    report.tasks.append(outcome.task_id)
+                target = mailbox.quarantine_folder if outcome.disposition is Disposition.QUARANTINED \
+                    else mailbox.processed_folder
+                pending.setdefault(target, []).append(raw.uid)
+        for target, moved in pending.items():  # after the commit, like intake
+            source.acknowledge(moved, target)
+        done += len(run)
         if progress is not None:
             progress(done, len(uids))
-    report.gone += len(uids) - done - report.failed
+    report.gone += len(uids) - done
     log.info("import.done", mailbox=mailbox.name, since=since.isoformat(), quiet=quiet, waiting=report.waiting,
              outcomes=dict(report.outcomes), gone=report.gone, failed=report.failed)
     return report
+
+
+def _take_in(run: list[RawMail], deps: IntakeDeps, mailbox: MailboxConfig,
+             report: ImportReport) -> list[tuple[RawMail, Outcome | None]]:
+    """A run in one transaction; if one message breaks it, each one alone, so only that one
+    stays recorded as before go-live (the log says why)."""
+    try:
+        return list(zip(run, take_in_before_go_live(run, deps, mailbox)))
+    except INFRASTRUCTURE_ERRORS:
+        raise
+    except Exception:  # the per-message boundary, as in intake
+        if len(run) == 1:
+            log.exception("import.failed", uid=run[0].uid)
+            report.failed += 1
+            return [(run[0], None)]
+    return [pair for raw in run for pair in _take_in([raw], deps, mailbox, report)]
 
 
 def went_live_through(deps: IntakeDeps, mailbox: MailboxConfig, uidvalidity: int) -> int:

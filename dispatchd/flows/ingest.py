@@ -225,25 +225,33 @@ def retry_quarantined(row_id: int, deps: IntakeDeps) -> Outcome | None:
     return outcome
 
 
-def take_in_before_go_live(raw: RawMail, deps: IntakeDeps, mailbox: MailboxConfig) -> Outcome | None:
-    """Ingest a message recorded as before go-live (``dispatchd import``): its record is replaced
-    by the normal one in one transaction. None when it is no longer waiting (taken meanwhile)."""
-    digest = _keep_raw(raw, deps)
+def take_in_before_go_live(raws: list[RawMail], deps: IntakeDeps, mailbox: MailboxConfig) -> list[Outcome | None]:
+    """Ingest messages recorded as before go-live (``dispatchd import``), in one transaction: each
+    record is replaced by the normal one. None for a message no longer waiting (taken meanwhile).
+    Raises if any of them breaks, leaving all of them as they were."""
+    digests = [_keep_raw(raw, deps) for raw in raws]
     with write_turn(deps.engine), Session(deps.engine) as session, session.begin():
-        row = queries.inbound_at(session, mailbox.account, raw.folder, raw.uidvalidity, raw.uid)
-        if row is None or row.disposition != Disposition.BEFORE_GO_LIVE:
-            return None
-        arrived = row.received_at
-        session.delete(row)
-        session.flush()
-        outcome = _ingest(session, raw, digest, deps, mailbox, trusted=True)  # the owner asked for it
-        if outcome.task_id is not None and outcome.disposition in (Disposition.TASK, Disposition.TRIAGE):
-            told = "nobody was mailed (--quiet)" if deps.quiet else "confirmed as usual"
-            task = session.get(Task, outcome.task_id)
-            assert task is not None
-            queries.add_event(session, task, deps.clock.now(), "dispatchd", "imported",
-                              f"arrived {arrived:%Y-%m-%d %H:%M}, before go-live; {told}", outcome.message_id)
-    _log_ingested(outcome)
+        outcomes = [_take_in(session, raw, digest, deps, mailbox) for raw, digest in zip(raws, digests)]
+    for outcome in outcomes:
+        if outcome is not None:
+            _log_ingested(outcome)
+    return outcomes
+
+
+def _take_in(session: Session, raw: RawMail, digest: str, deps: IntakeDeps, mailbox: MailboxConfig) -> Outcome | None:
+    row = queries.inbound_at(session, mailbox.account, raw.folder, raw.uidvalidity, raw.uid)
+    if row is None or row.disposition != Disposition.BEFORE_GO_LIVE:
+        return None
+    arrived = row.received_at
+    session.delete(row)
+    session.flush()
+    outcome = _ingest(session, raw, digest, deps, mailbox, trusted=True)  # the owner asked for it
+    if outcome.task_id is not None and outcome.disposition in (Disposition.TASK, Disposition.TRIAGE):
+        told = "nobody was mailed (--quiet)" if deps.quiet else "confirmed as usual"
+        task = session.get(Task, outcome.task_id)
+        assert task is not None
+        queries.add_event(session, task, deps.clock.now(), "dispatchd", "imported",
+                          f"arrived {arrived:%Y-%m-%d %H:%M}, before go-live; {told}", outcome.message_id)
     return outcome
 
 
