@@ -14,10 +14,13 @@ import fcntl
 import os
 import secrets
 import signal
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -130,6 +133,7 @@ TAKEOVER_INTERVAL = 1.0  # seconds between asking for a mailbox another instance
 
 
 STATUS_REFRESH = 60.0  # seconds between outbox counts for systemctl status when nothing else changes
+LONG_PASS = 100  # a pass over more messages than this reports its progress in STATUS=
 
 
 class MailboxReader:
@@ -142,6 +146,8 @@ class MailboxReader:
         self.source = ImapSource(mailbox, max_message_bytes)
         self.resource = f"mailbox:{mailbox.account}/{mailbox.folder}"
         self.owned = False
+        self.settled = False  # reachable, standing by, or failed once: systemd may hear READY
+        self.status_at = 0.0  # when a long pass last reported its progress
         self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"mailbox-{mailbox.name}")
 
     async def call(self, func: Callable[..., T], *args: object) -> T:
@@ -164,6 +170,7 @@ class Daemon:
         self.stop_thread = StopFlag()  # the worker threads' view of ``stop``; IDLE polls it
         self.stop = asyncio.Event()
         self.ready = False
+        self._ready_lock = threading.Lock()
         self.failed = False  # the sender died: exit non-zero so that systemd restarts the service
         self.went_live: dict[str, str] = {}  # mailbox -> what its first start left alone (for STATUS)
 
@@ -261,21 +268,41 @@ class Daemon:
                 await self._report_status()
 
     async def _report_status(self) -> None:
-        """STATUS= (READY=1 the first time); database queries, so only when something changed."""
-        if not self.notifier.address:
-            self.ready = True
-            return
+        """STATUS= after a pass (a database query, so only when something changed)."""
+        if self.ready and self.notifier.address:
+            self.notifier.status(await asyncio.to_thread(self._status_text))
+
+    def _status_text(self) -> str:
         # The sender is a child process, which systemd does not hear (NotifyAccess=main): a hold it
         # put in the database is how `systemctl status` learns why no mail goes out.
-        outbox = await asyncio.to_thread(outbox_status, self.deps.engine, self.deps.clock.now())
+        outbox = outbox_status(self.deps.engine, self.deps.clock.now())
         owned = [r.mailbox.name for r in self.readers if r.owned]
         reading = f"reading {', '.join(owned)}" if owned else "standing by (other instances read the mailboxes)"
-        status = "; ".join([f"{reading}; {outbox}", *self.went_live.values()])
-        if not self.ready:
+        return "; ".join([f"{reading}; {outbox}", *self.went_live.values()])
+
+    def _settle(self, reader: MailboxReader, status: str | None = None) -> None:
+        """READY=1 once every mailbox is reachable (logged in and selected), read by another
+        instance, or has failed its first attempt (it keeps retrying; STATUS= says why). Never
+        after a whole first pass: a backlog of 20,000 messages must not meet TimeoutStartSec.
+        Any thread."""
+        with self._ready_lock:
+            reader.settled = True
+            if self.ready or not all(r.settled for r in self.readers):
+                return
             self.ready = True
-            self.notifier.ready(status)
-        else:
-            self.notifier.status(status)
+        self.notifier.ready(status or (self._status_text() if self.notifier.address else ""))
+
+    def _progress(self, reader: MailboxReader, done: int, total: int) -> None:
+        """From poll_mailbox, in the reader's thread: settles the reader, and shows a long pass."""
+        if self.progress is not None:
+            self.progress(done, total)  # run --once's progress bar
+        long_pass = total > LONG_PASS and done < total
+        status = f"reading {reader.mailbox.name}: {done:,} of {total:,} messages" if long_pass else None
+        if not reader.settled:
+            self._settle(reader, status)
+        elif long_pass and time.monotonic() - reader.status_at >= 1.0:
+            reader.status_at = time.monotonic()
+            self.notifier.status(status)  # type: ignore[arg-type]
 
     def _own(self, reader: MailboxReader) -> bool:
         """Ask for the mailbox (PostgreSQL: its advisory lock); log when that changes."""
@@ -290,7 +317,7 @@ class Daemon:
     def _cycle(self, reader: MailboxReader, committed: Callable[[], None] | None = None) -> CycleReport:
         if not reader.source.connected:
             reader.source.connect()
-        report = poll_mailbox(reader.source, self.deps, self.stop_thread, self.progress, committed)
+        report = poll_mailbox(reader.source, self.deps, self.stop_thread, partial(self._progress, reader), committed)
         if report.went_live is not None and report.went_live.skipped:
             self.went_live[reader.mailbox.name] = report.went_live.summary()
         return report
@@ -303,8 +330,8 @@ class Daemon:
         while not self.stop.is_set():
             try:
                 if not await reader.call(self._own, reader):
-                    if not self.ready:  # a standby is ready too: systemd must not wait for it
-                        await self._report_status()
+                    if not reader.settled:  # a standby is ready too: systemd must not wait for it
+                        await reader.call(self._settle, reader)
                     await self._sleep(TAKEOVER_INTERVAL)
                     mail_announced = True  # once it is ours, read it
                     continue
@@ -322,7 +349,10 @@ class Daemon:
                 level = "error" if delay == backoff.first else "debug"
                 getattr(log, level)("intake.unavailable", mailbox=reader.mailbox.name, reason=str(exc),
                                     retry_in=delay)
-                self.notifier.status(f"reconnecting in {delay:.0f}s: {str(exc)[:80]}")
+                status = f"{reader.mailbox.name}: reconnecting in {delay:.0f}s: {str(exc)[:80]}"
+                if not reader.settled:  # systemd killing a service that retries by itself helps nobody
+                    await reader.call(self._settle, reader, status)
+                self.notifier.status(status)
                 await reader.call(reader.source.close)
                 await self._sleep(delay)
 

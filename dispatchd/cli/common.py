@@ -41,6 +41,8 @@ def period(text: str) -> timedelta:
 
 def progress_bar(label: str):  # type: ignore[no-untyped-def]
     def show(done: int, total: int) -> None:
+        if not total:
+            return  # nothing to read: no bar
         width = 30
         filled = width * done // max(total, 1)
         sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")

@@ -40,9 +40,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def _run(args: argparse.Namespace, config: Config) -> int:
+    from dispatchd.checks import check_all
     from dispatchd.daemon import Daemon, build_deps, instance_guard
     from dispatchd.sending import SenderProcess
 
+    check_all(config)  # what `dispatchd check` refuses, run refuses too (exit 2: systemd does not restart)
     with instance_guard(config):
         # Forked first: before this process opens the database or starts a thread.
         sender = SenderProcess.fork(config, once=args.once)

@@ -35,8 +35,9 @@ def poll_mailbox(source: ImapSource, deps: IntakeDeps, stop: threading.Event,
                  progress: Callable[[int, int], None] | None = None,
                  committed: Callable[[], None] | None = None) -> CycleReport:
     """Ingest every message after the cursor of ``source``'s mailbox; stops between runs of
-    messages when ``stop`` is set. ``progress(done, total)`` is called along the way (a first
-    sync can be long); ``committed()`` after each run is committed (its mail can go out)."""
+    messages when ``stop`` is set. ``progress(done, total)`` is called once the folder is
+    selected and searched (done = 0), then after each run (a first sync can be long);
+    ``committed()`` after each run is committed (its mail can go out)."""
     mailbox = source.config
     folder = mailbox.folder
     state = source.select(folder)
@@ -50,6 +51,8 @@ def poll_mailbox(source: ImapSource, deps: IntakeDeps, stop: threading.Event,
     new_uids = source.uids_after(last_uid)
     if new_uids:
         log.info("mail.fetching", mailbox=mailbox.name, folder=folder, count=len(new_uids), after_uid=last_uid)
+    if progress is not None:
+        progress(0, len(new_uids))  # the mailbox is reachable: logged in, selected, searched
     pending: dict[str | None, list[int]] = {}
     acknowledged_at = 0
     for run in _batched(source.fetch(folder, state.uidvalidity, new_uids), INTAKE_RUN):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -79,6 +80,37 @@ def test_notify_protocol(deployment: Deployment, notify_socket: NotifySocket) ->
     assert notify_socket.saw("STOPPING=1")
 
 
+def test_ready_comes_before_a_long_first_pass(deployment: Deployment, notify_socket: NotifySocket) -> None:
+    """READY=1 once the mailbox is reachable, not after the backlog: 20,000 messages must not
+    meet TimeoutStartSec. The pass's progress goes to STATUS=."""
+    backlog = 400
+    deployment.deliver(*(make_mail(f"[Acme] - Content - Backlog {n}", sender=f"client{n}@acme.test")
+                         for n in range(backlog)))
+    daemon = start_with(deployment, {"NOTIFY_SOCKET": str(notify_socket.path)})
+    try:
+        wait_for(lambda: notify_socket.saw("READY=1"), what="READY=1")
+        ready = next(m for m in notify_socket.messages if "READY=1" in m)
+        assert f"STATUS=reading {deployment.user}: 0 of {backlog} messages" in ready
+        wait_for(lambda: notify_socket.saw(f"STATUS=reading {deployment.user}; "), timeout=120, what="the pass's end")
+    finally:
+        assert stop_process(daemon) == 0
+    said = notify_socket.drain()
+    progress = [m for m in said if f" of {backlog} messages" in m]
+    assert said.index(ready) == 0 and len(progress) >= 2, said  # READY first, then progress
+    assert len(deployment.tasks()) == backlog
+
+
+def test_an_unreachable_mailbox_is_ready_and_says_why(deployment: Deployment, notify_socket: NotifySocket) -> None:
+    """A wrong password: the service is up and retrying (restarting it would not help)."""
+    daemon = start_with(deployment, {"NOTIFY_SOCKET": str(notify_socket.path), "DISPATCHD_TEST_PASSWORD": "wrong"})
+    try:
+        wait_for(lambda: notify_socket.saw("READY=1"), what="READY=1")
+        ready = next(m for m in notify_socket.messages if "READY=1" in m)
+        assert f"STATUS={deployment.user}: reconnecting in 1s:" in ready
+    finally:
+        assert stop_process(daemon) == 0
+
+
 def test_reload_applies_good_rules_and_refuses_bad_ones(deployment: Deployment, tmp_path: Path) -> None:
     rules = tmp_path / "candidate-rules"
     shutil.copytree(PROJECT / "rules", rules)
@@ -115,9 +147,15 @@ def test_unit_file_verifies(tmp_path: Path) -> None:
     (tmp_path / "dispatchd.service").write_text(unit.replace("/usr/local/bin/dispatchd", executable))
     result = subprocess.run([analyze, "verify", str(tmp_path / "dispatchd.service")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    for line in ("Type=notify", "ExecStartPre=/usr/local/bin/dispatchd check", "ExecReload=", "Restart=on-failure",
-                 "StateDirectory=dispatchd", "ProtectSystem=strict", "NoNewPrivileges=yes", "PrivateTmp=yes"):
+    for line in ("Type=notify", "ExecStart=/usr/local/bin/dispatchd run", "ExecReload=", "Restart=on-failure",
+                 "RestartPreventExitStatus=2", "StateDirectory=dispatchd", "ProtectSystem=strict",
+                 "NoNewPrivileges=yes", "PrivateTmp=yes"):
         assert line in unit
+    # RestartPreventExitStatus= does not cover ExecStartPre=: a check there would restart forever.
+    assert not re.search(r"^ExecStartPre=", unit, re.MULTILINE)
+    for link in re.findall(r"^Documentation=(.*)$", unit, re.MULTILINE):  # no dead links
+        for target in link.split():
+            assert not target.startswith("file://") or Path(target[len("file://"):]).exists(), target
 
 
 def test_init_writes_a_config_that_check_accepts(tmp_path: Path, capsys: pytest.CaptureFixture[str],
