@@ -120,7 +120,9 @@ def test_systemctl_status_says_what_the_first_start_left_alone(tmp_path: Path, d
     daemon = start_with(deployment, {"NOTIFY_SOCKET": str(notify.path)})
     try:
         wait_for(lambda: notify.saw("READY=1"), what="READY=1")
-        status = next(m for m in notify.messages if "READY=1" in m)
+        # READY=1 comes once the mailbox is reachable; the STATUS= after the first pass says it.
+        wait_for(lambda: notify.saw("left alone"), what="STATUS= after the first pass")
+        status = next(m for m in notify.messages if "left alone" in m)
         assert "golive4@agency.test: live; 3 earlier messages (2026-10-05 to 2026-10-07) left alone, take them " \
                "in with: dispatchd import --since DAY" in status
     finally:
