@@ -60,10 +60,14 @@ GRAMMAR: dict[str, Spec] = {
     "start": Spec(("start", "begin"), phrases=(
         "starting", "starting now", "starting on it", "starting on this", "starting work", "started",
         "on it", "i'm on it", "i am on it", "working on it", "i'll start", "i will start", "start work",
-        "start working", "start on it", "i'm starting", "im on it", "i'll start on it", "i'll start now")),
+        "start working", "start on it", "i'm starting", "im on it", "i'll start on it", "i'll start now",
+        "will start", "starting today", "getting started", "i'll get started", "i've started", "i have started",
+        "started on it", "work started", "i'm on this", "on this", "working on this")),
     "review": Spec(("review", "ready for review", "to review"), phrases=(
-        "ready to review", "for review", "sent for review", "done, ready for review", "please review")),
-    "approve": Spec(("approve", "approved", "lgtm"), phrases=("looks good to me", "approved for delivery")),
+        "ready to review", "for review", "sent for review", "done, ready for review", "please review",
+        "ready for your review", "draft is ready for review", "draft ready for review", "over to you for review")),
+    "approve": Spec(("approve", "approved", "lgtm"), phrases=("looks good to me", "approved for delivery",
+                                                              "good to go", "ship it")),
     "confirm": Spec(("confirm", "confirmed", "accept", "accepted")),
     "revise": Spec(("revise",), "text", everyday=("changes", "revision", "revisions")),
     "deliver": Spec(("deliver",), everyday=("delivered",)),
@@ -95,6 +99,7 @@ _FREE_TEXT = frozenset({"text", "note"})
 _HARMLESS_TAIL = re.compile(r"^(?:(?:it|this|this one|that|the task|now|right now|today|then|again|on it|"
                             r"work|here|from me|for me|for us)\b\s*)*$")
 _SEPARATOR = re.compile(r"^\s*[:=\-]\s*")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
 _QUESTION_WORDS = 5  # a line up to this long that starts with a command word may be one
 
 
@@ -106,6 +111,7 @@ def _aliases() -> list[tuple[str, str, bool]]:
 
 _ALIASES = _aliases()
 _PHRASES = {phrase: name for name, spec in GRAMMAR.items() for phrase in spec.phrases}
+_PHRASES_LONGEST_FIRST = sorted(_PHRASES, key=len, reverse=True)
 
 
 def parse_reply(text: str, fresh: bool = False, names: frozenset[str] = frozenset()) -> ParsedReply:
@@ -126,6 +132,13 @@ def parse_reply(text: str, fresh: bool = False, names: frozenset[str] = frozense
                 continue
             break
         found = read_line(line, fresh, names, sentences=not commands)
+        if not isinstance(found, (Command, Problem)):
+            # "Approved. Thanks, great work!": a command as the first sentence of a line.
+            first, _, others = _first_sentence(line)
+            leading = read_line(first, fresh, names, sentences=not commands) if others else None
+            if isinstance(leading, Command):
+                found, lines[index] = leading, first
+                lines.insert(index + 1, others)
         if found is None or isinstance(found, Question):
             if isinstance(found, Question) and not commands and not problems:
                 return ParsedReply((), text.strip(), (), (found.command,))
@@ -144,6 +157,12 @@ def parse_reply(text: str, fresh: bool = False, names: frozenset[str] = frozense
     rest = "\n".join(lines[index:]).strip()
     note = "\n".join([*unread, rest] if rest else unread).strip()
     return ParsedReply(tuple(commands), note, tuple(problems))
+
+
+def _first_sentence(line: str) -> tuple[str, str, str]:
+    """(first sentence, separator, the rest) of ``line``; the rest is empty for one sentence."""
+    parts = _SENTENCE_END.split(line.strip(), maxsplit=1)
+    return (parts[0], " ", parts[1]) if len(parts) == 2 else (line.strip(), "", "")
 
 
 @dataclass(frozen=True)
@@ -166,10 +185,10 @@ def read_line(line: str, fresh: bool = False, names: frozenset[str] = frozenset(
     bare = bare_words(cased)
     if not bare:
         return None
-    if bare in _PHRASES:
-        if not sentences:
-            return None
-        return Command(_PHRASES[bare], "", None, original)
+    phrase = next((p for p in _PHRASES_LONGEST_FIRST if bare == p or
+                   (bare.startswith(p + " ") and _HARMLESS_TAIL.match(bare[len(p) + 1:]))), None)
+    if phrase is not None:
+        return Command(_PHRASES[phrase], "", None, original) if sentences else None
     for alias, name, everyday in _ALIASES:
         if bare == alias or re.match(rf"{re.escape(alias)}(?=[\s:=\-#]|$)", bare):
             return _build(name, everyday, bare[len(alias):], cased[len(alias):], original, fresh, names)

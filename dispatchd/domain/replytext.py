@@ -149,12 +149,32 @@ def _split_signature(lines: list[str]) -> tuple[list[str], list[str]]:
             end = index
             break
     body, signature = lines[:end], lines[end:]
+    named = _name_and_contact_block(body)
+    if named is not None:
+        body, signature = body[:named], body[named:] + signature
     # A last paragraph of contact details (after a blank line) is a signature too.
     paragraph_start = max((i for i, line in enumerate(body) if not line.strip()), default=-1) + 1
     paragraph = [line for line in body[paragraph_start:] if line.strip()]
     if paragraph_start > 0 and paragraph and _looks_like_contact_block(paragraph):
         body, signature = body[:paragraph_start], body[paragraph_start:] + signature
     return body, signature
+
+
+_NAME = re.compile(r"^\s*[A-Z][\w'.-]+(?:\s+(?:[A-Z][\w'.-]+|von|van|de|der|la|del|y)){1,3}\s*$")
+_LABELLED = re.compile(r"^\s*[\w ]{1,20}:\s*\S")  # "note: …" may be a command, "T: +49 …" is not
+
+
+def _name_and_contact_block(lines: list[str]) -> int | None:
+    """Where a sign-off without a blank line starts: a name ("Ben Miller") followed only by
+    short lines, one of them contact details ("Team Lead | Agency", "+49 30 …")."""
+    start = len(lines)
+    while start > 1 and lines[start - 1].strip() and len(lines[start - 1].split()) <= 8 \
+            and (not _LABELLED.match(lines[start - 1]) or _CONTACT.search(lines[start - 1])):
+        start -= 1
+    for index in range(max(start, 1), len(lines)):
+        if _NAME.match(lines[index]) and any(_CONTACT.search(line) for line in lines[index + 1:]):
+            return index
+    return None
 
 
 def _looks_like_contact_block(paragraph: list[str]) -> bool:

@@ -115,6 +115,10 @@ def test_line_is_kept_for_the_results_reply() -> None:
     ("Revise \u2013 shorter intro", [("revise", "shorter intro")]),
     ("please review", [("review", "")]),
     ("start\n\nOn it.", [("start", "")]),                         # the sentence after is the note
+    ("Approved. Thanks, great work!", [("approve", "")]),         # a command as the first sentence
+    ("Start. I will send the outline by Friday.", [("start", "")]),
+    ("I'm on it today", [("start", "")]),
+    ("Good to go!", [("approve", "")]),
 ])
 def test_commands_where_people_put_them(text: str, expected: list[tuple[str, str]]) -> None:
     assert [(name, argument) for name, argument, _ in names(text)] == expected
@@ -154,6 +158,12 @@ def test_uncertain_lines_become_questions(text: str, question: str | None) -> No
     assert not parsed.commands
     assert [q.name for q in parsed.questions] == ([question] if question else [])
     assert parsed.note == text, "the words are kept for the task"
+
+
+def test_the_rest_of_a_commands_line_is_the_note() -> None:
+    parsed = parse_reply("Approved. Thanks, great work!\nCheers", names=NAMES)
+    assert [c.name for c in parsed.commands] == ["approve"]
+    assert parsed.note == "Thanks, great work!\nCheers"
 
 
 def test_a_problem_keeps_its_line_in_the_note() -> None:

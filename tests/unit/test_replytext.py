@@ -41,6 +41,8 @@ def test_quoted_text_is_never_part_of_the_reply(text: str, body: str) -> None:
     ("start\n\nAna Weber\nSenior Copywriter\nT: +49 30 1234567\nana@agency.test", "start"),
     ("Hi Ben,\nApproved.\nThanks", "Hi Ben,\nApproved."),
     ("start\n\nCheers, Ana", "start"),
+    ("Approve\nBen Miller\nTeam Lead | Agency GmbH\n+49 30 1234 5678", "Approve"),
+    ("start\nAna Weber\nana@agency.test", "start"),
 ])
 def test_signatures_are_split_off(text: str, body: str) -> None:
     reply = split_reply(text)
@@ -53,6 +55,8 @@ def test_signatures_are_split_off(text: str, body: str) -> None:
     "Thanks, perfect!",
     "Confirm\n\nThanks, perfect!",
     "- one\n- two",
+    "start\nnote: call Ana Weber on +49 30 1234 5678",
+    "Please ask Ben Miller\nabout the banner",
 ])
 def test_prose_is_kept_whole(text: str) -> None:
     assert split_reply(text).body == text
