@@ -21,8 +21,10 @@ from dispatchd.domain.triage import TriageModel, decide
 from dispatchd.errors import ConfigError, Problem
 from dispatchd.flows.notices import (
     NoticeContext,
+    TaskChange,
     bounce_notices,
     capacity_notices,
+    change_notices,
     comment_notices,
     digest_mail,
     followed_notice,
@@ -152,6 +154,8 @@ def _render_samples(config: Config, rulebook: Rulebook, renderer: Renderer, subj
     status_notices(task, "queued", "someone@example.com", "sample", ctx, tell_client=True)
     comment_notices(task, sender, "sample comment", ctx)
     followed_notice(task, "colleague@example.com", sender, ctx)
+    change_notices(TaskChange(task, task.status, "someone@example.com", messages=["A sample message."],
+                              signed_by="Sample"), ctx)
     capacity_notices(task, "all busy", ctx)
     redispatch_notices(task, "a@example.com", None, "no activity", ctx)
     bounce_notices(task, "gone@example.com", "[#42] Received", "does not exist (5.1.1)", ctx)

@@ -47,7 +47,8 @@ class ParsedReply:
 class Spec:
     """One command's words. ``argument``: none | text (optional free text) | note (required free
     text) | name | priority | date | addresses (one or more email addresses; ``addresses?``: or
-    none). ``everyday``: aliases that are ordinary words, which alone
+    none) | message (words for the client after a colon, "reply: Hi Bob, …"; the lines below belong
+    to it too; ``message?``: or none, "deliver"). ``everyday``: aliases that are ordinary words, which alone
     only make a question; ``phrases``: whole short sentences that mean exactly this command."""
 
     words: tuple[str, ...]
@@ -70,7 +71,7 @@ GRAMMAR: dict[str, Spec] = {
                                                               "good to go", "ship it")),
     "confirm": Spec(("confirm", "confirmed", "accept", "accepted")),
     "revise": Spec(("revise",), "text", everyday=("changes", "revision", "revisions")),
-    "deliver": Spec(("deliver",), everyday=("delivered",)),
+    "deliver": Spec(("deliver",), "message?", everyday=("delivered",)),
     "close": Spec(("close",), everyday=("done", "closed")),
     "cancel": Spec(("cancel",), "text", everyday=("cancelled", "canceled")),
     "assign": Spec(("assign to", "assign"), "name"),
@@ -90,6 +91,7 @@ GRAMMAR: dict[str, Spec] = {
     "away": Spec(("away until", "out until", "ooo until", "away"), "date"),
     "follow": Spec(("add follower", "add followers"), "addresses"),
     "unfollow": Spec(("remove follower", "remove followers", "unfollow"), "addresses?"),
+    "reply": Spec(("reply", "reply to client", "reply to the client"), "message"),
 }
 # Nouns that are everyday words too: their argument must be a known name or follow a colon.
 _NOUN_COMMANDS = frozenset({"type", "client", "queue"})
@@ -151,6 +153,9 @@ def parse_reply(text: str, fresh: bool = False, names: frozenset[str] = frozense
             unread.append(line.strip())
         else:
             commands.append(found)
+            if carries_message(found):
+                index += 1
+                break  # the lines below are the message for the client, not commands
         index += 1
     if not commands and not problems:
         return ParsedReply((), text.strip())
@@ -209,6 +214,15 @@ def _build(name: str, everyday: bool, rest: str, cased_rest: str, line: str, fre
     if everyday and not (separated and kind in _FREE_TEXT):
         # "Done", "Changes look good": ordinary words; alone at most a question, never a command.
         return Question(Command(name, "", task_id, line)) if not rest else None
+    if kind in ("message", "message?"):
+        # A colon makes it a message for the client ("reply: Hi Bob, …", "deliver: the files are
+        # attached"); "Reply from the client was positive" is prose, a bare "deliver" a move.
+        after = cased_rest.lstrip()
+        if after.startswith(":"):
+            return Command(name, after[1:].strip(), task_id, line)
+        if kind == "message":
+            return None
+        kind = "none"
     if kind == "none" or (kind == "text" and not separated):
         if not rest or _HARMLESS_TAIL.match(rest):
             return Command(name, "", task_id, line)
@@ -283,6 +297,24 @@ def parse_due(text: str) -> datetime | date | None:
     return None
 
 
+def carries_message(command: Command) -> bool:
+    """Whether ``command`` brings words for the client ("reply: …", "deliver: …"): then the reply's
+    lines below it are the rest of that message."""
+    kind = GRAMMAR[command.name].argument if command.name in GRAMMAR else ""
+    return kind.startswith("message") and ":" in command.line
+
+
+def with_message_folded(parsed: ParsedReply) -> ParsedReply:
+    """A reply whose last command carries a message ("reply: Hi Bob,") with the lines below it
+    moved from the (internal) note into that message: they were written for the client."""
+    if not parsed.commands or not carries_message(parsed.commands[-1]) or not parsed.note:
+        return parsed
+    last = parsed.commands[-1]
+    message = "\n".join(part for part in (last.argument, parsed.note) if part).strip()
+    folded = Command(last.name, message, last.task_id, last.line)
+    return ParsedReply((*parsed.commands[:-1], folded), "", parsed.problems, parsed.questions)
+
+
 def subject_command_text(subject: str) -> tuple[str, bool]:
     """What a subject says as a command: the words before a reply marker ("APPROVED - RE: [#12] …")
     or, with no reply marker, the whole subject without its task tag (an iPhone reply whose
@@ -296,7 +328,8 @@ def subject_command_text(subject: str) -> tuple[str, bool]:
 _EXAMPLES = {"assign": "'assign Ben'", "priority": "'priority P1'", "due": "'due 2026-12-01'",
              "note": "'note: called the client'", "type": "'type Design'", "client": "'client Acme'",
              "queue": "'queue dev'", "away": "'away until 2026-12-24'",
-             "follow": "'add follower carol@acme.com'", "unfollow": "'remove follower carol@acme.com'"}
+             "follow": "'add follower carol@acme.com'", "unfollow": "'remove follower carol@acme.com'",
+             "reply": "'reply: Hi Bob, the draft is attached.'"}
 _WRONG = {"priority": "'{line}': priority must be P0, P1, P2 or P3",
           "due": "'{line}': write the date as YYYY-MM-DD or YYYY-MM-DD HH:MM",
           "away": "'{line}': write 'away until YYYY-MM-DD'",

@@ -2,7 +2,7 @@
 
 - client: only their own tasks; confirm, revise a delivery, ask for status, comment, add or remove
   followers (only the client's own addresses: ``domain/followers``)
-- producer: work on tasks in their queues or assigned to them
+- producer: work on tasks in their queues or assigned to them, and write to the client ('reply: …')
 - lead: also assign, prioritise, approve, deliver, close, cancel and route in their queues
 - manager: everything
 """
@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 CLIENT = frozenset({"confirm", "revise", "status", "note", "follow", "unfollow"})
-PRODUCER = frozenset({"start", "review", "take", "note", "status", "next", "away", "follow", "unfollow"})
+PRODUCER = frozenset({"start", "review", "take", "note", "status", "next", "away", "follow", "unfollow",
+                      "reply"})
 LEAD = PRODUCER | {"approve", "revise", "deliver", "close", "cancel", "assign", "priority", "due",
                    "type", "client", "queue"}
 ROLE_COMMANDS = {"client": CLIENT, "producer": PRODUCER, "lead": LEAD, "manager": LEAD | {"confirm"}}

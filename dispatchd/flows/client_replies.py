@@ -32,7 +32,8 @@ log = structlog.get_logger("dispatchd.replies")
 
 # What a client's words mean, by name: staff commands are not among them.
 CLIENT_MEANINGS = {"approve": "confirm", "confirm": "confirm", "revise": "revise", "cancel": "cancel",
-                   "status": "status", "note": "note", "follow": "follow", "unfollow": "unfollow"}
+                   "status": "status", "note": "note", "follow": "follow", "unfollow": "unfollow",
+                   "reply": "note"}  # a client's "Reply: …" is their words for the team
 _QUESTION_MEANINGS = {"confirm": "accept the delivery and close the request",
                       "revise": "send it back to the team with your changes",
                       "cancel": "ask the team to cancel the request"}

@@ -9,6 +9,7 @@ however many commands of the email touched it. A refused command is a value
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,17 +21,18 @@ from sqlmodel import Session
 from dispatchd.clock import as_utc
 from dispatchd.config import Config
 from dispatchd.domain.commands import Command, parse_due
+from dispatchd.domain.delivery import files_refusal
 from dispatchd.domain.duewords import due_words
 from dispatchd.domain.followers import follow_refusal
 from dispatchd.domain.intake import Directory
-from dispatchd.domain.models import Priority, Request, Status
+from dispatchd.domain.models import MailAttachment, Priority, Request, Status
 from dispatchd.domain.permissions import Actor
 from dispatchd.domain.routing import route
 from dispatchd.domain.sla import BusinessCalendar, due_at, parse_sla
 from dispatchd.domain.states import Refusal, apply
 from dispatchd.flows.assignment import wip_refusal
 from dispatchd.flows.followers import add_followers, followers_of, remove_follower
-from dispatchd.flows.notices import NoticeContext, TaskChange, change_notices
+from dispatchd.flows.notices import NoticeContext, TaskChange, change_notices, client_recipients
 from dispatchd.mail.compose import OutboundMail, bare_address
 from dispatchd.store import queries
 from dispatchd.store.triage import mark_corrected
@@ -53,6 +55,10 @@ class CommandContext:
     message_id: str
     notices: list[OutboundMail] = field(default_factory=list)
     changes: dict[int, TaskChange] = field(default_factory=dict)
+    # The attachments of the email being handled that were kept, and the names of those too large
+    # to keep: what 'reply:' and 'deliver' send the client (``domain/delivery``).
+    files: tuple[MailAttachment, ...] = ()
+    files_too_large: tuple[str, ...] = ()
 
     @property
     def config(self) -> Config:
@@ -260,6 +266,47 @@ def _unfollow(ctx: CommandContext, task: Task, command: Command) -> Result:
     return Result(True, f"{', '.join(removed)} will no longer hear of it", f"Follower removed: {', '.join(removed)}")
 
 
+def _reply(ctx: CommandContext, task: Task, command: Command) -> Result:
+    """'reply: Hi Bob, …': the words (and the files attached) go to the client in the task's thread,
+    from the agency and signed with the staff member's first name; the audit log keeps them as
+    ``to_client``, apart from the team's internal notes (``comment``)."""
+    if not command.argument.strip():
+        return Result(False, "write the message for the client after 'reply:'")
+    return _to_client(ctx, task, command.argument.strip(), "Sent to the client")
+
+
+def _deliver(ctx: CommandContext, task: Task, command: Command) -> Result:
+    """'deliver' (or 'deliver: the final files, and the link https://…'): the Delivered email
+    carries the message and the files attached to this reply; the client may confirm or revise."""
+    refused = files_refusal(ctx.files, ctx.files_too_large, ctx.config.intake.max_attachment_bytes)
+    if refused is not None:
+        return Result(False, refused)
+    result = _move(ctx, task, Command(command.name, "", command.task_id, command.line))
+    if result.ok and (command.argument.strip() or ctx.files):
+        sent = _to_client(ctx, task, command.argument.strip(), "")
+        return Result(True, f"{result.text}; the message {sent.text}" if sent.ok else result.text, result.headline)
+    return result
+
+
+def _to_client(ctx: CommandContext, task: Task, message: str, headline: str) -> Result:
+    recipients = client_recipients(task, ctx.config, followers_of(ctx.session, task.id))
+    if not recipients:
+        return Result(False, "this request has no client address we may write to")
+    refused = files_refusal(ctx.files, ctx.files_too_large, ctx.config.intake.max_attachment_bytes)
+    if refused is not None:
+        return Result(False, refused)
+    change = ctx.change_of(task)
+    change.messages.append(message)
+    change.files = ctx.files
+    person = ctx.config.staff_by_email(ctx.actor.email)
+    change.signed_by = person.client_name if person else ""
+    files = [f"{a.filename} ({len(a.payload)} bytes, sha256 {hashlib.sha256(a.payload).hexdigest()[:16]})"
+             for a in ctx.files]
+    ctx.event(task, "to_client", "\n".join([message, *(f"file: {f}" for f in files)]).strip())
+    sent = f"sent to {', '.join(recipients)}" + (f" with {len(files)} file(s)" if files else "")
+    return Result(True, sent, headline)
+
+
 def _addresses(text: str) -> list[str]:
     """'Carol <carol@acme.test>, dan@acme.test' -> ['carol@acme.test', 'dan@acme.test']."""
     words = [w.strip("<>()[]\"'") for w in re.split(r"[\s,;]+", text)]
@@ -267,9 +314,9 @@ def _addresses(text: str) -> list[str]:
 
 
 COMMANDS: dict[str, Handler] = {
-    "start": _move, "review": _move, "revise": _move, "deliver": _move, "close": _move, "confirm": _move,
+    "start": _move, "review": _move, "revise": _move, "deliver": _deliver, "close": _move, "confirm": _move,
     "cancel": _move, "approve": _move, "assign": _assign, "take": _take, "priority": _priority, "due": _due,
     "note": _note, "status": _status, "type": _reroute, "client": _reroute, "queue": _reroute,
-    "follow": _follow, "unfollow": _unfollow,
+    "follow": _follow, "unfollow": _unfollow, "reply": _reply,
 }
 

@@ -28,6 +28,7 @@ from dispatchd.domain.models import Disposition, InboundMail, RawMail, RouteDeci
 from dispatchd.domain.routing import Rulebook, route, with_queue_prefix
 from dispatchd.domain.sla import BusinessCalendar, due_at, parse_sla
 from dispatchd.domain.tokens import bounce_address
+from dispatchd.domain.delivery import deliverable_files
 from dispatchd.flows.assignment import pick_assignee
 from dispatchd.flows.bounces import handle_bounce
 from dispatchd.flows.notices import NoticeContext, capacity_notices, loop_notices, new_task_notices, too_large_reply
@@ -296,6 +297,7 @@ def _ingest(session: Session, raw: RawMail, digest: str, deps: IntakeDeps, mailb
         _record(session, row, Disposition.REPLY, "")  # flushed: attachments need its id
         names = _store_attachments(session, row, mail, match.task, deps)
         ctx = command_context(session, deps.notices, deps.calendar, now, mail.message_id)
+        ctx.files, ctx.files_too_large = deliverable_files(mail.attachments, deps.config.intake.max_attachment_bytes)
         reason = handle_reply(session, mail, match, ctx)
         if names:
             ctx.event(match.task, "attachments", ", ".join(names))

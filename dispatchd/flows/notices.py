@@ -16,7 +16,7 @@ from dispatchd.clock import as_utc
 from dispatchd.config import Config
 from dispatchd.domain.authres import sender_authenticated
 from dispatchd.domain.duewords import due_reasons, due_words
-from dispatchd.domain.models import InboundMail, Request, RouteDecision, Status
+from dispatchd.domain.models import InboundMail, MailAttachment, Request, RouteDecision, Status
 from dispatchd.domain.routing import Rulebook
 from dispatchd.domain.sla import BusinessCalendar
 from dispatchd.domain.states import allowed_actions
@@ -83,6 +83,9 @@ class TaskChange:
     details: list[str] = field(default_factory=list)  # words that came with a move ("revise: the intro")
     newly_assigned: str | None = None
     new_followers: list[str] = field(default_factory=list)  # told once that they follow, with the card
+    messages: list[str] = field(default_factory=list)  # what staff wrote to the client (reply:, deliver:)
+    files: tuple[MailAttachment, ...] = ()  # sent with that message
+    signed_by: str = ""  # the writer's first name, as clients read it
     tell_client: bool = False  # the client hears even of a step the rules keep internal (leaving triage)
 
     def assigned(self, email: str, text: str) -> None:
@@ -103,8 +106,15 @@ def change_notices(change: TaskChange, ctx: NoticeContext, followers: list[str] 
               "headline": headline(parts)}
     thread = dict(in_reply_to=task.message_id, references=(task.message_id,))
     notices = []
-    if moved and (change.tell_client or task.status in ctx.rulebook.client_updates):
-        notices.extend(_mail("client-status", address, task, {**values, "follower": address != task.sender}, ctx,
+    client_told = moved and (change.tell_client or task.status in ctx.rulebook.client_updates)
+    written = "\n\n".join(m for m in change.messages if m)
+    if client_told or written or change.files:
+        # A move the client hears of carries staff's message and files; otherwise they go alone.
+        template = "client-status" if client_told else "client-message"
+        said = {**values, "message": written, "signed_by": change.signed_by,
+                "files": [a.filename for a in change.files]}
+        notices.extend(_mail(template, address, task, {**said, "follower": address != task.sender}, ctx,
+                             attachments=change.files, auto_submitted="auto-generated" if client_told else "no",
                              **thread)
                        for address in client_recipients(task, ctx.config, followers)
                        if address != change.actor and address not in change.new_followers)

@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from dispatchd.config import Config
 from dispatchd.domain.authres import sender_authenticated
-from dispatchd.domain.commands import Command, ParsedReply, parse_reply, subject_command_text
+from dispatchd.domain.commands import Command, ParsedReply, parse_reply, subject_command_text, with_message_folded
 from dispatchd.domain.intake import Directory
 from dispatchd.domain.models import InboundMail
 from dispatchd.domain.permissions import Actor, TaskScope, refusal
@@ -125,7 +125,8 @@ def read_reply(mail: InboundMail, text: str, config: Config, rulebook: Rulebook)
     is empty (an iPhone reply whose subject was replaced by "start") or when it puts words
     before the reply marker ("APPROVED - RE: [#12] …"); those words must be commands alone."""
     names = known_names(config, rulebook)
-    parsed = parse_reply(text, names=names)
+    # "reply: Hi Bob," and the lines below it are one message for the client (``with_message_folded``).
+    parsed = with_message_folded(parse_reply(text, names=names))
     in_subject, before_marker = subject_command_text(mail.subject)
     if in_subject and (not text or before_marker):
         from_subject = parse_reply(in_subject, names=names)

@@ -6,6 +6,7 @@ client (a subject, a name) can never inject a header.
 
 from __future__ import annotations
 
+import base64
 import re
 import secrets
 from binascii import b2a_qp
@@ -14,6 +15,9 @@ from datetime import datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
 from functools import lru_cache
+from urllib.parse import quote
+
+from dispatchd.domain.models import MailAttachment
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class OutboundMail:
     references: tuple[str, ...] = ()
     auto_submitted: str = "auto-generated"
     reply_to: str | None = None
+    attachments: tuple[MailAttachment, ...] = ()  # files staff send the client (reply:, deliver)
 
 
 def one_line(value: str) -> str:
@@ -69,14 +74,48 @@ def compose(mail: OutboundMail, from_address: str, reply_to: str, message_id: st
     if mail.task_id is not None:
         fields.append(("X-Dispatchd-Task", str(mail.task_id)))
     fields.append(("MIME-Version", "1.0"))
+    if not mail.attachments:
+        return _header(fields) + _content(mail)
+    mixed = f"=_dispatchd_{secrets.token_hex(12)}"
+    fields.append(("Content-Type", f'multipart/mixed; boundary="{mixed}"'))
+    parts = [_content(mail), *(_attachment_part(a) for a in mail.attachments)]
+    return b"".join((_header(fields), b"\r\n", *(f"--{mixed}\r\n".encode() + p + b"\r\n" for p in parts),
+                     f"--{mixed}--\r\n".encode()))
+
+
+def _content(mail: OutboundMail) -> bytes:
+    """The readable part, from its content headers on: text, or text and HTML alternatives."""
     if not mail.html:
-        return _header(fields) + _text_part(mail.text, "plain")
+        return _text_part(mail.text, "plain")
     # "=_" never occurs in quoted-printable text, so the boundary cannot collide with a body.
     boundary = f"=_dispatchd_{secrets.token_hex(12)}"
-    fields.append(("Content-Type", f'multipart/alternative; boundary="{boundary}"'))
     separator = f"\r\n--{boundary}\r\n".encode()
-    return b"".join((_header(fields), b"\r\n--", separator[4:], _text_part(mail.text, "plain"), separator,
-                     _text_part(mail.html, "html"), f"\r\n--{boundary}--\r\n".encode()))
+    return b"".join((f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n--'.encode(),
+                     separator[4:], _text_part(mail.text, "plain"), separator, _text_part(mail.html, "html"),
+                     f"\r\n--{boundary}--\r\n".encode()))
+
+
+_CONTENT_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]{1,64}/[A-Za-z0-9!#$&^_.+-]{1,64}$")
+
+
+def _attachment_part(attachment: MailAttachment) -> bytes:
+    """One file, base64 in lines of 76. Its name is a client's or a colleague's text: only the last
+    path segment, flattened, in RFC 2231 form when it is not plain ASCII."""
+    name = one_line(attachment.filename.replace("\\", "/").rpartition("/")[2]).replace('"', "'") or "attachment"
+    content_type = attachment.content_type if _CONTENT_TYPE.match(attachment.content_type or "") \
+        else "application/octet-stream"
+    if name.isascii():
+        disposition = f'attachment; filename="{name}"'
+    else:
+        disposition = f"attachment; filename*=utf-8''{quote(name, safe='')}"
+    body = b2a_base64_lines(attachment.payload)
+    return (f"Content-Type: {content_type}\r\nContent-Disposition: {disposition}\r\n"
+            "Content-Transfer-Encoding: base64\r\n\r\n").encode() + body
+
+
+def b2a_base64_lines(data: bytes) -> bytes:
+    encoded = base64.b64encode(data)
+    return b"\r\n".join(encoded[i:i + 76] for i in range(0, len(encoded), 76))
 
 
 def _header(fields: list[tuple[str, str]]) -> bytes:

@@ -3,6 +3,7 @@ change, subjects that say what happened, and one wording of the due time everywh
 
 from __future__ import annotations
 
+import email.message
 import json
 import re
 
@@ -16,6 +17,13 @@ pytestmark = pytest.mark.integration
 
 def mails_since(d: Deployment, start: int) -> list:  # type: ignore[type-arg]
     return d.received()[start:]
+
+
+def reply_with_files(to_message: email.message.EmailMessage, sender: str, text: str,
+                     attachments: tuple[tuple[str, bytes], ...]) -> bytes:
+    thread = {"In-Reply-To": to_message["Message-ID"], "References": to_message["Message-ID"]}
+    return make_mail(f"Re: {to_message['Subject']}", sender=sender, body=text, to=to_message["Reply-To"],
+                     headers=thread, attachments=attachments)
 
 
 def test_several_commands_tell_each_person_once(deployment: Deployment) -> None:
@@ -168,3 +176,80 @@ def test_the_client_adds_and_removes_followers_only_of_its_own(deployment: Deplo
     send(d, reply(last_to(d, "ben@agency.test"), "ben@agency.test", "approve\ndeliver"))
     assert last_to(d, "bob@acme.test")["Subject"] == "[#1] Delivered: Blog post"
     assert len(d.received_by("dan@acme.test")) == heard, "Dan stopped following"
+
+
+def test_staff_reply_reaches_the_client_signed_with_a_first_name(deployment: Deployment) -> None:
+    d = deployment
+    send(d, make_mail("[Acme] - Content - Blog post", headers={"Cc": "carol@acme.test"}))
+    notice = last_to(d, "ben@agency.test")
+    before = len(d.received())
+    send(d, reply(notice, "Ben Okafor <ben@agency.test>",
+                  "reply: Hi Bob,\nquick question: should the post name your product line?\n\nThe draft goes out Friday.\n"
+                  "\nOn Tue, 1 Dec 2026, Test Agency <requests@agency.test> wrote:\n> [#1] New P2"))
+    new = mails_since(d, before)
+    to_bob = next(m for m in new if m["To"] == "bob@acme.test")
+    assert to_bob["Subject"] == "[#1] Ben from Test Agency: Blog post"
+    text = body(to_bob)
+    assert text.startswith("Hi Bob,\r\nquick question: should the post name your product line?\r\n\r\n"
+                           "The draft goes out Friday.\r\n")
+    assert "Ben\r\nTest Agency" in text and "wrote:" not in text and "ben@agency.test" not in text
+    assert to_bob["In-Reply-To"] == task(d).message_id and to_bob["Auto-Submitted"] == "no"
+    assert "the post name your product line" in body(next(m for m in new if m["To"] == "carol@acme.test"))
+    assert next(m for m in new if m["To"] == "ben@agency.test")["Subject"] == "[#1] Sent to the client: Blog post"
+    assert sorted(m["To"] for m in new) == ["ben@agency.test", "bob@acme.test", "carol@acme.test"]
+
+    send(d, reply(to_bob, "bob@acme.test", "Yes please, mention the Pro line."))
+    answer = last_to(d, "ben@agency.test")
+    assert "mention the Pro line" in body(answer), "the client's answer reaches the team"
+
+    send(d, reply(notice, "ben@agency.test", "note: client prefers the Pro line, do not tell them about the delay"))
+    assert all("delay" not in body(m) for m in d.received_by("bob@acme.test") + d.received_by("carol@acme.test"))
+    with d.session() as session:
+        from sqlmodel import select
+
+        from dispatchd.store.tables import TaskEvent
+        kinds = [(e.kind, e.detail) for e in session.exec(select(TaskEvent).where(TaskEvent.task_id == 1))]
+    assert ("to_client", "Hi Bob,\nquick question: should the post name your product line?\n\n"
+                         "The draft goes out Friday.") in kinds
+    assert any(k == "comment" and "do not tell them" in v for k, v in kinds), "the note stays internal"
+
+
+def test_deliver_sends_the_files_and_the_client_can_confirm(deployment: Deployment) -> None:
+    d = deployment
+    send(d, make_mail("[Acme] - Content - Blog post"))
+    send(d, reply(last_to(d, "ben@agency.test"), "ben@agency.test", "assign Ben\nstart\nreview\napprove"))
+    pdf = b"%PDF-1.4 final version " * 500
+    send(d, reply_with_files(last_to(d, "ben@agency.test"), "ben@agency.test",
+                             "deliver: Here is the final post. The images are at https://files.agency.test/acme/42",
+                             (("Blog post – final.pdf", pdf),)))
+    assert task(d).status == "delivered"
+    delivered = last_to(d, "bob@acme.test")
+    assert delivered["Subject"] == "[#1] Delivered: Blog post"
+    text = body(delivered)
+    assert "Ben writes:" in text and "https://files.agency.test/acme/42" in text
+    assert "Attached: Blog post – final.pdf" in text and 'Reply "confirm"' in text
+    files = list(delivered.iter_attachments())
+    assert [(f.get_filename(), f.get_content()) for f in files] == [("Blog post – final.pdf", pdf)]
+    with d.session() as session:
+        from sqlmodel import select
+
+        from dispatchd.store.tables import Attachment
+        stored = session.exec(select(Attachment)).all()
+    assert [(a.filename, a.size) for a in stored] == [("Blog post – final.pdf", len(pdf))], "kept content-addressed"
+
+    send(d, reply(delivered, "bob@acme.test", "confirm"))
+    assert task(d).status == "closed"
+
+
+@pytest.mark.config(extra="[intake]\nmax_attachment_mb = 0.01\n")
+def test_deliver_refuses_files_too_large_for_one_email(deployment: Deployment) -> None:
+    d = deployment
+    send(d, make_mail("[Acme] - Content - Blog post"))
+    send(d, reply(last_to(d, "ben@agency.test"), "ben@agency.test", "assign Ben\nstart\nreview\napprove"))
+    before = len(d.received())
+    send(d, reply_with_files(last_to(d, "ben@agency.test"), "ben@agency.test", "deliver",
+                             (("a.pdf", b"x" * 8000), ("b.pdf", b"y" * 8000))))
+    assert task(d).status == "ready_for_delivery"
+    new = mails_since(d, before)
+    assert [m["To"] for m in new] == ["ben@agency.test"] and new[0]["Subject"].startswith("[#1] Not applied")
+    assert "send some as a link instead" in body(new[0])

@@ -40,7 +40,7 @@ def context(**overrides: object) -> dict[str, object]:
         client_claim="claims to be Acme (sender not on Acme's list)",
         due_reasons="5 business days", headline="Started", moved=True, changes=["assigned to Ana"], now_yours=True,
         command="start", meaning="", followers=["carol@acme.test"], added_by="bob@acme.test",
-        follower=False)
+        follower=False, message="", signed_by="Ana", files=[])
     values.update(_digest_values())
     values.update(overrides)
     return values
