@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import email
+import os
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,13 +19,16 @@ from sqlmodel import Session, col, select
 from dispatchd.cli import main as cli
 from dispatchd.clock import FrozenClock
 from dispatchd.config import load_config
+from dispatchd.devservers import Dovecot
 from dispatchd.daemon import build_deps, build_outbox
 from dispatchd.flows.ingest import IntakeDeps
 from dispatchd.flows.outbox import outbox_status
 from dispatchd.flows.sender_hold import read_hold
 from dispatchd.sending import SendLoop
+from dispatchd.store.db import open_engine
 from dispatchd.store.tables import Outbox
 from tests.conftest import write_config
+from tests.integration.conftest import Deployment, make_mail, stop_process, wait_for
 from tests.integration.faultsmtp import FaultySmtp
 
 pytestmark = pytest.mark.integration
@@ -205,3 +209,39 @@ def test_a_hold_is_shared_by_every_sender_of_the_database(config: Path, faulty: 
     assert faulty.counts.auth_attempts == 1
     with deps.engine.begin() as connection:  # what an operator sees
         assert connection.execute(text("SELECT count(*) FROM meta WHERE key = 'smtp.hold'")).scalar() == 1
+
+
+def test_the_daemon_says_why_nothing_is_sent(tmp_path: Path, dovecot: Dovecot, faulty: FaultySmtp,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real service: the sender process (which systemd does not hear) holds on a refused
+    login; the daemon's STATUS line for `systemctl status` says so; the log says it once."""
+    from tests.integration.test_service import NotifySocket
+
+    monkeypatch.setenv("DISPATCHD_SMTP_TEST_PASSWORD", "secret")
+    user = f"requests-held{os.getpid()}@agency.test"
+    path = write_config(tmp_path, dovecot.port, faulty.port, mailbox=user)
+    path.write_text(path.read_text().replace(
+        "timeout = 5\n", 'timeout = 5\nusername = "agent"\npassword_env = "DISPATCHD_SMTP_TEST_PASSWORD"\n', 1))
+    deployment = Deployment(tmp_path, dovecot, faulty, user)  # type: ignore[arg-type]
+    faulty.fail_at("auth", "535 5.7.8 Username and Password not accepted")
+    notify = NotifySocket(tmp_path / "notify.sock")
+    monkeypatch.setenv("NOTIFY_SOCKET", str(notify.path))
+    daemon = deployment.start_daemon()
+    engine = open_engine(f"sqlite:///{tmp_path / 'dispatchd.db'}")
+    try:
+        wait_for(lambda: notify.saw("READY=1"), what="READY=1")
+        deployment.deliver(make_mail("[Acme] - Content - First"))
+        wait_for(lambda: read_hold(engine) is not None, what="the sender's hold")
+        deployment.deliver(make_mail("[Acme] - Content - Second"))  # a pass: the daemon reports its status
+        wait_for(lambda: notify.saw("sending held until"), what="STATUS with the hold")
+        status = next(m for m in reversed(notify.messages) if "sending held" in m)
+        assert "(login): AUTH: 535 5.7.8" in status and "queued in outbox" in status
+        assert len(deployment.tasks()) == 2
+    finally:
+        assert stop_process(daemon) == 0
+        notify.close()
+        engine.dispose()
+    assert faulty.counts.connections == 1 and faulty.counts.auth_attempts == 1, faulty.counts
+    assert {(r.status, r.attempts) for r in deployment.outbox()} == {("pending", 0)}
+    log = (tmp_path / "daemon.log").read_text()
+    assert log.count('"smtp.unavailable"') == 1, "told once"
