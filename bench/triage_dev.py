@@ -20,7 +20,7 @@ from pathlib import Path
 from dispatchd.domain.triage import OUT_OF_SCOPE, decide
 from dispatchd.domain.triage_text import RequestText
 from dispatchd.fitting import Example, cross_validate, fit
-from dispatchd.flows.training import rule_examples
+from dispatchd.flows.training import lexicon_of, rule_examples
 from dispatchd.rulebook import load_rulebook
 
 CORES = {
@@ -153,8 +153,9 @@ def main() -> int:
     for title, examples in (("day one (rules only)", rule_examples(rulebook)),
                             ("after history", rule_examples(rulebook) + history)):
         started = time.perf_counter()
-        measured, temperature = cross_validate(examples, {})
-        model = fit(examples, {}, 1, temperature)
+        lexicon = lexicon_of(rulebook)
+        measured, temperature = cross_validate(examples, {}, lexicon=lexicon)
+        model = fit(examples, {}, 1, temperature, lexicon)
         took = time.perf_counter() - started
         right, triage, wrong = score(model, free, settings.threshold, settings.margin)
         print(f"{title:22} examples {len(examples):4}  cv {measured.accuracy:.3f}  T {temperature:.2f}  "

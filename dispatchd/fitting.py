@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dispatchd.domain.triage import TriageModel
-from dispatchd.domain.triage_text import RequestText, tokens
+from dispatchd.domain.triage_text import Lexicon, RequestText, tokens
 
 # Strength of the regularisation (sklearn's C); chosen on dispatchd's own development examples
 # (bench/triage_dev.py), never on an evaluation set.
@@ -35,6 +35,10 @@ class Example:
     weight: float = 1.0
     key: str = ""
     origin: str = "rules"   # rules | subject | correction
+
+    def fold(self, folds: int) -> int:
+        """Cross-validation fold: an example and its written-out email always share one."""
+        return zlib.crc32(self.key.replace("mail:", "", 1).encode()) % folds
 
     @property
     def held_back(self) -> bool:
@@ -54,7 +58,7 @@ class Measure:
 
 
 def fit(examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]], version: int,
-        temperature: float = 1.0) -> TriageModel:
+        temperature: float = 1.0, lexicon: Lexicon | None = None) -> TriageModel:
     """A model from ``examples`` (at least two labels needed)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
@@ -62,7 +66,7 @@ def fit(examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]], v
     labels = sorted({e.label for e in examples})
     if len(labels) < 2:
         raise ValueError("the triage model needs examples of at least two types")
-    vectorizer = TfidfVectorizer(analyzer=lambda e: tokens(e.text, greetings), sublinear_tf=True,
+    vectorizer = TfidfVectorizer(analyzer=lambda e: tokens(e.text, greetings, lexicon), sublinear_tf=True,
                                  min_df=1 if len(examples) < 3000 else 2, max_features=MAX_FEATURES,
                                  dtype=np.float32)
     matrix = vectorizer.fit_transform(examples)
@@ -77,7 +81,7 @@ def fit(examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]], v
         coef = np.vstack([-coef[0] / 2, coef[0] / 2])
         intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
     return TriageModel.from_arrays(version, tuple(str(c) for c in classifier.classes_), tuple(vocabulary),
-                                   vectorizer.idf_, coef.T, intercept, temperature)
+                                   vectorizer.idf_, coef.T, intercept, temperature, lexicon)
 
 
 def _balanced(examples: Sequence[Example]) -> np.ndarray:
@@ -95,7 +99,7 @@ def probabilities(model: TriageModel, examples: Iterable[Example],
     """Labels and the model's untempered logits for each example, one row per example."""
     labels, rows = [], []
     for e in examples:
-        columns, values = model.vector(tokens(e.text, greetings))
+        columns, values = model.vector(tokens(e.text, greetings, model.lexicon))
         rows.append(model.intercept + (values @ model.weights[columns] if len(columns) else 0.0))
         labels.append(e.label)
     return labels, np.array(rows).reshape(len(rows), len(model.classes))
@@ -137,18 +141,18 @@ def temperature_for(labels: list[str], logits: np.ndarray, classes: tuple[str, .
 
 
 def cross_validate(examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]],
-                   folds: int = 5) -> tuple[Measure, float]:
+                   folds: int = 5, lexicon: Lexicon | None = None) -> tuple[Measure, float]:
     """Out-of-fold accuracy and temperature when there is too little history to hold any back."""
     labels: list[str] = []
     predicted: list[str] = []
     all_logits: list[np.ndarray] = []
     classes = tuple(sorted({e.label for e in examples}))
     for fold in range(folds):
-        train = [e for i, e in enumerate(examples) if i % folds != fold]
-        test = [e for i, e in enumerate(examples) if i % folds == fold]
+        train = [e for e in examples if e.fold(folds) != fold]
+        test = [e for e in examples if e.fold(folds) == fold]
         if len({e.label for e in train}) < len(classes) or not test:
             continue
-        model = fit(train, greetings, 0)
+        model = fit(train, greetings, 0, lexicon=lexicon)
         fold_labels, logits = probabilities(model, test, greetings)
         labels += fold_labels
         predicted += [model.classes[int(i)] for i in logits.argmax(axis=1)]

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dispatchd.domain.triage_text import STOPWORDS, RequestText, segments, shown, tokens
+from dispatchd.domain.triage_text import STOPWORDS, Lexicon, RequestText, segments, shown, tokens
 
 OUT_OF_SCOPE = "(not a request)"
 MIN_EVIDENCE = 3   # known tokens below this: too little text to guess from
@@ -74,24 +74,32 @@ class TriageModel:
     weights: np.ndarray       # (features, classes): row gathers are contiguous
     intercept: np.ndarray     # (classes,)
     temperature: float = 1.0
+    lexicon: Lexicon = field(default_factory=Lexicon)
     index: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
+    shown_words: tuple[str | None, ...] = field(default=(), compare=False, repr=False)  # per column
+    is_word: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool), compare=False, repr=False)
 
     @classmethod
     def from_arrays(cls, version: int, classes: tuple[str, ...], vocabulary: tuple[str, ...], idf: np.ndarray,
-                    weights: np.ndarray, intercept: np.ndarray, temperature: float) -> TriageModel:
+                    weights: np.ndarray, intercept: np.ndarray, temperature: float,
+                    lexicon: Lexicon | None = None) -> TriageModel:
         if weights.shape != (len(vocabulary), len(classes)) or idf.shape != (len(vocabulary),) \
                 or intercept.shape != (len(classes),):
             raise ValueError("triage model arrays do not fit together")
         if not temperature > 0:
             raise ValueError("triage model temperature must be positive")
+        words = tuple(None if (w := shown(t)) is None or w in STOPWORDS else w for t in vocabulary)
         return cls(version, classes, vocabulary, idf.astype(np.float64), np.ascontiguousarray(weights, np.float64),
-                   intercept.astype(np.float64), float(temperature),
-                   {token: i for i, token in enumerate(vocabulary)})
+                   intercept.astype(np.float64), float(temperature), lexicon or Lexicon(),
+                   {token: i for i, token in enumerate(vocabulary)}, words,
+                   np.array([w is not None for w in words], dtype=bool))
 
     def predict(self, request: RequestText, greetings: Mapping[str, tuple[str, ...]] | None = None,
-                reasons: int = 3) -> Prediction:
-        """Probabilities for every class, and for each the words that pushed it up most."""
-        columns, values = self.vector(tokens(request, greetings))
+                reasons: int = 3, mixed_from: float = 0.0) -> Prediction:
+        """Probabilities for every class, and for each the words that pushed it up most.
+        Whether the sentences ask for different types is checked only when the best guess
+        reaches ``mixed_from`` (below the threshold it stays in triage anyway)."""
+        columns, values = self.vector(tokens(request, greetings, self.lexicon))
         probabilities = self._probabilities(columns, values)
         order = np.argsort(-probabilities)
         guesses = []
@@ -103,7 +111,9 @@ class TriageModel:
                 continue
             why = self._words_for(k, order, columns, values, reasons) if rank < 3 else ()
             guesses.append(Guess(name, float(probabilities[k]), why))
-        return Prediction(self.version, tuple(guesses), out_of_scope, len(columns), self._mixed(request))
+        best = guesses[0].confidence if guesses else 0.0
+        mixed = self._mixed(request) if best >= mixed_from else ()
+        return Prediction(self.version, tuple(guesses), out_of_scope, len(columns), mixed)
 
     def _probabilities(self, columns: np.ndarray, values: np.ndarray, temperature: float | None = None) -> np.ndarray:
         logits = self.intercept + (values @ self.weights[columns] if len(columns) else 0.0)
@@ -116,7 +126,7 @@ class TriageModel:
             return ()
         found: dict[str, None] = {}
         for part in parts:
-            columns, values = self.vector(tokens(part))
+            columns, values = self.vector(tokens(part, None, self.lexicon))
             if len(columns) < MIN_EVIDENCE:
                 continue
             probabilities = self._probabilities(columns, values, temperature=1.0)
@@ -127,11 +137,12 @@ class TriageModel:
 
     def vector(self, found: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """The request's TF-IDF vector as (columns, values): sublinear tf, idf, l2 norm."""
-        counts = Counter(t for t in found if t in self.index)
-        if not counts:
+        index = self.index
+        known = [(index[t], n) for t, n in Counter(found).items() if t in index]
+        if not known:
             return np.zeros(0, dtype=np.intp), np.zeros(0)
-        columns = np.fromiter((self.index[t] for t in counts), dtype=np.intp, count=len(counts))
-        tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+        pairs = np.array(known, dtype=np.intp)
+        columns, tf = pairs[:, 0], pairs[:, 1].astype(np.float64)
         values = (1.0 + np.log(tf)) * self.idf[columns]
         norm = math.sqrt(float(values @ values))
         return columns, values / norm if norm else values
@@ -142,14 +153,17 @@ class TriageModel:
         if not len(columns):
             return ()
         rival = int(order[1] if order[0] == k else order[0]) if len(order) > 1 else k
-        rows = self.weights[columns]
-        lift = values * (rows[:, k] - (rows[:, rival] if rival != k else 0.0))
+        words = np.flatnonzero(self.is_word[columns])
+        if not len(words):
+            return ()
+        rows = self.weights[columns[words]]
+        lift = values[words] * (rows[:, k] - (rows[:, rival] if rival != k else 0.0))
         picked: list[str] = []
-        for i in np.argsort(-lift):
+        for i in np.argsort(-lift)[:limit * 4]:
+            text = self.shown_words[columns[words[i]]]
             if lift[i] <= 0 or len(picked) >= limit:
                 break
-            text = shown(self.vocabulary[columns[i]])
-            if text is None or text in STOPWORDS or any(text in p or p in text for p in picked):
+            if text is None or any(text in p or p in text for p in picked):
                 continue
             picked.append(text)
         return tuple(picked)

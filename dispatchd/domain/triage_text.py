@@ -16,10 +16,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 MAX_BODY_CHARS = 4000     # huge mail: only the first part is read
 MAX_WORDS = 400           # words of the body that count
-CHAR_GRAM_WORDS = 80      # words whose character n-grams count (prediction stays well under 1 ms)
+CHAR_GRAM_WORDS = 50      # words whose character n-grams count (prediction stays well under 1 ms)
 CHAR_GRAM_SIZES = (3, 4, 5)
 
 _WORD = re.compile(r"[^\W\d_]{2,}(?:-[^\W\d_]{2,})*|\d+[^\W\d_]*", re.UNICODE)
@@ -63,6 +64,32 @@ class RequestText:
     body: str = ""
     client: str | None = None
     type_word: str | None = None  # an unknown type word of a well-formed subject
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """Words and phrases that point to a type (the rules' names, aliases and ``vocabulary``).
+    Every phrase found adds the type's ``x:`` feature: evidence pooled over all of a type's
+    words, which carries to requests whose exact words no example had."""
+
+    entries: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def hits(self, text: str) -> list[str]:
+        lowered = text.lower()
+        found = []
+        for name, pattern in _patterns(self.entries):
+            found.extend(["x:" + name] * min(len(pattern.findall(lowered)), 3))
+        return found
+
+
+@lru_cache(maxsize=8)
+def _patterns(entries: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[tuple[str, re.Pattern[str]], ...]:
+    compiled = []
+    for name, phrases in entries:
+        alternatives = sorted({p.lower().strip() for p in phrases if p.strip()}, key=len, reverse=True)
+        if alternatives:
+            compiled.append((name, re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, alternatives)) + r")(?!\w)")))
+    return tuple(compiled)
 
 
 @dataclass(frozen=True)
@@ -116,7 +143,8 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
-def tokens(request: RequestText, greetings: Mapping[str, tuple[str, ...]] | None = None) -> list[str]:
+def tokens(request: RequestText, greetings: Mapping[str, tuple[str, ...]] | None = None,
+           lexicon: Lexicon | None = None) -> list[str]:
     """Every feature of ``request``, repeated as often as it occurs.
 
     ``greetings`` maps a staff first name (lower case) to the queues that person works in.
@@ -137,6 +165,8 @@ def tokens(request: RequestText, greetings: Mapping[str, tuple[str, ...]] | None
         _add_words(out, type_words)
         gram_words = type_words + type_words + gram_words
     _add_char_grams(out, gram_words)
+    if lexicon is not None:
+        out.extend(lexicon.hits(f"{request.subject}\n{request.type_word or ''}\n{body.text[:MAX_BODY_CHARS]}"))
     if request.client:
         out.append("client:" + request.client.lower())
     if body.greeted:
@@ -162,11 +192,10 @@ def _add_char_grams(out: list[str], found: list[str]) -> None:
     for word in found:
         if word in STOPWORDS or len(word) < 3:
             continue
-        padded = f" {word} "
+        padded = f"c: {word} "
         length = len(padded)
         for size in CHAR_GRAM_SIZES:
-            for start in range(length - size + 1):
-                out.append("c:" + padded[start:start + size])
+            out.extend(["c:" + padded[start:start + size] for start in range(2, length - size + 1)])
 
 
 def shown(token: str) -> str | None:

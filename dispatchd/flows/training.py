@@ -26,7 +26,8 @@ from sqlmodel import Session
 from dispatchd.config import Config
 from dispatchd.domain.routing import Rulebook
 from dispatchd.domain.triage import OUT_OF_SCOPE
-from dispatchd.domain.triage_text import RequestText
+from dispatchd.domain.triage_text import Lexicon, RequestText
+from dispatchd.flows.examples_mail import as_email
 from dispatchd.flows.triage import greetings
 from dispatchd.fitting import Example, Measure, cross_validate, fit, measure, probabilities, temperature_for
 from dispatchd.flows.ingest import IntakeDeps
@@ -55,18 +56,28 @@ class TrainingResult:
 
 
 def rule_examples(rulebook: Rulebook) -> list[Example]:
-    """Day one: what the rules say about each type, and what is no request at all."""
+    """Day one: what the rules say about each type, and what is no request at all. Each example
+    is also written out as an email (vague subject, greeting, small talk, sign-off), so that the
+    model learns that the words every email has point nowhere."""
     examples = []
     for request_type in rulebook.types:
-        texts = [*request_type.examples]
-        if texts:  # a type without examples stays unknown to the model until history has some
-            texts += [request_type.name, *request_type.aliases, *request_type.vocabulary]
-            texts += [request_type.description] if request_type.description else []
+        if not request_type.examples:  # a type without examples stays unknown to the model until history has some
+            continue
+        texts = [*request_type.examples, request_type.name, *request_type.aliases, *request_type.vocabulary]
+        texts += [request_type.description] if request_type.description else []
         examples += [Example(RequestText(subject=t), request_type.name, RULES_EXAMPLE_WEIGHT, f"rules:{t}", "rules")
                      for t in texts]
-    examples += [Example(RequestText(subject=t), OUT_OF_SCOPE, RULES_EXAMPLE_WEIGHT, f"rules:{t}", "rules")
-                 for t in rulebook.triage_model.out_of_scope]
+        examples += [Example(as_email(t, i), request_type.name, RULES_EXAMPLE_WEIGHT, f"rules:mail:{t}", "rules")
+                     for i, t in enumerate(request_type.examples)]
+    for i, text in enumerate(rulebook.triage_model.out_of_scope):
+        examples.append(Example(RequestText(subject=text), OUT_OF_SCOPE, RULES_EXAMPLE_WEIGHT, f"rules:{text}", "rules"))
+        examples.append(Example(as_email(text, i), OUT_OF_SCOPE, RULES_EXAMPLE_WEIGHT, f"rules:mail:{text}", "rules"))
     return examples
+
+
+def lexicon_of(rulebook: Rulebook) -> Lexicon:
+    """Each type's name, aliases and vocabulary, for the types the model can learn."""
+    return Lexicon(tuple((t.name, (t.name, *t.aliases, *t.vocabulary)) for t in rulebook.types if t.examples))
 
 
 def history_examples(session: Session, rulebook: Rulebook) -> tuple[list[Example], Counter[str]]:
@@ -110,8 +121,9 @@ def train(engine, config: Config, rulebook: Rulebook, now, force: bool = False) 
     examples = rule_examples(rulebook) + [e for e in history if not e.held_back]
     held_back = [e for e in history if e.held_back]
     counts = Counter(e.label for e in examples)
+    lexicon = lexicon_of(rulebook)
     if len(held_back) >= MIN_HELD_BACK:
-        model = fit(examples, staff, version)
+        model = fit(examples, staff, version, lexicon=lexicon)
         labels, logits = probabilities(model, held_back, staff)
         model = _with_temperature(model, temperature_for(labels, logits, model.classes))
         result = measure(model, held_back, staff)
@@ -119,8 +131,8 @@ def train(engine, config: Config, rulebook: Rulebook, now, force: bool = False) 
             if current is not None else None
         method, note = "held-back", ""
     else:
-        result, temperature = cross_validate(examples, staff)
-        model = _with_temperature(fit(examples, staff, version), temperature)
+        result, temperature = cross_validate(examples, staff, lexicon=lexicon)
+        model = _with_temperature(fit(examples, staff, version, lexicon=lexicon), temperature)
         previous, method = None, "cross-validated"
         note = f"only {len(held_back)} held-back examples: accuracy cross-validated, model taken"
     activate = force or previous is None or result.accuracy >= previous

@@ -116,7 +116,7 @@ def classify(request: Request, model: TriageModel | None, rulebook: Rulebook, co
         return None
     text = request_text(request)
     known = {t.name for t in rulebook.types}
-    prediction = model.predict(text, greetings(config))
+    prediction = model.predict(text, greetings(config), mixed_from=min(settings.threshold, 0.5))
     # A type removed from the rules since training is never predicted.
     prediction = replace(prediction, guesses=tuple(g for g in prediction.guesses if g.type in known))
     verdict = decide(prediction, settings.threshold, settings.margin)

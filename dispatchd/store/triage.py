@@ -19,6 +19,7 @@ from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from dispatchd.domain.triage import TriageModel
+from dispatchd.domain.triage_text import Lexicon
 from dispatchd.store.tables import RequestText, Task, TriageModelRow
 
 
@@ -27,7 +28,9 @@ def dump_model(model: TriageModel) -> bytes:
     np.savez_compressed(buffer, classes=np.array(model.classes, dtype=str),
                         vocabulary=np.array(model.vocabulary, dtype=str), idf=model.idf.astype(np.float32),
                         weights=model.weights.astype(np.float32), intercept=model.intercept,
-                        temperature=np.array([model.temperature]))
+                        temperature=np.array([model.temperature]),
+                        lexicon_types=np.array([n for n, phrases in model.lexicon.entries for _ in phrases], dtype=str),
+                        lexicon_phrases=np.array([p for _, phrases in model.lexicon.entries for p in phrases], dtype=str))
     return buffer.getvalue()
 
 
@@ -36,7 +39,15 @@ def load_model(version: int, data: bytes) -> TriageModel:
     with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
         return TriageModel.from_arrays(
             version, tuple(str(c) for c in arrays["classes"]), tuple(str(v) for v in arrays["vocabulary"]),
-            arrays["idf"], arrays["weights"], arrays["intercept"], float(arrays["temperature"][0]))
+            arrays["idf"], arrays["weights"], arrays["intercept"], float(arrays["temperature"][0]),
+            _lexicon(arrays["lexicon_types"], arrays["lexicon_phrases"]) if "lexicon_types" in arrays else None)
+
+
+def _lexicon(types: np.ndarray, phrases: np.ndarray) -> Lexicon:
+    grouped: dict[str, list[str]] = {}
+    for name, phrase in zip(types, phrases):
+        grouped.setdefault(str(name), []).append(str(phrase))
+    return Lexicon(tuple((name, tuple(found)) for name, found in grouped.items()))
 
 
 def active_version(session: Session) -> int | None:
