@@ -95,6 +95,13 @@ SIGNOFFS = ["Thanks,\nJo", "Best regards\nSam Miller\nMarketing Lead", "Cheers,\
             "LG Tom", "Thanks!", "Mit freundlichen Grüßen\nDr. Petra Schmidt\nGeschäftsführung"]
 FILLERS = ["", "It would be great to have it by next week.", "Let me know if you need anything else.",
            "Budget is as usual.", "Happy to jump on a call if needed.", "Danke euch!", "Bis Ende des Monats wäre super."]
+# Context that names other kinds of work in passing (real mail does), and quoted earlier threads.
+CONTEXT = ["Our website relaunch went well, thanks again.", "The new logo is getting great feedback.",
+           "The blog has been busy since the last article.", "We had our strategy offsite last week.",
+           "The flyers from last month were a hit.", "Unser Website-Relaunch lief super.",
+           "Das neue Logo kommt gut an.", "Letzte Woche hatten wir unseren Strategietag.", "", "", ""]
+QUOTES = ["", "", "", "\n\nOn Mon, 3 Nov 2026, Ben wrote:\n> Here is the banner draft for the website.\n> Ben",
+          "\n\nAm 03.11.2026 schrieb Ana:\n> anbei der Blogartikel zur Freigabe"]
 VAGUE_SUBJECTS = ["Quick request", "Hi", "Request", "Anfrage", "Small thing", "For you", "Next project", "Bitte", ""]
 STAFF = {"Content": "Casey", "Design": "Ben", "Technical": "Devi", "Strategy": "Morgan", "Revision": "Ben"}
 CLIENTS = ["Acme", "Globex", "Initech", "Umbrella"]
@@ -103,8 +110,8 @@ CLIENTS = ["Acme", "Globex", "Initech", "Umbrella"]
 def _email(rng: random.Random, core: str, label: str, vague: bool) -> RequestText:
     name = STAFF.get(label, "team")
     greeting = rng.choice(GREETINGS).format(name=name)
-    body = "\n".join(x for x in (greeting, core[0].upper() + core[1:] + ".", rng.choice(FILLERS), "",
-                                 rng.choice(SIGNOFFS)) if x is not None)
+    body = "\n".join(x for x in (greeting, rng.choice(CONTEXT), core[0].upper() + core[1:] + ".",
+                                 rng.choice(FILLERS), "", rng.choice(SIGNOFFS)) if x is not None) + rng.choice(QUOTES)
     subject = rng.choice(VAGUE_SUBJECTS) if vague else core[:50]
     return RequestText(subject=subject, body=body, client=rng.choice(CLIENTS))
 

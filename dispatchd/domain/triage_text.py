@@ -130,11 +130,33 @@ _SEGMENT = re.compile(
 MIN_SEGMENT_WORDS = 3
 
 
+# A sentence that asks for something: its words count twice (the request among the small talk).
+_ASKS = re.compile(
+    r"\b(?:could|can|would|will) (?:you|we|someone)\b|\bplease\b|\bwe(?:'d| would)? (?:need|want|like)\b|"
+    r"\bi(?:'d| would)? (?:need|like)\b|\blooking for\b|\bneeds? (?:a|an|to|some|new)\b|"
+    r"\bbitte\b|\b(?:könnt|könntet|kannst|könnten|würdet|würden) (?:ihr|du|sie|wir)\b|\bwir (?:brauchen|benötigen|hätten gerne|möchten)\b|"
+    r"\bich (?:brauche|hätte gerne|möchte)\b", re.IGNORECASE)
+
+
+def asking(text: str) -> list[str]:
+    """The sentences of ``text`` that ask for something."""
+    return [p for p in _SENTENCE.split(text) if _ASKS.search(p)]
+
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
 def segments(request: RequestText) -> list[RequestText]:
-    """The body's sentences and clauses ("…, and also …"), each read on its own: a request
-    asking for two kinds of work is mixed, and a person should route it."""
-    body = clean_body(request.body).text
-    parts = [p.strip() for p in _SEGMENT.split(body[:2000]) if p and p.strip()]
+    """The parts of the body that ask for something, each read on its own: a request asking
+    for two kinds of work is mixed, and a person should route it. A sentence counts when it
+    asks ("could you …", "bitte …") or joins two asks ("…, and also …"), and is then split into
+    its clauses; sentences that only mention other work ("the new logo went down well") do not."""
+    body = clean_body(request.body).text[:2000]
+    parts: list[str] = []
+    for sentence in _SENTENCE.split(body):
+        clauses = [c.strip() for c in _SEGMENT.split(sentence) if c and c.strip()]
+        if len(clauses) > 1 or _ASKS.search(sentence):
+            parts.extend(clauses)
     return [RequestText(subject="", body=p) for p in parts if len(words(p)) >= MIN_SEGMENT_WORDS][:12]
 
 
@@ -157,6 +179,8 @@ def tokens(request: RequestText, greetings: Mapping[str, tuple[str, ...]] | None
         out.append("s:" + word)
     _add_words(out, subject_words)
     _add_words(out, body_words)
+    for sentence in asking(body.text[:2000])[:4]:
+        _add_words(out, words(sentence)[:40])
     gram_words = subject_words + body_words[:CHAR_GRAM_WORDS]
     if request.type_word:
         type_words = words(request.type_word)

@@ -10,7 +10,7 @@ import pytest
 from dispatchd.domain.models import Request
 from dispatchd.domain.routing import TriageSettings
 from dispatchd.domain.triage import OUT_OF_SCOPE, Guess, Prediction, TriageModel, audit_reason, decide, suggestion_lines
-from dispatchd.domain.triage_text import MAX_BODY_CHARS, RequestText, clean_body, segments, tokens
+from dispatchd.domain.triage_text import MAX_BODY_CHARS, Lexicon, RequestText, clean_body, segments, tokens
 from dispatchd.fitting import Example, fit
 from dispatchd.flows.training import rule_examples
 from dispatchd.flows.triage import eligible, request_text
@@ -63,6 +63,18 @@ def test_huge_mail_is_read_only_at_its_start() -> None:
 def test_segments_split_sentences_and_also_clauses() -> None:
     parts = segments(RequestText("", "We need a new logo for the brand, and also please fix the contact form."))
     assert [p.body for p in parts] == ["We need a new logo for the brand,", "please fix the contact form."]
+
+
+def test_sentences_that_only_mention_other_work_are_no_segments() -> None:
+    text = RequestText("", "Our website relaunch went well, thanks again.\nCould you write a blog post about it?")
+    assert [p.body for p in segments(text)] == ["Could you write a blog post about it?"]
+
+
+def test_asking_sentences_count_twice_and_the_lexicon_pools_a_types_words() -> None:
+    lexicon = Lexicon((("Design", ("banner", "logo")), ("Technical", ("website",))))
+    found = tokens(RequestText("", "Our website is fine.\nPlease make a banner and a logo."), lexicon=lexicon)
+    assert found.count("w:banner") == 2 and found.count("w:website") == 1
+    assert found.count("x:Design") == 2 and found.count("x:Technical") == 1
 
 
 def test_prediction_is_sklearns_arithmetic(model: TriageModel) -> None:
