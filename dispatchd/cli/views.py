@@ -8,6 +8,7 @@ import difflib
 import sys
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
@@ -261,8 +262,13 @@ def _quarantine(args: argparse.Namespace, config: Config) -> int:
             return EXIT_CONFIG
         from dispatchd.daemon import build_deps
         from dispatchd.flows.ingest import retry_quarantined
+        from dispatchd.flows.mailbox import release_unmovable
 
-        outcome = retry_quarantined(args.id, build_deps(config))
+        deps = build_deps(config)
+        if release_unmovable(deps, args.id):
+            print(f"message {args.id}: will be moved again on the next pass (new mail, or a restart)")
+            return 0
+        outcome = retry_quarantined(args.id, deps)
         if outcome is None:
             print(f"dispatchd: no quarantined message {args.id}", file=sys.stderr)
             return EXIT_NOT_FOUND
@@ -270,8 +276,17 @@ def _quarantine(args: argparse.Namespace, config: Config) -> int:
               + (f", task {outcome.task_id}" if outcome.task_id else "") + (f" ({outcome.reason})" if outcome.reason else ""))
         return 0 if outcome.disposition.value != "quarantined" else EXIT_NOT_FOUND
     with Session(engine(config)) as session:
-        rows = [inbound_dict(r) for r in session.exec(
-            select(InboundMessage).where(InboundMessage.disposition == "quarantined")
+        rows = [_stuck(inbound_dict(r), r.unmovable) for r in session.exec(
+            select(InboundMessage).where((InboundMessage.disposition == "quarantined")
+                                         | col(InboundMessage.unmovable).is_not(None))
             .order_by(col(InboundMessage.id)))]
     emit(rows, args.json, ["id", "at", "sender", "subject", "reason"])
     return 0
+
+
+def _stuck(row: dict[str, Any], unmovable: str | None) -> dict[str, Any]:
+    """A message the server refused to move is processed but still in the intake folder."""
+    if unmovable:
+        row["unmovable"] = unmovable
+        row["reason"] = f"left in {row['folder']}: {unmovable}" + (f" ({row['reason']})" if row["reason"] else "")
+    return row

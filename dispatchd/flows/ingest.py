@@ -97,6 +97,7 @@ class MessageRecord:
     reason: str = ""
     task_id: int | None = None
     acknowledged: bool = False
+    unmovable: str | None = None  # set later, if the server refuses to move it (flows/mailbox.py)
     id: int | None = None
 
 

@@ -17,6 +17,7 @@ from dispatchd.flows.golive import GoLive, go_live, went_live_through
 from dispatchd.flows.ingest import IntakeDeps, ingest_run
 from dispatchd.mail.imap import ImapSource
 from dispatchd.store import queries
+from dispatchd.store.tables import InboundMessage
 
 log = structlog.get_logger("dispatchd.mailbox")
 INTAKE_RUN = 20  # messages per transaction while catching up; a single new message is a run of one
@@ -66,11 +67,11 @@ def poll_mailbox(source: ImapSource, deps: IntakeDeps, stop: threading.Event,
             progress(report.fetched, len(new_uids))
         if report.fetched - acknowledged_at >= mailbox.fetch_batch:
             acknowledged_at = report.fetched
-            _flush_acknowledgements(source, pending)
+            _flush_acknowledgements(source, deps, state.uidvalidity, pending)
             log.info("mail.progress", done=report.fetched, total=len(new_uids))
         if stop.is_set():
             break
-    _flush_acknowledgements(source, pending)
+    _flush_acknowledgements(source, deps, state.uidvalidity, pending)
     if new_uids:
         report.gaps = _reconcile(deps, mailbox, state.uidvalidity, new_uids, report)
     return report
@@ -112,22 +113,47 @@ def _target_folder(mailbox: MailboxConfig, disposition: Disposition) -> str | No
 
 
 def _acknowledge_recorded(source: ImapSource, deps: IntakeDeps, uidvalidity: int, uids: list[int]) -> None:
+    """Move what a crash left behind between commit and move; what the server refused to move
+    before stays where it is (`dispatchd quarantine` lists it) and never blocks new mail."""
     if not uids:
         return
     mailbox = source.config
     with Session(deps.engine) as session:
         rows = queries.recorded_dispositions(session, mailbox.account, mailbox.folder, uidvalidity, uids)
+        parked = queries.unmovable_uids(session, mailbox.account, mailbox.folder, uidvalidity, rows)
     pending: dict[str | None, list[int]] = {}
     for uid, disposition in rows.items():
-        pending.setdefault(_target_folder(mailbox, Disposition(disposition)), []).append(uid)
-    log.info("mail.acknowledging_leftovers", count=len(rows))
-    _flush_acknowledgements(source, pending)
+        if uid not in parked:
+            pending.setdefault(_target_folder(mailbox, Disposition(disposition)), []).append(uid)
+    if pending:
+        log.info("mail.acknowledging_leftovers", count=sum(map(len, pending.values())))
+    _flush_acknowledgements(source, deps, uidvalidity, pending)
 
 
-def _flush_acknowledgements(source: ImapSource, pending: dict[str | None, list[int]]) -> None:
+def _flush_acknowledgements(source: ImapSource, deps: IntakeDeps, uidvalidity: int,
+                            pending: dict[str | None, list[int]]) -> None:
+    mailbox = source.config
     for target, uids in pending.items():
-        source.acknowledge(uids, target)
+        refused = source.acknowledge(uids, target)
+        if not refused:
+            continue
+        with Session(deps.engine) as session, session.begin():
+            queries.mark_unmovable(session, mailbox.account, mailbox.folder, uidvalidity, refused)
+        for uid, reason in refused.items():  # once per message: it is not tried again
+            log.error("mail.unmovable", mailbox=mailbox.name, uid=uid, target=target or "keyword", reason=reason)
     pending.clear()
+
+
+def release_unmovable(deps: IntakeDeps, message: int) -> bool:
+    """`quarantine retry` for a message the server refused to move: the next pass tries again.
+    False if ``message`` is not such a message."""
+    with Session(deps.engine) as session, session.begin():
+        row = session.get(InboundMessage, message)
+        if row is None or not row.unmovable:
+            return False
+        row.unmovable = None
+        session.add(row)
+    return True
 
 
 def _reconcile(deps: IntakeDeps, mailbox: MailboxConfig, uidvalidity: int,

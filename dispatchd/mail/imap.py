@@ -6,6 +6,7 @@ is raised as MailServerError so the caller has one thing to back off on.
 
 from __future__ import annotations
 
+import imaplib
 import ssl
 import time
 from collections.abc import Iterator
@@ -115,11 +116,15 @@ class ImapSource:
             raise MailServerError("not connected to IMAP")
         return self.client
 
-    def _call(self, what: str, func, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def _call(self, what: str, func, *args, refusable: bool = False, **kwargs):  # type: ignore[no-untyped-def]
+        """``refusable``: a NO or BAD answer is raised as ImapRefused and the connection kept (it
+        is fine; the server said no to this command)."""
         client = self._require()
         try:
             result = func(*args, **kwargs)
         except IMAP_ERRORS as exc:
+            if refusable and _is_answer(exc):
+                raise ImapRefused(f"IMAP {what}: {exc}") from exc
             self.client = None  # the connection is in an unknown state: start again
             raise MailServerError(f"IMAP {what}: {exc}") from exc
         # Any command may carry news of the folder (EXISTS, EXPUNGE): count it as it comes.
@@ -187,22 +192,39 @@ class ImapSource:
                     continue
                 yield RawMail(folder, uidvalidity, uid, bytes(data), int(item.get(b"RFC822.SIZE", len(data))))
 
-    def acknowledge(self, uids: list[int], target: str | None) -> None:
-        """Move processed messages to ``target``, or mark them with a keyword if there is none."""
+    def acknowledge(self, uids: list[int], target: str | None) -> dict[int, str]:
+        """Move processed messages to ``target``, or mark them with a keyword if there is none.
+        Returns the UIDs the server refused to move or mark, with its answer; when it refuses a
+        batch, each message is tried alone, so one bad message does not hold back the others."""
         if not uids:
-            return
+            return {}
+        try:
+            self._acknowledge(uids, target)
+            return {}
+        except ImapRefused as exc:
+            if len(uids) == 1:
+                return {uids[0]: str(exc)}
+        refused: dict[int, str] = {}
+        for uid in uids:
+            try:
+                self._acknowledge([uid], target)
+            except ImapRefused as exc:
+                refused[uid] = str(exc)
+        return refused
+
+    def _acknowledge(self, uids: list[int], target: str | None) -> None:
         client = self._require()
         if target is None:
-            self._call("store", client.add_flags, uids, [PROCESSED_KEYWORD])
+            self._call("store", client.add_flags, uids, [PROCESSED_KEYWORD], refusable=True)
         elif client.has_capability("MOVE"):
-            self._call("move", client.move, uids, target)
+            self._call("move", client.move, uids, target, refusable=True)
         else:
-            self._call("copy", client.copy, uids, target)
-            self._call("delete", client.delete_messages, uids)
+            self._call("copy", client.copy, uids, target, refusable=True)
+            self._call("delete", client.delete_messages, uids, refusable=True)
             if client.has_capability("UIDPLUS"):
-                self._call("expunge", client.uid_expunge, uids)
+                self._call("expunge", client.uid_expunge, uids, refusable=True)
             else:
-                self._call("expunge", client.expunge)
+                self._call("expunge", client.expunge, refusable=True)
 
     def wait_for_mail(self, stop: StopFlag) -> bool:
         """Block until the server announces new mail (True), or the IDLE period (poll: the poll
@@ -245,3 +267,12 @@ class ImapSource:
     def _take_news(self) -> bool:
         news, self._mail_waiting = self._mail_waiting, False
         return news
+
+
+class ImapRefused(MailServerError):
+    """The server answered NO or BAD to one command; the connection is fine."""
+
+
+def _is_answer(exc: BaseException) -> bool:
+    """A tagged NO/BAD (IMAPClientError, imaplib's error) rather than a lost connection (abort, OSError)."""
+    return isinstance(exc, imaplib.IMAP4.error) and not isinstance(exc, imaplib.IMAP4.abort)

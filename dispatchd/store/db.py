@@ -72,6 +72,7 @@ MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _add_column("task", "claimed_client", "VARCHAR"),  # 11: the client an unverified sender named
     _create_tables(tables.RequestText, tables.TriageModelRow),  # 12: the triage model, what it reads
     _create_tables(tables.TaskFollower),  # 13: the client's colleagues who follow a task
+    _add_column("inbound_message", "unmovable", "VARCHAR"),  # 14: a message the server refused to move
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -81,6 +81,18 @@ def recorded_dispositions(session: Session, account: str, folder: str, uidvalidi
                           uidvalidity, uids))
 
 
+def unmovable_uids(session: Session, account: str, folder: str, uidvalidity: int, uids: Iterable[int]) -> set[int]:
+    """Those of ``uids`` the server refused to move before: left alone until `quarantine retry`."""
+    return {uid for uid, reason in _recorded(session, (InboundMessage.uid, InboundMessage.unmovable), account,
+                                              folder, uidvalidity, uids) if reason}
+
+
+def mark_unmovable(session: Session, account: str, folder: str, uidvalidity: int, refused: dict[int, str]) -> None:
+    for row in _recorded(session, (InboundMessage,), account, folder, uidvalidity, refused):
+        row.unmovable = refused[row.uid][:500]
+        session.add(row)
+
+
 def task_of_thread(session: Session, message_ids: Iterable[str]) -> int | None:
     """The task a reply belongs to, from the Message-IDs it names (ours or the client's)."""
     ids = [m for m in message_ids if m]

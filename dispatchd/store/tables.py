@@ -80,6 +80,9 @@ class InboundMessage(SQLModel, table=True):
     size: int
     acknowledged: bool = False
     body_hash: str | None = Field(default=None, index=True)
+    # The server refused to move (or flag) it after it was processed: left where it is, listed by
+    # `dispatchd quarantine`, not tried again until `quarantine retry`.
+    unmovable: str | None = None
 
 
 class Attachment(SQLModel, table=True):
