@@ -15,6 +15,7 @@ from dispatchd.config import Config
 from dispatchd.domain.intake import Directory, read_request
 from dispatchd.domain.models import ParsedSubject, Request, SubjectError
 from dispatchd.domain.routing import Rulebook, route
+from dispatchd.domain.duewords import due_reasons, due_words
 from dispatchd.domain.sla import BusinessCalendar, due_at, parse_sla, target_seconds
 from dispatchd.domain.subject import parse_subject
 from dispatchd.domain.triage import TriageModel, decide
@@ -200,12 +201,14 @@ def explain(config: Config, rulebook: Rulebook, subject: str, sender: str | None
     request: Request = read_request(mail, Directory(config.clients, config.staff), rulebook)
     classified = classify(request, model, rulebook, config)
     decision = with_verdict(route(classified.request if classified else request, rulebook), classified)
-    due = due_at(now or datetime.now(timezone.utc), parse_sla(decision.sla), business_calendar(config.calendar))
+    calendar = business_calendar(config.calendar)
+    due = due_at(now or datetime.now(timezone.utc), parse_sla(decision.sla), calendar)
     lines = [f"subject:  {mail.subject}", f"from:     {sender}{assumed}", f"read as:  {_read_as(parsed)}",
              f"client:   {request.client or '-'}", f"type:     {request.type or '-'}"]
     lines += [f"problem:  {p}" for p in request.problems]
     lines += [f"queue:    {decision.queue}{' (triage: a person routes it)' if decision.triage else ''}",
-              f"priority: {decision.priority}", f"sla:      {decision.sla}", f"          {due.explanation}",
+              f"priority: {decision.priority}", f"sla:      {decision.sla}",
+              f"due:      {due_words(due.at, calendar)} ({due_reasons(due.explanation)}), if it came now",
               f"assignee: {decision.assignee or '-'}", "because:"]
     lines += [f"  - {reason}" for reason in decision.reasons]
     lines += _model_lines(request, model, rulebook, config)

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from dispatchd.cli.common import EXIT_CONFIG, EXIT_NOT_FOUND, due_in_words, emit, engine, period, progress_bar
 from dispatchd.config import Config
+from dispatchd.domain.duewords import due_reasons
 from dispatchd.domain.models import Status
 from dispatchd.errors import DispatchdError
 
@@ -214,8 +215,9 @@ def _show(args: argparse.Namespace, config: Config) -> int:
         emit(data, True)
         return 0
     data["due"] = due_in_words(config)(data["due_at"])
+    data["why due"] = due_reasons(data["due_explanation"] or "")  # the date is said once, in "due"
     for key in ("id", "status", "queue", "priority", "client", "claimed_client", "type", "assignee", "sender",
-                "description", "due", "due_explanation", "message_id"):
+                "description", "due", "why due", "message_id"):
         if key == "claimed_client" and data[key] is None:
             continue
         print(f"{key:>16}: {data[key] if data[key] is not None else '-'}")

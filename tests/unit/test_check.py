@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ def test_check_passes_and_explains(tmp_path: Path, capsys: pytest.CaptureFixture
     for line in ("client:   Acme", "type:     Technical", "queue:    dev", "priority: P1", "sla:      24 hours",
                  "rule urgent-words (keyword 'broken'): priority raised to P1"):
         assert line in out
+    assert re.search(r"due:      by (end of )?\w{3} \d{1,2} \w{3}.* \(24 hours\), if it came now", out), out
 
 
 def test_check_explains_triage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
