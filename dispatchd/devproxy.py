@@ -22,6 +22,7 @@ class Command:
     at: float  # time.monotonic()
     connection: int
     name: str  # upper case: "IDLE", "UID SEARCH", "DONE", ...
+    line: str  # as sent, without CRLF (LOGIN and AUTHENTICATE: the name only)
 
 
 class ImapProxy:
@@ -97,8 +98,9 @@ class ImapProxy:
                 if not line:
                     break
                 name = _command_name(line)
+                shown = name if name in ("LOGIN", "AUTHENTICATE") else line.rstrip(b"\r\n").decode(errors="replace")
                 with self._lock:
-                    self.commands.append(Command(time.monotonic(), number, name))
+                    self.commands.append(Command(time.monotonic(), number, name, shown))
                 hook = self.hooks.pop(name, None)
                 if hook is not None:
                     hook()

@@ -57,6 +57,7 @@ class ImapSource:
         self.client: IMAPClient | None = None
         self._count = 0  # messages in the selected folder, as the server last told us
         self._mail_waiting = False  # the server announced mail the last SEARCH did not cover
+        self.keywords_kept = True  # keyword mode: the server stores $Dispatched (see _note_keywords)
 
     def connect(self) -> None:
         """Log in and make sure the folders we move mail into exist."""
@@ -135,7 +136,23 @@ class ImapSource:
         info = self._call("select", self._require().select_folder, folder)
         state = FolderState(int(info[b"UIDVALIDITY"]), info.get(b"UIDNEXT"), int(info.get(b"EXISTS", 0)))
         self._count, self._mail_waiting = state.exists, False
+        self._note_keywords(info.get(b"PERMANENTFLAGS"))
         return state
+
+    def _note_keywords(self, permanent: tuple[bytes, ...] | None) -> None:
+        """Keyword mode needs a server that keeps keywords: PERMANENTFLAGS with \\* (any new one)
+        or $Dispatched itself. Microsoft 365 keeps neither; there processed mail stays unmarked and
+        the cursor alone says what was read (flagging would do nothing, and the UNKEYWORD search
+        would find every message ever read, on every pass)."""
+        if self.config.processed_folder is not None:
+            return
+        flags = {flag.lower() for flag in permanent or ()}
+        kept = permanent is None or b"\\*" in flags or PROCESSED_KEYWORD.lower().encode() in flags
+        if not kept and self.keywords_kept:
+            log.warning("imap.keywords_unsupported", mailbox=self.config.name, permanent_flags=sorted(
+                f.decode(errors="replace") for f in flags), consequence="processed mail stays unmarked in the folder; "
+                "the cursor alone records what was read (set processed_folder to move it instead)")
+        self.keywords_kept = kept
 
     def uids_after(self, last_uid: int) -> list[int]:
         """UIDs greater than ``last_uid``, ascending (``n:*`` may return the last one; drop it).
@@ -152,6 +169,8 @@ class ImapSource:
             return []
         criteria: list[str] = ["UID", f"{after + 1}:{last_uid}"]
         if self.config.processed_folder is None:
+            if not self.keywords_kept:
+                return []  # nothing was marked, so nothing is left to mark
             criteria += ["UNKEYWORD", PROCESSED_KEYWORD]
         found = self._call("search", self._require().search, criteria)
         return sorted(uid for uid in found if after < uid <= last_uid)
@@ -214,6 +233,8 @@ class ImapSource:
 
     def _acknowledge(self, uids: list[int], target: str | None) -> None:
         client = self._require()
+        if target is None and not self.keywords_kept:
+            return
         if target is None:
             self._call("store", client.add_flags, uids, [PROCESSED_KEYWORD], refusable=True)
         elif client.has_capability("MOVE"):
