@@ -145,6 +145,7 @@ class Client:
     aliases: tuple[str, ...] = ()
     contacts: tuple[str, ...] = ()
     digest_to: tuple[str, ...] = ()
+    followers: tuple[str, ...] = ()  # the client's addresses that follow every one of its requests
 
     def owns_sender(self, address: str) -> bool:
         address = address.lower()
@@ -544,13 +545,18 @@ def _client(r: Reader) -> Client:
     client = Client(name=r.str("name", "", required=True), senders=r.str_list("senders"),
                     aliases=r.str_list("aliases"),
                     contacts=tuple(a.lower() for a in r.str_list("contacts")),
-                    digest_to=tuple(a.lower() for a in r.str_list("digest_to")))
+                    digest_to=tuple(a.lower() for a in r.str_list("digest_to")),
+                    followers=tuple(a.lower() for a in r.str_list("followers")))
     if not client.senders and not client.contacts:
         r.problem("senders", "list at least one address or pattern such as '*@acme.com'")
-    for key in ("contacts", "digest_to"):
+    for key in ("contacts", "digest_to", "followers"):
         for address in getattr(client, key):
             if not _EMAIL.match(address):
                 r.problem(key, f"{address!r} is not an email address (patterns belong in senders)")
+    for address in client.followers:
+        if _EMAIL.match(address) and not client.may_receive(address):
+            # A follower reads the client's status mail: it must be one of the client's own addresses.
+            r.problem("followers", f"{address} is not one of {client.name}'s addresses; add it to contacts first")
     r.refuse_unknown()
     return client
 
@@ -622,7 +628,8 @@ def _check_loops(doc: TomlFile, config: Config) -> None:
             doc.problem(("staff", index, "email"),
                         f"{person.email} is the intake address; notifications to it would loop")
     for index, client in enumerate(config.clients):
-        for key, addresses in (("contacts", client.contacts), ("digest_to", client.digest_to)):
+        for key, addresses in (("contacts", client.contacts), ("digest_to", client.digest_to),
+                               ("followers", client.followers)):
             for address in addresses:
                 if address in ours:
                     doc.problem(("clients", index, key), f"{address} is our own address; mail to it would loop")

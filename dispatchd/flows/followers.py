@@ -51,10 +51,17 @@ def remove_follower(session: Session, task: Task, address: str) -> bool:
 
 def follow_from_request(session: Session, task: Task, mail: InboundMail, directory: Directory,
                         ours: Collection[str], now: datetime) -> list[str]:
-    """The client's colleagues cc'd on a new request follow it (outsiders cc'd do not)."""
-    found = followers_from_recipients(mail.recipients, mail.sender, task.client, directory, ours)
-    added = add_followers(session, task, found, mail.sender or "unknown", now)
+    """The client's colleagues cc'd on a new request follow it (outsiders cc'd do not), and so do
+    the addresses the client's ``followers`` setting names."""
+    client = next((c for c in directory.clients if c.name == task.client), None)
+    configured = client.followers if client else ()
+    cc = followers_from_recipients(mail.recipients, mail.sender, task.client, directory, ours)
+    standing = followers_from_recipients(configured, mail.sender, task.client, directory, ours)
+    added = add_followers(session, task, [*cc, *standing], mail.sender or "unknown", now)
     if added:
+        reasons = [f"cc'd on the request: {', '.join(a for a in added if a in cc)}" if set(added) & set(cc) else "",
+                   f"follows all of {task.client}'s requests: {', '.join(a for a in added if a not in cc)}"
+                   if set(added) - set(cc) else ""]
         queries.add_event(session, task, now, mail.sender or "unknown", "followers",
-                          "cc'd on the request: " + ", ".join(added), mail.message_id)
+                          "\n".join(r for r in reasons if r), mail.message_id)
     return added

@@ -253,3 +253,16 @@ def test_deliver_refuses_files_too_large_for_one_email(deployment: Deployment) -
     new = mails_since(d, before)
     assert [m["To"] for m in new] == ["ben@agency.test"] and new[0]["Subject"].startswith("[#1] Not applied")
     assert "send some as a link instead" in body(new[0])
+
+
+@pytest.mark.config(extra='[[clients]]\nname = "Initech"\nsenders = ["*@initech.test"]\nfollowers = ["pm@initech.test"]\n')
+def test_a_configured_follower_hears_of_every_request_of_the_client(deployment: Deployment) -> None:
+    d = deployment
+    send(d, make_mail("[Initech] - Content - TPS report", sender="Peter <peter@initech.test>"))
+    assert "Also told: pm@initech.test" in body(last_to(d, "peter@initech.test"))
+    send(d, reply(last_to(d, "ben@agency.test"), "ben@agency.test", "assign Ana\nstart"))
+    followed = last_to(d, "pm@initech.test")
+    assert followed["Subject"] == "[#1] In progress: TPS report"
+    assert "Request #1, which you follow, is now in progress." in body(followed)
+    send(d, make_mail("[Acme] - Content - Blog post"))
+    assert len(d.received_by("pm@initech.test")) == 1, "another client's requests stay with that client"

@@ -50,3 +50,19 @@ def test_a_whole_company_in_cc_is_capped() -> None:
 ])
 def test_follower_grammar(text: str, expected: list[tuple[str, str]]) -> None:
     assert [(c.name, c.argument) for c in parse_reply(text).commands] == expected
+
+
+def test_configured_followers_must_be_the_clients_own(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from dispatchd.config import load_config
+    from dispatchd.errors import ConfigError
+    from tests.conftest import write_config
+
+    good = write_config(Path(str(tmp_path)), extra="")
+    text = good.read_text().replace('aliases = ["ACME Corp"]', 'aliases = ["ACME Corp"]\nfollowers = ["pm@acme.test"]')
+    good.write_text(text)
+    assert load_config(good, credentials=False).clients[0].followers == ("pm@acme.test",)
+    good.write_text(text.replace('followers = ["pm@acme.test"]', 'followers = ["pm@outside.test"]'))
+    with pytest.raises(ConfigError, match="pm@outside.test is not one of Acme's addresses; add it to contacts first"):
+        load_config(good, credentials=False)
