@@ -105,6 +105,21 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
 _QUESTION_WORDS = 5  # a line up to this long that starts with a command word may be one
 
 
+# Other forms of a command word: a short line with one is probably that command ("Reviewing
+# now", "Closing this one", "Started on the draft"), so it is asked back, never run.
+_INFLECTIONS = {"starting": "start", "started": "start", "reviewing": "review", "reviewed": "review",
+                "approving": "approve", "closing": "close", "delivering": "deliver", "taking": "take",
+                "cancelling": "cancel", "canceling": "cancel", "revising": "revise", "confirming": "confirm"}
+
+
+def _inflected(bare: str, line: str) -> Question | None:
+    word, _, rest = bare.partition(" ")
+    name = _INFLECTIONS.get(word)
+    if name is None or len(rest.split()) >= _QUESTION_WORDS - 1:
+        return None
+    return Question(Command(name, "", None, line))
+
+
 def _aliases() -> list[tuple[str, str, bool]]:
     found = [(word, name, False) for name, spec in GRAMMAR.items() for word in spec.words]
     found += [(word, name, True) for name, spec in GRAMMAR.items() for word in spec.everyday]
@@ -134,6 +149,13 @@ def parse_reply(text: str, fresh: bool = False, names: frozenset[str] = frozense
                 continue
             break
         found = read_line(line, fresh, names, sentences=not commands)
+        joined = _joined_commands(line, fresh, names) if not isinstance(found, (Command, Problem)) else []
+        if joined:
+            if len(commands) + len(joined) > MAX_COMMANDS:
+                break
+            commands.extend(joined)
+            index += 1
+            continue
         if not isinstance(found, (Command, Problem)):
             # "Approved. Thanks, great work!": a command as the first sentence of a line.
             first, _, others = _first_sentence(line)
@@ -162,6 +184,26 @@ def parse_reply(text: str, fresh: bool = False, names: frozenset[str] = frozense
     rest = "\n".join(lines[index:]).strip()
     note = "\n".join([*unread, rest] if rest else unread).strip()
     return ParsedReply(tuple(commands), note, tuple(problems))
+
+
+_CONJUNCTION = re.compile(r"\s*(?:,|&|\+|/|\band then\b|\band\b|\bthen\b|\bund\b)\s*", re.IGNORECASE)
+
+
+def _joined_commands(line: str, fresh: bool, names: frozenset[str]) -> list[Command]:
+    """"Approve & deliver", "approve and deliver": argument-less commands joined on one line.
+    Every part must be a command, or the line is not read this way."""
+    parts = [part for part in _CONJUNCTION.split(normalise(line)) if bare_words(part)]
+    if len(parts) < 2:
+        return []
+    found = [read_line(part, fresh, names, sentences=False) for part in parts]
+    # "Reviewed and approved": a past form says what was done, the command word what to do.
+    actions = [f for f in found if isinstance(f, Command)]
+    described = [f for f in found if isinstance(f, Question) and normalise(f.command.line).lower().split()[0] in _INFLECTIONS]
+    if not actions or len(actions) + len(described) != len(found):
+        return []
+    if not all(GRAMMAR[f.name].argument in ("none", "text", "message?") and not f.argument for f in actions):
+        return []
+    return [Command(f.name, "", f.task_id, line.strip()) for f in actions]
 
 
 def _first_sentence(line: str) -> tuple[str, str, str]:
@@ -197,7 +239,7 @@ def read_line(line: str, fresh: bool = False, names: frozenset[str] = frozenset(
     for alias, name, everyday in _ALIASES:
         if bare == alias or re.match(rf"{re.escape(alias)}(?=[\s:=\-#]|$)", bare):
             return _build(name, everyday, bare[len(alias):], cased[len(alias):], original, fresh, names)
-    return None
+    return _inflected(bare, original)
 
 
 def _build(name: str, everyday: bool, rest: str, cased_rest: str, line: str, fresh: bool,
@@ -256,7 +298,7 @@ def _typed_argument(name: str, rest: str, separated: bool, names: frozenset[str]
         level = re.fullmatch(r"p?([0-3])", rest)
         return f"P{level.group(1)}" if level else None
     if name in ("due", "away"):
-        parsed = parse_due(re.sub(r"^until\s+", "", rest))
+        parsed = parse_due(re.sub(r"^(?:date\s+)?(?:until|is|on|by|at|to|=|:)?\s*", "", rest))
         return parsed.isoformat() if parsed is not None else None
     if re.search(r"[|;!?,]|\s-\s|\d{4,}", rest):
         return None

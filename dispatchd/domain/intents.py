@@ -17,7 +17,10 @@ from dispatchd.domain.phrases import GREETING_LINE, GREETING_PREFIX, normalise
 
 _APPROVE = (
     r"approved?|approval|confirm(?:ed)?|accept(?:ed)?|lgtm|sign(?:ed)? off|good to go|all good|ship it|"
-    r"go ahead|looks good to me|ok to publish|"
+    r"go ahead|looks good to me|ok to publish|(?:please )?(?:publish|proceed)|go live|send it out|"
+    r"(?:we are|we're|i am|i'm|very|really) (?:happy|satisfied|pleased) with (?:it|this|that|the result)|"
+    r"(?:gebe|geben) (?:es |das |ihn |sie )?(?:so )?frei|freigeben|ver[öo]ffentlichen|zufrieden|"
+    r"publiez|publier|satisfaits?|publicar|publiquen|contentos|"
     r"freigegeben|freigabe|genehmigt|best[äa]tigt|akzeptiert|einverstanden|passt(?: so| alles| perfekt)?|"
     r"alles (?:gut|klar|bestens)|ist gut so|in ordnung|abgenommen|"
     r"approuv[ée]e?s?|valid[ée]e?s?|je valide|confirm[ée]e?s?|accept[ée]e?s?|c'est bon|[çc]a me va|"
@@ -37,7 +40,8 @@ _POLITE = (
     r"danke(?: sch[öo]n| sehr)?|vielen dank|besten dank|merci(?: beaucoup)?|gracias|muchas gracias|"
     r"please|bitte|s'il vous pla[îi]t|por favor|"
     r"hi|hello|team|all|everyone|guys|folks|again|too|as well|so much|very much|a lot|"
-    r"from (?:our|my) side|for (?:us|me)|on our end|"
+    r"from (?:our|my) side|on (?:our|my) side|from (?:our|my) end|for (?:us|me)|on our end|"
+    r"von unserer seite|von meiner seite|de notre c[ôo]t[ée]|por nuestra parte|"
     r"the|this|it|that|is|are|all|so|very|really|we|i|us|you|your|work|job|draft|version|final|"
     r"das|ist|es|so|wir|ich|alles|sehr|c'est|tout|est|nous|je|c|es|todo|está|muy|para|nosotros|"
     r"and|und|et|y|now|jetzt|maintenant|ahora|ok|okay|:\)|:-\)")
@@ -69,6 +73,7 @@ _REVISION_LABEL = re.compile(
     r"modifications?|corrections?|[àa] modifier|retours|"
     r"cambios|correcciones|modificaciones)\s*:\s*\S", re.IGNORECASE)
 _NEGATION = r"not|no|don't|doesn't|isn't|nicht|kein|keine|pas|ne|n'|no es|nada"
+_KEEP_IT = r"(?:don't|do not|not|nicht|pas|no)\s+(?:\w+\s+)?(?:cancel|stornieren|annuler|cancelar|anular)"
 _CLAUSES = re.compile(r"[.!?,;\n:]+|\s-\s|\s+(?=(?:but|aber|mais|pero|however|jedoch)\b)", re.IGNORECASE)
 _MAX_WORDS = 60  # a longer message is a letter, not an approval
 
@@ -91,8 +96,10 @@ def read_intent(text: str) -> Intent | None:
     words = len(body.split())
     if _REVISION_LABEL.match(body):
         return Intent("revise", certain=True)
+    if _has(_KEEP_IT, body):
+        return None  # "please don't cancel it": a message, not a request
     if _has(_CANCEL, body):
-        return Intent("cancel", certain=words <= 25 and not _has(_APPROVE, body, whole_word=True))
+        return Intent("cancel", certain=words <= 25 and not _has(_APPROVE, body))
     clauses = [c.strip() for c in _CLAUSES.split(body) if c and c.strip()]
     kinds = [_clause_kind(clause) for clause in clauses]
     if words > _MAX_WORDS:
@@ -110,8 +117,8 @@ def read_intent(text: str) -> Intent | None:
 
 def _clause_kind(clause: str) -> str:
     """approve | praise | polite | revise | status | other, for one clause."""
-    if _has(_REVISE, clause):
-        return "revise"
+    if _has(_REVISE, clause) or (_has(_NEGATION, clause) and (_has(_APPROVE, clause) or _has(_PRAISE, clause))):
+        return "revise"  # "not approved", "doesn't look good": something must change
     for kind, pattern in (("approve", _APPROVE), ("praise", _PRAISE), ("status", _STATUS)):
         rest = _remove(pattern, clause)
         if rest != clause and not _remove(_POLITE, rest).strip(" '\"-"):

@@ -23,7 +23,8 @@ GREETING_PREFIX = re.compile(rf"^(?:{_GREETINGS})(?:\s+[\w.'&-]+){{0,2}}\s*[,!:]
 
 _POLITE_WORDS = (r"ok(?:ay)?|sure|yes|yep|yeah|alright|all right|right|great|cool|perfect|fine|so|and|"
                  r"please|pls|plz|kindly|thanks|thank you|thx|ja|oui|bitte|merci|gracias|super|"
-                 r"now|then|asap|cheers|danke|many thanks|thanks a lot|thank you very much|as well|too|again")
+                 r"now|then|asap|cheers|danke|many thanks|thanks a lot|thank you very much|as well|too|again|"
+                 r"will do|got it|sure thing|no problem|noted|understood|hi|hello|hey|go ahead and|go ahead")
 _LEADING_POLITENESS = re.compile(rf"^(?:(?:{_POLITE_WORDS})\b[\s,.!:;-]*)+", re.IGNORECASE)
 _TRAILING_POLITENESS = re.compile(rf"(?:[\s,.!:;-]+(?:{_POLITE_WORDS})\b)+[\s,.!:;-]*$", re.IGNORECASE)
 _TRAILING_MARKS = re.compile(r"[\s.!?,;:)(\]\[\"'*~^-]+$|(?:\s*[:;]-?[)(dp])+$", re.IGNORECASE)

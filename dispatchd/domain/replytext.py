@@ -65,9 +65,20 @@ class ReplyText:
     signature: str = ""
 
 
+# Banners a mail server puts on top of what the sender wrote ("CAUTION: This email originated
+# from outside of the organization …"): not the sender's words, so not where reading starts.
+_BANNER = re.compile(
+    r"^\s*(?:\[?external\]?:?(?:\s|$)|external email|caution:|warning:|attention:|achtung:|vorsicht:|"
+    r"this (?:e-?mail|message) (?:originated|was sent|came) from outside|you don't often get email from|"
+    r"some people who received this message don't often get email from|diese e-?mail stammt von au(?:ß|ss)erhalb)",
+    re.IGNORECASE)
+
+
 def split_reply(text: str) -> ReplyText:
     """``text`` (a plain-text body) without what it quotes, its body split from its signature."""
     lines = _normalise(text).split("\n")
+    while lines and (not lines[0].strip() or _BANNER.match(lines[0])):
+        lines = lines[1:]
     lines = _without_quotes(lines)
     body, signature = _split_signature(lines)
     return ReplyText("\n".join(body).strip(), "\n".join(signature).strip())

@@ -109,6 +109,10 @@ def _one(ctx: CommandContext, task: Task, command: Command, words: str, verdict:
         text = f"request #{task.id} is already {label}; your message was passed to the team"
         keep_note(ctx, task, ctx.actor.email, "client", words, f"a {meant} of a {label} request", verdict)
         return Result(True, text, "Passed to the team"), True
+    if meant == "cancel" and not verdict.verified:
+        # A forged "please cancel" must not reach the lead as the client's request.
+        keep_note(ctx, task, ctx.actor.email, "client", words, "asks to cancel the request", verdict)
+        return Result(True, "your message was passed to the team", "Passed to the team"), True
     if meant == "cancel":
         reason = command.argument or words
         ctx.event(task, "cancel_requested", reason)

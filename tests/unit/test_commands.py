@@ -119,6 +119,13 @@ def test_line_is_kept_for_the_results_reply() -> None:
     ("Start. I will send the outline by Friday.", [("start", "")]),
     ("I'm on it today", [("start", "")]),
     ("Good to go!", [("approve", "")]),
+    ("Approve & deliver", [("approve", ""), ("deliver", "")]),
+    ("approve and deliver, thanks", [("approve", ""), ("deliver", "")]),
+    ("Reviewed and approved.", [("approve", "")]),
+    ("Go ahead and deliver", [("deliver", "")]),
+    ("Will do, starting today", [("start", "")]),
+    ("Due date is 2026-12-10", [("due", "2026-12-10")]),
+    ("due by 10.12.2026", [("due", "2026-12-10")]),
 ])
 def test_commands_where_people_put_them(text: str, expected: list[tuple[str, str]]) -> None:
     assert [(name, argument) for name, argument, _ in names(text)] == expected
@@ -134,6 +141,7 @@ def test_commands_where_people_put_them(text: str, expected: list[tuple[str, str
     "Assign this to whoever is free tomorrow",
     "Priority is the intro, then the rest.",
     "Starting next week we have a new contact.",
+    "Start and end dates are in the brief.",
     "Status update: we are waiting for the brand team and will come back next week with details.",
     "Closed on Monday for the holiday, back Tuesday.",
     "Note that the logo changed last month",  # a note, not prose: see below
@@ -152,6 +160,9 @@ def test_prose_that_starts_with_a_command_word_is_prose(text: str) -> None:
     ("let's start?", None),
     ("start tomorrow morning", "start"),
     ("approve once Ana has checked", "approve"),
+    ("Reviewing now", "review"),
+    ("Closing this one", "close"),
+    ("Started on the draft", "start"),
 ])
 def test_uncertain_lines_become_questions(text: str, question: str | None) -> None:
     parsed = parse_reply(text, names=NAMES)

@@ -27,6 +27,12 @@ from dispatchd.domain.intents import Intent, read_intent
     ("Merci d'annuler la demande, nous n'en avons plus besoin.", Intent("cancel", True)),
     ("Por favor cancelar la solicitud, ya no la necesitamos.", Intent("cancel", True)),
     ("Any update?", Intent("status", True)),
+    ("Thank you, this is approved.", Intent("approve", True)),
+    ("Hi,\n\nWe approve the final version.", Intent("approve", True)),
+    ("Approved on our side. Please go ahead and publish.", Intent("approve", True)),
+    ("We're happy with it, thanks", Intent("approve", True)),
+    ("Ich gebe das so frei. Danke!", Intent("approve", True)),
+    ("Not approved, the colours are wrong.", Intent("revise", False)),
     ("Cambios: el titular debe ser más corto.", Intent("revise", True)),
     ("Änderungen: bitte das neue Logo verwenden", Intent("revise", True)),
     ("Modifications : le titre est trop long", Intent("revise", True)),
@@ -43,6 +49,7 @@ def test_plain_words(text: str, intent: Intent) -> None:
     "Due to the holidays we will only review it next week.",
     "We will send the logo files tomorrow.",
     "The intro does not look good yet.",
+    "Please don't cancel it, we still need it.",
 ])
 def test_messages_that_are_not_decisions(text: str) -> None:
     found = read_intent(text)

@@ -24,6 +24,8 @@ GMAIL = "On Thu, 26 Nov 2026 at 10:00, Agency <requests@agency.test> wrote:"
     ("ok\n\n________________________________\nFrom: A\nSent: B\n\nclose", "ok"),
     ("ok\n-----Original Message-----\nclose", "ok"),
     ("ok\n-----Ursprüngliche Nachricht-----\nclose", "ok"),
+    ("CAUTION: This email originated from outside of the organization.\n\nStart", "Start"),
+    ("[EXTERNAL] \nApprove", "Approve"),
 ])
 def test_quoted_text_is_never_part_of_the_reply(text: str, body: str) -> None:
     assert split_reply(text).body == body
