@@ -31,6 +31,7 @@ from dispatchd.config import SmtpConfig
 from dispatchd.flows.sender_hold import SenderHold, read_hold
 from dispatchd.mail.smtp import Delivery, SendResult, SmtpSender
 from dispatchd.mail.smtp_faults import ServerFault
+from dispatchd.oauth import TokenSource
 from dispatchd.store import queries
 from dispatchd.store.coordination import Coordinator
 from dispatchd.store.db import write_turn
@@ -218,7 +219,9 @@ def outbox_sender(smtp: SmtpConfig, engine: Engine, clock: Clock, coordinator: C
     is retried for ``[smtp] give_up_after`` (and ``max_attempts``) unless ``policy`` says otherwise."""
     policy = policy or RetryPolicy(give_up_after=timedelta(hours=smtp.give_up_after_hours),
                                    max_attempts=smtp.max_attempts)
-    return OutboxSender(engine, [SmtpSender(smtp) for _ in range(smtp.connections)], clock, policy, coordinator)
+    tokens = TokenSource(smtp.oauth2) if smtp.oauth2 else None
+    return OutboxSender(engine, [SmtpSender(smtp, tokens) for _ in range(smtp.connections)], clock, policy,
+                        coordinator)
 
 
 def pending_count(engine: Engine) -> int:

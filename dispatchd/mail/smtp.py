@@ -40,9 +40,12 @@ class SendResult:
 
 
 class SmtpSender:
-    def __init__(self, config: SmtpConfig):
+    def __init__(self, config: SmtpConfig, tokens: TokenSource | None = None):
+        """``tokens``: the OAuth2 token source shared by all connections of one sender (each its
+        own would refresh once per connection, and a rotating refresh token used by one after
+        another rotated it is refused)."""
         self.config = config
-        self.tokens = TokenSource(config.oauth2) if config.oauth2 else None
+        self.tokens = tokens or (TokenSource(config.oauth2) if config.oauth2 else None)
         self.connection: aiosmtplib.SMTP | None = None
 
     async def open(self) -> ServerFault | None:

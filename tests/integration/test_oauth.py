@@ -106,6 +106,9 @@ def test_xoauth2_with_a_stored_refresh_token(tmp_path: Path, oauth_dovecot: Dove
         deployment = oauth_config(tmp_path, oauth_dovecot, smtp, auth)
         deployment.deliver(make_mail("[Acme] - Content - Refreshed"))
         assert deployment.run_once() == 0
+        # One token for all the sender's connections: each its own refreshed again and again, and
+        # with rotating refresh tokens all but one connection's logins were refused.
+        assert len(smtp.messages) == 2 and {r.status for r in deployment.outbox()} == {"sent"}
     assert len(deployment.tasks()) == 1
     assert identity.refreshes[0]["refresh_token"] == ["refresh-0"]
     assert identity.refreshes[0]["client_id"] == ["dispatchd"]
