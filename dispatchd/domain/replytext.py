@@ -74,9 +74,14 @@ _BANNER = re.compile(
     re.IGNORECASE)
 
 
+# What a person writes above the quote fits in this; the rest of a huge body is not read for
+# commands (a hostile 1 MB body must not cost seconds of regex time).
+MAX_READ = 100_000
+
+
 def split_reply(text: str) -> ReplyText:
     """``text`` (a plain-text body) without what it quotes, its body split from its signature."""
-    lines = _normalise(text).split("\n")
+    lines = _normalise(text[:MAX_READ]).split("\n")
     while lines and (not lines[0].strip() or _BANNER.match(lines[0])):
         lines = lines[1:]
     lines = _without_quotes(lines)
@@ -96,7 +101,9 @@ def _normalise(text: str) -> str:
 
 def _without_quotes(lines: list[str]) -> list[str]:
     """Drop ``>`` lines, attribution lines and, after an unquoted header block, the rest."""
-    text = "\n".join(lines)
+    # Quoted lines go anyway: the patterns only look for the unquoted lines that introduce them
+    # (searching inside deep quotes made the library's patterns slow).
+    text = "\n".join("" if _QUOTED.match(line) else line for line in lines)
     kept: list[str] = []
     headers = _header_lines(text)
     index = 0
