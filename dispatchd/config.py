@@ -68,6 +68,7 @@ class MailboxConfig:
     poll_interval: float = 60.0
     idle_timeout: float = 300.0
     fetch_batch: int = 200
+    fetch_budget_mb: float = 50.0  # mail held at once while reading (FETCH chunks, a run's bytes)
     name: str = ""
     default_client: str | None = None
     queue_prefix: str = ""
@@ -417,6 +418,7 @@ def _mailbox(r: Reader, base: Path, credentials: bool = True) -> MailboxConfig:
         poll_interval=r.float("poll_interval", 60.0),
         idle_timeout=r.float("idle_timeout", 300.0),
         fetch_batch=r.int("fetch_batch", 200, minimum=1, maximum=5000),
+        fetch_budget_mb=r.float("fetch_budget_mb", 50.0),
         name=r.str("name", (address or "").lower()),
         default_client=r.str("default_client"),
         queue_prefix=r.str("queue_prefix", ""),
@@ -424,6 +426,8 @@ def _mailbox(r: Reader, base: Path, credentials: bool = True) -> MailboxConfig:
     )
     if config.poll_interval <= 0:
         r.problem("poll_interval", "must be positive")
+    if config.fetch_budget_mb < 1:
+        r.problem("fetch_budget_mb", "must be at least 1 (MB)")
     r.refuse_unknown()
     return config
 

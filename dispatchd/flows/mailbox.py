@@ -21,6 +21,7 @@ from dispatchd.store.tables import InboundMessage
 
 log = structlog.get_logger("dispatchd.mailbox")
 INTAKE_RUN = 20  # messages per transaction while catching up; a single new message is a run of one
+RUN_SHARE_OF_BUDGET = 0.25  # a run's raw mail, of [mailbox] fetch_budget_mb: parsed, it takes several times that
 RECONCILE_SLICE = 5000
 
 
@@ -56,7 +57,8 @@ def poll_mailbox(source: ImapSource, deps: IntakeDeps, stop: threading.Event,
         progress(0, len(new_uids))  # the mailbox is reachable: logged in, selected, searched
     pending: dict[str | None, list[int]] = {}
     acknowledged_at = 0
-    for run in _batched(source.fetch(folder, state.uidvalidity, new_uids), INTAKE_RUN):
+    run_bytes = int(mailbox.fetch_budget_mb * 1024 * 1024 * RUN_SHARE_OF_BUDGET)
+    for run in _batched(source.fetch(folder, state.uidvalidity, new_uids), INTAKE_RUN, run_bytes):
         for outcome in ingest_run(run, deps, mailbox):
             report.fetched += 1
             report.outcomes[outcome.disposition.value] += 1
@@ -77,14 +79,17 @@ def poll_mailbox(source: ImapSource, deps: IntakeDeps, stop: threading.Event,
     return report
 
 
-def _batched(items: Iterable[RawMail], size: int) -> Iterator[list[RawMail]]:
-    """Runs of up to ``size`` items, as they come (itertools.batched is Python 3.12+)."""
+def _batched(items: Iterable[RawMail], size: int, max_bytes: int) -> Iterator[list[RawMail]]:
+    """Runs of up to ``size`` messages and ``max_bytes`` of mail, as they come: a run is parsed
+    and held whole until its commit, so big attachments make short runs."""
     run: list[RawMail] = []
+    held = 0
     for item in items:
         run.append(item)
-        if len(run) == size:
+        held += len(item.data)
+        if len(run) == size or held >= max_bytes:
             yield run
-            run = []
+            run, held = [], 0
     if run:
         yield run
 

@@ -196,20 +196,32 @@ class ImapSource:
                 yield Envelope(uid, arrived, int(item.get(b"RFC822.SIZE", 0)), header)
 
     def fetch(self, folder: str, uidvalidity: int, uids: list[int]) -> Iterator[RawMail]:
-        """Fetch in batches without setting \\Seen; people read this mailbox too."""
-        batch = self.config.fetch_batch
+        """Fetch without setting \\Seen (people read this mailbox too), in chunks of at most
+        ``fetch_batch`` messages and ``fetch_budget_mb`` of mail (by RFC822.SIZE, asked first):
+        what is held at once is bounded by configuration, not by what clients attach."""
         # Never more than the size limit (+1 byte to see it is exceeded) of any one message.
         part = f"BODY.PEEK[]<0.{self.max_message_bytes + 1}>"
-        for start in range(0, len(uids), batch):
-            chunk = uids[start:start + batch]
+        for chunk in self._chunks(uids):
             response = self._call("fetch", self._require().fetch, chunk, ["RFC822.SIZE", part])
             for uid in chunk:
-                item = response.get(uid, {})
+                item = response.pop(uid, {})  # let each message go once the run has it
                 data = item.get(b"BODY[]<0>", item.get(b"BODY[]"))
                 if data is None:
                     log.warning("imap.vanished", uid=uid, folder=folder)
                     continue
                 yield RawMail(folder, uidvalidity, uid, bytes(data), int(item.get(b"RFC822.SIZE", len(data))))
+
+    def _chunks(self, uids: list[int]) -> Iterator[list[int]]:
+        if len(uids) <= 1:  # the usual case under IDLE: nothing to plan, no extra round trip
+            yield from ([uids] if uids else [])
+            return
+        batch, budget = self.config.fetch_batch, int(self.config.fetch_budget_mb * 1024 * 1024)
+        for start in range(0, len(uids), batch):
+            wanted = uids[start:start + batch]
+            sizes = self._call("fetch", self._require().fetch, wanted, ["RFC822.SIZE"])
+            listed = [(uid, min(int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0)), self.max_message_bytes))
+                      for uid in wanted]
+            yield from size_chunks(listed, budget)
 
     def acknowledge(self, uids: list[int], target: str | None) -> dict[int, str]:
         """Move processed messages to ``target``, or mark them with a keyword if there is none.
@@ -297,3 +309,20 @@ class ImapRefused(MailServerError):
 def _is_answer(exc: BaseException) -> bool:
     """A tagged NO/BAD (IMAPClientError, imaplib's error) rather than a lost connection (abort, OSError)."""
     return isinstance(exc, imaplib.IMAP4.error) and not isinstance(exc, imaplib.IMAP4.abort)
+
+
+def size_chunks(sized: list[tuple[int, int]], budget: int) -> list[list[int]]:
+    """(uid, size) in order -> runs of UIDs whose sizes add up to at most ``budget`` bytes; a
+    message larger than the budget is a chunk of its own."""
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    total = 0
+    for uid, size in sized:
+        if current and total + size > budget:
+            chunks.append(current)
+            current, total = [], 0
+        current.append(uid)
+        total += size
+    if current:
+        chunks.append(current)
+    return chunks
