@@ -67,6 +67,11 @@ class ImapProxy:
         """Run ``hook`` once, in the proxy's thread, just before ``command`` reaches the server."""
         self.hooks[command.upper()] = hook
 
+    @property
+    def connections(self) -> int:
+        """How many connections clients have opened through the proxy."""
+        return self._connections
+
     def since(self, moment: float) -> list[Command]:
         with self._lock:
             return [c for c in self.commands if c.at >= moment]

@@ -190,3 +190,45 @@ def test_several_mailboxes_each_read_within_seconds(tmp_path: Path, dovecot: Dov
     finally:
         assert stop_process(daemon, signal.SIGTERM) == 0
     assert len(deployment.tasks()) == count
+
+
+def test_a_standby_instance_sends_nothing_to_imap(tmp_path: Path, dovecot: Dovecot, smtp,  # type: ignore[no-untyped-def]
+                                                  proxy: ImapProxy, postgres_url: str) -> None:
+    """Two instances on PostgreSQL: the standby checks the mailbox's lock once a second and never
+    opens an IMAP connection; both stay within 1 % of a core; the standby takes over on a stop."""
+    user = f"standby.{os.getpid()}.{time.monotonic_ns()}@agency.test"
+    write_config(tmp_path, proxy.port, smtp.port, mailbox=user, database_url=postgres_url,
+                 mailboxes=mailbox_table(user, proxy.port))
+    deployment = Deployment(tmp_path, dovecot, smtp, user, postgres_url)
+    daemons = {name: deployment.start_daemon(log_name=f"{name}.log") for name in ("a", "b")}
+
+    def reading(name: str) -> bool:
+        log = tmp_path / f"{name}.log"
+        return log.exists() and "mailbox.reading" in log.read_text(errors="replace")
+
+    def started(name: str) -> bool:
+        log = tmp_path / f"{name}.log"
+        return log.exists() and "daemon.started" in log.read_text(errors="replace")
+
+    try:
+        wait_for(lambda: all(started(n) for n in daemons) and any(reading(n) for n in daemons), what="both up")
+        wait_for(lambda: any(c.name == "IDLE" for c in proxy.commands), what="the reader's IDLE")
+        reader = next(n for n in daemons if reading(n))
+        standby = next(n for n in daemons if n != reader)
+        time.sleep(1.5)
+        started_at = time.monotonic()
+        cpu_before = {n: cpu_seconds(p.pid) for n, p in daemons.items()}
+        time.sleep(QUIET_SECONDS)
+        cpu = {n: cpu_seconds(p.pid) - cpu_before[n] for n, p in daemons.items()}
+        assert proxy.connections == 1, "the standby opened an IMAP connection"
+        assert [c.name for c in proxy.since(started_at)] == []
+        for name, spent in cpu.items():
+            assert spent <= 0.01 * QUIET_SECONDS, f"{name}: {spent:.2f} s of CPU in {QUIET_SECONDS:.0f} s idle"
+        assert stop_process(daemons.pop(reader), signal.SIGTERM) == 0
+        wait_for(lambda: reading(standby), timeout=10, what="the standby to take over")
+        deployment.deliver(make_mail("[Acme] - Content - After the takeover"))
+        wait_for(lambda: bool(deployment.received_by("bob@acme.test")), timeout=15, what="confirmation")
+        assert proxy.connections == 2
+    finally:
+        for process in daemons.values():
+            stop_process(process, signal.SIGTERM)
