@@ -15,7 +15,7 @@ import itertools
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -54,9 +54,9 @@ class GoLive:
                 f"{self.newest:%Y-%m-%d}) left alone, take them in with: dispatchd import --since DAY")
 
 
-def day_start(day: object, deps: IntakeDeps) -> datetime:
-    """Midnight of ``day`` (a date) in the business calendar's time zone, in UTC (as stored)."""
-    local = datetime.combine(day, time(), ZoneInfo(deps.config.calendar.timezone))  # type: ignore[arg-type]
+def day_start(day: date, deps: IntakeDeps) -> datetime:
+    """Midnight of ``day`` in the business calendar's time zone, in UTC (as stored)."""
+    local = datetime.combine(day, time(), ZoneInfo(deps.config.calendar.timezone))
     return local.astimezone(timezone.utc)
 
 
