@@ -31,7 +31,14 @@ from dispatchd.domain.tokens import bounce_address
 from dispatchd.domain.delivery import deliverable_files
 from dispatchd.flows.assignment import pick_assignee
 from dispatchd.flows.bounces import handle_bounce
-from dispatchd.flows.notices import NoticeContext, capacity_notices, loop_notices, new_task_notices, too_large_reply
+from dispatchd.flows.notices import (
+    NoticeContext,
+    capacity_notices,
+    loop_notices,
+    may_answer,
+    new_task_notices,
+    too_large_reply,
+)
 from dispatchd.flows.followers import follow_from_request
 from dispatchd.flows.triage import ModelSlot, classify, remember_text, with_verdict
 from dispatchd.flows.replies import command_context, handle_reply, handle_staff_email, match_task, staff_commands
@@ -362,7 +369,7 @@ def _reject_oversize(session: Session, row: MessageRecord, raw: RawMail, mail: I
     row.size = max(raw.size, len(raw.data))
     notices = []
     robot = automation_reason(mail, _our_addresses(deps.config), row.mailbox_address.rpartition("@")[2])
-    if robot is None and mail.sender:
+    if robot is None and may_answer(mail, deps.config):
         notices.append(too_large_reply(mail, size_mb, limit_mb, deps.notices))
     return _finish(session, row, Disposition.REJECTED, reason, notices, deps)
 

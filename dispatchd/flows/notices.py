@@ -351,9 +351,20 @@ def _request_values(task: Task, mail: InboundMail, request: Request, decision: R
     }
 
 
+def may_answer(mail: InboundMail, config: Config) -> bool:
+    """Whether an automatic answer (format help, a refusal, "too large") may go to ``mail``'s
+    sender: always to staff and to any client's address; to anyone else only as
+    ``[intake] reply_to_unknown_senders`` allows, since a forged sender turns it into backscatter."""
+    if not mail.sender:
+        return False
+    if config.staff_by_email(mail.sender) or any(c.may_receive(mail.sender) for c in config.clients):
+        return True
+    return _help_strangers(mail, config)
+
+
 def _help_strangers(mail: InboundMail, config: Config) -> bool:
-    """Format help to an address that is no client's: off by default, since a forged sender turns
-    it into backscatter; "authenticated" answers only a domain that passed DKIM/SPF/DMARC."""
+    """An address that is no client's: off by default; "authenticated" answers only a domain
+    that passed DKIM/SPF/DMARC at the receiving server we trust."""
     setting = config.intake.reply_to_unknown_senders
     if setting == "authenticated":
         return sender_authenticated(mail.sender, mail.headers.get("authentication-results", ()),

@@ -32,7 +32,7 @@ from dispatchd.domain.trust import Evidence, Verdict, judge, party_of
 from dispatchd.flows.assignment import next_task, wip_refusal
 from dispatchd.flows.commands import COMMANDS, CommandContext, Result
 from dispatchd.flows.client_replies import handle_client_reply
-from dispatchd.flows.notices import NoticeContext, refused_reply, results_reply
+from dispatchd.flows.notices import NoticeContext, may_answer, refused_reply, results_reply
 from dispatchd.flows.reply_notes import EMPTY_REPLY, answer_question, ask_back, is_yes, keep_note, pending_question
 from dispatchd.store import queries
 from dispatchd.store.tables import StaffAway, Task
@@ -272,7 +272,8 @@ def _refuse(mail: InboundMail, ctx: CommandContext, task: Task | None, reason: s
                 task_id=task.id if task else None, reason=reason)
     if task is not None:
         queries.add_event(ctx.session, task, ctx.now, mail.sender or "unknown", "refused", reason, mail.message_id)
-    ctx.notices.append(refused_reply(mail, ctx.notices_ctx))
+    if may_answer(mail, ctx.config):
+        ctx.notices.append(refused_reply(mail, ctx.notices_ctx))
     return f"refused: {reason}"
 
 

@@ -99,7 +99,9 @@ def test_oversize_attachment_is_named_not_stored(deployment: Deployment) -> None
     assert "small.txt" in body and "big.pdf (not stored: 0.0 MB is over the 0 MB limit)" in body.replace("\n", " ")
 
 
-@pytest.mark.config(extra="[intake]\nmax_replies_per_sender_per_hour = 3\n")
+# Answering unknown senders is off by default; the breaker guards those who turn it on.
+@pytest.mark.config(extra="[intake]\nmax_replies_per_sender_per_hour = 3\nreply_to_unknown_senders = true\n"
+                          "format_help_per_day = 100\n")
 def test_breaker_stops_answering_a_chatty_robot(deployment: Deployment) -> None:
     robot = [make_mail(f"ticket update {n}", sender="robot@helpdesk.test", body=f"Ticket {n} updated")
              for n in range(6)]

@@ -176,3 +176,17 @@ def test_client_mail_shows_first_names_and_team_names_not_internal_ones(deployme
     assert "Team:      Content studio" in status and "With:      Ana" in status
     staff_view = deployment.received_by("ana@agency.test")[-1].get_body(("plain",)).get_content()
     assert "Queue:     content" in staff_view, "staff keep the internal names"
+
+
+@pytest.mark.config(extra="[intake]\nmax_message_mb = 0.05\n")
+def test_no_refusal_or_size_answer_to_an_unknown_sender(deployment: Deployment) -> None:
+    deployment.deliver(make_mail("[Acme] - Content - Annual report"))
+    assert deployment.run_once() == 0
+    deployment.deliver(make_mail("[#1] cancel", sender="eve@evil.test", body="cancel: no longer needed"),
+                       make_mail("huge", sender="eve@evil.test", body="x" * 80_000),
+                       make_mail("huge too", body="x" * 80_000))
+    assert deployment.run_once() == 0
+    assert deployment.tasks()[0].status == "queued"
+    assert not deployment.received_by("eve@evil.test"), "a forged sender must not turn us into a spam cannon"
+    assert any("too large" in m["Subject"].lower() or "too big" in m["Subject"].lower()
+               for m in deployment.received_by("bob@acme.test")), "a client still hears why"
