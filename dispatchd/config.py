@@ -555,7 +555,7 @@ def _client(r: Reader) -> Client:
         r.problem("senders", "list at least one address or pattern such as '*@acme.com'")
     for key in ("contacts", "digest_to", "followers"):
         for address in getattr(client, key):
-            if not _EMAIL.match(address):
+            if not _EMAIL.match(address) or any(ch in address for ch in "*?["):
                 r.problem(key, f"{address!r} is not an email address (patterns belong in senders)")
     for address in client.followers:
         if _EMAIL.match(address) and not client.may_receive(address):

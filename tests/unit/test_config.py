@@ -181,3 +181,45 @@ def test_one_mailbox_is_named_after_its_address(tmp_path: Path, secrets: None) -
 def test_mailbox_refusals(tmp_path: Path, secrets: None, change: tuple[str, str], expected: str) -> None:
     found = problems(tmp_path, MAILBOXES.replace(*change))
     assert any(expected in p for p in found), found
+
+
+def test_whom_a_client_is_and_what_clients_read(tmp_path: Path, secrets: None) -> None:
+    config = load_config(write(tmp_path, BASE + """\
+[intake]
+reply_to_unknown_senders = "authenticated"
+[[clients]]
+name = "Tyler"
+senders = ["*@tyler-seo.test"]
+contacts = ["Pat@Partner.test"]
+digest_to = ["reports@tyler-seo.test"]
+[[staff]]
+name = "Ana Lopez"
+email = "ana@agency.test"
+[[staff]]
+name = "Ben Okafor"
+email = "ben@agency.test"
+display_name = "Benny"
+[[queues]]
+name = "dev"
+display_name = "Web team"
+"""))
+    [tyler] = config.clients
+    assert tyler.owns_sender("pat@partner.test") and tyler.may_receive("reports@tyler-seo.test")
+    assert not tyler.owns_sender("reports@partner.test")
+    assert config.intake.reply_to_unknown_senders == "authenticated" and config.intake.format_help_per_day == 3
+    assert [s.client_name for s in config.staff] == ["Ana", "Benny"]
+    assert config.queues[0].display_name == "Web team"
+    assert load_config(write(tmp_path, BASE)).intake.reply_to_unknown_senders == "never", "off by default"
+
+
+@pytest.mark.parametrize("addition, expected", [
+    ('[[clients]]\nname = "X"\nsenders = ["*@x.test"]\ncontacts = ["*@x.test"]\n',
+     "clients[0].contacts: '*@x.test' is not an email address (patterns belong in senders)"),
+    ('[[clients]]\nname = "X"\nsenders = ["*@x.test"]\ndigest_to = ["requests@agency.test"]\n',
+     "clients[0].digest_to: requests@agency.test is our own address"),
+    ('[intake]\nreply_to_unknown_senders = "sometimes"\n',
+     'intake.reply_to_unknown_senders: must be false, "authenticated" or true'),
+])
+def test_trust_settings_refused(tmp_path: Path, secrets: None, addition: str, expected: str) -> None:
+    found = problems(tmp_path, BASE + addition)
+    assert any(expected in p for p in found), found

@@ -76,3 +76,20 @@ def test_digest_recipients_are_the_clients_own(client: Client, recent: list[str]
 ])
 def test_may_receive(address: str, client: Client | None, sender: str, allowed: bool) -> None:
     assert may_receive(address, client, sender) is allowed
+
+
+def test_what_clients_read_instead_of_internal_names(config_file) -> None:  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    from dispatchd.config import load_config
+    from dispatchd.flows.notices import assignee_label, queue_label
+    from dispatchd.rulebook import load_rulebook
+
+    config = load_config(config_file(extra='[[queues]]\nname = "design"\ndisplay_name = "Studio"\n'
+                                           '[[staff]]\nname = "Dina Petrova"\nemail = "dina@agency.test"\n'
+                                           'display_name = "Di"\n'))
+    book = load_rulebook(Path(__file__).resolve().parents[2] / "rules", config)
+    labels = [queue_label(q, config, book) for q in ("design", "dev", "b/content", "triage", "somewhere")]
+    assert labels == ["Studio", "Technical", "Content", "our team", "our team"]
+    assert [assignee_label(a, config) for a in ("ana@agency.test", "dina@agency.test", "gone@agency.test", None)] \
+        == ["Ana", "Di", "", ""]
