@@ -57,7 +57,7 @@ def read_request(mail: InboundMail, directory: Directory, rulebook: Rulebook, ma
         description, priority, tags = parsed.description, parsed.priority, parsed.tags
         named = directory.client_named(parsed.client_label)
         claimed = named.name if named else parsed.client_label.strip()
-        client_name = _resolve_client(parsed, mail.sender, from_staff, directory, problems)
+        client_name = _resolve_client(parsed, named, mail.sender, from_staff, directory, problems)
         request_type = rulebook.find_type(parsed.type_label)
         if request_type is None:
             known = ", ".join(t.name for t in rulebook.types)
@@ -87,10 +87,10 @@ def _claim(claimed: str | None, client: str | None, problems: list[str]) -> str 
     return claimed or None
 
 
-def _resolve_client(parsed: ParsedSubject, sender: str, from_staff: bool, directory: Directory,
-                    problems: list[str]) -> str | None:
-    """The client a request belongs to: never one the sender merely names (see the module)."""
-    named = directory.client_named(parsed.client_label)
+def _resolve_client(parsed: ParsedSubject, named: Client | None, sender: str, from_staff: bool,
+                    directory: Directory, problems: list[str]) -> str | None:
+    """The client a request belongs to (``named``: the one the subject names, if we know it):
+    never one the sender merely names (see the module)."""
     if from_staff:
         if named is None:
             problems.append(f"client: {parsed.client_label!r} is not a client we know")
