@@ -46,7 +46,7 @@ def handle_client_reply(session: Session, mail: InboundMail, task: Task, actor: 
     ctx.actor = actor
     commands = [c for c in parsed.commands]
     note = parsed.note
-    pending = pending_question(ctx, task, mail.sender) if is_yes(text) else None
+    pending = pending_question(ctx, task, mail) if is_yes(text) else None
     if pending is not None:
         answer_question(ctx, task, pending)
         commands, note = [pending], ""

@@ -102,7 +102,7 @@ def handle_reply(session: Session, mail: InboundMail, match: Match, ctx: Command
     if actor is not None and actor.role == "client":
         return handle_client_reply(session, mail, task, actor, text, parsed, ctx, verified, verdict)
     ctx.actor = actor or Actor(mail.sender or "unknown", verdict.party.value)
-    pending = pending_question(ctx, task, mail.sender) if verified and is_yes(text) else None
+    pending = pending_question(ctx, task, mail) if verified and is_yes(text) else None
     if pending is not None:
         answer_question(ctx, task, pending)
         parsed = ParsedReply((pending,), "")

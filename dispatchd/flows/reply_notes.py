@@ -3,7 +3,7 @@ question dispatchd asks back when a reply looks like a command but is not certai
 
 A question is recorded as a ``question`` event (the command it would run, and who was asked);
 it goes out in a mail whose Reply-To is signed for that person, so their ``yes`` is as trusted
-as the command itself would have been. The ``yes`` runs the recorded command and records a
+as the command itself would have been. The ``yes`` must answer that mail (its thread); it runs the recorded command and records a
 ``question_answered`` event; a question older than ``QUESTION_DAYS`` is forgotten.
 """
 
@@ -40,10 +40,16 @@ def is_yes(text: str) -> bool:
     return bool(words) and _YES.fullmatch(words) is not None
 
 
-def pending_question(ctx: CommandContext, task: Task, asked: str) -> Command | None:
-    """The command a still-open question to ``asked`` about ``task`` would run."""
-    found = queries.open_question(ctx.session, task.id or 0, asked, ctx.now - timedelta(days=QUESTION_DAYS))
+def pending_question(ctx: CommandContext, task: Task, mail: InboundMail) -> Command | None:
+    """The command a still-open question to the sender of ``mail`` about ``task`` would run, if
+    ``mail`` answers it: a reply in the question's thread (or, from a mail program that drops the
+    thread headers, one whose subject still says "Did you mean")."""
+    found = queries.open_question(ctx.session, task.id or 0, mail.sender, ctx.now - timedelta(days=QUESTION_DAYS))
     if found is None:
+        return None
+    thread = (mail.in_reply_to or "", *mail.references)
+    if not queries.question_in_thread(ctx.session, thread, task.id or 0, mail.sender) \
+            and "did you mean" not in mail.subject.lower():
         return None
     name, _, argument = found.partition(":")
     return Command(name.strip(), argument.strip(), task.id, found)

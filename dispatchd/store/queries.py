@@ -115,6 +115,16 @@ def sent_in_thread_to(session: Session, message_ids: Iterable[str], address: str
     return any(address.lower() in recipients.lower().split(",") for recipients in rows)
 
 
+def question_in_thread(session: Session, message_ids: Iterable[str], task_id: int, address: str) -> bool:
+    """Whether one of ``message_ids`` is a question of ours about the task that went to ``address``."""
+    ids = [m for m in message_ids if m]
+    if not ids or not address:
+        return False
+    rows = session.exec(select(Outbox.recipients).where(
+        col(Outbox.message_id).in_(ids), Outbox.kind == "reply-question", Outbox.task_id == task_id)).all()
+    return any(address.lower() in recipients.lower().split(",") for recipients in rows)
+
+
 def take_daily_quota(session: Session, job: str, recipient: str, now: datetime, limit: int) -> bool:
     """One of ``limit`` uses a day of ``job`` for ``recipient`` (a format-help reply), recorded in
     ``job_run`` inside the caller's transaction; False when the day's uses are spent."""

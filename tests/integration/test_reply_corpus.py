@@ -17,6 +17,7 @@ one run, then the follow-ups ("yes") in another. A case's format:
     to = "reply-to"           # or "intake": to the plain address, with a DKIM pass
     thread = true             # In-Reply-To/References to the answered mail
     then = "Yes"              # optional follow-up reply to the mail the reply caused
+    then_answers = "first"    # ... or to the first mail that person got about the task
     [case.expect]             # status, assignee, priority, stored (a substring of a comment, ""
                               # for none), told (who gets mail: ana, ben, client; exact),
                               # question (the command asked about), subject (of the sender's answer)
@@ -157,7 +158,7 @@ def compose_reply(d: Deployment, number: int, case: dict[str, Any]) -> bytes:
 
 def follow_up(d: Deployment, number: int, case: dict[str, Any]) -> bytes:
     sender = address_of(case["by"], number)
-    answered = about(d, number, sender)[-1]
+    answered = about(d, number, sender)[0 if case.get("then_answers") == "first" else -1]
     return build(answered, sender, {"body": case["then"] + "\n\n{quoted}"}, d.user)
 
 
