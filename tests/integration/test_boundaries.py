@@ -29,7 +29,8 @@ def _reply(deployment: Deployment, staff: str, marker: str, body: str) -> None:
 def test_no_mail_crosses_a_client_boundary(deployment: Deployment) -> None:
     d = deployment
     d.deliver(
-        make_mail("[Acme] - Content - Pillar page ACMEONE", sender="Bob <bob@acme.test>"),
+        make_mail("[Acme] - Content - Pillar page ACMEONE", sender="Bob <bob@acme.test>",
+                  headers={"Cc": "Carol <carol@acme.test>, Max <max@globex.test>, pr@brightmedia.test"}),
         make_mail("[Globex] - Design - Logo refresh GLOBEXTWO", sender="Gina <gina@globex.test>"),
         make_mail("[Acme] - Design - Press kit OUTSIDERTHREE", sender="PR <pr@brightmedia.test>"),
         make_mail("[Globex] - Content - Joint webinar CROSSFOUR", sender="Carl <carl@acme.test>"),
@@ -85,3 +86,5 @@ def test_no_mail_crosses_a_client_boundary(deployment: Deployment) -> None:
             ("carl@acme.test", "client-format-help"), ("intern@globex.test", "client-format-help"),
             ("intern@globex.test", "client-status")} <= seen, sorted(seen)
     assert not [r for r, _ in seen if r in ("pr@brightmedia.test", "eve@evil.test")], sorted(seen)
+    assert ("carol@acme.test", "client-status") in seen, "a colleague cc'd follows; outsiders cc'd do not"
+    assert not [k for r, k in seen if r == "max@globex.test"], "another client's address cc'd hears nothing of Acme's"
