@@ -256,7 +256,7 @@ def _take_in(session: Session, raw: RawMail, digest: str, deps: IntakeDeps, mail
     session.flush()
     outcome = _ingest(session, raw, digest, deps, mailbox, trusted=True)  # the owner asked for it
     if outcome.task_id is not None and outcome.disposition in (Disposition.TASK, Disposition.TRIAGE):
-        told = "nobody was mailed (--quiet)" if deps.quiet else "confirmed as usual"
+        told = "nobody was mailed (--quiet)" if deps.quiet else "mail sent as intake would"
         task = session.get(Task, outcome.task_id)
         assert task is not None
         queries.add_event(session, task, deps.clock.now(), "dispatchd", "imported",
