@@ -23,8 +23,8 @@ _APPROVE = (
     r"publiez|publier|satisfaits?|publicar|publiquen|contentos|"
     r"freigegeben|freigabe|genehmigt|best[äa]tigt|akzeptiert|einverstanden|passt(?: so| alles| perfekt)?|"
     r"alles (?:gut|klar|bestens)|ist gut so|in ordnung|abgenommen|"
-    r"approuv[ée]e?s?|valid[ée]e?s?|je valide|confirm[ée]e?s?|accept[ée]e?s?|c'est bon|[çc]a me va|"
-    r"ok pour moi|bon pour moi|d'accord|"
+    r"approuv[ée]e?s?|valid[ée]e?s?|je valide|nous validons|on valide|confirm[ée]e?s?|accept[ée]e?s?|c'est bon|"
+    r"[çc]a me va|ok pour (?:moi|nous)|bon pour (?:moi|nous|accord)|d'accord|"
     r"aprobad[oa]s?|apruebo|confirmad[oa]s?|aceptad[oa]s?|de acuerdo|est[áa] bien|todo bien|vale|"
     r"ok para m[íi]|visto bueno|[👍✅]")
 _PRAISE = (
@@ -44,7 +44,8 @@ _POLITE = (
     r"von unserer seite|von meiner seite|de notre c[ôo]t[ée]|por nuestra parte|"
     r"the|this|it|that|is|are|all|so|very|really|we|i|us|you|your|work|job|draft|version|final|"
     r"das|ist|es|so|wir|ich|alles|sehr|c'est|tout|est|nous|je|c|es|todo|está|muy|para|nosotros|"
-    r"and|und|et|y|now|jetzt|maintenant|ahora|ok|okay|:\)|:-\)")
+    r"and|und|et|y|now|jetzt|maintenant|ahora|ok|okay|:\)|:-\)|yes|ja|oui|s[ií]|with thanks|"
+    r"sind|are|am|sommes|somos|estamos|with this|on this|about this|de esto|esto|on our side")
 _REVISE = (
     r"revise|revision|changes?\s*:|please change|could you (?:change|make|adjust|fix|update)|"
     r"can you (?:change|make|adjust|fix|update)|change|modify|adjust|fix|tweak|shorten|lengthen|but|however|"
@@ -63,8 +64,8 @@ _CANCEL = (
 _STATUS = (
     r"status|any update|any news|how is it going|where are we|when will it be ready|eta|"
     r"wie ist der stand|stand|gibt es neuigkeiten|wann ist es fertig|"
-    r"o[ùu] en est|des nouvelles|quand sera|"
-    r"c[óo]mo va|alguna novedad|cu[áa]ndo estar[áa]")
+    r"o[ùu] en est(?:-on| on)?|des nouvelles|quand sera(?:-t-il| t il)? pr[êe]t|quand sera|"
+    r"c[óo]mo va|alguna novedad|cu[áa]ndo estar[áa](?: listo)?")
 
 # "Changes: …", "Korrektur: …", "Modifications : …", "Cambios: …": a labelled list of changes.
 _REVISION_LABEL = re.compile(
@@ -90,7 +91,7 @@ def read_intent(text: str) -> Intent | None:
     """The client's intent in ``text``, or None when it is simply a message."""
     lines = [line for line in text.split("\n") if line.strip() and not GREETING_LINE.match(normalise(line))]
     body = GREETING_PREFIX.sub("", normalise(" \n".join(lines))).lower()
-    body = " ".join(normalise(line) for line in body.split("\n"))
+    body = " ".join(normalise(line) for line in body.split("\n")).replace("¿", " ").replace("¡", " ")
     if not body:
         return None
     words = len(body.split())

@@ -173,7 +173,7 @@ def _split_signature(lines: list[str]) -> tuple[list[str], list[str]]:
     # A last paragraph of contact details (after a blank line) is a signature too.
     paragraph_start = max((i for i, line in enumerate(body) if not line.strip()), default=-1) + 1
     paragraph = [line for line in body[paragraph_start:] if line.strip()]
-    if paragraph_start > 0 and paragraph and _looks_like_contact_block(paragraph):
+    if paragraph_start > 0 and paragraph and (_looks_like_contact_block(paragraph) or _just_a_name(paragraph)):
         body, signature = body[:paragraph_start], body[paragraph_start:] + signature
     return body, signature
 
@@ -193,6 +193,14 @@ def _name_and_contact_block(lines: list[str]) -> int | None:
         if _NAME.match(lines[index]) and any(_CONTACT.search(line) for line in lines[index + 1:]):
             return index
     return None
+
+
+_SIGNED = re.compile(r"^\s*(?:-\s*)?(?:[A-Z][a-zà-ÿ'.-]+|[A-Z]{1,3}\.?)(?:\s+(?:[A-Z][a-zà-ÿ'.-]+|[A-Z]\.)){0,2}\s*$")
+
+
+def _just_a_name(paragraph: list[str]) -> bool:
+    """A last paragraph that is only a name or initials ("Ana", "Ben M.", "- JW"): a sign-off."""
+    return len(paragraph) == 1 and _SIGNED.match(paragraph[0]) is not None
 
 
 def _looks_like_contact_block(paragraph: list[str]) -> bool:

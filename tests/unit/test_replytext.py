@@ -45,6 +45,9 @@ def test_quoted_text_is_never_part_of_the_reply(text: str, body: str) -> None:
     ("start\n\nCheers, Ana", "start"),
     ("Approve\nBen Miller\nTeam Lead | Agency GmbH\n+49 30 1234 5678", "Approve"),
     ("start\nAna Weber\nana@agency.test", "start"),
+    ("Start\n\nAna", "Start"),
+    ("please review\n\nBen M.", "please review"),
+    ("Approved.\n\n- JW", "Approved."),
 ])
 def test_signatures_are_split_off(text: str, body: str) -> None:
     reply = split_reply(text)
@@ -59,6 +62,8 @@ def test_signatures_are_split_off(text: str, body: str) -> None:
     "- one\n- two",
     "start\nnote: call Ana Weber on +49 30 1234 5678",
     "Please ask Ben Miller\nabout the banner",
+    "Ana",
+    "start\n\nUrgent: the client calls at 3.",
 ])
 def test_prose_is_kept_whole(text: str) -> None:
     assert split_reply(text).body == text
