@@ -96,3 +96,10 @@ def may_receive(address: str, task_client: Client | None, task_sender: str | Non
     if task_client is not None:
         return task_client.may_receive(address)
     return bool(address) and address.lower() == (task_sender or "").lower()
+
+
+def is_clients_task(sender: str, client: Client, sender_is_staff: bool, routed_by_person: bool) -> bool:
+    """Whether a task stored with ``client`` is one the client's own mail may list: sent from one
+    of its addresses, filed by staff, or given to it by a person in triage. Tasks stored before
+    claims stopped counting (an outsider's "[Acme] - …" made it Acme's) stay out."""
+    return client.owns_sender(sender) or sender_is_staff or routed_by_person

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from dispatchd.clock import as_utc
 from dispatchd.domain.models import Status
 from dispatchd.domain.states import allowed_actions
-from dispatchd.domain.trust import digest_recipients
+from dispatchd.domain.trust import digest_recipients, is_clients_task
 from dispatchd.flows.history import events_of
 from dispatchd.flows.ingest import IntakeDeps, enqueue
 from dispatchd.flows.notices import digest_mail
@@ -37,8 +37,11 @@ def client_digests(deps: IntakeDeps) -> Counter[str]:
     sent: Counter[str] = Counter()
     with Session(deps.engine) as session, session.begin():
         for client in deps.config.clients:
-            tasks = list(session.exec(select(Task).where(Task.client == client.name)).all())
-            history = events_of(session, [t.id for t in tasks])  # type: ignore[misc]
+            stored = list(session.exec(select(Task).where(Task.client == client.name)).all())
+            history = events_of(session, [t.id for t in stored])  # type: ignore[misc]
+            tasks = [t for t in stored if is_clients_task(
+                t.sender, client, deps.config.staff_by_email(t.sender) is not None,
+                any(e.kind == "rerouted" for e in history[t.id]))]  # type: ignore[index]
             week_ago = now - timedelta(days=7)
             delivered = [t for t in tasks if any(e.to_status == Status.DELIVERED.value and as_utc(e.at) >= week_ago
                                                  for e in history[t.id])]  # type: ignore[index]

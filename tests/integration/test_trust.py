@@ -190,3 +190,22 @@ def test_no_refusal_or_size_answer_to_an_unknown_sender(deployment: Deployment) 
     assert not deployment.received_by("eve@evil.test"), "a forged sender must not turn us into a spam cannon"
     assert any("too large" in m["Subject"].lower() or "too big" in m["Subject"].lower()
                for m in deployment.received_by("bob@acme.test")), "a client still hears why"
+
+
+def test_a_task_stored_from_a_claim_before_the_upgrade_stays_out_of_the_clients_digest(deployment: Deployment) -> None:
+    deployment.deliver(make_mail("[Acme] - Content - Pillar page"), make_mail("[Acme] - Design - Press kit",
+                                                                              sender="pr@brightmedia.test"))
+    assert deployment.run_once() == 0
+    with deployment.session() as session:  # what the old code stored: the claim as the client
+        from dispatchd.store.tables import Task
+
+        old = session.get(Task, 2)
+        assert old is not None
+        old.client, old.claimed_client = "Acme", None
+        session.add(old)
+        session.commit()
+    assert deployment.cli("job", "digest") == 0
+    [digest] = [m for m in deployment.received_by("bob@acme.test") if m["Auto-Submitted"] != "auto-replied"]
+    body = digest.get_body(("plain",)).get_content()
+    assert "Pillar page" in body and "Press kit" not in body
+    assert not deployment.received_by("pr@brightmedia.test")

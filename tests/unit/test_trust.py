@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dispatchd.config import Client
-from dispatchd.domain.trust import Evidence, Party, digest_recipients, judge, may_receive, party_of
+from dispatchd.domain.trust import Evidence, Party, digest_recipients, is_clients_task, judge, may_receive, party_of
 
 TOKEN, THREAD, AUTH, NONE = (Evidence(signed_reply_address=True), Evidence(our_thread=True),
                              Evidence(authenticated=True), Evidence())
@@ -93,3 +93,13 @@ def test_what_clients_read_instead_of_internal_names(config_file) -> None:  # ty
     assert labels == ["Studio", "Technical", "Content", "our team", "our team"]
     assert [assignee_label(a, config) for a in ("ana@agency.test", "dina@agency.test", "gone@agency.test", None)] \
         == ["Ana", "Di", "", ""]
+
+
+@pytest.mark.parametrize("sender, staff, routed, listed", [
+    ("bob@acme.test", False, False, True),
+    ("ana@agency.test", True, False, True),  # staff filed it for the client
+    ("pr@brightmedia.test", False, True, True),  # a person gave it to the client in triage
+    ("pr@brightmedia.test", False, False, False),  # stored from a claim before the upgrade
+])
+def test_which_stored_tasks_a_clients_digest_lists(sender: str, staff: bool, routed: bool, listed: bool) -> None:
+    assert is_clients_task(sender, ACME, staff, routed) is listed
