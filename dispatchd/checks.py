@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timezone
 from email.message import EmailMessage
 from zoneinfo import ZoneInfo
@@ -154,6 +155,8 @@ def _render_samples(config: Config, rulebook: Rulebook, renderer: Renderer, subj
     new_task_notices(task, mail, request, decision, ["brief.pdf"], ctx)
     status_notices(task, "queued", "someone@example.com", "sample", ctx, tell_client=True)
     comment_notices(task, sender, "sample comment", ctx)
+    comment_notices(task, sender, "sample comment", ctx, unverified="no signed reply address")
+    _render_stranger_samples(config, rulebook, renderer, subject, ctx)
     followed_notice(task, "colleague@example.com", sender, ctx)
     change_notices(TaskChange(task, task.status, "someone@example.com", messages=["A sample message."],
                               signed_by="Sample"), ctx)
@@ -173,6 +176,25 @@ def _render_samples(config: Config, rulebook: Rulebook, renderer: Renderer, subj
     digest_mail("staff-digest", sender, {"person": person or _SamplePerson(), "mine": [(task, ("start",))],
                                          "free": [task], "period": "2026-01-05"}, ctx)
     digest_mail("owner-health", sender, {"report": _SAMPLE_REPORT}, ctx)
+
+
+def _render_stranger_samples(config: Config, rulebook: Rulebook, renderer: Renderer, subject: str,
+                             ctx: NoticeContext) -> None:
+    """The format help an unknown sender may get (when answering them is on): its own branch of
+    the template, which must render too."""
+    answering = replace(config, intake=replace(config.intake, reply_to_unknown_senders="always"))
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "stranger@example.net", config.mailbox.address, subject
+    message["Message-ID"] = "<stranger@example.net>"
+    message.set_content("Sample.")
+    mail = parse_mail(message.as_bytes())
+    request = read_request(mail, Directory(config.clients, config.staff), rulebook)
+    decision = route(request, rulebook)
+    now = datetime(2026, 1, 5, 10, tzinfo=timezone.utc)
+    task = Task(id=43, client=None, type=request.type, queue=decision.queue, priority=decision.priority.value,
+                status="received", description=request.description, subject=subject, sender=mail.sender,
+                sla=decision.sla, message_id=mail.message_id, created_at=now, updated_at=now)
+    new_task_notices(task, mail, request, decision, [], replace(ctx, config=answering))
 
 
 class _SamplePerson:

@@ -140,3 +140,21 @@ def test_check_warns_when_the_client_notice_window_is_not_shorter_than_an_sla(
     (tmp_path / "shipped").mkdir()
     assert main(["check", "--config", str(write_config(tmp_path / "shipped"))]) == 0
     assert "notify_client_before" not in "".join(capsys.readouterr()), "the shipped rules pass"
+
+
+@pytest.mark.parametrize("template, branch", [("client-format-help.txt.j2", "{% if stranger %}"),
+                                              ("staff-comment.txt.j2", "{% if unverified %}")])
+def test_check_renders_the_branches_for_strangers_and_unverified_senders(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], template: str, branch: str) -> None:
+    project = Path(__file__).resolve().parents[2]
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    for source in (project / "templates").iterdir():
+        (templates / source.name).write_text(source.read_text())
+    text = (templates / template).read_text()
+    assert branch in text
+    (templates / template).write_text(text.replace(branch, branch + "{{ misspelt_variable }}", 1))
+    config = write_config(tmp_path)
+    config.write_text(config.read_text().replace(f'templates = "{project / "templates"}"', f'templates = "{templates}"'))
+    assert main(["check", "--config", str(config)]) == 2
+    assert "misspelt_variable" in capsys.readouterr().err
