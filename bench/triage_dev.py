@@ -20,7 +20,7 @@ from pathlib import Path
 from dispatchd.domain.triage import OUT_OF_SCOPE, decide
 from dispatchd.domain.triage_text import RequestText
 from dispatchd.fitting import Example, cross_validate, fit
-from dispatchd.flows.training import lexicon_of, rule_examples
+from dispatchd.flows.training import lexicon_of, rule_examples, with_vague_twins
 from dispatchd.rulebook import load_rulebook
 
 CORES = {
@@ -158,7 +158,7 @@ def main() -> int:
     history, free = dev_set()
     settings = rulebook.triage_model
     for title, examples in (("day one (rules only)", rule_examples(rulebook)),
-                            ("after history", rule_examples(rulebook) + history)):
+                            ("after history", rule_examples(rulebook) + with_vague_twins(history))):
         started = time.perf_counter()
         lexicon = lexicon_of(rulebook)
         measured, temperature = cross_validate(examples, {}, lexicon=lexicon)

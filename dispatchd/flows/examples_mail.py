@@ -37,3 +37,7 @@ def as_email(text: str, n: int) -> RequestText:
     body = "\n".join(line for line in (pick(GREETINGS, 1), pick(SMALL_TALK, 2), text, pick(SMALL_TALK, 5), "",
                                        pick(SIGN_OFFS, 3)) if line is not None)
     return RequestText(subject=pick(SUBJECTS, 4), body=body)
+
+
+def vague_subject(n: int) -> str:
+    return SUBJECTS[n % len(SUBJECTS)]

@@ -17,7 +17,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
@@ -27,11 +27,12 @@ from dispatchd.config import Config
 from dispatchd.domain.routing import Rulebook
 from dispatchd.domain.triage import OUT_OF_SCOPE
 from dispatchd.domain.triage_text import Lexicon, RequestText
-from dispatchd.flows.examples_mail import as_email
+from dispatchd.flows.examples_mail import as_email, vague_subject
 from dispatchd.flows.triage import greetings
 from dispatchd.fitting import Example, Measure, cross_validate, fit, measure, probabilities, temperature_for
 from dispatchd.flows.ingest import IntakeDeps
 from dispatchd.store import triage as store
+from dispatchd.store.db import write_turn
 from dispatchd.store.tables import TriageModelRow
 
 log = structlog.get_logger("dispatchd.training")
@@ -108,6 +109,16 @@ def history_examples(session: Session, rulebook: Rulebook) -> tuple[list[Example
     return examples, dropped
 
 
+def with_vague_twins(examples: list[Example]) -> list[Example]:
+    """Each history example once more under a subject that says nothing ("Quick request"): typed
+    requests name their work in the subject, mail in plain words often does not, and the model
+    must learn to read the body. A twin shares its example's key, so both are trained on or
+    both held back."""
+    twins = [replace(e, text=replace(e.text, subject=vague_subject(i)), weight=e.weight / 2)
+             for i, e in enumerate(examples) if e.origin != "rules" and e.text.body.strip()]
+    return examples + twins
+
+
 def train(engine, config: Config, rulebook: Rulebook, now, force: bool = False) -> TrainingResult:  # type: ignore[no-untyped-def]
     """Fit a new model on everything known now; activate it if it is at least as accurate on the
     held-back examples as the active one (``force``: activate anyway). Raises ValueError when
@@ -118,6 +129,7 @@ def train(engine, config: Config, rulebook: Rulebook, now, force: bool = False) 
         history, dropped = history_examples(session, rulebook)
         current = store.active_row(session)
         version = store.next_version(session)
+    history = with_vague_twins(history)
     examples = rule_examples(rulebook) + [e for e in history if not e.held_back]
     held_back = [e for e in history if e.held_back]
     counts = Counter(e.label for e in examples)
@@ -138,7 +150,7 @@ def train(engine, config: Config, rulebook: Rulebook, now, force: bool = False) 
     activate = force or previous is None or result.accuracy >= previous
     if not activate:
         note = f"not better than model {current.id if current else '-'} ({previous:.3f} on the same examples)"
-    with Session(engine) as session, session.begin():
+    with write_turn(engine), Session(engine) as session, session.begin():  # one short write; intake takes turns
         row = TriageModelRow(id=version, trained_at=now, examples=len(examples), accuracy=result.accuracy,
                              measured_on=result.examples, data=store.dump_model(model),
                              summary=json.dumps(_summary(counts, result, method, note, dropped, previous)))
@@ -163,8 +175,6 @@ def train_job(deps: IntakeDeps) -> Counter[str]:
 
 
 def _with_temperature(model, temperature: float):  # type: ignore[no-untyped-def]
-    from dataclasses import replace
-
     return replace(model, temperature=temperature)
 
 
