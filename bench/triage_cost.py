@@ -60,6 +60,11 @@ queues = ["triage", "strategy"]\n""")
     engine = open_engine(f"sqlite:///{directory / 'dispatchd.db'}")
     migrate(engine)
     rng = random.Random(50)
+    # Real mail has a long tail of words (names, products, typos): 40,000 made-up ones, drawn
+    # Zipf-like, ten to a body, so the vocabulary reaches the model's feature cap as it would.
+    syllables = ["ka", "lo", "mi", "ter", "zu", "an", "bre", "ven", "do", "sch", "ri", "pol", "gu", "ne", "tak"]
+    tail = ["".join(rng.choice(syllables) for _ in range(rng.randint(2, 4))) for _ in range(40_000)]
+    weights = [1 / (rank + 10) for rank in range(len(tail))]
     start = datetime(2026, 1, 5, 9, tzinfo=timezone.utc)
     with engine.begin() as connection:
         for first in range(1, count + 1, 5000):
@@ -73,7 +78,8 @@ queues = ["triage", "strategy"]\n""")
                                   sender="bob@acme.test", sender_name="", sla="2 business days", due_at=at,
                                   due_explanation="", message_id=f"<{task_id}@acme.test>", tags="", created_at=at,
                                   updated_at=at))
-                body = (f"Hi Ben,\n{phrase[0].upper()}{phrase[1:]}, as discussed. "
+                extra = " ".join(rng.choices(tail, weights, k=10))
+                body = (f"Hi Ben,\n{phrase[0].upper()}{phrase[1:]}, as discussed. {extra}. "
                         f"{rng.choice(['Deadline is Friday.', 'Budget as usual.', 'Files follow.', ''])}\n\nThanks,\nBob")
                 texts.append(dict(task_id=task_id, client="Acme", subject=phrase, body=body, type_word=None,
                                   origin="subject", predicted=None, confidence=None, model_version=None,

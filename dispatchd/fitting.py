@@ -22,7 +22,7 @@ from dispatchd.domain.triage_text import Lexicon, RequestText, tokens
 # Strength of the regularisation (sklearn's C); chosen on dispatchd's own development examples
 # (bench/triage_dev.py), never on an evaluation set.
 REGULARISATION = 8.0
-MAX_FEATURES = 120_000
+MAX_FEATURES = 80_000
 
 
 @dataclass(frozen=True)
@@ -66,8 +66,8 @@ def fit(examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]], v
     labels = sorted({e.label for e in examples})
     if len(labels) < 2:
         raise ValueError("the triage model needs examples of at least two types")
-    vectorizer = TfidfVectorizer(analyzer=lambda e: tokens(e.text, greetings, lexicon), sublinear_tf=True,
-                                 min_df=1 if len(examples) < 3000 else 2, max_features=MAX_FEATURES,
+    vectorizer = TfidfVectorizer(analyzer=lambda e: tokens(e.text, greetings, lexicon), sublinear_tf=True, lowercase=False,
+                                 vocabulary=_vocabulary(examples, greetings, lexicon),
                                  dtype=np.float32)
     matrix = vectorizer.fit_transform(examples)
     weights = _balanced(examples)
@@ -82,6 +82,19 @@ def fit(examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]], v
         intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
     return TriageModel.from_arrays(version, tuple(str(c) for c in classifier.classes_), tuple(vocabulary),
                                    vectorizer.idf_, coef.T, intercept, temperature, lexicon)
+
+
+def _vocabulary(examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]],
+                lexicon: Lexicon | None) -> list[str]:
+    """The features kept: in at least two examples (one on a small set), the MAX_FEATURES most
+    frequent. Counted first, so that sklearn never holds the long tail of one-off character
+    n-grams (at 50,000 tasks that tail was most of training's memory)."""
+    frequency: Counter[str] = Counter()
+    for e in examples:
+        frequency.update(set(tokens(e.text, greetings, lexicon)))
+    least = 1 if len(examples) < 3000 else 2
+    kept = [token for token, count in frequency.most_common(MAX_FEATURES) if count >= least]
+    return sorted(kept)
 
 
 def _balanced(examples: Sequence[Example]) -> np.ndarray:
