@@ -102,6 +102,10 @@ def owner_warnings(config: Config, rulebook: Rulebook) -> list[str]:
         warnings.append(f"triage queue {queue!r}: no [[staff]] works in it; requests that need a person "
                         f"to route them will wait for nobody")
     warnings.extend(_client_notice_window(config, rulebook))
+    if config.intake.reply_to_unknown_senders == "always":
+        warnings.append('[intake] reply_to_unknown_senders = true answers any address, also forged ones '
+                        '(backscatter: we would mail whoever a spammer names); "authenticated" answers only '
+                        'senders whose domain passed DKIM/SPF/DMARC, false (the default) nobody')
     return warnings
 
 

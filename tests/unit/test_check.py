@@ -158,3 +158,11 @@ def test_check_renders_the_branches_for_strangers_and_unverified_senders(
     config.write_text(config.read_text().replace(f'templates = "{project / "templates"}"', f'templates = "{templates}"'))
     assert main(["check", "--config", str(config)]) == 2
     assert "misspelt_variable" in capsys.readouterr().err
+
+
+def test_check_warns_when_answering_every_unknown_sender(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 20, 4: configs copied from the old example say reply_to_unknown_senders = true."""
+    config = write_config(tmp_path, extra="[intake]\nreply_to_unknown_senders = true\n")
+    assert main(["check", "--config", str(config)]) == 0
+    out = capsys.readouterr()
+    assert "reply_to_unknown_senders = true answers any address, also forged ones" in out.out + out.err
