@@ -174,16 +174,32 @@ def parse_reply(text: str, fresh: bool = False, names: frozenset[str] = frozense
             problems.append(found.text)
             unread.append(line.strip())
         else:
-            commands.append(found)
             if carries_message(found):
+                commands.append(found)
                 index += 1
                 break  # the lines below are the message for the client, not commands
+            found, index = _continued(found, lines, index, fresh, names)
+            commands.append(found)
         index += 1
     if not commands and not problems:
         return ParsedReply((), text.strip())
     rest = "\n".join(lines[index:]).strip()
     note = "\n".join([*unread, rest] if rest else unread).strip()
     return ParsedReply(tuple(commands), note, tuple(problems))
+
+
+def _continued(command: Command, lines: list[str], index: int, fresh: bool,
+               names: frozenset[str]) -> tuple[Command, int]:
+    """'revise: …' wrapped onto the next lines (format=flowed, a narrow window): the rest of the
+    paragraph belongs to the free text, up to a blank line or a line that is a command itself."""
+    if GRAMMAR[command.name].argument not in _FREE_TEXT or not command.argument:
+        return command, index
+    words = [command.argument]
+    while index + 1 < len(lines) and lines[index + 1].strip() and \
+            read_line(lines[index + 1], fresh, names, sentences=False) is None:
+        index += 1
+        words.append(lines[index].strip())
+    return Command(command.name, " ".join(words), command.task_id, command.line), index
 
 
 _CONJUNCTION = re.compile(r"\s*(?:,|&|\+|/|\band then\b|\band\b|\bthen\b|\bund\b)\s*", re.IGNORECASE)

@@ -82,6 +82,8 @@ def handle_client_reply(session: Session, mail: InboundMail, task: Task, actor: 
     passed_on = False
     for command in commands:
         result, forwarded = _one(ctx, task, command, note or text, verdict)
+        log.info("command.applied" if result.ok else "command.refused", task_id=task.id, message_id=mail.message_id,
+                 command=command.name, actor=actor.email, reason=result.text)
         results.append((command.line.split("\n")[0][:200], result.ok, result.text))
         understood.append(result.text)
         headlines.append(result.headline)

@@ -177,6 +177,14 @@ def test_the_rest_of_a_commands_line_is_the_note() -> None:
     assert parsed.note == "Thanks, great work!\nCheers"
 
 
+def test_free_text_runs_to_the_end_of_its_paragraph() -> None:
+    parsed = parse_reply("revise: the intro is too long and the second paragraph repeats the\nfirst; please cut "
+                         "it.\nstatus\n\nThanks for the quick turnaround!", names=NAMES)
+    assert [(c.name, c.argument) for c in parsed.commands] == [
+        ("revise", "the intro is too long and the second paragraph repeats the first; please cut it."), ("status", "")]
+    assert parsed.note == "Thanks for the quick turnaround!"
+
+
 def test_a_problem_keeps_its_line_in_the_note() -> None:
     parsed = parse_reply("start\ndue: next friday\n\nThe client called.", names=NAMES)
     assert [c.name for c in parsed.commands] == ["start"] and parsed.problems
