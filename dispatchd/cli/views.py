@@ -112,6 +112,14 @@ def _report(args: argparse.Namespace, config: Config) -> int:
     if report["parked_mail"] or report["quarantined"]:
         print(f"needs a person: {report['parked_mail']} parked outgoing emails, {report['quarantined']} quarantined "
               f"incoming messages, {report['bounced_mail']} bounces in the period")
+        if report["parked_mail"]:
+            print("  (dispatchd outbox --status parked shows why; dispatchd outbox requeue ID|--all-parked sends again)")
+    from dispatchd.clock import SystemClock
+    from dispatchd.flows.sender_hold import read_hold
+
+    hold = read_hold(engine(config))
+    if hold is not None and hold.until_at > SystemClock().now():
+        print(f"needs a person: {hold.describe()} (since {hold.since[:16]} UTC, {hold.failures} probes)")
     return 0
 
 

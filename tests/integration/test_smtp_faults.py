@@ -197,7 +197,8 @@ def test_a_refused_recipient_parks_that_email_alone_and_requeue_sends_it_again(
     assert len(ids) == 4
 
 
-def test_a_hold_is_shared_by_every_sender_of_the_database(config: Path, faulty: FaultySmtp, clock: FrozenClock) -> None:
+def test_a_hold_is_shared_by_every_sender_of_the_database(config: Path, faulty: FaultySmtp, clock: FrozenClock,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
     """``run --once`` from cron, a restarted daemon, another instance: none probes early."""
     deps = deps_for(config, clock)
     queue(deps, ["ann@acme.test"])
@@ -207,8 +208,11 @@ def test_a_hold_is_shared_by_every_sender_of_the_database(config: Path, faulty: 
         report = asyncio.run(build_outbox(deps_for(config, clock)).drain())
         assert report.held
     assert faulty.counts.auth_attempts == 1
-    with deps.engine.begin() as connection:  # what an operator sees
+    with deps.engine.begin() as connection:
         assert connection.execute(text("SELECT count(*) FROM meta WHERE key = 'smtp.hold'")).scalar() == 1
+    capsys.readouterr()
+    assert cli(["report", "--config", str(config)]) == 0  # what an operator sees
+    assert "needs a person: sending held until" in capsys.readouterr().out
 
 
 def test_the_daemon_says_why_nothing_is_sent(tmp_path: Path, dovecot: Dovecot, faulty: FaultySmtp,
