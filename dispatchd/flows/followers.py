@@ -29,6 +29,8 @@ def followers_of(session: Session, task_id: int | None) -> list[str]:
 
 def add_followers(session: Session, task: Task, addresses: list[str], added_by: str, now: datetime) -> list[str]:
     """Add those of ``addresses`` that do not follow ``task`` yet; returns the ones added."""
+    if not addresses:
+        return []  # most requests copy nobody in: no query on intake's hot path
     known = set(followers_of(session, task.id))
     added = [a for a in dict.fromkeys(addresses) if a not in known]
     for address in added:
