@@ -68,7 +68,7 @@ def handle_client_reply(session: Session, mail: InboundMail, task: Task, actor: 
         keep_note(ctx, task, mail.sender, "client", note or EMPTY_REPLY, verdict=verdict)
         return f"{'comment' if verdict.verified else 'unverified comment'} on task {task.id}"
     needs_trust = any(CLIENT_MEANINGS.get(c.name) in ("confirm", "revise") and task.status == Status.DELIVERED
-                      or c.name == "follow" for c in commands)  # a follower hears of the task from then on
+                      or c.name in ("follow", "unfollow") for c in commands)  # who hears of the task
     if needs_trust and not verified:
         keep_note(ctx, task, mail.sender, "client", text, "a reply we could not verify; nothing was changed", verdict)
         log.warning("command.unauthorised", message_id=mail.message_id, sender=mail.sender, task_id=task.id,

@@ -266,3 +266,17 @@ def test_a_configured_follower_hears_of_every_request_of_the_client(deployment: 
     assert "Request #1, which you follow, is now in progress." in body(followed)
     send(d, make_mail("[Acme] - Content - Blog post"))
     assert len(d.received_by("pm@initech.test")) == 1, "another client's requests stay with that client"
+
+
+def test_a_forged_add_follower_adds_nobody(deployment: Deployment) -> None:
+    d = deployment
+    send(d, make_mail("[Acme] - Content - Blog post"))
+    # From: a real client address, but sent to the plain intake address: no token, no DKIM pass.
+    send(d, make_mail("Re: [#1] Blog post", sender="bob@acme.test", body="add follower mallory@acme.test", to=d.user))
+    send(d, reply(last_to(d, "ben@agency.test"), "ben@agency.test", "assign Ana\nstart"))
+    assert d.received_by("mallory@acme.test") == []
+    with d.session() as session:
+        from sqlmodel import select
+
+        from dispatchd.store.tables import TaskFollower
+        assert session.exec(select(TaskFollower)).all() == []
