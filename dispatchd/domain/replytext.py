@@ -28,6 +28,7 @@ _INVISIBLE = re.compile(r"[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 _SEPARATORS = re.compile(
     r"^\s*(?:[_\-=]{20,}"
     r"|-{2,} ?(?:original message|ursprüngliche nachricht|message d'origine|mensaje original"
+    r"|-{2,} ?on .{5,200} wrote ?-{2,}"
     r"|messaggio originale|oorspronkelijk bericht|forwarded message|weitergeleitete nachricht"
     r"|message transféré|mensaje reenviado) ?-{2,})\s*$", re.IGNORECASE)
 _SIG_DASHES = re.compile(r"^\s*(?:--|—|-- ?|__)\s*$")
@@ -47,7 +48,11 @@ _CLOSINGS = re.compile(
 # "escribió"; Gmail wraps long ones onto a second line).
 _ATTRIBUTION_END = re.compile(
     r"^.{0,300}\b(?:wrote|writes|schrieb|a écrit|a ecrit|escribió|escribio|ha scritto|schreef|skrev|napisał|"
-    r"napsal\(a\)|kirjoitti)\s*:\s*$", re.IGNORECASE)
+    r"napsal\(a\)|kirjoitti|pisze|escreveu|написал\(а\)|написал|написала)\s*:\s*$", re.IGNORECASE)
+# "Op … schreef Test Agency <…>:", "Am … schrieb X:": the writer's name after the verb.
+_ATTRIBUTION_NAMED = re.compile(
+    r"^\s*(?:on|am|le|el|il|op|den|dne|w dniu|em|il giorno)\s.{0,200}\b(?:wrote|schrieb|schreef|skrev|a écrit|"
+    r"escribió|ha scritto|escreveu|pisze|napsal)\b.{0,160}:\s*$", re.IGNORECASE)
 _ATTRIBUTION_START = re.compile(r"^\s*(?:on|am|le|el|il|op|den|dne|w dniu)\s", re.IGNORECASE)
 _OUTLOOK_FROM = re.compile(r"^\s*\*?(?:from|von|de|da|van|från|od|fra)\s?:", re.IGNORECASE)
 _OUTLOOK_NEXT = re.compile(r"^\s*\*?(?:sent|date|to|gesendet|datum|an|envoyé|date|à|enviado|fecha|para|"
@@ -137,7 +142,7 @@ def _header_lines(text: str) -> dict[int, int]:
         found.setdefault(start_line, end_line)
     lines = text.split("\n")
     for number, line in enumerate(lines):
-        if _ATTRIBUTION_END.match(line):
+        if _ATTRIBUTION_END.match(line) or _ATTRIBUTION_NAMED.match(line):
             above = number - 1
             start = above if above >= 0 and _ATTRIBUTION_START.match(lines[above]) \
                 and not _ATTRIBUTION_END.match(lines[above]) else number

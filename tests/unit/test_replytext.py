@@ -24,6 +24,10 @@ GMAIL = "On Thu, 26 Nov 2026 at 10:00, Agency <requests@agency.test> wrote:"
     ("ok\n\n________________________________\nFrom: A\nSent: B\n\nclose", "ok"),
     ("ok\n-----Original Message-----\nclose", "ok"),
     ("ok\n-----Ursprüngliche Nachricht-----\nclose", "ok"),
+    ("start\n\nOp do 3 dec. 2026 om 10:00 schreef Test Agency <r@a.test>:\n> close", "start"),
+    ("start\n\nIl giorno gio 3 dic 2026 alle ore 10:00 Test Agency <r@a.test> ha scritto:\n> close", "start"),
+    ("start\n\nW dniu 3.12.2026 o 10:00, Test Agency pisze:\n> close", "start"),
+    ("start\n\n---- On Thu, 03 Dec 2026 10:00:00 +0100 Test Agency <r@a.test> wrote ----\n\nclose", "start"),
     ("CAUTION: This email originated from outside of the organization.\n\nStart", "Start"),
     ("[EXTERNAL] \nApprove", "Approve"),
 ])
