@@ -1,7 +1,7 @@
 """The systemd notify protocol (sd_notify), written out: it is one datagram per message.
 
-READY=1 once the database is open and the first IMAP login worked; STATUS= lines for
-``systemctl status``; WATCHDOG=1 from the event loop; RELOADING=1/READY=1 around a reload;
+READY=1 once the database is open and every mailbox is reachable (login and SELECT), or has
+failed its first attempt (``Daemon._settle``); STATUS= lines for ``systemctl status``; WATCHDOG=1 from the event loop; RELOADING=1/READY=1 around a reload;
 STOPPING=1 on the way out. Outside systemd (no $NOTIFY_SOCKET) every call does nothing.
 """
 
