@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from collections import Counter
 from dataclasses import replace
 from datetime import datetime
@@ -104,7 +105,7 @@ def test_trained_model_routes_plain_words_with_its_reason_and_says_so(deps: Inta
         confirmation = session.exec(select(Outbox).where(Outbox.task_id == task_id,
                                                          Outbox.kind == "client-received")).one()
         text = session.get(RequestText, task_id)
-    assert routed.detail.startswith("classified Design (0.") and "by triage model 1 — " in routed.detail
+    assert re.match(r"classified Design \([01]\.\d\d\) by triage model 1 — ", routed.detail)
     assert '"banner"' in routed.detail
     assert b"We filed this as a Design request: Spring sale" in confirmation.raw
     assert text is not None and (text.origin, text.predicted, text.model_version) == ("model", "Design", 1)
