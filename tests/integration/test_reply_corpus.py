@@ -78,6 +78,7 @@ class Outcome:
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory, dovecot: Any) -> Iterator[dict[str, tuple[Outcome, Outcome | None]]]:
     smtp = SmtpCapture().start()
+    _parsed.clear()  # keyed by id(): only this sink's messages, which it keeps alive
     try:
         with pytest.MonkeyPatch.context() as patch:  # the autouse password fixture is per test
             patch.setenv("DISPATCHD_TEST_PASSWORD", PASSWORD)
