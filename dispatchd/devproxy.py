@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -26,8 +27,10 @@ class Command:
 
 
 class ImapProxy:
-    def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1"):
+    def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1", tls: ssl.SSLContext | None = None):
+        """``tls``: a server context; clients then speak IMAP over TLS (port 993 style) to the proxy."""
         self.upstream = (upstream_host, upstream_port)
+        self.tls = tls
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.commands: list[Command] = []
@@ -85,8 +88,12 @@ class ImapProxy:
         while not self._stopped:
             try:
                 client, _ = self.listener.accept()
+                if self.tls is not None:
+                    client = self.tls.wrap_socket(client, server_side=True)
             except OSError:
-                return
+                if self._stopped:
+                    return
+                continue  # a client that gave up during the TLS handshake
             server = socket.create_connection(self.upstream)
             with self._lock:
                 self._sockets += [client, server]

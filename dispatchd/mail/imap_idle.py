@@ -108,7 +108,9 @@ def read_waiting(client: IMAPClient) -> list[object]:
         while True:
             try:
                 lines.append(client._imap._get_line())
-            except (BlockingIOError, socket.timeout):
+            except OSError:
+                # Nothing more to read now: BlockingIOError on a plain socket, SSLWantReadError
+                # (not an EAGAIN, so it is raised, not swallowed by the socket file) over TLS.
                 break
             except imaplib.IMAP4.abort as exc:
                 if "EOF" in str(exc):  # what imaplib says when a non-blocking read found nothing

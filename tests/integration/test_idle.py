@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import ssl
+import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -146,6 +149,48 @@ def test_mail_landing_during_a_pass_is_read_next(deployment: Deployment, proxy: 
         assert source.wait_for_mail(stop) is True
         assert time.monotonic() - started < 2.0
         assert source.uids_after(1) == [2]
+    finally:
+        source.close()
+        stop.close()
+
+
+@pytest.fixture
+def tls_proxy(dovecot: Dovecot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ImapProxy]:
+    """IMAP over TLS (as on port 993) in front of Dovecot, with a certificate made for the test
+    and trusted through SSL_CERT_FILE."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    with ImapProxy(dovecot.port, tls=context) as running:
+        yield running
+
+
+def test_idle_over_tls_waits_quietly_and_sees_mail_at_once(deployment: Deployment, tls_proxy: ImapProxy) -> None:
+    """Over TLS a read that finds nothing raises SSLWantReadError (not EAGAIN): it must mean
+    "nothing yet", not a lost connection; and the race of issue 21, 6 holds there too."""
+    text = mailbox_table(deployment.user, tls_proxy.port, idle_timeout=3.0).replace('tls = "none"', 'tls = "ssl"')
+    write_config(deployment.path, tls_proxy.port, deployment.smtp.port, mailbox=deployment.user, mailboxes=text)
+    source = ImapSource(load_config(deployment.config).mailboxes[0])
+    source.connect()
+    stop = StopFlag()
+    try:
+        source.select("INBOX")
+        assert source.uids_after(0) == []
+        started = time.monotonic()
+        assert source.wait_for_mail(stop) is False
+        assert time.monotonic() - started >= 2.9
+        assert [c.name for c in tls_proxy.since(started)] == ["IDLE", "DONE"]
+        tls_proxy.before("IDLE", lambda: deployment.deliver(make_mail("[Acme] - Content - Raced over TLS")))
+        started = time.monotonic()
+        assert source.wait_for_mail(stop) is True
+        assert time.monotonic() - started < 2.0
+        assert source.uids_after(0) == [1]
     finally:
         source.close()
         stop.close()
