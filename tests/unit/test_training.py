@@ -187,3 +187,14 @@ def test_a_correction_of_a_model_routed_request_is_a_model_error(deps: IntakeDep
     status = model_status(deps.engine, deps.rulebook)
     assert status["model_routed"] == 1
     assert status["model_errors"] == [{"task": task_id, "predicted": "Design", "corrected_to": "Content"}]
+
+
+def test_replay_shows_what_the_model_would_do_to_stored_mail(deps: IntakeDeps, rules_model: TriageModel) -> None:
+    from dispatchd.flows.replay import replay
+
+    task_id = submit(deps, "Spring sale", "Hi Ben, could we get a new banner and a flyer for the spring sale?")
+    assert task(deps, task_id).queue == "triage", "no model yet"
+    install(deps, rules_model)
+    [replayed] = list(replay(deps, deps.rulebook))
+    assert "queue" in replayed.changed and replayed.after[0] == "design"
+    assert replayed.reasons[0].startswith("classified Design")
