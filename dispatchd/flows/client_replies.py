@@ -57,7 +57,9 @@ def handle_client_reply(session: Session, mail: InboundMail, task: Task, actor: 
             commands, note = [Command(intent.kind, text, task.id, text)], ""
         elif intent is not None or parsed.questions:
             meant = CLIENT_MEANINGS.get(intent.kind if intent else parsed.questions[0].name)
-            if meant in _QUESTION_MEANINGS:
+            # Before delivery an approval or a change is feedback whatever the answer would be:
+            # asking "did you mean: accept the delivery?" about work not delivered makes no sense.
+            if meant in _QUESTION_MEANINGS and (meant == "cancel" or task.status == Status.DELIVERED):
                 argument = text if meant == "revise" else ""
                 keep_note(ctx, task, mail.sender, "client", text, f"probably '{meant}'; asked the client", verdict)
                 ask_back(ctx, mail, task, Command(meant, argument, task.id, text), _QUESTION_MEANINGS[meant])

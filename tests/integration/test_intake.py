@@ -62,9 +62,9 @@ def test_malformed_subject_goes_to_triage_with_help(deployment: Deployment) -> N
     [task] = deployment.tasks()
     assert (task.queue, task.status, task.client) == ("triage", "received", "Acme")
     [reply] = deployment.received_by("bob@acme.test")
-    assert reply["Subject"] == f"[#{task.id}] Please resend: quick question about our invoice"
+    assert reply["Subject"] == f"[#{task.id}] Received (a tip for next time): quick question about our invoice"
     body = reply.get_body(("plain",)).get_content()
-    assert "[Client] - Type - Short description" in body and "[Acme] - Content - quick question" in body
+    assert "[Client] - Type - Short description" in body and "[Acme] - Type - quick question" in body
     assert "subject: the subject does not start with the client name" in body
     assert deployment.received_by("morgan@agency.test"), "the triage owner hears about it"
 

@@ -137,7 +137,7 @@ def test_format_help_to_an_authenticated_stranger_reveals_no_task_number(deploym
     assert not deployment.received_by("pat@spoofed.test"), "an unauthenticated stranger gets nothing"
     [helped] = deployment.received_by("pat@newco.test")
     raw = helped.as_string()
-    assert helped["Subject"] == "Please resend: banner please"
+    assert helped["Subject"] == "Please write from your usual address: banner please"
     assert "#1" not in raw and "task" not in helped.get_body(("plain",)).get_content().lower()
     assert "+t" not in helped["Reply-To"] and "Acme" not in raw and "Globex" not in raw
     assert "[Your company] - " in raw
@@ -150,7 +150,7 @@ def test_format_help_is_rate_limited_per_address(deployment: Deployment) -> None
     assert deployment.run_once() == 0
     assert len(deployment.tasks()) == 5
     assert [m["Subject"] for m in deployment.received_by("bob@acme.test")] == [
-        "[#1] Please resend: question 0", "[#2] Please resend: question 1"]
+        "[#1] Received (a tip for next time): question 0", "[#2] Received (a tip for next time): question 1"]
     assert len(deployment.received_by("carl@acme.test")) == 1
 
 

@@ -133,7 +133,7 @@ def test_format_help_to_a_stranger_names_no_task() -> None:
     rendered = Renderer(PROJECT / "templates").render(
         "client-format-help", **context(task=None, stranger=True, example_subject="[Your company] - Content - x"))
     assert "42" not in rendered.subject + rendered.text + (rendered.html or ""), "strangers learn no task number"
-    assert rendered.subject == "Please resend: hello" and "[Your company] - Content - x" in rendered.text
+    assert rendered.subject == "Please write from your usual address: hello" and "[Your company] - Content - x" in rendered.text
 
 
 @pytest.mark.parametrize("name", ["client-status", "client-sla-late", "reply-results"])
