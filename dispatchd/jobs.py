@@ -43,7 +43,21 @@ def build_scheduler(current: Callable[[], IntakeDeps], after_job: Callable[[], N
     for name, crontab in deps.config.schedule.items():
         scheduler.add_job(_runner(name, current, after_job), CronTrigger.from_crontab(crontab, timezone=zone),
                           id=name, name=name, coalesce=True, max_instances=1, misfire_grace_time=3600)
+    if _untrained(deps):
+        # Day one: a model from the rules' examples now, not at the first nightly run, so that
+        # plain-words mail is read from the first hour (in a thread: intake goes on meanwhile).
+        scheduler.add_job(_runner("train", current, after_job), id=FIRST_TRAINING, name=FIRST_TRAINING,
+                          max_instances=1, misfire_grace_time=None)
     return scheduler
+
+
+FIRST_TRAINING = "train-first"
+
+
+def _untrained(deps: IntakeDeps) -> bool:
+    """Training is scheduled, the rules use the model, and there is none to use yet."""
+    return ("train" in deps.config.schedule and deps.rulebook.triage_model.enabled
+            and deps.triage.current() is None)
 
 
 def run_job(name: str, deps: IntakeDeps) -> Counter[str] | None:

@@ -23,7 +23,7 @@ from dispatchd.flows.ingest import IntakeDeps, ingest
 from dispatchd.flows.redispatch import redispatch
 from dispatchd.flows.reports import health_report
 from dispatchd.flows.sla import check_slas
-from dispatchd.jobs import JOBS, build_scheduler
+from dispatchd.jobs import FIRST_TRAINING, JOBS, build_scheduler
 from dispatchd.store.tables import Outbox, SlaNotice, StaffAway, Task, TaskEvent
 from tests.conftest import write_config
 
@@ -291,7 +291,7 @@ def test_scheduler_registers_every_configured_job(deps: IntakeDeps) -> None:
 
     async def main() -> None:
         scheduler = build_scheduler(lambda: deps, lambda: called.append(True))
-        assert {job.id for job in scheduler.get_jobs()} == set(JOBS)
+        assert {job.id for job in scheduler.get_jobs()} == set(JOBS) | {FIRST_TRAINING}
         await scheduler.get_job("sla").func()
     asyncio.run(main())
     assert called == [True]
@@ -334,3 +334,15 @@ def test_next_orders_by_priority_due_then_fifo_or_lifo(deps: IntakeDeps) -> None
     with Session(deps.engine) as session:
         assert next_task(session, ("dev",), {}).id == first  # type: ignore[union-attr]
         assert next_task(session, ("dev",), {"dev": QueuePolicy("dev", order="lifo")}).id == second
+
+
+def test_day_one_trains_a_model_from_the_rules_at_start(deps: IntakeDeps) -> None:
+    """No model yet: the scheduler trains one from the rules' examples at once, not at 02:30."""
+    async def main() -> None:
+        scheduler = build_scheduler(lambda: deps, lambda: None)
+        first = scheduler.get_job(FIRST_TRAINING)
+        assert first is not None
+        await first.func()
+        assert deps.triage.current() is not None
+        assert build_scheduler(lambda: deps, lambda: None).get_job(FIRST_TRAINING) is None  # trained: not again
+    asyncio.run(main())
