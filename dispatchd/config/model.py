@@ -1,0 +1,233 @@
+"""The frozen values config.toml becomes: one dataclass per section, and the whole ``Config``."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import date, time
+from pathlib import Path
+
+from dispatchd.domain.loops_budget import ReplyLimits
+from dispatchd.oauth import OAuth2Config
+
+# What an address in config.toml must look like (patterns such as '*@acme.com' belong in senders).
+EMAIL_PATTERN = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$|^[^@\s<>]+@localhost$")
+
+
+@dataclass(frozen=True)
+class Secret:
+    """Where a password comes from; resolved when a connection is made, never logged."""
+
+    env: str | None = None
+    file: Path | None = None
+
+    def reveal(self) -> str | None:
+        if self.env:
+            return os.environ.get(self.env)
+        if self.file:
+            return self.file.read_text(encoding="utf-8").strip()
+        return None
+
+    def __repr__(self) -> str:
+        return f"Secret(env={self.env!r}, file={self.file!r})"
+
+
+
+@dataclass(frozen=True)
+class MailboxConfig:
+    """One intake mailbox ([mailbox], or each [[mailbox]]) and what its requests default to."""
+
+    host: str
+    port: int
+    tls: str
+    username: str
+    password: Secret
+    address: str
+    oauth2: OAuth2Config | None = None
+    folder: str = "INBOX"
+    processed_folder: str | None = "Processed"
+    quarantine_folder: str = "Quarantine"
+    mode: str = "idle"
+    poll_interval: float = 60.0
+    idle_timeout: float = 300.0
+    fetch_batch: int = 200
+    fetch_budget_mb: float = 50.0  # mail held at once while reading (FETCH chunks, a run's bytes)
+    name: str = ""
+    default_client: str | None = None
+    queue_prefix: str = ""
+    # Go-live boundary for the folder's first start: mail dated before this day (in the calendar's
+    # time zone) is recorded as "before go-live", not dispatched; None = what is there at the start.
+    start_after: date | None = None
+
+    @property
+    def account(self) -> str:
+        """The IMAP account, as the cursor and the message records name it."""
+        return f"{self.username}@{self.host}:{self.port}"
+
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int
+    tls: str
+    username: str | None
+    password: Secret
+    from_address: str
+    timeout: float = 30.0
+    max_attempts: int | None = None  # an extra cap on one email's attempts; the horizon is give_up_after
+    give_up_after_hours: float = 72.0  # an email refused temporarily is retried this long, then parked
+    verp: bool = True
+    oauth2: OAuth2Config | None = None
+    connections: int = 4  # sent over at once: each mostly waits on the server's replies
+
+
+
+@dataclass(frozen=True)
+class IntakeConfig:
+    reply_to_malformed: bool = True
+    # Format help to an address that is no client's: "never" (forged senders would turn it into
+    # backscatter), "authenticated" (their domain passed DKIM/SPF/DMARC) or "always".
+    reply_to_unknown_senders: str = "never"
+    format_help_per_day: int = 3  # per address, whoever it is
+    triage_queue: str = "triage"
+    max_message_bytes: int = 25 * 1024 * 1024
+    max_attachment_bytes: int = 20 * 1024 * 1024
+    reply_limits: ReplyLimits = ReplyLimits()
+
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    """The HMAC secret for signed reply addresses and the receiving server we trust.
+
+    Without a configured secret one is generated once and kept in the database, so every
+    instance sharing it signs alike; ``legacy_secret_file`` is where older versions kept it.
+    """
+
+    secret: Secret
+    legacy_secret_file: Path
+    trusted_authserv_id: str | None = None
+
+
+
+@dataclass(frozen=True)
+class CalendarConfig:
+    timezone: str = "UTC"
+    workdays: tuple[int, ...] = (0, 1, 2, 3, 4)
+    day_start: time = time(9, 0)
+    day_end: time = time(17, 0)
+    holidays_country: str | None = None
+    holidays_subdivision: str | None = None
+    closed_dates: tuple[date, ...] = ()
+
+
+
+@dataclass(frozen=True)
+class Client:
+    """A client: who may file for it (``senders``, patterns allowed) and who may hear about its
+    work. ``contacts`` are named addresses (they may file too); ``digest_to``, when given, is
+    the only list the weekly digest goes to."""
+
+    name: str
+    senders: tuple[str, ...]
+    aliases: tuple[str, ...] = ()
+    contacts: tuple[str, ...] = ()
+    digest_to: tuple[str, ...] = ()
+    followers: tuple[str, ...] = ()  # the client's addresses that follow every one of its requests
+
+    def owns_sender(self, address: str) -> bool:
+        address = address.lower()
+        return address in self.contacts or any(fnmatch.fnmatchcase(address, pattern.lower())
+                                               for pattern in self.senders)
+
+    def may_receive(self, address: str) -> bool:
+        """Whether ``address`` is one of this client's: a sender, a contact or a digest address."""
+        return self.owns_sender(address) or address.lower() in self.digest_to
+
+
+
+@dataclass(frozen=True)
+class Staff:
+    name: str
+    email: str
+    role: str = "producer"
+    queues: tuple[str, ...] = ()
+    wip_limit: int = 3
+    away_until: date | None = None
+    display_name: str = ""  # what clients read; default: the first name
+
+    @property
+    def client_name(self) -> str:
+        """The name clients see: never an email address ('Ana Lopez' -> 'Ana')."""
+        return self.display_name or (self.name.split() or ["our team"])[0]
+
+
+
+@dataclass(frozen=True)
+class Queue:
+    name: str
+    owner: str | None = None
+    display_name: str | None = None  # what clients read instead of the internal name
+
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    mailboxes: tuple[MailboxConfig, ...]
+    smtp: SmtpConfig
+    database_url: str
+    data_dir: Path
+    rules_dir: Path
+    templates_dir: Path
+    intake: IntakeConfig
+    calendar: CalendarConfig
+    security: SecurityConfig
+    log_level: str = "info"
+    log_format: str = "auto"
+    clients: tuple[Client, ...] = ()
+    staff: tuple[Staff, ...] = ()
+    queues: tuple[Queue, ...] = field(default_factory=tuple)
+    schedule: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def mailbox(self) -> MailboxConfig:
+        """The first mailbox: its address answers for mail that belongs to no one mailbox
+        (digests, reports, replies to people who are not a task's)."""
+        return self.mailboxes[0]
+
+    def mailbox_named(self, name: str | None) -> MailboxConfig:
+        """A task's mailbox by name; the first one for older tasks or a mailbox since removed."""
+        return next((m for m in self.mailboxes if m.name == name), self.mailboxes[0])
+
+    def mailbox_reading(self, account: str, folder: str) -> MailboxConfig:
+        """The mailbox a stored message was fetched by; the first one if it is gone from config."""
+        return next((m for m in self.mailboxes if (m.account, m.folder) == (account, folder)), self.mailboxes[0])
+
+    @property
+    def intake_addresses(self) -> frozenset[str]:
+        return frozenset(m.address for m in self.mailboxes)
+
+    def staff_by_email(self, address: str) -> Staff | None:
+        address = address.lower()
+        return next((s for s in self.staff if s.email.lower() == address), None)
+
+    def staff_by_name(self, name: str) -> Staff | None:
+        lowered = name.strip().lower()
+        return next((s for s in self.staff if s.name.lower() == lowered or s.email.lower() == lowered), None)
+
+    def queue_owners(self, queue: str) -> tuple[Staff, ...]:
+        """Who hears about new work in ``queue``: its named owner, else its leads, else its members."""
+        named = next((q.owner for q in self.queues if q.name == queue and q.owner), None)
+        if named:
+            owner = self.staff_by_name(named)
+            return (owner,) if owner else ()
+        members = [s for s in self.staff if queue in s.queues]
+        leads = [s for s in members if s.role in ("lead", "manager")]
+        if leads or members:
+            return tuple(leads or members)
+        return tuple(s for s in self.staff if s.role == "manager")
+
