@@ -271,7 +271,7 @@ def _quarantine(args: argparse.Namespace, config: Config) -> int:
             print("dispatchd: quarantine retry needs a message id", file=sys.stderr)
             return EXIT_CONFIG
         from dispatchd.daemon import build_deps
-        from dispatchd.flows.ingest import retry_quarantined
+        from dispatchd.flows.reingest import retry_quarantined
         from dispatchd.flows.mailbox import release_unmovable
 
         deps = build_deps(config)

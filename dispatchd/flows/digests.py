@@ -18,8 +18,9 @@ from dispatchd.domain.models import Status
 from dispatchd.domain.states import allowed_actions
 from dispatchd.domain.trust import digest_recipients, is_clients_task
 from dispatchd.flows.history import events_of
-from dispatchd.flows.ingest import IntakeDeps, enqueue
+from dispatchd.flows.ingest import IntakeDeps
 from dispatchd.flows.notices import digest_mail
+from dispatchd.flows.outgoing import enqueue
 from dispatchd.flows.reports import health_report, report_dict
 from dispatchd.mail.compose import OutboundMail
 from dispatchd.store.tables import JobRun, Task

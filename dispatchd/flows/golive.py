@@ -23,7 +23,9 @@ from sqlmodel import Session
 
 from dispatchd.config import MailboxConfig
 from dispatchd.domain.models import Disposition, RawMail
-from dispatchd.flows.ingest import INFRASTRUCTURE_ERRORS, IntakeDeps, MessageRecord, Outcome, take_in_before_go_live
+from dispatchd.flows.intake_deps import INFRASTRUCTURE_ERRORS, IntakeDeps
+from dispatchd.flows.intake_record import MessageRecord, Outcome
+from dispatchd.flows.reingest import take_in_before_go_live
 from dispatchd.mail.imap import Envelope, ImapSource
 from dispatchd.mail.parse import parse_mail
 from dispatchd.store import queries

@@ -13,8 +13,9 @@ from dispatchd.domain.models import Status
 from dispatchd.domain.sla import counted_seconds, parse_sla, target_seconds
 from dispatchd.flows.assignment import is_away, pick_assignee
 from dispatchd.flows.history import events_of, last_activity
-from dispatchd.flows.ingest import IntakeDeps, enqueue
+from dispatchd.flows.ingest import IntakeDeps
 from dispatchd.flows.notices import redispatch_notices
+from dispatchd.flows.outgoing import enqueue
 from dispatchd.store import queries
 from dispatchd.store.tables import Task
 

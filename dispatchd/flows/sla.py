@@ -29,8 +29,9 @@ from dispatchd.domain.models import Priority, Request, RouteDecision, Status
 from dispatchd.domain.routing import escalate
 from dispatchd.domain.sla import ClockReading, counted_seconds, is_open, parse_sla, read_clock, target_seconds
 from dispatchd.flows.history import PASSIVE, events_of, first_staff_action, status_history
-from dispatchd.flows.ingest import IntakeDeps, enqueue
+from dispatchd.flows.ingest import IntakeDeps
 from dispatchd.flows.notices import sla_notices
+from dispatchd.flows.outgoing import enqueue
 from dispatchd.flows.reports import queue_forecast
 from dispatchd.store import queries
 from dispatchd.store.tables import SlaNotice, Task, TaskEvent
