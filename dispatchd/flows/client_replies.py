@@ -23,7 +23,8 @@ from dispatchd.domain.models import InboundMail, Status
 from dispatchd.domain.permissions import Actor
 from dispatchd.domain.trust import Verdict
 from dispatchd.flows.commands import COMMANDS, CommandContext, Result
-from dispatchd.flows.notices import STATUS_LABELS, cancel_request_notices, refused_reply, results_reply
+from dispatchd.flows.labels import STATUS_LABELS
+from dispatchd.flows.notices import cancel_request_notices, refused_reply, results_reply
 from dispatchd.flows.reply_notes import EMPTY_REPLY, answer_question, ask_back, is_yes, keep_note, pending_question
 from dispatchd.store import queries
 from dispatchd.store.tables import Task

@@ -32,7 +32,8 @@ from dispatchd.domain.sla import BusinessCalendar, due_at, parse_sla
 from dispatchd.domain.states import Refusal, apply
 from dispatchd.flows.assignment import wip_refusal
 from dispatchd.flows.followers import add_followers, followers_of, remove_follower
-from dispatchd.flows.notices import NoticeContext, TaskChange, change_notices, client_recipients
+from dispatchd.flows.notices import NoticeContext, TaskChange, change_notices
+from dispatchd.flows.recipients import client_recipients
 from dispatchd.mail.compose import OutboundMail, bare_address
 from dispatchd.store import queries
 from dispatchd.store.triage import mark_corrected

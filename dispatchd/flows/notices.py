@@ -1,7 +1,8 @@
 """Which emails a change causes, and to whom. Rendering happens in ``render``.
 
 Every email about a task carries a Reply-To signed for its one recipient (see
-``domain/tokens``), so that recipient's reply can be trusted to run commands.
+``domain/tokens``), so that recipient's reply can be trusted to run commands. Who may receive
+them: ``recipients``; the words people read instead of internal values: ``labels``.
 """
 
 from __future__ import annotations
@@ -12,27 +13,20 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from dispatchd.clock import as_utc
 from dispatchd.config import Config
-from dispatchd.domain.authres import sender_authenticated
-from dispatchd.domain.duewords import due_reasons, due_words
+from dispatchd.domain.duewords import due_reasons
 from dispatchd.domain.models import InboundMail, MailAttachment, Request, RouteDecision, Status
 from dispatchd.domain.routing import Rulebook
 from dispatchd.domain.sla import BusinessCalendar
 from dispatchd.domain.states import allowed_actions
 from dispatchd.domain.tokens import reply_address
 from dispatchd.domain.triage import Verdict, suggestion_lines
-from dispatchd.domain.trust import may_receive
+from dispatchd.flows.labels import (PRIORITY_LABELS, STATUS_LABELS, assignee_label, client_claim, due_label, headline,
+                                    queue_label)
+from dispatchd.flows.recipients import client_may_receive, client_recipients, help_strangers, staff_recipients
 from dispatchd.mail.compose import OutboundMail
 from dispatchd.render import Renderer
 from dispatchd.store.tables import Task
-
-PRIORITY_LABELS = {"P0": "emergency", "P1": "high", "P2": "normal", "P3": "low"}
-STATUS_LABELS = {
-    "received": "received, waiting to be routed", "queued": "queued", "in_progress": "in progress",
-    "in_review": "in review", "revisions_needed": "being revised", "ready_for_delivery": "ready for delivery",
-    "delivered": "delivered", "closed": "closed", "cancelled": "cancelled",
-}
 
 
 @dataclass(frozen=True)
@@ -64,7 +58,7 @@ def new_task_notices(task: Task, mail: InboundMail, request: Request, decision: 
         if not unknown_sender and config.intake.reply_to_malformed:
             notices.append(_mail("client-format-help", mail.sender, task, values, ctx,
                                  auto_submitted="auto-replied", **thread))
-        elif unknown_sender and _help_strangers(mail, config):
+        elif unknown_sender and help_strangers(mail, config):
             notices.append(_stranger_help(mail, values, ctx))
     elif decision.notify_client and mail.sender:
         notices.append(_mail("client-received", mail.sender, task, values, ctx,
@@ -137,21 +131,6 @@ def status_notices(task: Task, source: str, actor: str, detail: str, ctx: Notice
     """The emails of one move from ``source`` (``tell_client``: even if the rules keep it internal)."""
     change = TaskChange(task, source, actor, details=[detail] if detail else [], tell_client=bool(tell_client))
     return change_notices(change, ctx)
-
-
-def client_recipients(task: Task, config: Config, followers: list[str] | None = None) -> list[str]:
-    """Who on the client's side hears of the task's progress: its sender and its followers, each
-    only if it is one of the client's own addresses (``client_may_receive``): a follower admitted
-    under an address list that has since changed hears nothing more."""
-    candidates = ([task.sender] if task.sender else []) + list(followers or ())
-    return [a for a in dict.fromkeys(candidates) if a and client_may_receive(a, task, config)]
-
-
-def headline(parts: list[str]) -> str:
-    """['in progress', 'Assigned to Dev'] -> 'In progress, assigned to Dev'."""
-    parts = [p for p in parts if p]
-    text = ", ".join([p[:1].upper() + p[1:] for p in parts[:1]] + [p[:1].lower() + p[1:] for p in parts[1:]])
-    return text
 
 
 def followed_notice(task: Task, address: str, added_by: str, ctx: NoticeContext) -> OutboundMail:
@@ -272,29 +251,6 @@ def loop_notices(mail: InboundMail, reason: str, ctx: NoticeContext) -> list[Out
     return [_mail("owner-loop", s.email, None, values, ctx) for s in ctx.config.staff if s.role == "manager"]
 
 
-def client_may_receive(address: str, task: Task, config: Config) -> bool:
-    """A client's data goes only to that client's addresses (``domain/trust.may_receive``): a
-    task a person moved to a client keeps its outside requester out of that client's mail."""
-    client = next((c for c in config.clients if c.name == task.client), None) if task.client else None
-    return may_receive(address, client, task.sender)
-
-
-def staff_recipients(task: Task, extra: tuple[str, ...], config: Config) -> list[str]:
-    """Queue owners, the assignee and whoever the rules named; never our own address."""
-    addresses = [s.email for s in config.queue_owners(task.queue)]
-    if task.assignee:
-        addresses.append(task.assignee)
-    for who in extra:
-        person = config.staff_by_name(who)
-        addresses.append(person.email if person else who.lower())
-    return [a for a in dict.fromkeys(addresses) if a and a not in config.intake_addresses]
-
-
-def due_label(task: Task, calendar: BusinessCalendar) -> str:
-    """The task's due time in the one wording every mail, digest and view uses."""
-    return due_words(as_utc(task.due_at), calendar)
-
-
 def task_values(task: Task, ctx: NoticeContext) -> dict[str, Any]:
     return {
         "task": task,
@@ -311,24 +267,6 @@ def task_values(task: Task, ctx: NoticeContext) -> dict[str, Any]:
         "queue_label": queue_label(task.queue, ctx.config, ctx.rulebook),
         "assignee_label": assignee_label(task.assignee, ctx.config),
     }
-
-
-def queue_label(queue: str, config: Config, rulebook: Rulebook) -> str:
-    """A queue as clients read it: its [[queues]] display_name, else the request type it serves
-    ('dev' -> 'Technical'), else 'our team' (triage, a queue no type names)."""
-    named = next((q.display_name for q in config.queues if q.name == queue and q.display_name), None)
-    if named:
-        return named
-    plain = queue.rpartition("/")[2]  # a mailbox's queue_prefix is internal too
-    if queue == rulebook.triage_queue or plain == rulebook.triage_queue:
-        return "our team"
-    return next((t.name for t in rulebook.types if t.queue == plain), "our team")
-
-
-def assignee_label(assignee: str | None, config: Config) -> str:
-    """The first name (or display_name) of who is on it; '' when nobody is, or they left."""
-    person = config.staff_by_email(assignee) if assignee else None
-    return person.client_name if person else ""
 
 
 def _request_values(task: Task, mail: InboundMail, request: Request, decision: RouteDecision,
@@ -354,27 +292,6 @@ def _request_values(task: Task, mail: InboundMail, request: Request, decision: R
     }
 
 
-def may_answer(mail: InboundMail, config: Config) -> bool:
-    """Whether an automatic answer (format help, a refusal, "too large") may go to ``mail``'s
-    sender: always to staff and to any client's address; to anyone else only as
-    ``[intake] reply_to_unknown_senders`` allows, since a forged sender turns it into backscatter."""
-    if not mail.sender:
-        return False
-    if config.staff_by_email(mail.sender) or any(c.may_receive(mail.sender) for c in config.clients):
-        return True
-    return _help_strangers(mail, config)
-
-
-def _help_strangers(mail: InboundMail, config: Config) -> bool:
-    """An address that is no client's: off by default; "authenticated" answers only a domain
-    that passed DKIM/SPF/DMARC at the receiving server we trust."""
-    setting = config.intake.reply_to_unknown_senders
-    if setting == "authenticated":
-        return sender_authenticated(mail.sender, mail.headers.get("authentication-results", ()),
-                                    config.security.trusted_authserv_id)
-    return setting == "always"
-
-
 def _stranger_help(mail: InboundMail, values: dict[str, Any], ctx: NoticeContext) -> OutboundMail:
     """Format help that says nothing of what we hold: no task number (not in the subject, the
     text or a signed Reply-To), no client's name, not what we could not match."""
@@ -382,15 +299,6 @@ def _stranger_help(mail: InboundMail, values: dict[str, Any], ctx: NoticeContext
     stranger = {**values, "task": None, "stranger": True, "example_subject": f"[Your company] - {example}",
                 "problems": ["we do not recognise your address as one of our clients' addresses"]}
     return _answer("client-format-help", mail, stranger, ctx)
-
-
-def client_claim(claimed: str | None, config: Config) -> str:
-    """How staff read a client the subject named that did not become the task's client."""
-    if not claimed:
-        return ""
-    if any(c.name == claimed for c in config.clients):
-        return f"claims to be {claimed} (sender not on {claimed}'s list)"
-    return f"names {claimed}, which is not a client we know"
 
 
 def _mail(template: str, to: str, task: Task | None, values: dict[str, Any], ctx: NoticeContext,

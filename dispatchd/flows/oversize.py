@@ -8,7 +8,8 @@ from dispatchd.domain.loops import automation_reason
 from dispatchd.domain.models import Disposition, InboundMail, RawMail
 from dispatchd.flows.intake_deps import IntakeDeps, our_addresses
 from dispatchd.flows.intake_record import MessageRecord, Outcome, finish
-from dispatchd.flows.notices import may_answer, too_large_reply
+from dispatchd.flows.notices import too_large_reply
+from dispatchd.flows.recipients import may_answer
 
 
 def keep_raw(raw: RawMail, deps: IntakeDeps) -> str:

@@ -32,7 +32,8 @@ from dispatchd.domain.trust import Evidence, Verdict, judge, party_of
 from dispatchd.flows.assignment import next_task, wip_refusal
 from dispatchd.flows.commands import COMMANDS, CommandContext, Result
 from dispatchd.flows.client_replies import handle_client_reply
-from dispatchd.flows.notices import NoticeContext, may_answer, refused_reply, results_reply
+from dispatchd.flows.notices import NoticeContext, refused_reply, results_reply
+from dispatchd.flows.recipients import may_answer
 from dispatchd.flows.reply_notes import EMPTY_REPLY, answer_question, ask_back, is_yes, keep_note, pending_question
 from dispatchd.store import queries
 from dispatchd.store.tables import StaffAway, Task

@@ -82,7 +82,7 @@ def test_what_clients_read_instead_of_internal_names(config_file) -> None:  # ty
     from pathlib import Path
 
     from dispatchd.config import load_config
-    from dispatchd.flows.notices import assignee_label, queue_label
+    from dispatchd.flows.labels import assignee_label, queue_label
     from dispatchd.rulebook import load_rulebook
 
     config = load_config(config_file(extra='[[queues]]\nname = "design"\ndisplay_name = "Studio"\n'
