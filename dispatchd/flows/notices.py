@@ -46,11 +46,10 @@ def new_task_notices(task: Task, mail: InboundMail, request: Request, decision: 
     The confirmation names the colleagues who follow the request (cc'd on it); they hear of it
     from its first move."""
     config = ctx.config
-    values = {**_request_values(task, mail, request, decision, attachments, ctx), "followers": followers or []}
+    guess = verdict.suggestions[0].type if verdict is not None and verdict.suggestions else None
+    values = {**_request_values(task, mail, request, decision, attachments, ctx, guess), "followers": followers or []}
     values["classified_as"] = verdict.route_as.type if verdict and verdict.route_as else None
     values["suggestions"] = suggestion_lines(verdict) if verdict and verdict.route_as is None else []
-    if not request.type and verdict is not None and verdict.suggestions:
-        values["example_subject"] = values["example_subject"].replace(" - Type - ", f" - {verdict.suggestions[0].type} - ", 1)
     thread = dict(in_reply_to=mail.message_id, references=(*mail.references, mail.message_id))
     notices: list[OutboundMail] = []
     if decision.triage and mail.sender:
@@ -270,13 +269,15 @@ def task_values(task: Task, ctx: NoticeContext) -> dict[str, Any]:
 
 
 def _request_values(task: Task, mail: InboundMail, request: Request, decision: RouteDecision,
-                    attachments: list[str], ctx: NoticeContext) -> dict[str, Any]:
+                    attachments: list[str], ctx: NoticeContext, guess: str | None = None) -> dict[str, Any]:
+    """``guess``: the triage model's best type for an untyped request, for the format example."""
     config = ctx.config
     client = request.client or next((c.name for c in config.clients if c.owns_sender(mail.sender)), None)
     type_names = [t.name for t in ctx.rulebook.types]
-    # The type it is (or "Type"): an example that files a broken checkout under Content teaches nothing.
+    # The type it is, the model's guess, or "Type": an example that files a broken checkout
+    # under Content teaches nothing.
     example = f"[{client or (config.clients[0].name if config.clients else 'Acme')}] - " \
-              f"{request.type or 'Type'} - {request.description[:60]}"
+              f"{request.type or guess or 'Type'} - {request.description[:60]}"
     return {
         **task_values(task, ctx),
         "sender_name": mail.sender_name,
