@@ -30,10 +30,10 @@ from collections import defaultdict
 from email.message import EmailMessage
 from pathlib import Path
 
+from dispatchd.demo import INTAKE, write_config
 from dispatchd.devservers import PASSWORD, Dovecot, SmtpCapture, free_port
 
-INTAKE = "requests@agency.test"
-CLIENTS = {"Acme": "*@acme.test", "Globex": "*@globex.test", "Tyler": "tyler@tyler-seo.test"}
+CLIENTS = ("Acme", "Globex", "Tyler")  # whose names a recipient's mail may mention
 
 
 class CountingProxy:
@@ -80,66 +80,16 @@ class CountingProxy:
         self.server.close()
 
 
-def config_text(imap_port: int, smtp_port: int) -> str:
-    from dispatchd.defaults import default_dir
-
-    clients = "\n".join(f'[[clients]]\nname = "{name}"\nsenders = ["{senders}"]\n'
-                        for name, senders in CLIENTS.items())
-    return f"""\
-[mailbox]
-host = "127.0.0.1"
-port = {imap_port}
-tls = "none"
-username = "{INTAKE}"
-password_env = "DISPATCHD_DAY_PASSWORD"
-mode = "idle"
-idle_timeout = 600
-start_after = "2000-01-01"
-
-[smtp]
-host = "127.0.0.1"
-port = {smtp_port}
-tls = "none"
-from = "Northwind Agency <{INTAKE}>"
-
-[database]
-url = "sqlite:///dispatchd.db"
-
-[paths]
-rules = "{default_dir('rules')}"
-templates = "{default_dir('templates')}"
-
-[calendar]
-timezone = "Europe/London"
-hours = "09:00-17:30"
-holidays_country = "GB"
-
-[logging]
-format = "json"
-level = "info"
-
-{clients}
-[[staff]]
-name = "Ana"
-email = "ana@agency.test"
-queues = ["content"]
-
-[[staff]]
-name = "Ben"
-email = "ben@agency.test"
-role = "lead"
-queues = ["design", "dev"]
+# Beyond the demo's agency: a client known by one address only, and a second developer.
+MORE_CONFIG = """
+[[clients]]
+name = "Tyler"
+senders = ["tyler@tyler-seo.test"]
 
 [[staff]]
 name = "Dev"
 email = "dev@agency.test"
 queues = ["dev"]
-
-[[staff]]
-name = "Morgan"
-email = "morgan@agency.test"
-role = "manager"
-queues = ["triage", "strategy", "revision"]
 """
 
 
@@ -226,11 +176,10 @@ def family(pid: int) -> list[int]:
 
 def run(idle_seconds: float, out: Path) -> None:
     root = Path(tempfile.mkdtemp(prefix="dispatchd-day-"))
-    os.environ["DISPATCHD_DAY_PASSWORD"] = PASSWORD
+    os.environ["DISPATCHD_DEMO_PASSWORD"] = PASSWORD
     with Dovecot() as dovecot, SmtpCapture() as smtp:
         proxy = CountingProxy(dovecot.port)
-        (root / "config.toml").write_text(config_text(proxy.port, smtp.port))
-        (root / "config.toml").chmod(0o600)
+        write_config(root, proxy.port, smtp.port, mode="idle", extra=MORE_CONFIG).chmod(0o600)
         day = Day(root, dovecot, smtp)
         with open(root / "daemon.log", "wb") as log:
             daemon = subprocess.Popen([sys.executable, "-m", "dispatchd", "run", "--config", str(root / "config.toml")],

@@ -60,7 +60,9 @@ def sample_requests() -> list[bytes]:
     return raw + [raw[0]]  # the same Message-ID delivered twice becomes one task
 
 
-def write_config(directory: Path, imap_port: int, smtp_port: int) -> Path:
+def write_config(directory: Path, imap_port: int, smtp_port: int, mode: str = "poll", extra: str = "") -> Path:
+    """The demo agency's config; ``mode`` idle or poll, ``extra`` more tables appended
+    (``bench.day_of_mail`` adds a client and a developer)."""
     config = directory / "config.toml"
     config.write_text(f"""\
 [mailbox]
@@ -69,7 +71,7 @@ port = {imap_port}
 tls = "none"
 username = "{INTAKE}"
 password_env = "DISPATCHD_DEMO_PASSWORD"
-mode = "poll"
+mode = "{mode}"
 start_after = "2000-01-01"   # the sample mail is delivered before the first start: dispatch it all
 
 [smtp]
@@ -119,7 +121,7 @@ name = "Morgan"
 email = "morgan@agency.test"
 role = "manager"
 queues = ["triage", "strategy"]
-""")
+{extra}""")
     return config
 
 
