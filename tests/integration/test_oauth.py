@@ -3,18 +3,15 @@ introspection endpoint on loopback, and an SMTP server that only takes XOAUTH2."
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs
 
 import pytest
 
-from dispatchd.devservers import Dovecot, SmtpCapture, free_port
+from dispatchd.devservers import Dovecot, SmtpCapture
 from tests.conftest import write_config
 from tests.integration.conftest import Deployment, make_mail
+from tests.integration.form_endpoint import Form, FormEndpoint
 
 pytestmark = pytest.mark.integration
 USER = "requests@agency.test"
@@ -25,48 +22,32 @@ class IdentityProvider:
 
     def __init__(self) -> None:
         self.valid = {"access-1"}
-        self.refreshes: list[dict[str, list[str]]] = []
-        provider = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                form = parse_qs(self.rfile.read(int(self.headers.get("Content-Length", 0))).decode())
-                if self.path == "/introspect":
-                    token = form.get("token", [""])[0]
-                    body = {"active": True, "username": USER} if token in provider.valid else {"active": False}
-                else:  # /token: a refresh grant rotates both tokens
-                    provider.refreshes.append(form)
-                    new = f"access-{len(provider.refreshes) + 1}"
-                    provider.valid.add(new)
-                    body = {"access_token": new, "expires_in": 3600, "refresh_token": f"refresh-{new}"}
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.port = free_port()
-        self.server = HTTPServer(("127.0.0.1", self.port), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.refreshes: list[Form] = []
+        self.endpoint = FormEndpoint(self.answer)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.endpoint.url
+
+    def answer(self, path: str, form: Form) -> tuple[int, dict[str, object]]:
+        if path == "/introspect":
+            token = form.get("token", [""])[0]
+            return 200, {"active": True, "username": USER} if token in self.valid else {"active": False}
+        # /token: a refresh grant rotates both tokens
+        self.refreshes.append(form)
+        new = f"access-{len(self.refreshes) + 1}"
+        self.valid.add(new)
+        return 200, {"access_token": new, "expires_in": 3600, "refresh_token": f"refresh-{new}"}
 
 
 @pytest.fixture
 def identity() -> Iterator[IdentityProvider]:
     provider = IdentityProvider()
-    provider.thread.start()
+    provider.endpoint.start()
     try:
         yield provider
     finally:
-        provider.server.shutdown()
-        provider.server.server_close()
+        provider.endpoint.stop()
 
 
 @pytest.fixture

@@ -4,72 +4,40 @@ AADSTS70011; Google: an expired refresh token is ``invalid_grant``)."""
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs
 
 import pytest
 
-from dispatchd.devservers import free_port
 from dispatchd.errors import MailServerError
 from dispatchd.oauth import OAuth2Config, TokenSource
+from tests.integration.form_endpoint import Form, FormEndpoint
 
 pytestmark = pytest.mark.integration
 
 
-class TokenServer:
-    """POST /<tenant>/oauth2/v2.0/token (Microsoft) and /token (Google), form-encoded, JSON back."""
-
-    def __init__(self) -> None:
-        self.forms: list[dict[str, list[str]]] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                form = parse_qs(self.rfile.read(int(self.headers.get("Content-Length", 0))).decode())
-                server.forms.append(form)
-                status, body = server.answer(self.path, form)
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.port = free_port()
-        self.http = HTTPServer(("127.0.0.1", self.port), Handler)
-        self.thread = threading.Thread(target=self.http.serve_forever, daemon=True)
-
-    @staticmethod
-    def answer(path: str, form: dict[str, list[str]]) -> tuple[int, dict[str, object]]:
-        if form.get("refresh_token") == ["expired"]:
-            return 400, {"error": "invalid_grant", "error_description": "Token has been expired or revoked."}
-        if path.endswith("/oauth2/v2.0/token"):
-            if "scope" not in form:
-                return 400, {"error": "invalid_request", "error_description":
-                             "AADSTS70011: The provided request must include a 'scope' input parameter.\r\n"
-                             "Trace ID: 1234"}
-            scopes = form["scope"][0].split()
-            return 200, {"access_token": f"ms:{' '.join(sorted(scopes))}", "expires_in": 3599,
-                         "refresh_token": "rotated", "scope": form["scope"][0]}
-        return 200, {"access_token": "google-access", "expires_in": 3599}
+def _answer(path: str, form: Form) -> tuple[int, dict[str, object]]:
+    """POST /<tenant>/oauth2/v2.0/token (Microsoft) and /token (Google), as each answers."""
+    if form.get("refresh_token") == ["expired"]:
+        return 400, {"error": "invalid_grant", "error_description": "Token has been expired or revoked."}
+    if path.endswith("/oauth2/v2.0/token"):
+        if "scope" not in form:
+            return 400, {"error": "invalid_request", "error_description":
+                         "AADSTS70011: The provided request must include a 'scope' input parameter.\r\n"
+                         "Trace ID: 1234"}
+        scopes = form["scope"][0].split()
+        return 200, {"access_token": f"ms:{' '.join(sorted(scopes))}", "expires_in": 3599,
+                     "refresh_token": "rotated", "scope": form["scope"][0]}
+    return 200, {"access_token": "google-access", "expires_in": 3599}
 
 
 @pytest.fixture
-def tokens() -> Iterator[TokenServer]:
-    server = TokenServer()
-    server.thread.start()
+def tokens() -> Iterator[FormEndpoint]:
+    server = FormEndpoint(_answer).start()
     try:
         yield server
     finally:
-        server.http.shutdown()
-        server.http.server_close()
+        server.stop()
 
 
 def _source(tmp_path: Path, url: str, service: str = "imap", refresh: str = "stored", scope: str | None = None) -> TokenSource:
@@ -83,7 +51,7 @@ def _source(tmp_path: Path, url: str, service: str = "imap", refresh: str = "sto
     ("imap", "https://outlook.office.com/IMAP.AccessAsUser.All offline_access"),
     ("smtp", "https://outlook.office.com/SMTP.Send offline_access"),
 ])
-def test_microsoft_v2_refresh_sends_the_scope_it_requires(tmp_path: Path, tokens: TokenServer, service: str,
+def test_microsoft_v2_refresh_sends_the_scope_it_requires(tmp_path: Path, tokens: FormEndpoint, service: str,
                                                           scope: str) -> None:
     url = f"http://127.0.0.1:{tokens.port}/contoso.onmicrosoft.com/oauth2/v2.0/token"
     token = _source(tmp_path, url, service).get()
@@ -91,7 +59,7 @@ def test_microsoft_v2_refresh_sends_the_scope_it_requires(tmp_path: Path, tokens
     assert (tmp_path / f"{service}.token").read_text() == "rotated", "offline_access: a new refresh token is kept"
 
 
-def test_a_configured_scope_wins_and_google_needs_none(tmp_path: Path, tokens: TokenServer) -> None:
+def test_a_configured_scope_wins_and_google_needs_none(tmp_path: Path, tokens: FormEndpoint) -> None:
     url = f"http://127.0.0.1:{tokens.port}/common/oauth2/v2.0/token"
     _source(tmp_path, url, scope="https://outlook.office.com/IMAP.AccessAsUser.All").get()
     assert tokens.forms[-1]["scope"] == ["https://outlook.office.com/IMAP.AccessAsUser.All"]
@@ -99,7 +67,7 @@ def test_a_configured_scope_wins_and_google_needs_none(tmp_path: Path, tokens: T
     assert "scope" not in tokens.forms[-1]
 
 
-def test_a_refused_refresh_is_a_sentence_with_the_likely_cause(tmp_path: Path, tokens: TokenServer) -> None:
+def test_a_refused_refresh_is_a_sentence_with_the_likely_cause(tmp_path: Path, tokens: FormEndpoint) -> None:
     with pytest.raises(MailServerError) as refused:
         _source(tmp_path, f"http://127.0.0.1:{tokens.port}/token", refresh="expired").get()
     message = str(refused.value)
