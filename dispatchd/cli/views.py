@@ -37,7 +37,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     tasks.add_argument("--text", help="words in the subject or description (any case)")
     tasks.add_argument("--since", metavar="DAY|PERIOD", help="created on or after 2026-11-01, or in the last 7d")
     tasks.add_argument("--until", metavar="DAY", help="created before the end of this day")
-    tasks.add_argument("--limit", type=int, default=100)
+    tasks.add_argument("--limit", type=int, metavar="N",
+                       help="at most N tasks (the table's default: 100; --json: all of them unless given)")
+    tasks.add_argument("--before", type=int, metavar="ID",
+                       help="the next page: tasks older than this id (the cursor the last page named)")
     tasks.add_argument("--json", action="store_true")
     tasks.set_defaults(handler=_tasks, read_only=True)
     show = sub.add_parser("show", parents=[common], help="one task with its events and messages")
@@ -124,24 +127,36 @@ def _report(args: argparse.Namespace, config: Config) -> int:
 
 
 def _tasks(args: argparse.Namespace, config: Config) -> int:
-    from dispatchd.store.queries import TaskFilter, known_queues, list_tasks
+    from dispatchd.store.queries import TaskFilter, count_tasks, known_queues, list_tasks
     from dispatchd.views import task_dict
 
+    if args.limit is not None and args.limit < 1:
+        raise DispatchdError("--limit must be at least 1 (leave it out for every task with --json)")
+    # A script's JSON is complete unless it asks for a page; people read a screenful.
+    limit = args.limit if args.limit is not None or args.json else TABLE_ROWS
     with Session(engine(config)) as session:
         wanted = TaskFilter(queue=args.queue, status=args.status, client=_client_named(args.client, config),
                             assignee=_assignee_named(args.assignee, config), text=args.text,
-                            since=_since(args.since, config), until=_until(args.until, config))
+                            since=_since(args.since, config), until=_until(args.until, config), before=args.before)
         if args.queue and args.queue not in (queues := known_queues(session) | _configured_queues(config)):
             raise DispatchdError(f"--queue {args.queue}: no such queue{_did_you_mean(args.queue, queues)} "
                                  f"(known: {', '.join(sorted(queues))})")
-        rows = [task_dict(t) for t in list_tasks(session, wanted, args.limit)]
+        rows = [task_dict(t) for t in list_tasks(session, wanted, limit)]
+        total = len(rows) if limit is None or len(rows) < limit else count_tasks(session, wanted)
     if args.json:  # JSON keeps the instant (ISO 8601 UTC); people read it in the words of every email
         emit(rows, True)
-        return 0
-    words = due_in_words(config)
-    emit([{**row, "due": words(row["due_at"])} for row in rows], False,
-         ["id", "queue", "priority", "status", "client", "type", "assignee", "due", "description"])
+    else:
+        words = due_in_words(config)
+        emit([{**row, "due": words(row["due_at"])} for row in rows], False,
+             ["id", "queue", "priority", "status", "client", "type", "assignee", "due", "description"])
+    if total > len(rows):
+        # Said on stderr, so the JSON on stdout stays a plain list a script can parse.
+        print(f"{len(rows):,} of {total:,} shown; next page: --before {rows[-1]['id']}"
+              + ("" if args.json else ", or --json for all"), file=sys.stderr if args.json else sys.stdout)
     return 0
+
+
+TABLE_ROWS = 100
 
 
 def _client_named(name: str | None, config: Config) -> str | None:

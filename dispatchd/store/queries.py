@@ -188,7 +188,8 @@ def set_inbound_outcome(session: Session, inbound_id: int, disposition: str, rea
 
 @dataclass(frozen=True)
 class TaskFilter:
-    """What ``dispatchd tasks`` asks for; None = any. ``assignee`` "" = nobody."""
+    """What ``dispatchd tasks`` asks for; None = any. ``assignee`` "" = nobody. ``before`` is the
+    paging cursor: only tasks with a smaller id (the list is newest first)."""
 
     queue: str | None = None
     status: str | None = None
@@ -197,10 +198,21 @@ class TaskFilter:
     text: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    before: int | None = None
 
 
-def list_tasks(session: Session, wanted: TaskFilter = TaskFilter(), limit: int = 500) -> list[Task]:
-    query = select(Task)
+def list_tasks(session: Session, wanted: TaskFilter = TaskFilter(), limit: int | None = 500) -> list[Task]:
+    """Tasks matching ``wanted``, newest first; all of them when ``limit`` is None."""
+    query = _filtered(select(Task), wanted).order_by(col(Task.id).desc())
+    return list(session.exec(query if limit is None else query.limit(limit)).all())
+
+
+def count_tasks(session: Session, wanted: TaskFilter = TaskFilter()) -> int:
+    """How many tasks match ``wanted`` (the cursor included): what a page of them is out of."""
+    return session.exec(_filtered(select(func.count()).select_from(Task), wanted)).one()
+
+
+def _filtered(query: Any, wanted: TaskFilter) -> Any:
     if wanted.queue:
         query = query.where(Task.queue == wanted.queue)
     if wanted.status:
@@ -218,7 +230,9 @@ def list_tasks(session: Session, wanted: TaskFilter = TaskFilter(), limit: int =
         query = query.where(Task.created_at >= wanted.since)
     if wanted.until:
         query = query.where(Task.created_at < wanted.until)
-    return list(session.exec(query.order_by(col(Task.id).desc()).limit(limit)).all())
+    if wanted.before is not None:
+        query = query.where(col(Task.id) < wanted.before)
+    return query
 
 
 def known_queues(session: Session) -> set[str]:

@@ -111,12 +111,23 @@ def test_tasks_filter_and_refuse_what_does_not_exist(deployment: Deployment,
     assert refused.value.code == 2 and "invalid choice: 'done'" in capsys.readouterr().err
 
 
-def test_piping_a_view_into_head_is_quiet(deployment: Deployment) -> None:
+def test_piping_a_view_into_head_is_quiet_and_json_is_complete(deployment: Deployment,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     deployment.deliver(*(make_mail(f"[Acme] - Content - Post {i}", sender=f"p{i}@acme.test") for i in range(150)))
     deployment.run_once()
     import subprocess
     import sys
     # JSON of 150 tasks is over 64 KiB: more than the pipe holds after head has gone
-    command = f"{sys.executable} -m dispatchd tasks --json --limit 150 --config {deployment.config} | head -1"
+    command = f"{sys.executable} -m dispatchd tasks --json --config {deployment.config} | head -1"
     result = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60)
     assert len(deployment.tasks()) == 150 and result.stdout == "[\n" and result.stderr == ""
+    # A script counting tasks gets every one of them, not the newest 100 (issue 16).
+    assert len(as_json(deployment, capsys, "tasks")) == 150  # type: ignore[arg-type]
+    assert deployment.cli("tasks") == 0
+    out = capsys.readouterr().out
+    assert out.count("Post ") == 100 and "100 of 150 shown; next page: --before 51, or --json for all" in out
+    # Paging is explicit: a page of JSON says so on stderr and names the cursor for the next one.
+    page = as_json(deployment, capsys, "tasks", "--limit", "30", "--before", "51")
+    assert [row["id"] for row in page] == list(range(50, 20, -1))  # type: ignore[union-attr]
+    assert deployment.cli("tasks", "--json", "--limit", "30", "--before", "51") == 0
+    assert "30 of 50 shown; next page: --before 21" in capsys.readouterr().err
