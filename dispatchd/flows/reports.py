@@ -13,6 +13,7 @@ from sqlmodel import Session, func, select
 
 from dispatchd.clock import as_utc
 from dispatchd.domain.forecast import QueuedWork, forecast_breaches
+from dispatchd.domain.health import colour, worst
 from dispatchd.domain.models import ParsedSubject, Status
 from dispatchd.domain.routing import normalise_label
 from dispatchd.domain.sla import business_seconds
@@ -23,8 +24,6 @@ from dispatchd.flows.ingest import IntakeDeps
 from dispatchd.store.tables import InboundMessage, Outbox, Task, TaskEvent
 
 CLOSED = (Status.CLOSED.value, Status.CANCELLED.value)
-# (green below, red above) per the seed: depth 10/20, wait 2/5 days, breach 5 %/10 %
-THRESHOLDS = {"depth": (10, 20), "avg_wait_days": (2, 5), "breach_rate": (0.05, 0.10)}
 DEFAULT_SERVICE_HOURS = 8.0
 
 
@@ -52,11 +51,6 @@ class HealthReport:
     parked_mail: int = 0
     bounced_mail: int = 0
     quarantined: int = 0
-
-
-def colour(metric: str, value: float) -> str:
-    green, red = THRESHOLDS[metric]
-    return "green" if value < green else "red" if value > red else "yellow"
 
 
 def health_report(deps: IntakeDeps, period_days: int = 30) -> HealthReport:
@@ -93,9 +87,8 @@ def _queue(session: Session, queue: str, tasks: list[Task], history: dict[int, l
     values = {"depth": float(len(open_tasks)), "avg_wait_days": sum(waits) / len(waits) if waits else 0.0,
               "breach_rate": len(late) / len(finished) if finished else 0.0}
     colours = {metric: colour(metric, value) for metric, value in values.items()}
-    worst = "red" if "red" in colours.values() else "yellow" if "yellow" in colours.values() else "green"
     return QueueHealth(queue, len(open_tasks), round(values["avg_wait_days"], 2), round(values["breach_rate"], 3),
-                       colours, worst, queue_forecast(session, queue, open_tasks, deps, now))
+                       colours, worst(tuple(colours.values())), queue_forecast(session, queue, open_tasks, deps, now))
 
 
 def _delivered_late(task: Task, events: list[TaskEvent]) -> bool:
