@@ -201,7 +201,7 @@ def _run(session: Session, mail: InboundMail, parsed: ParsedReply, ctx: CommandC
     savepoint = session.begin_nested()
     for command in parsed.commands:
         task = session.get(Task, command.task_id) if command.task_id is not None else None
-        result = _one(ctx, task, command)
+        result = apply_command(ctx, task, command)
         results.append((command.line, result.ok, result.text))
         done.append((command, result))
         last_task = task or last_task
@@ -231,7 +231,9 @@ def _run(session: Session, mail: InboundMail, parsed: ParsedReply, ctx: CommandC
     return f"{len(parsed.commands)} command(s) {'applied' if applied else 'refused'}"
 
 
-def _one(ctx: CommandContext, task: Task | None, command: Command) -> Result:
+def apply_command(ctx: CommandContext, task: Task | None, command: Command) -> Result:
+    """One staff command on ``task`` by ``ctx.actor``: the permission check, then its handler. The
+    one path for email commands and the staff pages' buttons (``flows/staff_actions``)."""
     if task is None:
         return Result(False, f"no task #{command.task_id}")
     why = refusal(ctx.actor, command.name, TaskScope(task.queue, task.assignee, task.client))

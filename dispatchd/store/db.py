@@ -73,6 +73,11 @@ MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _create_tables(tables.RequestText, tables.TriageModelRow),  # 12: the triage model, what it reads
     _create_tables(tables.TaskFollower),  # 13: the client's colleagues who follow a task
     _add_column("inbound_message", "unmovable", "VARCHAR"),  # 14: a message the server refused to move
+    _statements(  # 15: the staff dashboard's periods (store/dashboard.py): events by status and time,
+        # arrivals by time, open tasks per queue with the oldest
+        "CREATE INDEX IF NOT EXISTS ix_task_event_to_status_at ON task_event (to_status, at)",
+        "CREATE INDEX IF NOT EXISTS ix_task_created_at ON task (created_at)",
+        "CREATE INDEX IF NOT EXISTS ix_task_status_queue_created ON task (status, queue, created_at)"),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

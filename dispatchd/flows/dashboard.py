@@ -1,0 +1,90 @@
+"""The staff dashboard: queues, people's WIP, the SLA forecast and the figures over a period.
+
+Reads only (one session); the store's aggregate queries gather the facts, ``domain/metrics`` turns
+them into figures, the health thresholds colour them. Same definitions as the health report where
+they overlap (open tasks, the forecast); see ``domain/metrics`` for the rest.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session
+
+from dispatchd.domain import metrics
+from dispatchd.domain.metrics import DayFlow, QueueRow, Spread, WipRow
+from dispatchd.flows.assignment import active_counts, away_among
+from dispatchd.flows.history import PASSIVE
+from dispatchd.flows.intake_deps import IntakeDeps
+from dispatchd.flows.reports import queue_forecast
+from dispatchd.store import dashboard as store
+from dispatchd.store.tables import Task
+
+
+@dataclass(frozen=True)
+class LateForecast:
+    task_id: int
+    queue: str
+    finish: str
+    due: str
+    late_by_hours: float
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    generated_at: datetime
+    period_days: int
+    queues: list[QueueRow]
+    wip: list[WipRow]
+    flow: list[DayFlow]
+    attainment: dict[str, float]
+    first_response: Spread
+    resolution: Spread
+    forecast: list[LateForecast]
+    backlog: int
+    triage_waiting: int
+
+
+def dashboard(deps: IntakeDeps, period_days: int = 14) -> Dashboard:
+    """Everything the dashboard page shows, as of now, for the last ``period_days`` local days."""
+    now = deps.clock.now()
+    zone = deps.calendar.zone
+    days = metrics.days_back(now.astimezone(zone).date(), period_days)
+    since = datetime.combine(days[0], datetime.min.time(), zone).astimezone(now.tzinfo)
+    staff = deps.config.staff
+    with Session(deps.engine) as session:
+        loads = store.queue_loads(session)
+        finished = store.first_deliveries(session, since)
+        arrived = store.arrivals(session, since)
+        left, back = store.backlog_moves(session, since)
+        first_actions = store.first_staff_actions(session, since, [s.email for s in staff], PASSIVE)
+        backlog = store.not_done_count(session)
+        active = active_counts(session, [s.email for s in staff])
+        away = away_among(session, list(staff), now)
+        forecast = _forecast(session, store.forecast_candidates(session), deps, now)
+        waiting = store.triage_waiting(session, deps.rulebook.triage_queue)
+    configured = {*deps.rulebook.queues, *(q for s in staff for q in s.queues)}
+    return Dashboard(
+        generated_at=now, period_days=period_days,
+        queues=metrics.queue_rows(loads, finished, now, configured),
+        wip=metrics.wip_rows([(s.name, s.email, s.wip_limit) for s in staff], active, away),
+        flow=metrics.daily_flow(days, arrived.values(), [f.delivered for f in finished], left, back, backlog, zone),
+        attainment=metrics.attainment(finished),
+        first_response=metrics.spread(metrics.response_times(arrived, first_actions)),
+        resolution=metrics.spread(metrics.resolution_times(finished)),
+        forecast=forecast, backlog=backlog, triage_waiting=waiting)
+
+
+def _forecast(session: Session, candidates: list[Task], deps: IntakeDeps, now: datetime) -> list[LateForecast]:
+    """The health report's queue simulation, over each queue's open work: who will finish late."""
+    by_queue: dict[str, list[Task]] = defaultdict(list)
+    for task in candidates:
+        by_queue[task.queue].append(task)
+    late = []
+    for queue, tasks in sorted(by_queue.items()):
+        for item in queue_forecast(session, queue, tasks, deps, now):
+            late.append(LateForecast(int(item["task_id"]), queue, str(item["finish"]), str(item["due"]),  # type: ignore[call-overload]
+                                     float(item["late_by_hours"])))  # type: ignore[arg-type]
+    return sorted(late, key=lambda f: -f.late_by_hours)
