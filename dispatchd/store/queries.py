@@ -201,13 +201,14 @@ class TaskFilter:
     before: int | None = None
 
 
-def list_tasks(session: Session, wanted: TaskFilter = TaskFilter(), limit: int = 500, offset: int = 0) -> list[Task]:
-    query = _filtered(select(Task), wanted)
-    return list(session.exec(query.order_by(col(Task.id).desc()).offset(offset).limit(limit)).all())
+def list_tasks(session: Session, wanted: TaskFilter = TaskFilter(), limit: int | None = 500) -> list[Task]:
+    """Tasks matching ``wanted``, newest first; all of them when ``limit`` is None."""
+    query = _filtered(select(Task), wanted).order_by(col(Task.id).desc())
+    return list(session.exec(query if limit is None else query.limit(limit)).all())
 
 
 def count_tasks(session: Session, wanted: TaskFilter = TaskFilter()) -> int:
-    """How many tasks ``wanted`` matches (the "20 of 312 shown" of a list)."""
+    """How many tasks match ``wanted`` (the cursor included): what a page of them is out of."""
     return session.exec(_filtered(select(func.count()).select_from(Task), wanted)).one()
 
 
@@ -229,6 +230,8 @@ def _filtered(query: Any, wanted: TaskFilter) -> Any:
         query = query.where(Task.created_at >= wanted.since)
     if wanted.until:
         query = query.where(Task.created_at < wanted.until)
+    if wanted.before is not None:
+        query = query.where(col(Task.id) < wanted.before)
     return query
 
 
