@@ -16,7 +16,7 @@ import secrets
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
@@ -100,6 +100,7 @@ def build_deps(config: Config, clock: Clock | None = None) -> IntakeDeps:
         renderer=Renderer(config.templates_dir), calendar=business_calendar(config.calendar),
         clock=clock or SystemClock(), blobs=BlobStore(config.data_dir / "blobs"), engine=engine,
         secret=_reply_secret(config.security, engine), coordinator=coordinator_for(engine), triage=triage,
+        web_secret=web_secret(config, engine),
     )
 
 
@@ -110,6 +111,18 @@ def _reply_secret(security: SecurityConfig, engine: Engine) -> bytes:
     legacy = security.legacy_secret_file
     candidate = legacy.read_text().strip() if legacy.exists() else secrets.token_hex(32)
     return stored_secret(engine, "reply_secret", candidate).encode()
+
+
+def web_secret(config: Config, engine: Engine) -> bytes:
+    """[web] secret_env/secret_file, or one generated once and kept in the database (replaced
+    by ``dispatchd web rotate``): it signs client links, so changing it ends every link."""
+    configured = config.web.secret.reveal()
+    if configured:
+        return configured.encode()
+    return stored_secret(engine, WEB_SECRET_KEY, secrets.token_hex(32)).encode()
+
+
+WEB_SECRET_KEY = "web_secret"
 
 
 def build_outbox(deps: IntakeDeps, policy: RetryPolicy | None = None) -> OutboxSender:
@@ -126,7 +139,7 @@ def reload_deps(deps: IntakeDeps) -> IntakeDeps:
             log.warning("reload.needs_restart", setting=field)
     deps.triage.refresh()
     return replace(deps, config=config, rulebook=rulebook, renderer=Renderer(config.templates_dir),
-                   calendar=business_calendar(config.calendar))
+                   calendar=business_calendar(config.calendar), web_secret=web_secret(config, deps.engine))
 
 
 TAKEOVER_INTERVAL = 1.0  # seconds between asking for a mailbox another instance reads (one query)
@@ -233,11 +246,12 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         log.info("daemon.started", mailboxes=[r.mailbox.name for r in self.readers],
                  instance=await asyncio.to_thread(self.deps.coordinator.instance_id))
+        web = self._web()  # binds its port first: a port in use stops the start, not the web side alone
         scheduler = build_scheduler(lambda: self.deps, self.sender.wake)
         scheduler.start()
         try:
             await asyncio.gather(*(self._intake_loop(r) for r in self.readers), self._send(), self._watchdog_loop(),
-                                 self._status_loop())
+                                 self._status_loop(), web)
         finally:
             self.notifier.stopping()
             scheduler.shutdown(wait=False)
@@ -245,6 +259,17 @@ class Daemon:
                 loop.remove_signal_handler(sig)
             await asyncio.to_thread(self._close)  # frees our mailboxes for the other instances now
             log.info("daemon.stopped")
+
+    def _web(self) -> Awaitable[None]:
+        """The web side when ``[web] listen`` is set (its routes call flows in worker threads and
+        wake the sender after they queue mail); else nothing to await."""
+        listen = self.deps.config.web.listen
+        if not listen:
+            return asyncio.sleep(0)
+        from dispatchd.web.app import create_app
+        from dispatchd.web.server import bind, serve
+
+        return serve(create_app(lambda: self.deps, self.sender.wake), bind(listen), self.stop)
 
     async def _send(self) -> None:
         try:

@@ -16,6 +16,7 @@ from dispatchd.config.model import Config, IntakeConfig, SecurityConfig
 from dispatchd.config.people import check_loops, check_people, read_client, read_queue, read_staff
 from dispatchd.config.schedule import read_schedule
 from dispatchd.config.smtp import read_smtp
+from dispatchd.config.web import read_web
 from dispatchd.defaults import default_dir
 from dispatchd.domain.loops_budget import ReplyLimits
 from dispatchd.errors import ConfigError
@@ -88,12 +89,13 @@ def _build(doc: TomlFile, credentials: bool = True) -> Config:
     clients = tuple(read_client(r) for r in root.tables("clients"))
     staff = tuple(read_staff(r) for r in root.tables("staff"))
     queues = tuple(read_queue(r) for r in root.tables("queues"))
+    web = read_web(root.table_of("web"), base, credentials)
     root.refuse_unknown()
     config = Config(
         path=doc.path, mailboxes=mailboxes, smtp=smtp, database_url=_sqlite_relative(url, base),
         data_dir=data_dir, rules_dir=rules_dir, templates_dir=templates_dir, intake=intake,
         calendar=calendar, security=security, log_level=log_level, log_format=log_format,
-        clients=clients, staff=staff, queues=queues, schedule=schedule,
+        clients=clients, staff=staff, queues=queues, schedule=schedule, web=web,
     )
     check_people(doc, config)
     check_mailboxes(doc, config)

@@ -114,6 +114,21 @@ class SecurityConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """[web]: where the web side listens, the address in links, the signing secret, limits."""
+
+    listen: str | None = None  # HOST:PORT the daemon serves the web side on; None: it does not
+    base_url: str | None = None  # e.g. https://dispatch.example.com; None: emails carry no link
+    secret: Secret = field(default_factory=Secret)  # signs client links and CSRF tokens
+    link_days: int = 90  # how long a client link in an email stays valid
+    max_upload_bytes: int = 20 * 1024 * 1024  # per request form, all files together
+    max_files: int = 10
+    trusted_header: str | None = None  # staff: a header a reverse proxy sets to the signed-in address
+    staff_session_hours: int = 12
+
+
+
+@dataclass(frozen=True)
 class CalendarConfig:
     timezone: str = "UTC"
     workdays: tuple[int, ...] = (0, 1, 2, 3, 4)
@@ -192,6 +207,7 @@ class Config:
     staff: tuple[Staff, ...] = ()
     queues: tuple[Queue, ...] = field(default_factory=tuple)
     schedule: dict[str, str] = field(default_factory=dict)
+    web: WebConfig = field(default_factory=WebConfig)
 
     @property
     def mailbox(self) -> MailboxConfig:

@@ -38,6 +38,7 @@ class IntakeDeps:
     coordinator: Coordinator
     quiet: bool = False  # dispatchd import --quiet: tasks and records as usual, no mail to anyone
     triage: ModelSlot = field(default_factory=ModelSlot)  # the triage model in use (none by default)
+    web_secret: bytes = b""  # signs client links and the web side's CSRF tokens ([web] secret_env/_file)
 
     @property
     def notices(self) -> NoticeContext:

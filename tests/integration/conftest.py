@@ -175,3 +175,12 @@ def deployment(tmp_path: Path, dovecot: Dovecot, smtp: SmtpCapture, request: pyt
     mode = marker.kwargs.get("mode", "idle") if marker else "idle"
     write_config(tmp_path, dovecot.port, smtp.port, mailbox=user, extra=extra, mode=mode)
     return Deployment(tmp_path, dovecot, smtp, user)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """One headless Chromium per test module (starting one takes about a second)."""
+    from tests.integration.webtools import chromium
+
+    with chromium() as driver:
+        yield driver

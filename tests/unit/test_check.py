@@ -48,7 +48,7 @@ def test_check_refuses_a_broken_template(tmp_path: Path, capsys: pytest.CaptureF
     project = Path(__file__).resolve().parents[2]
     templates = tmp_path / "templates"
     templates.mkdir()
-    for source in (project / "templates").iterdir():
+    for source in (project / "templates").glob("*.j2"):
         (templates / source.name).write_text(source.read_text())
     (templates / "client-received.txt.j2").write_text(
         "{% block subject %}[#{{ task.id }}]{% endblock %}\n{% block body %}\n{{ task.nope }\n{% endblock %}\n")
@@ -149,7 +149,7 @@ def test_check_renders_the_branches_for_strangers_and_unverified_senders(
     project = Path(__file__).resolve().parents[2]
     templates = tmp_path / "templates"
     templates.mkdir()
-    for source in (project / "templates").iterdir():
+    for source in (project / "templates").glob("*.j2"):
         (templates / source.name).write_text(source.read_text())
     text = (templates / template).read_text()
     assert branch in text
