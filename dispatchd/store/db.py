@@ -78,6 +78,7 @@ MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
         "CREATE INDEX IF NOT EXISTS ix_task_event_to_status_at ON task_event (to_status, at)",
         "CREATE INDEX IF NOT EXISTS ix_task_created_at ON task (created_at)",
         "CREATE INDEX IF NOT EXISTS ix_task_status_queue_created ON task (status, queue, created_at)"),
+    _create_tables(tables.StaffSignIn, tables.StaffSession),  # 16: staff sign-in links and sessions (web)
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -220,3 +220,26 @@ class TaskFollower(SQLModel, table=True):
     address: str
     added_by: str
     added_at: datetime
+
+
+class StaffSignIn(SQLModel, table=True):
+    """A sign-in link emailed to a staff member: single use, short-lived. Only the token's hash
+    is kept, so the table leaks no working link; the rows also count requests for the rate limit."""
+
+    __tablename__ = "staff_signin"
+    token_hash: str = Field(primary_key=True)
+    email: str = Field(index=True)
+    created_at: datetime = Field(index=True)
+    expires_at: datetime
+    used_at: datetime | None = None
+
+
+class StaffSession(SQLModel, table=True):
+    """A signed-in staff browser (the cookie holds the token; the row its hash). Ends at
+    ``expires_at``, on sign-out, or when the person is no longer [[staff]]."""
+
+    __tablename__ = "staff_session"
+    token_hash: str = Field(primary_key=True)
+    email: str = Field(index=True)
+    created_at: datetime
+    expires_at: datetime

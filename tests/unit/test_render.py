@@ -59,7 +59,7 @@ def _digest_values() -> dict[str, object]:
     return dict(client="Acme", delivered=[task], in_progress=[task], coming=[], reviewing=[task], contact_name="Bob",
                 period="2026-W48",
                 due=lambda t: "Thu 3 Dec", person=Staff("Ana", "ana@agency.test"), mine=[(task, ("start", "cancel"))],
-                free=[task], report=report)
+                free=[task], report=report, first_name="Ana", link="https://desk.agency.test/staff/signin/t0ken", minutes=15)
 
 
 @pytest.mark.parametrize("name", TEMPLATE_NAMES)
@@ -68,6 +68,8 @@ def test_every_template_renders_text_and_html(name: str) -> None:
     assert "\n" not in rendered.subject
     if name in ("client-digest", "staff-digest", "owner-health"):
         assert "#42" in rendered.text and rendered.html
+    elif name == "staff-signin":
+        assert "https://desk.agency.test/staff/signin/t0ken" in rendered.text and "15 minutes" in rendered.text
     elif name in ("reply-refused", "client-too-large", "owner-loop"):
         assert "42" not in rendered.subject + rendered.text + (rendered.html or ""), "strangers learn nothing"
     else:
