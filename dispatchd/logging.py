@@ -58,3 +58,27 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: Any = None
         logger_factory=structlog.WriteLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
+    _route_standard_logging(renderer, max(logging.WARNING, getattr(logging, level.upper())), stream)
+
+
+_standard_handler: logging.Handler | None = None
+
+
+def _route_standard_logging(renderer: Any, level: int, stream: Any) -> None:
+    """Libraries log through the standard library (APScheduler, mail-parser, asyncio). Without a
+    handler Python writes their warnings as bare text to stderr, lines that a JSON log reader
+    cannot parse: render them like ours. Their info chatter (a line per job run) stays out."""
+    global _standard_handler
+    handler = logging.StreamHandler(stream)  # one write per record: message and newline together
+    handler.setLevel(level)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(processor=renderer, foreign_pre_chain=[
+        structlog.stdlib.add_logger_name, structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True), _redact]))
+    root = logging.getLogger()
+    if _standard_handler is not None:
+        root.removeHandler(_standard_handler)
+    root.addHandler(handler)
+    _standard_handler = handler
+    # mail-parser warns about every part it does not render as text itself, such as the
+    # delivery-status part of each bounce (which flows/bounces.py reads on its own).
+    logging.getLogger("mailparser").setLevel(logging.ERROR)
