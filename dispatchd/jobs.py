@@ -14,6 +14,7 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from dispatchd.flows.backup import backup_job
 from dispatchd.flows.digests import client_digests, health_reports, staff_digests
 from dispatchd.flows.ingest import IntakeDeps
 from dispatchd.flows.redispatch import redispatch
@@ -29,6 +30,7 @@ JOBS: dict[str, Callable[[IntakeDeps], Counter[str]]] = {
     "staff-digest": staff_digests,
     "health": health_reports,
     "train": train_job,
+    "backup": backup_job,
 }
 
 

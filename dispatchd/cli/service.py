@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from dispatchd.cli.common import EXIT_CONFIG, EXIT_SERVER, emit, progress_bar
-from dispatchd.config import Config
+from dispatchd.config import DEFAULT_SCHEDULE, Config
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                      help="read only this [[mailbox]] (repeatable; default: all of them)")
     run.set_defaults(handler=_run)
     job = sub.add_parser("job", parents=[common], help="run one scheduled job now, then send its mail")
-    job.add_argument("name", choices=("sla", "redispatch", "digest", "staff-digest", "health", "train"))
+    job.add_argument("name", choices=tuple(DEFAULT_SCHEDULE))
     job.add_argument("--json", action="store_true")
     job.set_defaults(handler=_job)
     check = sub.add_parser("check", parents=[common], help="validate config, rules and templates")

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from dispatchd.config.business_calendar import read_calendar
 from dispatchd.config.credentials import read_secret
+from dispatchd.config.lifecycle import read_backup, read_retention
 from dispatchd.config.mailbox import check_mailboxes, read_mailboxes
 from dispatchd.config.model import Config, IntakeConfig, SecurityConfig
 from dispatchd.config.people import check_loops, check_people, read_client, read_queue, read_staff
@@ -86,6 +87,8 @@ def _build(doc: TomlFile, credentials: bool = True) -> Config:
                               trusted_authserv_id=security_r.str("trusted_authserv_id"))
     security_r.refuse_unknown()
     schedule = read_schedule(root.table_of("schedule"))
+    backup = read_backup(root.table_of("backup"), base)
+    retention = read_retention(root.table_of("retention"))
     clients = tuple(read_client(r) for r in root.tables("clients"))
     staff = tuple(read_staff(r) for r in root.tables("staff"))
     queues = tuple(read_queue(r) for r in root.tables("queues"))
@@ -96,6 +99,7 @@ def _build(doc: TomlFile, credentials: bool = True) -> Config:
         data_dir=data_dir, rules_dir=rules_dir, templates_dir=templates_dir, intake=intake,
         calendar=calendar, security=security, log_level=log_level, log_format=log_format,
         clients=clients, staff=staff, queues=queues, schedule=schedule, web=web,
+        backup=backup, retention=retention,
     )
     check_people(doc, config)
     check_mailboxes(doc, config)

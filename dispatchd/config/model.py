@@ -6,7 +6,7 @@ import fnmatch
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import date, time
+from datetime import date, time, timedelta
 from pathlib import Path
 
 from dispatchd.domain.loops_budget import ReplyLimits
@@ -141,6 +141,32 @@ class CalendarConfig:
 
 
 @dataclass(frozen=True)
+class BackupConfig:
+    """[backup]: the scheduled backup's directory (None: not scheduled) and how many to keep."""
+
+    dir: Path | None = None
+    keep: int = 14
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    """[retention]: how long each kind of data is kept (None: forever). Open tasks are never pruned."""
+
+    KINDS = ("raw_mail", "attachments", "closed_tasks", "quarantine", "outbox_sent")
+    raw_mail: timedelta | None = None       # the .eml of every message
+    attachments: timedelta | None = None    # attachment files
+    closed_tasks: timedelta | None = None   # done/cancelled tasks with everything recorded about them
+    quarantine: timedelta | None = None     # quarantined messages (their .eml)
+    outbox_sent: timedelta | None = None    # the bytes of sent mail (the row stays: replies match it)
+    batch: int = 500                        # rows per transaction: no long lock
+
+    @property
+    def anything(self) -> bool:
+        return any(getattr(self, kind) is not None for kind in self.KINDS)
+
+
+
+@dataclass(frozen=True)
 class Client:
     """A client: who may file for it (``senders``, patterns allowed) and who may hear about its
     work. ``contacts`` are named addresses (they may file too); ``digest_to``, when given, is
@@ -208,6 +234,8 @@ class Config:
     queues: tuple[Queue, ...] = field(default_factory=tuple)
     schedule: dict[str, str] = field(default_factory=dict)
     web: WebConfig = field(default_factory=WebConfig)
+    backup: BackupConfig = field(default_factory=BackupConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
 
     @property
     def mailbox(self) -> MailboxConfig:

@@ -13,6 +13,7 @@ DEFAULT_SCHEDULE = {
     "staff-digest": "30 8 * * mon-fri",
     "health": "0 8 * * mon-fri",
     "train": "30 2 * * *",
+    "backup": "15 1 * * *",   # does nothing without [backup] dir
 }
 
 

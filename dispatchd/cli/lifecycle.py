@@ -1,0 +1,90 @@
+"""Data that lasts and data that goes: ``backup``, ``verify-backup``, ``restore``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from dispatchd.cli.common import EXIT_CONFIG, EXIT_NOT_FOUND, emit, engine
+from dispatchd.config import Config
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    backup = sub.add_parser("backup", parents=[common], help="a consistent copy of the running database and blobs",
+                            description="copy the database (as of one commit, while the daemon runs) and the "
+                                        "blobs it names into DEST/snapshots/<time>/, with a manifest; blobs "
+                                        "DEST already has are not copied again")
+    backup.add_argument("dest", type=Path, help="backup directory (e.g. the [backup] dir)")
+    backup.add_argument("--keep", type=int, help="then delete all but the newest KEEP snapshots")
+    backup.add_argument("--json", action="store_true")
+    backup.set_defaults(handler=_backup, read_only=True)
+    verify = sub.add_parser("verify-backup", parents=[common], help="check a backup against its manifest",
+                            description="checksums, integrity_check, rows per table and every blob of a "
+                                        "snapshot (SRC: a snapshot, or a backup directory for its newest)")
+    verify.add_argument("src", type=Path)
+    verify.add_argument("--json", action="store_true")
+    verify.set_defaults(handler=_verify, read_only=True)
+    restore = sub.add_parser("restore", parents=[common], help="restore a backup into an empty data directory",
+                             description="verify SRC, then copy its blobs into [storage] dir and its database "
+                                         "to [database] url; refuses an existing database or a non-empty "
+                                         "data directory")
+    restore.add_argument("src", type=Path)
+    restore.set_defaults(handler=_restore, read_only=True)
+
+
+def _backup(args: argparse.Namespace, config: Config) -> int:
+    from dispatchd.clock import SystemClock
+    from dispatchd.flows.backup import backup
+    from dispatchd.store.blobs import BlobStore
+
+    report = backup(engine(config), BlobStore(config.data_dir / "blobs"), args.dest, SystemClock().now(), args.keep)
+    if args.json:
+        emit({"snapshot": str(report.snapshot), "counts": report.counts, "blobs": report.blobs,
+              "blobs_copied": report.blobs_copied, "bytes_copied": report.bytes_copied,
+              "seconds": round(report.seconds, 3), "missing_blobs": list(report.missing_blobs),
+              "rotated": [str(p) for p in report.rotated]}, True)
+    else:
+        print(f"{report.snapshot}: {report.counts.get('task', 0)} tasks, {report.blobs} blobs "
+              f"({report.blobs_copied} new, {report.bytes_copied / 1e6:.1f} MB copied) in {report.seconds:.1f} s")
+        if report.rotated:
+            print(f"deleted {len(report.rotated)} older snapshot(s), {report.blobs_removed} blob(s) no longer needed")
+    if report.missing_blobs:
+        print(f"dispatchd: {len(report.missing_blobs)} blob(s) the database names were already missing from "
+              f"{config.data_dir / 'blobs'} (listed in the manifest)", file=sys.stderr)
+    if report.postgres_guidance:
+        print(report.postgres_guidance, file=sys.stderr)
+    return 0
+
+
+def _verify(args: argparse.Namespace, config: Config) -> int:
+    from dispatchd.flows.restore import verify_backup
+
+    result = verify_backup(args.src)
+    if args.json:
+        emit({"snapshot": str(result.snapshot), "ok": result.ok, "problems": list(result.problems),
+              "counts": result.counts, "blobs": result.blobs}, True)
+    elif result.ok:
+        print(f"{result.snapshot}: ok ({result.counts.get('task', 0)} tasks, {result.blobs} blobs"
+              f"{'; the PostgreSQL dump is checked by pg_restore --list' if result.kind == 'postgresql' else ''})")
+    else:
+        print(f"{result.snapshot}: {len(result.problems)} problem(s)", file=sys.stderr)
+        for problem in result.problems:
+            print(f"  {problem}", file=sys.stderr)
+    return 0 if result.ok else EXIT_NOT_FOUND
+
+
+def _restore(args: argparse.Namespace, config: Config) -> int:
+    from dispatchd.flows.restore import restore
+    from dispatchd.store.snapshot import sqlite_file
+
+    database = sqlite_file(config.database_url)
+    if database is None and not config.database_url.startswith(("postgres", "postgresql")):
+        print("dispatchd: restore needs a database file or PostgreSQL", file=sys.stderr)
+        return EXIT_CONFIG
+    done = restore(args.src, database, config.data_dir)
+    print(f"restored {done.snapshot}: {done.counts.get('task', 0)} tasks, {done.blobs} blobs into {config.data_dir}"
+          + (f", database {done.database}" if done.database else ""))
+    if done.database is None:
+        print(f"the database is PostgreSQL: pg_restore --dbname=… {done.snapshot}/dispatchd.pgdump", file=sys.stderr)
+    return 0
