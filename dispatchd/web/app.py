@@ -59,9 +59,9 @@ class Web:
 
 
 def _route_groups() -> tuple[Callable[[Web], list[BaseRoute]], ...]:
-    from dispatchd.web import client
+    from dispatchd.web import client, staff, staff_auth, staff_dashboard
 
-    return (client.routes,)
+    return (client.routes, staff_auth.routes, staff_dashboard.routes, staff.routes)
 
 
 def create_app(current: Callable[[], IntakeDeps], wake: Callable[[], None] = lambda: None) -> Starlette:
