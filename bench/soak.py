@@ -77,6 +77,7 @@ class Soak:
         self.started = time.monotonic()
         self.daemon: subprocess.Popen[bytes] | None = None
         self.final: dict[str, float] | None = None
+        self.failures: list[str] = []  # backup, verify-backup or prune that did not succeed
 
     def event(self, name: str, **fields: object) -> None:
         line = {"elapsed_s": round(time.monotonic() - self.started, 1), "event": name, **fields}
@@ -88,7 +89,7 @@ class Soak:
         os.environ["DISPATCHD_DEMO_PASSWORD"] = PASSWORD
         with Dovecot() as dovecot, SmtpCapture() as smtp, ImapProxy(dovecot.port) as proxy:
             write_config(self.root, proxy.port, smtp.port, mode="idle", extra=SETTINGS).chmod(0o600)
-            self.lifecycle = {name: _has_command(name) for name in ("backup", "prune")}
+            self.lifecycle = {name: _has_command(name) for name in ("backup", "verify-backup", "prune")}
             self.event("start", minutes=self.minutes, root=str(self.root), **{
                 name: "available" if ok else "not available in this build" for name, ok in self.lifecycle.items()})
             with open(self.root / "daemon.log", "ab") as log:
@@ -106,10 +107,12 @@ class Soak:
                 self._sample(smtp, proxy, final=True)
         self.events.close()
         report = verdict(self.samples, self.mix, self.root, self.final)
-        text = report.text if stopped is None else f"{report.text}\n(cut short: {stopped})"
+        text = report.text + "".join(f"\n  - {failure}" for failure in self.failures)
+        if stopped is not None:
+            text += f"\n(cut short: {stopped})"
         (self.out / "summary.txt").write_text(text + "\n")
         print(text)
-        return 0 if report.ok and stopped is None else 1
+        return 0 if report.ok and not self.failures and stopped is None else 1
 
     def _loop(self, dovecot: Dovecot, smtp: SmtpCapture, proxy: ImapProxy) -> None:
         end = self.started + self.minutes * 60
@@ -177,12 +180,27 @@ class Soak:
         if not self.lifecycle[name]:
             self.event(name, result="not available in this build")
             return
-        args = [name, str(self.out / "backups" / f"b{int(time.monotonic() - self.started)}")] if name == "backup" else [name]
+        args = [name, str(self.out / "backups"), "--keep", "3", "--json"] if name == "backup" else [name]
+        done, seconds = self._cli(args)
+        self.event(name, returncode=done.returncode, seconds=seconds, output=(done.stdout + done.stderr)[-300:])
+        if done.returncode != 0:
+            self.failures.append(f"{name} exited with {done.returncode} at {seconds} s")
+        if name == "backup" and done.returncode == 0 and self.lifecycle.get("verify-backup"):
+            snapshot = json.loads(done.stdout)["snapshot"]
+            checked, seconds = self._cli(["verify-backup", snapshot, "--json"])
+            self.event("verify-backup", returncode=checked.returncode, seconds=seconds,
+                       output=(checked.stdout + checked.stderr)[-300:])
+            if checked.returncode != 0:
+                self.failures.append(f"verify-backup {snapshot} exited with {checked.returncode}")
+
+    def _cli(self, args: list[str]) -> tuple[subprocess.CompletedProcess[str], float]:
         began = time.monotonic()
-        done = subprocess.run([sys.executable, "-m", "dispatchd", *args, "--config", str(self.config)],
-                              cwd=self.root, capture_output=True, text=True, timeout=600)
-        self.event(name, returncode=done.returncode, seconds=round(time.monotonic() - began, 2),
-                   output=(done.stdout + done.stderr)[-300:])
+        command = [sys.executable, "-m", "dispatchd", *args, "--config", str(self.config)]
+        try:
+            done = subprocess.run(command, cwd=self.root, capture_output=True, text=True, timeout=600)
+        except subprocess.TimeoutExpired as exc:  # run() has killed it
+            done = subprocess.CompletedProcess(command, -9, str(exc.stdout or ""), "timed out after 600 s")
+        return done, round(time.monotonic() - began, 2)
 
     def _sample(self, smtp: SmtpCapture, proxy: ImapProxy, final: bool = False) -> None:
         self.window += self.mix.read_sink(smtp.messages)
