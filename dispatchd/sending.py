@@ -22,6 +22,7 @@ import structlog
 from dispatchd.clock import SystemClock
 from dispatchd.config import Config
 from dispatchd.flows.ingest import INFRASTRUCTURE_ERRORS
+from dispatchd.flows.integrations import IntegrationSender
 from dispatchd.flows.outbox import DrainReport, OutboxSender, outbox_sender
 from dispatchd.store.coordination import coordinator_for
 from dispatchd.store.db import open_engine
@@ -220,6 +221,9 @@ async def _serve_child(config: Config, wake: int, once: bool) -> int:
     engine = open_engine(config.database_url)
     coordinator = coordinator_for(engine)
     sender = SendLoop(outbox_sender(config.smtp, engine, SystemClock(), coordinator))
+    # Webhooks, Slack and Teams beside the mail, in this process's loop: each destination's
+    # requests wait on its own connections, so neither slows the other.
+    integrations = IntegrationSender(config, engine, SystemClock(), coordinator) if config.destinations else None
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     parent_done = loop.create_future()
@@ -230,6 +234,8 @@ async def _serve_child(config: Config, wake: int, once: bool) -> int:
     def readable() -> None:
         if os.read(wake, 4096):
             sender.wake()
+            if integrations is not None:
+                integrations.wake()
         else:
             loop.remove_reader(wake)
             parent_done.set_result(None)
@@ -238,8 +244,12 @@ async def _serve_child(config: Config, wake: int, once: bool) -> int:
     loop.add_reader(wake, readable)
     try:
         if once:
-            return await sender.until_idle(parent_done, stop)
-        await sender.serve(stop)
+            mail = sender.until_idle(parent_done, stop)
+            if integrations is None:
+                return await mail
+            code, _ = await asyncio.gather(mail, integrations.until_idle(parent_done, stop))
+            return code
+        await asyncio.gather(sender.serve(stop), *([integrations.serve(stop)] if integrations else []))
         return 0
     finally:
         await asyncio.to_thread(coordinator.close)

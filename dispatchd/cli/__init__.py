@@ -17,14 +17,14 @@ from pathlib import Path
 from sqlalchemy.exc import OperationalError
 
 from dispatchd import __version__
-from dispatchd.cli import backlog, lifecycle, outbox, service, triage, views, web
+from dispatchd.cli import backlog, integrations, lifecycle, outbox, service, triage, views, web
 from dispatchd.cli.common import EXIT_CONFIG, EXIT_SERVER, emit
 from dispatchd.config import load_config
 from dispatchd.errors import ConfigError, DispatchdError, MailServerError
 from dispatchd.logging import configure_logging
 from dispatchd.store.db import close_engines
 
-COMMAND_GROUPS = (service, views, outbox, backlog, triage, web, lifecycle)
+COMMAND_GROUPS = (service, views, outbox, integrations, backlog, triage, web, lifecycle)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         from dispatchd.demo import run_demo
 
         return run_demo(keep=args.keep)
+    if args.command == "events":  # the shipped schema: no config needed
+        return integrations.print_schema(args)
     if args.command == "init":
         return service.init(args)
     try:

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from dispatchd.config.business_calendar import read_calendar
 from dispatchd.config.credentials import read_secret
 from dispatchd.config.lifecycle import read_backup, read_retention
+from dispatchd.config.integrations import read_destinations
 from dispatchd.config.mailbox import check_mailboxes, read_mailboxes
 from dispatchd.config.model import Config, IntakeConfig, SecurityConfig
 from dispatchd.config.people import check_loops, check_people, read_client, read_queue, read_staff
@@ -93,13 +94,14 @@ def _build(doc: TomlFile, credentials: bool = True) -> Config:
     staff = tuple(read_staff(r) for r in root.tables("staff"))
     queues = tuple(read_queue(r) for r in root.tables("queues"))
     web = read_web(root.table_of("web"), base, credentials)
+    destinations = read_destinations(root, base, credentials)
     root.refuse_unknown()
     config = Config(
         path=doc.path, mailboxes=mailboxes, smtp=smtp, database_url=_sqlite_relative(url, base),
         data_dir=data_dir, rules_dir=rules_dir, templates_dir=templates_dir, intake=intake,
         calendar=calendar, security=security, log_level=log_level, log_format=log_format,
         clients=clients, staff=staff, queues=queues, schedule=schedule, web=web,
-        backup=backup, retention=retention,
+        backup=backup, retention=retention, destinations=destinations,
     )
     check_people(doc, config)
     check_mailboxes(doc, config)

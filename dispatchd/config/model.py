@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date, time, timedelta
 from pathlib import Path
 
+from dispatchd.domain.events import EventFilter
 from dispatchd.domain.loops_budget import ReplyLimits
 from dispatchd.oauth import OAuth2Config
 
@@ -216,6 +217,27 @@ class Queue:
 
 
 @dataclass(frozen=True)
+class Destination:
+    """One place events are delivered to."""
+
+    name: str
+    kind: str                   # "webhook", "slack" or "teams"
+    url: str | None             # a webhook's URL (not a secret)
+    url_secret: Secret | None   # a Slack/Teams URL (the URL is the credential)
+    signing: Secret | None      # a webhook's HMAC secret
+    filter: EventFilter = field(default_factory=EventFilter)
+    owners: tuple[str, ...] = ()  # told once when events are parked or the destination is gone
+    concurrency: int = 4          # requests in flight at once (each task's events still in order)
+    timeout: float = 10.0         # seconds for one request, connecting included
+    max_attempts: int = 12        # then parked (about a day of doubling waits)
+
+    def target(self) -> str | None:
+        """The URL to post to (revealed from the environment or file for Slack and Teams)."""
+        return self.url if self.url_secret is None else self.url_secret.reveal()
+
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     mailboxes: tuple[MailboxConfig, ...]
@@ -236,6 +258,11 @@ class Config:
     web: WebConfig = field(default_factory=WebConfig)
     backup: BackupConfig = field(default_factory=BackupConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    # [[webhooks]], [[slack]], [[teams]] (config/integrations.py): where integration events go
+    destinations: tuple[Destination, ...] = ()
+
+    def destination_named(self, name: str) -> Destination | None:
+        return next((d for d in self.destinations if d.name == name), None)
 
     @property
     def mailbox(self) -> MailboxConfig:

@@ -79,6 +79,8 @@ MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
         "CREATE INDEX IF NOT EXISTS ix_task_created_at ON task (created_at)",
         "CREATE INDEX IF NOT EXISTS ix_task_status_queue_created ON task (status, queue, created_at)"),
     _create_tables(tables.StaffSignIn, tables.StaffSession),  # 16: staff sign-in links and sessions (web)
+    # 17: webhooks, Slack and Teams: events written with their audit entries, deliveries per destination
+    _create_tables(tables.IntegrationEvent, tables.IntegrationDelivery, tables.IntegrationDestination),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

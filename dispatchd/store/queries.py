@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import uuid
 import threading
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
@@ -17,9 +19,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
+from dispatchd.domain.events import AuditEntry, envelope, events_of, task_snapshot
 from dispatchd.domain.loops_budget import RecentActivity
 from dispatchd.domain.tokens import BouncedEmail
-from dispatchd.store.tables import InboundMessage, JobRun, MailboxCursor, Outbox, ReplyTally, Task, TaskEvent
+from dispatchd.store.tables import (InboundMessage, IntegrationEvent, JobRun, MailboxCursor, Outbox, ReplyTally,
+                                    Task, TaskEvent)
 
 
 def cursor_for(session: Session, account: str, folder: str) -> MailboxCursor | None:
@@ -149,9 +153,28 @@ def add_event(session: Session, task: Task, at: datetime, actor: str, kind: str,
     session.connection().execute(_INSERT_EVENT, dict(
         task_id=task.id, at=at, actor=actor, kind=kind, detail=detail, message_id=message_id,
         from_status=from_status, to_status=to_status))
+    add_integration_events(session, task, at, AuditEntry(kind, actor, detail, from_status, to_status))
+
+
+def add_integration_events(session: Session, task: Task, at: datetime, entry: AuditEntry) -> None:
+    """The public events (webhooks, Slack, Teams) an audit entry stands for, written in its
+    transaction: every flow that records what happened to a task gets them, and a rollback
+    takes them back with it. The sender process fans them out to the destinations."""
+    drafts = events_of(entry, task.assignee)
+    if not drafts:
+        return
+    snapshot = task_snapshot(task)
+    rows = []
+    for draft in drafts:
+        event_id = f"evt_{uuid.uuid4().hex}"
+        rows.append(dict(event_id=event_id, task_id=task.id, type=draft.type, internal=draft.internal,
+                         client=task.client, queue=task.queue, at=at, fanned_out=False,
+                         body=json.dumps(envelope(event_id, draft, at, snapshot), separators=(",", ":"))))
+    session.connection().execute(_INSERT_INTEGRATION_EVENT, rows)
 
 
 _INSERT_EVENT = insert(TaskEvent.__table__)  # type: ignore[attr-defined]
+_INSERT_INTEGRATION_EVENT = insert(IntegrationEvent.__table__)  # type: ignore[attr-defined]
 
 
 def open_question(session: Session, task_id: int, asked: str, since: datetime) -> str | None:

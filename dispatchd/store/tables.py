@@ -243,3 +243,56 @@ class StaffSession(SQLModel, table=True):
     email: str = Field(index=True)
     created_at: datetime
     expires_at: datetime
+
+
+class IntegrationEvent(SQLModel, table=True):
+    """An event for webhooks, Slack and Teams (``domain/events``), written with the audit entry
+    that caused it, in the same transaction. ``body`` is the event's JSON: it names the task's
+    requester (personal data), and it is the only table that keeps it: erasing a task's rows
+    here (by ``task_id``) erases what integrations hold of it. ``fanned_out``: the sender has
+    made its deliveries (one per destination that wants it)."""
+
+    __tablename__ = "integration_event"
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(unique=True)
+    task_id: int | None = Field(default=None, foreign_key="task.id", index=True)
+    type: str
+    internal: bool = False
+    client: str | None = None
+    queue: str | None = None
+    at: datetime
+    body: str
+    fanned_out: bool = Field(default=False, index=True)
+
+
+class IntegrationDelivery(SQLModel, table=True):
+    """One event to one destination: claimed, sent, backed off or parked like an outbox row.
+    A task's deliveries to a destination go in id order (``claim_deliveries``)."""
+
+    __tablename__ = "integration_delivery"
+    __table_args__ = (UniqueConstraint("event_row", "destination"),
+                      Index("ix_delivery_lane", "destination", "task_id", "status", "id"),
+                      Index("ix_delivery_due", "destination", "status", "next_attempt_at"))
+    id: int | None = Field(default=None, primary_key=True)
+    event_row: int = Field(foreign_key="integration_event.id")
+    destination: str
+    task_id: int | None = None
+    status: str = "pending"  # pending | sending | sent | parked
+    attempts: int = 0
+    next_attempt_at: datetime
+    claimed_at: datetime | None = None
+    claimed_by: str | None = None
+    sent_at: datetime | None = None
+    response: int | None = None  # the last HTTP status
+    last_error: str = ""
+
+
+class IntegrationDestination(SQLModel, table=True):
+    """What the sender learned about a destination: gone (410, disabled until `integrations
+    retry NAME`), and when its owners were last told of trouble (once, until a retry)."""
+
+    __tablename__ = "integration_destination"
+    name: str = Field(primary_key=True)
+    disabled: str | None = None
+    disabled_at: datetime | None = None
+    owners_told_at: datetime | None = None

@@ -223,3 +223,50 @@ display_name = "Web team"
 def test_trust_settings_refused(tmp_path: Path, secrets: None, addition: str, expected: str) -> None:
     found = problems(tmp_path, BASE + addition)
     assert any(expected in p for p in found), found
+
+
+def test_integration_destinations_read_and_refused(tmp_path: Path, secrets: None,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOOK_SECRET", "s")
+    monkeypatch.setenv("SLACK_URL", "http://hooks.slack.example/services/T/B/X")
+    found = problems(tmp_path, BASE + """
+[[webhooks]]
+name = "crm"
+url = "http://crm.example.com/hook"
+secret = "inline"
+events = ["task.created", "task.exploded"]
+
+[[slack]]
+name = "acme"
+url_env = "SLACK_URL"
+client = "Acme"
+events = ["task.created", "task.routed"]
+
+[[teams]]
+name = "crm"
+url = "https://teams.example/x"
+""")
+    text = "\n".join(found)
+    assert ":11: webhooks[0].url: http://crm.example.com/hook must be https" in text, text
+    assert "webhooks[0].secret: inline secrets are refused" in text
+    assert "unknown event 'task.exploded'" in text
+    assert "slack[0].url_env: the URL must be https" in text and "hooks.slack" not in text, "a secret URL unprinted"
+    assert "a client's channel hears only" in text and "not task.routed" in text
+    assert "teams[0].name: another destination is named 'crm'" in text
+    assert "teams[0].url: inline secrets are refused" in text
+
+
+def test_integration_destinations_loopback_http_and_defaults(tmp_path: Path, secrets: None,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOOK_SECRET", "s")
+    config = load_config(write(tmp_path, BASE + """
+[[webhooks]]
+name = "local-n8n"
+url = "http://127.0.0.1:5678/webhook/x"
+secret_env = "HOOK_SECRET"
+queues = ["design"]
+"""))
+    [hook] = config.destinations
+    assert hook.kind == "webhook" and hook.target() == "http://127.0.0.1:5678/webhook/x"
+    assert hook.filter.queues == ("design",) and hook.concurrency == 4 and hook.max_attempts == 12
+    assert len(hook.filter.events) == 10

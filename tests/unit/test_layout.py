@@ -8,7 +8,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "dispatchd"
 DOMAIN = PACKAGE / "domain"
-FORBIDDEN = ("dispatchd.mail", "dispatchd.store", "dispatchd.flows", "dispatchd.daemon", "dispatchd.web", "sqlmodel",
+FORBIDDEN = ("dispatchd.mail", "dispatchd.store", "dispatchd.flows", "dispatchd.daemon", "dispatchd.web", "dispatchd.webhooks",
+             "aiohttp", "sqlmodel",
              "sqlalchemy", "imapclient", "aiosmtplib", "socket", "asyncio", "mailparser", "starlette", "uvicorn")
 
 

@@ -1,0 +1,1 @@
+"""HTTP delivery of integration events: webhooks, Slack, Teams (the only code that speaks HTTP out)."""
