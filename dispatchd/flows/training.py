@@ -25,7 +25,7 @@ from sqlmodel import Session
 
 from dispatchd.config import Config
 from dispatchd.domain.routing import Rulebook
-from dispatchd.domain.triage import OUT_OF_SCOPE
+from dispatchd.domain.triage import OUT_OF_SCOPE, TriageModel
 from dispatchd.domain.triage_text import Lexicon, RequestText
 from dispatchd.flows.examples_mail import as_email, vague_subject
 from dispatchd.flows.triage import greetings
@@ -122,6 +122,35 @@ def with_vague_twins(examples: list[Example]) -> list[Example]:
     return examples + twins
 
 
+@dataclass(frozen=True)
+class Fitted:
+    model: TriageModel
+    measured: Measure
+    method: str            # held-back | cross-validated
+    note: str
+    held_back: list[Example]
+    examples: list[Example]
+
+
+def fit_measured(rulebook: Rulebook, history: list[Example], staff: Mapping[str, tuple[str, ...]],
+                 version: int) -> Fitted:
+    """A model from the rules and ``history``, its temperature and accuracy from the held-back
+    examples (or cross-validated while there are too few of them)."""
+    history = with_vague_twins(history)
+    examples = rule_examples(rulebook) + [e for e in history if not e.held_back]
+    held_back = [e for e in history if e.held_back]
+    lexicon = lexicon_of(rulebook)
+    if len(held_back) >= MIN_HELD_BACK:
+        model = fit(examples, staff, version, lexicon=lexicon)
+        labels, logits = probabilities(model, held_back, staff)
+        model = _with_temperature(model, temperature_for(labels, logits, model.classes))
+        return Fitted(model, measure(model, held_back, staff), "held-back", "", held_back, examples)
+    result, temperature = cross_validate(examples, staff, lexicon=lexicon)
+    model = _with_temperature(fit(examples, staff, version, lexicon=lexicon), temperature)
+    note = f"only {len(held_back)} held-back examples: accuracy cross-validated, model taken"
+    return Fitted(model, result, "cross-validated", note, held_back, examples)
+
+
 def train(engine, config: Config, rulebook: Rulebook, now, force: bool = False) -> TrainingResult:  # type: ignore[no-untyped-def]
     """Fit a new model on everything known now; activate it if it is at least as accurate on the
     held-back examples as the active one (``force``: activate anyway). Raises ValueError when
@@ -132,24 +161,11 @@ def train(engine, config: Config, rulebook: Rulebook, now, force: bool = False) 
         history, dropped = history_examples(session, rulebook)
         current = store.active_row(session)
         version = store.next_version(session)
-    history = with_vague_twins(history)
-    examples = rule_examples(rulebook) + [e for e in history if not e.held_back]
-    held_back = [e for e in history if e.held_back]
+    fitted = fit_measured(rulebook, history, staff, version)
+    model, result, method, note, examples = fitted.model, fitted.measured, fitted.method, fitted.note, fitted.examples
     counts = Counter(e.label for e in examples)
-    lexicon = lexicon_of(rulebook)
-    if len(held_back) >= MIN_HELD_BACK:
-        model = fit(examples, staff, version, lexicon=lexicon)
-        labels, logits = probabilities(model, held_back, staff)
-        model = _with_temperature(model, temperature_for(labels, logits, model.classes))
-        result = measure(model, held_back, staff)
-        previous = measure(store.load_model(current.id, current.data), held_back, staff).accuracy \
-            if current is not None else None
-        method, note = "held-back", ""
-    else:
-        result, temperature = cross_validate(examples, staff, lexicon=lexicon)
-        model = _with_temperature(fit(examples, staff, version, lexicon=lexicon), temperature)
-        previous, method = None, "cross-validated"
-        note = f"only {len(held_back)} held-back examples: accuracy cross-validated, model taken"
+    previous = measure(store.load_model(current.id, current.data), fitted.held_back, staff).accuracy \
+        if current is not None and method == "held-back" else None
     activate = force or previous is None or result.accuracy >= previous
     if not activate:
         note = f"not better than model {current.id if current else '-'} ({previous:.3f} on the same examples)"
