@@ -65,7 +65,7 @@ def main() -> None:
     model, examples = fitted.model, fitted.examples
     print(f"{len(items)} items ({args.half}), {len(examples)} examples, T={model.temperature:.2f}")
     settings = rulebook.triage_model
-    thresholds = [float(t) for t in args.thresholds.split(",")] + [settings.threshold]
+    thresholds = sorted({float(t) for t in args.thresholds.split(",")} | {settings.threshold})
     rows = []
     for item in items:
         mail = parse_mail(message_bytes(item.sender, item.subject, item.body, item.html, f"<{item.id}@x>",
