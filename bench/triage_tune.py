@@ -63,6 +63,8 @@ def main() -> None:
     items = [i for i in load_items() if args.half == "all" or half_of(i.id) == args.half]
     fitted = fit_measured(rulebook, history[::-1], staff, 1)  # the store hands history newest first
     model, examples = fitted.model, fitted.examples
+    if os.environ.get("TUNE_T"):
+        model = replace(model, temperature=float(os.environ["TUNE_T"]))
     print(f"{len(items)} items ({args.half}), {len(examples)} examples, T={model.temperature:.2f}")
     settings = rulebook.triage_model
     thresholds = sorted({float(t) for t in args.thresholds.split(",")} | {settings.threshold})
@@ -87,7 +89,7 @@ def main() -> None:
                 got = fixed or "triage"
                 reason = "not eligible"
             else:
-                verdict = decide(prediction, threshold, settings.margin)
+                verdict = decide(prediction, threshold, settings.margin, settings.follow_ups)
                 got = verdict.route_as.type if verdict.route_as else "triage"
                 reason = verdict.reason
             if got == "Urgent":

@@ -276,6 +276,7 @@ def _model_lines(request: Request, model: TriageModel | None, rulebook: Rulebook
         lines.append(f"  {guess.type:12} {guess.confidence:.2f}  words: {words}")
     if prediction.out_of_scope:
         lines.append(f"  not a request {prediction.out_of_scope:.2f}")
-    verdict = decide(prediction, rulebook.triage_model.threshold, rulebook.triage_model.margin)
+    verdict = decide(prediction, rulebook.triage_model.threshold, rulebook.triage_model.margin,
+                     rulebook.triage_model.follow_ups)
     lines.append(f"  -> {verdict.reason if verdict.route_as is None else 'routes as ' + verdict.route_as.type}")
     return lines

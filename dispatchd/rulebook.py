@@ -161,7 +161,8 @@ def _triage_model(r: Reader) -> TriageSettings:
         if not 0 <= value <= 1:
             r.problem(key, "must be a fraction between 0 and 1, e.g. 0.7")
     return TriageSettings(enabled=r.bool("model", default.enabled), threshold=min(max(threshold, 0.0), 1.0),
-                          margin=min(max(margin, 0.0), 1.0), out_of_scope=r.str_list("out_of_scope"))
+                          margin=min(max(margin, 0.0), 1.0), out_of_scope=r.str_list("out_of_scope"),
+                          follow_ups=r.str_list("model_follow_up_types"))
 
 
 def _rule(r: Reader, config: Config | None) -> Rule:

@@ -22,7 +22,7 @@ import numpy as np
 from dispatchd.domain.triage_text import STOPWORDS, Lexicon, RequestText, segments, shown, tokens
 
 OUT_OF_SCOPE = "(not a request)"
-MIN_EVIDENCE = 3   # known tokens below this: too little text to guess from
+MIN_EVIDENCE = 3   # known words below this: too little text to guess from (a forward with no word of its own)
 # A sentence this sure (untempered: filler such as "budget as usual" stays below it) of another
 # type than another sentence's: the request is mixed.
 SEGMENT_CONFIDENCE = 0.5
@@ -43,7 +43,7 @@ class Prediction:
     version: int
     guesses: tuple[Guess, ...]      # the request types, best first (the out-of-scope class aside)
     out_of_scope: float = 0.0
-    evidence: int = 0               # how many of the request's tokens the model knows
+    evidence: int = 0               # how many of the request's words (not n-grams or tags) the model knows
     mixed: tuple[str, ...] = ()     # types that different sentences ask for, when more than one
 
     @property
@@ -113,7 +113,7 @@ class TriageModel:
             guesses.append(Guess(name, float(probabilities[k]), why))
         best = guesses[0].confidence if guesses else 0.0
         mixed = self._mixed(request) if best >= mixed_from else ()
-        return Prediction(self.version, tuple(guesses), out_of_scope, len(columns), mixed)
+        return Prediction(self.version, tuple(guesses), out_of_scope, int(self.is_word[columns].sum()), mixed)
 
     def _probabilities(self, columns: np.ndarray, values: np.ndarray, temperature: float | None = None) -> np.ndarray:
         logits = self.intercept + (values @ self.weights[columns] if len(columns) else 0.0)
@@ -174,9 +174,12 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum()
 
 
-def decide(prediction: Prediction, threshold: float, margin: float = 0.2) -> Verdict:
+def decide(prediction: Prediction, threshold: float, margin: float = 0.2,
+           follow_ups: frozenset[str] | tuple[str, ...] = ()) -> Verdict:
     """Route when the best guess reaches ``threshold`` and leads the second by ``margin``;
-    otherwise keep it in triage with the top three as suggestions."""
+    otherwise keep it in triage with the top three as suggestions. ``follow_ups``: types whose
+    requests are about earlier work of another type (changes to a delivered text name the text):
+    such a type beside one other is no mixed request."""
     guesses = prediction.guesses
     suggestions = tuple(g for g in guesses[:3] if g.confidence >= 0.05) or guesses[:1]
     best = prediction.best
@@ -187,7 +190,7 @@ def decide(prediction: Prediction, threshold: float, margin: float = 0.2) -> Ver
     if prediction.out_of_scope >= best.confidence:
         return Verdict(prediction, None, f"looks like no request of a known type ({prediction.out_of_scope:.2f})",
                        suggestions)
-    if prediction.mixed:
+    if len(set(prediction.mixed) - set(follow_ups)) > 1:
         asked = tuple(g for t in prediction.mixed for g in guesses if g.type == t)
         return Verdict(prediction, None, f"mixed: it asks for {' and '.join(prediction.mixed)} work", asked)
     if best.confidence < threshold:

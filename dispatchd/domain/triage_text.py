@@ -124,8 +124,11 @@ def clean_body(body: str) -> CleanBody:
     return CleanBody("\n".join(kept), greeted or None)
 
 
+# A full stop after these ends no sentence ("ca. 300 words", "z.B.", "p. 4").
+_NOT_ABBREVIATION = "".join(rf"(?<!\b{re.escape(a)})" for a in (
+    "ca.", "z.b.", "e.g.", "i.e.", "nr.", "no.", "vs.", "bzw.", "ggf.", "usw.", "dr.", "p.", "s.", "etc.", "inkl.", "evtl."))
 _SEGMENT = re.compile(
-    r"(?<=[.!?;])\s+|\n+|\s*\b(?:and also|also|as well as|additionally|plus|another thing|separately|on top of that"
+    r"(?<=[.!?;])" + _NOT_ABBREVIATION + r"\s+|\n+|\s*\b(?:and also|also|as well as|additionally|plus|another thing|separately|on top of that"
     r"|außerdem|zusätzlich|und auch|ebenso|dazu noch|und noch)\b[:,]?\s*", re.IGNORECASE)
 MIN_SEGMENT_WORDS = 3
 
@@ -134,8 +137,11 @@ MIN_SEGMENT_WORDS = 3
 _ASKS = re.compile(
     r"\b(?:could|can|would|will) (?:you|we|someone)\b|\bplease\b|\bwe(?:'d| would)? (?:need|want|like)\b|"
     r"\bi(?:'d| would)? (?:need|like)\b|\blooking for\b|\bneeds? (?:a|an|to|some|new)\b|"
-    r"\bbitte\b|\b(?:könnt|könntet|kannst|könnten|würdet|würden) (?:ihr|du|sie|wir)\b|\bwir (?:brauchen|benötigen|hätten gerne|möchten)\b|"
-    r"\bich (?:brauche|hätte gerne|möchte)\b", re.IGNORECASE)
+    r"\bwe(?:'d| would) love\b|\b(?:can|could) (?:we|i) (?:get|have)\b|\bwe want\b|\bi want\b|"
+    r"\bbitte\b|\b(?:könnt|könntet|kannst|könnten|würdet|würden) (?:ihr|du|sie|wir)\b|"
+    r"\bwir (?:brauchen|bräuchten|benötigen|hätten gerne?|möchten|wollen|wünschen)\b|"
+    r"\b(?:brauchen|bräuchten|benötigen|hätten|möchten|wollen) wir\b|\bich (?:brauche|bräuchte|hätte gerne?|möchte)\b",
+    re.IGNORECASE)
 
 
 def asking(text: str) -> list[str]:
@@ -143,7 +149,7 @@ def asking(text: str) -> list[str]:
     return [p for p in _SENTENCE.split(text) if _ASKS.search(p)]
 
 
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+_SENTENCE = re.compile(r"(?<=[.!?])" + _NOT_ABBREVIATION + r"\s+|\n+", re.IGNORECASE)
 
 
 def segments(request: RequestText) -> list[RequestText]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -156,9 +157,11 @@ def test_arrays_that_do_not_fit_together_are_refused() -> None:
         TriageModel.from_arrays(1, ("A", "B"), ("w:x",), np.ones(1), np.ones((2, 2)), np.zeros(2), 1.0)
 
 
-def test_a_type_without_examples_is_never_predicted(model: TriageModel) -> None:
-    assert "Urgent" not in model.classes
-    assert not next(t for t in RULES.types if t.name == "Urgent").examples
+def test_a_type_without_examples_is_never_predicted() -> None:
+    types = tuple(replace(t, examples=()) if t.name == "Urgent" else t for t in RULES.types)
+    examples = rule_examples(replace(RULES, types=types))
+    assert "Urgent" not in {e.label for e in examples}
+    assert "Urgent" not in fit(examples, {}, 7).classes
 
 
 def request(**changes: object) -> Request:
@@ -198,3 +201,37 @@ def test_threshold_settings_are_checked(tmp_path: Path) -> None:
         load_rulebook(tmp_path)
     (tmp_path / "20-triage.toml").write_text('[triage]\nmodel_threshold = 0.85\nmodel = false\n')
     assert load_rulebook(tmp_path).triage_model == TriageSettings(False, 0.85, 0.2, ())
+
+
+def test_follow_up_types_are_read_from_the_rules(tmp_path: Path) -> None:
+    for name in ("10-types.toml", "30-rules.toml"):
+        (tmp_path / name).write_text((PROJECT / "rules" / name).read_text())
+    (tmp_path / "20-triage.toml").write_text('[triage]\nmodel_follow_up_types = ["Revision"]\n')
+    assert load_rulebook(tmp_path).triage_model.follow_ups == ("Revision",)
+    assert RULES.triage_model.follow_ups == ("Revision",), "the shipped rules name Revision"
+
+
+@pytest.mark.parametrize(("mixed", "routed"), [
+    (("Revision", "Content"), "Revision"),           # changes to a text name the text: not mixed
+    (("Design", "Content"), None),                   # two kinds of new work: mixed
+    (("Revision", "Design", "Content"), None),
+])
+def test_a_follow_up_type_beside_one_other_is_not_mixed(mixed: tuple[str, ...], routed: str | None) -> None:
+    prediction = Prediction(3, guesses(("Revision", 0.95), ("Content", 0.03)), 0.0, 20, mixed)
+    verdict = decide(prediction, 0.7, 0.2, follow_ups=("Revision",))
+    assert (verdict.route_as.type if verdict.route_as else None) == routed
+    assert decide(prediction, 0.7, 0.2).route_as is None, "without follow-up types any two types are mixed"
+
+
+def test_abbreviations_end_no_sentence() -> None:
+    text = RequestText("", "Wir bräuchten einen Artikel (ca. 300 Wörter) und außerdem eine neue Vorlage für die Startseite.")
+    assert [p.body for p in segments(text)] == ["Wir bräuchten einen Artikel (ca. 300 Wörter) und",
+                                                "eine neue Vorlage für die Startseite."]
+
+
+def test_evidence_counts_known_words_not_character_grams(model: TriageModel) -> None:
+    forwarded = RequestText("Bewerbung", "---------- Forwarded message ---------\nFrom: x\n\nlong text about a banner")
+    prediction = model.predict(forwarded)
+    assert prediction.evidence < 3, "only the subject's one word is the sender's own"
+    assert decide(prediction, 0.0).reason == "too little text to guess from"
+    assert model.predict(RequestText("", "Please design a new banner and a poster for the shop")).evidence >= 3
