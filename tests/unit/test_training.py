@@ -140,7 +140,10 @@ def test_history_corrections_and_dropped_types_make_the_examples(deps: IntakeDep
 def test_a_new_model_replaces_the_old_only_when_at_least_as_accurate(deps: IntakeDeps,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     history(deps, rounds=2)
-    first = train(deps.engine, deps.config, deps.rulebook, MONDAY_10)
+    # Urgent without examples: a type the model is never asked to predict, shown as such in the status.
+    rulebook = replace(deps.rulebook, types=tuple(replace(t, examples=()) if t.name == "Urgent" else t
+                                                  for t in deps.rulebook.types))
+    first = train(deps.engine, deps.config, rulebook, MONDAY_10)
     assert first.activated and first.measured_on >= MIN_HELD_BACK and first.previous_accuracy is None
     # A week of wrong corrections: what is trained on says Design for Technical and back.
     swap = {"Design": "Technical", "Technical": "Design"}
@@ -149,7 +152,7 @@ def test_a_new_model_replaces_the_old_only_when_at_least_as_accurate(deps: Intak
         examples, dropped = history_examples(session, rulebook)
         return [e if e.held_back else replace(e, label=swap[e.label]) for e in examples], dropped
     monkeypatch.setattr("dispatchd.flows.training.history_examples", mislabelled)
-    second = train(deps.engine, deps.config, deps.rulebook, MONDAY_10)
+    second = train(deps.engine, deps.config, rulebook, MONDAY_10)
     assert not second.activated and second.accuracy < (second.previous_accuracy or 0)
     assert "not better than model 1" in second.note
     with Session(deps.engine) as session:
@@ -157,10 +160,10 @@ def test_a_new_model_replaces_the_old_only_when_at_least_as_accurate(deps: Intak
         assert store.activate(session, second.version)
         session.commit()
         assert store.active_version(session) == second.version, "a kept model can be restored"
-    status = model_status(deps.engine, deps.rulebook)
+    status = model_status(deps.engine, rulebook)
     assert [m["version"] for m in status["history"]] == [2, 1]
     assert status["never_predicted"] == ["Urgent"]
-    poorer = replace(deps.rulebook, types=tuple(t for t in deps.rulebook.types if t.name != "Technical"))
+    poorer = replace(rulebook, types=tuple(t for t in rulebook.types if t.name != "Technical"))
     third = train(deps.engine, deps.config, poorer, MONDAY_10, force=True)
     assert third.activated and third.dropped == {"Technical": 120}, "a type no longer in the rules is dropped"
 
