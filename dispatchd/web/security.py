@@ -87,8 +87,11 @@ def _same_origin(scope: Scope) -> bool:
     scheme may differ, so only the host and port are compared)."""
     headers = dict(scope["headers"])
     origin = headers.get(b"origin")
-    if origin is None:
-        return True  # older browsers and non-browser clients; the CSRF token still decides
+    # None: older browsers and non-browser clients. "null": what a browser sends with a form POST
+    # from a page whose Referrer-Policy is no-referrer (ours), by the Fetch standard. The CSRF token
+    # still decides for both.
+    if origin is None or origin == b"null":
+        return True
     host = headers.get(b"x-forwarded-host") or headers.get(b"host") or b""
     return urlsplit(origin.decode("latin-1")).netloc.lower() == host.decode("latin-1").lower()
 
