@@ -180,6 +180,7 @@ def _render_samples(config: Config, rulebook: Rulebook, renderer: Renderer, subj
     digest_mail("staff-digest", sender, {"person": person or _SamplePerson(), "mine": [(task, ("start",))],
                                          "free": [task], "period": "2026-01-05"}, ctx)
     digest_mail("owner-health", sender, {"report": _SAMPLE_REPORT}, ctx)
+    digest_mail("client-link", sender, {"client": "Acme", "task": None}, ctx)
 
 
 def _render_stranger_samples(config: Config, rulebook: Rulebook, renderer: Renderer, subject: str,

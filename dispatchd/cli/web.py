@@ -1,4 +1,5 @@
-"""The web side: ``dispatchd web`` serves it alone; ``web rotate`` replaces its signing secret."""
+"""The web side: ``dispatchd web`` serves it alone; ``web link`` prints a client contact's link,
+``web revoke`` withdraws links, ``web rotate`` replaces the signing secret (ending every link)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import secrets
 import signal
 import sys
 
-from dispatchd.cli.common import EXIT_CONFIG
+from dispatchd.cli.common import EXIT_CONFIG, EXIT_NOT_FOUND
 from dispatchd.config import Config
 
 
@@ -22,6 +23,16 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                                 help="replace the generated signing secret: every client link and open form "
                                      "stops working (reload or restart the daemon afterwards)")
     rotate.set_defaults(handler=_rotate)
+    revoke = actions.add_parser("revoke", parents=[common],
+                                help="withdraw the links sent so far to one contact or to all of a client's")
+    who = revoke.add_mutually_exclusive_group(required=True)
+    who.add_argument("--contact", metavar="ADDRESS")
+    who.add_argument("--client", metavar="NAME")
+    revoke.set_defaults(handler=_revoke)
+    link = actions.add_parser("link", parents=[common], help="print a contact's link to their requests")
+    link.add_argument("contact", metavar="ADDRESS")
+    link.add_argument("--client", metavar="NAME", help="when the address belongs to several clients")
+    link.set_defaults(handler=_link)
 
 
 def _serve(args: argparse.Namespace, config: Config) -> int:
@@ -62,4 +73,43 @@ def _rotate(args: argparse.Namespace, config: Config) -> int:
                            {"key": WEB_SECRET_KEY, "value": secrets.token_hex(32)})
     print("web secret replaced: links sent so far no longer open; reload or restart the daemon "
           "(systemctl reload dispatchd) so that it signs with the new one")
+    return 0
+
+
+def _revoke(args: argparse.Namespace, config: Config) -> int:
+    from sqlmodel import Session
+
+    from dispatchd.cli.common import engine
+    from dispatchd.clock import SystemClock
+    from dispatchd.flows.portal import revoke
+    from dispatchd.store.db import write_turn
+
+    if args.client and not any(c.name == args.client for c in config.clients):
+        print(f"dispatchd: no [[clients]] named {args.client!r}", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    db = engine(config)
+    with write_turn(db), Session(db) as session, session.begin():
+        revoke(session, SystemClock().now(), contact=args.contact, client=args.client)
+    whose = f"to {args.contact}" if args.contact else f"to anyone of {args.client}"
+    print(f"links sent so far {whose} no longer open; links in emails sent from now on do")
+    return 0
+
+
+def _link(args: argparse.Namespace, config: Config) -> int:
+    from dispatchd.cli.common import engine
+    from dispatchd.clock import SystemClock
+    from dispatchd.daemon import web_secret
+    from dispatchd.flows.portal import client_link_url, clients_named
+
+    if not config.web.base_url:
+        print("dispatchd: set [web] base_url first: links are made of it", file=sys.stderr)
+        return EXIT_CONFIG
+    names = [args.client] if args.client else clients_named(config, args.contact)
+    url = client_link_url(config, web_secret(config, engine(config)), args.contact,
+                          names[0] if len(names) == 1 else None, SystemClock().now())
+    if not url:
+        known = f" (it belongs to {', '.join(names)}: name one with --client)" if len(names) > 1 else ""
+        print(f"dispatchd: {args.contact} is not one client's address{known}", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    print(url)
     return 0

@@ -42,7 +42,8 @@ class IntakeDeps:
 
     @property
     def notices(self) -> NoticeContext:
-        return NoticeContext(self.config, self.rulebook, self.renderer, self.secret, self.calendar)
+        return NoticeContext(self.config, self.rulebook, self.renderer, self.secret, self.calendar,
+                             self.web_secret, self.clock)
 
     @property
     def directory(self) -> Directory:

@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from dispatchd.clock import Clock
 from dispatchd.config import Config
 from dispatchd.domain.duewords import due_reasons
 from dispatchd.domain.models import InboundMail, MailAttachment, Request, RouteDecision, Status
@@ -23,6 +24,7 @@ from dispatchd.domain.tokens import reply_address
 from dispatchd.domain.triage import Verdict, suggestion_lines
 from dispatchd.flows.labels import (PRIORITY_LABELS, STATUS_LABELS, assignee_label, client_claim, due_label, headline,
                                     queue_label)
+from dispatchd.flows.portal import client_link_url
 from dispatchd.flows.recipients import client_may_receive, client_recipients, help_strangers, staff_recipients
 from dispatchd.mail.compose import OutboundMail
 from dispatchd.render import Renderer
@@ -36,6 +38,14 @@ class NoticeContext:
     renderer: Renderer
     secret: bytes
     calendar: BusinessCalendar
+    web_secret: bytes = b""  # signs the "All your requests" link in client emails (flows/portal.py)
+    clock: Clock | None = None  # when that link is issued; without a clock emails carry no link
+
+    def client_link(self, recipient: str, client: str | None) -> str:
+        """The recipient's "All your requests" URL, '' for staff or without [web] base_url."""
+        if self.clock is None:
+            return ""
+        return client_link_url(self.config, self.web_secret, recipient, client, self.clock.now())
 
 
 def new_task_notices(task: Task, mail: InboundMail, request: Request, decision: RouteDecision,
@@ -176,7 +186,8 @@ def digest_mail(template: str, to: str, values: dict[str, Any], ctx: NoticeConte
     rendered = ctx.renderer.render(template, **values, organisation=_organisation(ctx.config.smtp.from_address),
                                    intake_address=ctx.config.mailbox.address,
                                    due=lambda task: due_label(task, ctx.calendar),
-                                   client_view=ctx.config.staff_by_email(to) is None)
+                                   client_view=ctx.config.staff_by_email(to) is None,
+                                   portal_url=ctx.client_link(to, values.get("client")))
     return OutboundMail(kind=template, to=(to,), subject=rendered.subject, text=rendered.text, html=rendered.html,
                         reply_to=reply_address(ctx.config.mailbox.address, 0, to, ctx.secret))
 
@@ -305,7 +316,8 @@ def _stranger_help(mail: InboundMail, values: dict[str, Any], ctx: NoticeContext
 def _mail(template: str, to: str, task: Task | None, values: dict[str, Any], ctx: NoticeContext,
           subject_hint: str | None = None, **headers: Any) -> OutboundMail:
     rendered = ctx.renderer.render(template, **values, subject_hint=subject_hint or "",
-                                   client_view=ctx.config.staff_by_email(to) is None)
+                                   client_view=ctx.config.staff_by_email(to) is None,
+                                   portal_url=ctx.client_link(to, task.client if task is not None else None))
     reply_to = (reply_address(ctx.config.mailbox_named(task.mailbox).address, task.id, to, ctx.secret)
                 if task is not None and task.id is not None else None)
     return OutboundMail(kind=template, to=(to,), subject=rendered.subject, text=rendered.text,

@@ -70,6 +70,8 @@ def test_every_template_renders_text_and_html(name: str) -> None:
         assert "#42" in rendered.text and rendered.html
     elif name == "staff-signin":
         assert "https://desk.agency.test/staff/signin/t0ken" in rendered.text and "15 minutes" in rendered.text
+    elif name == "client-link":
+        assert rendered.subject == "Your link to your requests"
     elif name in ("reply-refused", "client-too-large", "owner-loop"):
         assert "42" not in rendered.subject + rendered.text + (rendered.html or ""), "strangers learn nothing"
     else:
@@ -161,3 +163,13 @@ def test_a_follower_reads_about_a_request_they_follow() -> None:
     assert "Your request #42 is now in progress." in renderer.render("client-status", **context()).text
     followed = renderer.render("client-status", **context(follower=True)).text
     assert "Request #42, which you follow, is now in progress." in followed and "Your request" not in followed
+
+
+@pytest.mark.parametrize("name", [n for n in TEMPLATE_NAMES if n.startswith(("client-", "reply-")) and n != "client-link"])
+def test_client_mails_carry_the_link_to_all_their_requests(name: str) -> None:
+    url = "https://dispatch.example.com/c/abc.def"
+    rendered = Renderer(PROJECT / "templates").render(name, **context(portal_url=url))
+    assert f"All your requests: {url}" in rendered.text
+    assert f'<a href="{url}">' in (rendered.html or "")
+    without = Renderer(PROJECT / "templates").render(name, **context(portal_url=""))
+    assert "All your requests" not in without.text + (without.html or "")
