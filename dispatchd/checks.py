@@ -207,7 +207,7 @@ class _SamplePerson:
 
 
 _SAMPLE_REPORT = {"generated_at": "2026-01-05T08:00:00", "period_days": 30, "requests": 1, "triaged": 0,
-                  "parked_mail": 1, "bounced_mail": 1, "quarantined": 1,
+                  "parked_mail": 1, "bounced_mail": 1, "quarantined": 1, "prune_runs": 1, "pruned_bytes": 1,
                   "triage_share": 0.0, "triage_colour": "green", "suggestions": [],
                   "queues": [{"queue": "content", "colour": "green", "depth": 1, "avg_wait_days": 0.1,
                               "breach_rate": 0.0, "forecast": [],

@@ -18,6 +18,7 @@ from dispatchd.flows.backup import backup_job
 from dispatchd.flows.digests import client_digests, health_reports, staff_digests
 from dispatchd.flows.ingest import IntakeDeps
 from dispatchd.flows.redispatch import redispatch
+from dispatchd.flows.retention import prune_job
 from dispatchd.flows.sla import check_slas
 from dispatchd.flows.training import train_job
 
@@ -31,6 +32,7 @@ JOBS: dict[str, Callable[[IntakeDeps], Counter[str]]] = {
     "health": health_reports,
     "train": train_job,
     "backup": backup_job,
+    "prune": prune_job,
 }
 
 

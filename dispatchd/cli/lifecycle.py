@@ -1,4 +1,4 @@
-"""Data that lasts and data that goes: ``backup``, ``verify-backup``, ``restore``."""
+"""Data that lasts and data that goes: ``backup``, ``verify-backup``, ``restore``, ``prune``."""
 
 from __future__ import annotations
 
@@ -31,6 +31,13 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                                          "data directory")
     restore.add_argument("src", type=Path)
     restore.set_defaults(handler=_restore, read_only=True)
+    prune = sub.add_parser("prune", parents=[common], help="remove what is past its [retention] period",
+                           description="remove raw mail, attachments, closed tasks, quarantined mail and sent "
+                                       "mail's bytes past their [retention] periods, in small batches; open "
+                                       "tasks are never pruned (also the nightly job 'prune')")
+    prune.add_argument("--dry-run", action="store_true", help="count what would go, change nothing")
+    prune.add_argument("--json", action="store_true")
+    prune.set_defaults(handler=_prune, read_only=True)
 
 
 def _backup(args: argparse.Namespace, config: Config) -> int:
@@ -87,4 +94,30 @@ def _restore(args: argparse.Namespace, config: Config) -> int:
           + (f", database {done.database}" if done.database else ""))
     if done.database is None:
         print(f"the database is PostgreSQL: pg_restore --dbname=… {done.snapshot}/dispatchd.pgdump", file=sys.stderr)
+    return 0
+
+
+def _prune(args: argparse.Namespace, config: Config) -> int:
+    from dispatchd.clock import SystemClock
+    from dispatchd.flows.retention import prune
+    from dispatchd.store.blobs import BlobStore
+
+    if not config.retention.anything:
+        print("dispatchd: every [retention] period is \"never\": nothing to prune", file=sys.stderr)
+        return 0
+    report = prune(engine(config), BlobStore(config.data_dir / "blobs"), config.retention, SystemClock().now(),
+                   args.dry_run)
+    rows = [{"kind": kind, "rows": report.counts[kind], "bytes": report.bytes[kind]}
+            for kind in config.retention.KINDS if getattr(config.retention, kind) is not None]
+    if args.json:
+        emit({"dry_run": report.dry_run, "kinds": rows, "blobs_removed": report.blobs_removed,
+              "blobs_waiting": report.blobs_waiting, "bytes_freed": report.bytes_freed}, True)
+        return 0
+    emit(rows, False, ["kind", "rows", "bytes"])
+    if report.dry_run:
+        print(f"dry run: about {report.bytes_freed / 1e6:.1f} MB would be freed; nothing was changed", file=sys.stderr)
+    else:
+        print(f"{report.blobs_removed} blob file(s) removed, {report.bytes_freed / 1e6:.1f} MB freed"
+              + (f"; {report.blobs_waiting} wait for the next run (stored again moments ago)"
+                 if report.blobs_waiting else ""), file=sys.stderr)
     return 0

@@ -112,6 +112,8 @@ def _report(args: argparse.Namespace, config: Config) -> int:
           f"triage ({report['triage_share']:.0%}, {report['triage_colour']})")
     for suggestion in report["suggestions"]:
         print(f"suggestion: {suggestion}")
+    if report.get("prune_runs"):
+        print(f"retention: {report['prune_runs']} pruning run(s) freed {report['pruned_bytes'] / 1e6:.1f} MB")
     if report["parked_mail"] or report["quarantined"]:
         print(f"needs a person: {report['parked_mail']} parked outgoing emails, {report['quarantined']} quarantined "
               f"incoming messages, {report['bounced_mail']} bounces in the period")

@@ -14,6 +14,7 @@ DEFAULT_SCHEDULE = {
     "health": "0 8 * * mon-fri",
     "train": "30 2 * * *",
     "backup": "15 1 * * *",   # does nothing without [backup] dir
+    "prune": "45 1 * * *",    # does nothing while every [retention] period is "never"
 }
 
 

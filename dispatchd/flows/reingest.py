@@ -9,6 +9,7 @@ from sqlmodel import Session
 
 from dispatchd.config import MailboxConfig
 from dispatchd.domain.models import Disposition, RawMail
+from dispatchd.errors import DispatchdError
 from dispatchd.flows.ingest import ingest_unrecorded
 from dispatchd.flows.intake_deps import INFRASTRUCTURE_ERRORS, IntakeDeps
 from dispatchd.flows.intake_record import Outcome, log_ingested
@@ -29,6 +30,8 @@ def retry_quarantined(row_id: int, deps: IntakeDeps) -> Outcome | None:
         row = session.get(InboundMessage, row_id)
         if row is None or row.disposition != Disposition.QUARANTINED:
             return None
+        if not row.raw_sha256:
+            raise DispatchdError(f"message {row_id}: its stored copy was removed by [retention] quarantine")
         raw = RawMail(row.folder, row.uidvalidity, row.uid, deps.blobs.get(row.raw_sha256))
         mailbox = deps.config.mailbox_reading(row.account, row.folder)
         previous = row.reason

@@ -43,7 +43,7 @@ def replay(deps: IntakeDeps, candidate: Rulebook, since: datetime | None = None,
     """Each stored request (of the period, or the one Message-ID) under both rule sets."""
     with Session(deps.engine) as session:
         query = select(InboundMessage).where(col(InboundMessage.disposition).in_(
-            (Disposition.TASK.value, Disposition.TRIAGE.value)))
+            (Disposition.TASK.value, Disposition.TRIAGE.value)), InboundMessage.raw_sha256 != "")  # not pruned
         if since is not None:
             query = query.where(InboundMessage.received_at >= since)
         if message_id is not None:

@@ -81,6 +81,10 @@ MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _create_tables(tables.StaffSignIn, tables.StaffSession),  # 16: staff sign-in links and sessions (web)
     # 17: webhooks, Slack and Teams: events written with their audit entries, deliveries per destination
     _create_tables(tables.IntegrationEvent, tables.IntegrationDelivery, tables.IntegrationDestination),
+    _create_tables(tables.LifecycleRun, tables.BlobRelease),  # 18: retention and erasure runs, blobs to remove
+    _statements(  # 19: "does any row still name this blob?", asked for every blob removed
+        "CREATE INDEX IF NOT EXISTS ix_inbound_raw_sha256 ON inbound_message (raw_sha256)",
+        "CREATE INDEX IF NOT EXISTS ix_attachment_sha256 ON attachment (sha256)"),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

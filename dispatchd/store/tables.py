@@ -296,3 +296,27 @@ class IntegrationDestination(SQLModel, table=True):
     disabled: str | None = None
     disabled_at: datetime | None = None
     owners_told_at: datetime | None = None
+
+
+class LifecycleRun(SQLModel, table=True):
+    """One run of pruning (retention) or one erasure of a person: what it removed, as counts.
+    The audit of data that went; ``finished_at`` is empty while it runs (or if it was killed)."""
+
+    __tablename__ = "lifecycle_run"
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str                            # prune | forget
+    subject: str = ""                    # forget: the pseudonym (never the address)
+    started_at: datetime = Field(index=True)
+    finished_at: datetime | None = None
+    counts: str = "{}"                   # JSON: rows changed or removed per kind
+    bytes_freed: int = 0
+
+
+class BlobRelease(SQLModel, table=True):
+    """A blob that rows stopped naming, written in the transaction that let go of it; the file is
+    removed after the commit if no row names it then. A crash in between leaves this row, and
+    the next run (prune, forget) finishes the removal."""
+
+    __tablename__ = "blob_release"
+    digest: str = Field(primary_key=True)
+    released_at: datetime

@@ -51,7 +51,7 @@ def _digest_values() -> dict[str, object]:
 
     task = sample_task()
     report = {"generated_at": "2026-11-26T08:00:00", "period_days": 30, "requests": 10, "triaged": 1,
-              "parked_mail": 2, "bounced_mail": 1, "quarantined": 0,
+              "parked_mail": 2, "bounced_mail": 1, "quarantined": 0, "prune_runs": 1, "pruned_bytes": 2500000,
               "triage_share": 0.1, "triage_colour": "red", "suggestions": ["add alias"],
               "queues": [{"queue": "content", "colour": "green", "depth": 1, "avg_wait_days": 0.5, "breach_rate": 0.0,
                           "colours": {"depth": "green", "avg_wait_days": "green", "breach_rate": "green"},
