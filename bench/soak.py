@@ -70,7 +70,7 @@ class Soak:
         self.root = out / "daemon"
         self.root.mkdir(parents=True, exist_ok=True)
         self.config = self.root / "config.toml"
-        self.mix = Mix()
+        self.mix = Mix(ledger=out / "ledger.jsonl")
         self.window: list[float] = []  # latencies since the last sample
         self.samples: list[dict[str, float]] = []
         self.events = open(out / "events.jsonl", "a")
@@ -313,6 +313,8 @@ def main() -> None:
     parser.add_argument("--sample-every", type=float, default=30.0)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if (args.out / "samples.jsonl").exists() or (args.out / "ledger.jsonl").exists():
+        parser.error(f"{args.out} holds an earlier run: give a new directory")
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     soak = Soak(args.out.resolve(), args.minutes, args.interval, args.sample_every)

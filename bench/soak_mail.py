@@ -12,11 +12,13 @@ from __future__ import annotations
 import email.utils
 import itertools
 import random
+import json
 import re
 from collections import deque
 from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
+from pathlib import Path
 
 from dispatchd.demo import INTAKE
 
@@ -57,6 +59,7 @@ class Mix:
     """Builds the next inbound email and remembers what it needs to answer later."""
 
     seed: int = 1
+    ledger: Path | None = None  # every email and confirmation as a JSON line, for bench.soak_verdict DIR
     requests: dict[str, tuple[float, str]] = field(default_factory=dict)  # Message-ID -> (append time, kind)
     answers: dict[str, list[float]] = field(default_factory=dict)  # request Message-ID -> confirmation times
     counts: dict[str, int] = field(default_factory=dict)
@@ -83,6 +86,7 @@ class Mix:
             subject, in_reply_to = headers.get("Subject", ""), headers.get("In-Reply-To", "").strip()
             if CONFIRMATION.match(subject) and in_reply_to in self.requests:
                 self.answers.setdefault(in_reply_to, []).append(received.at)
+                self._note({"answer": in_reply_to, "at": received.at})
                 latencies.append(received.at - self.requests[in_reply_to][0])
                 self.confirmations.append(sent)
             elif NEW_TASK.match(subject) and sent.rcpt[0].endswith("@agency.test"):
@@ -112,7 +116,13 @@ class Mix:
         if message_id is not None:
             self.requests[message_id] = (now, kind)
         self.counts[kind] = self.counts.get(kind, 0) + 1
+        self._note({"mail": kind, "request": message_id, "at": now})
         return raw
+
+    def _note(self, line: dict[str, object]) -> None:
+        if self.ledger is not None:
+            with open(self.ledger, "a") as handle:
+                handle.write(json.dumps(line) + "\n")
 
     def _sender(self, domain: str) -> tuple[str, str]:
         name = self.random.choice(NAMES)
@@ -202,3 +212,17 @@ def _build(fields: list[tuple[str, str]], body: str) -> bytes:
     head = _header_bytes([*fields, ("MIME-Version", "1.0"), ("Content-Type", "text/plain; charset=utf-8"),
                           ("Content-Transfer-Encoding", "8bit")])
     return head + b"\r\n" + body.replace("\n", "\r\n").encode() + b"\r\n"
+
+
+def read_ledger(path: Path) -> Mix:
+    """What a run's ledger says was sent and answered (``Mix`` without its random state in use)."""
+    mix = Mix()
+    for line in path.read_text().splitlines():
+        entry = json.loads(line)
+        if "mail" in entry:
+            mix.counts[entry["mail"]] = mix.counts.get(entry["mail"], 0) + 1
+            if entry["request"]:
+                mix.requests[entry["request"]] = (entry["at"], entry["mail"])
+        else:
+            mix.answers.setdefault(entry["answer"], []).append(entry["at"])
+    return mix

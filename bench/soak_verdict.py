@@ -1,5 +1,8 @@
 """The soak's verdict (``bench.soak``): trends over the second half, the WAL, exactly-once answers.
 
+Again for a finished or cut-short run: ``.venv/bin/python -m bench.soak_verdict DIR`` (its
+samples.jsonl, ledger.jsonl and daemon/ database).
+
 A trend counts only when it is both real and large: the least-squares slope over the second half
 must stand out of the noise (more than three standard errors from zero) AND add up, over that
 half, to more than a tolerance (memory 5 %, descriptors 3, threads 2, latency 25 % and 0.5 s).
@@ -9,12 +12,14 @@ samples, and a 10 % jump between two samples is noise when the rest are flat.
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.soak_mail import Mix
+from bench.soak_mail import Mix, read_ledger
 
 # metric -> (relative tolerance of the mean, absolute tolerance) over the second half
 TRENDS = {"daemon_rss_kb": (0.05, 2048), "daemon_pss_kb": (0.05, 2048), "sender_rss_kb": (0.05, 2048),
@@ -103,6 +108,8 @@ def verdict(samples: list[dict[str, float]], mix: Mix, root: Path, final: dict[s
                  f"{len(twice)}, unanswered {len(unanswered)}; tasks in the database {tasks}")
     if unanswered:
         problems.append(f"{len(unanswered)} requests never answered, e.g. {unanswered[:3]}")
+    if tasks is not None and tasks != len(mix.requests):
+        problems.append(f"{tasks} tasks in the database for {len(mix.requests)} requests")
     if twice:
         problems.append(f"{len(twice)} requests answered more than once, e.g. {list(twice.items())[:3]}")
     integrity = _integrity(root)
@@ -127,3 +134,15 @@ def _integrity(root: Path) -> str:
             return str(db.execute("PRAGMA integrity_check").fetchone()[0])
     except sqlite3.Error as exc:
         return f"error: {exc}"
+
+
+def main() -> None:
+    out = Path(sys.argv[1])
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    report = verdict(samples, read_ledger(out / "ledger.jsonl"), out / "daemon", None)
+    print(report.text)
+    sys.exit(0 if report.ok else 1)
+
+
+if __name__ == "__main__":
+    main()
