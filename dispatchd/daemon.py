@@ -91,7 +91,7 @@ class InstanceLock:
 
 def build_deps(config: Config, clock: Clock | None = None) -> IntakeDeps:
     """Open the database (migrating it) and load rules and templates."""
-    engine = open_engine(config.database_url)
+    engine = open_engine(config.database_url, integration_events=bool(config.destinations))
     migrate(engine)
     triage = ModelSlot(engine)
     triage.refresh()  # loaded once at start; a newer version is picked up by ModelSlot.current

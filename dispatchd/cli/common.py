@@ -27,7 +27,7 @@ def emit(data: Any, as_json: bool, columns: list[str] | None = None) -> None:
 def engine(config: Config):  # type: ignore[no-untyped-def]
     from dispatchd.store.db import migrate, open_engine
 
-    engine = open_engine(config.database_url)
+    engine = open_engine(config.database_url, integration_events=bool(config.destinations))
     migrate(engine)
     return engine
 

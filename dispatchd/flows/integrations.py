@@ -38,6 +38,7 @@ from dispatchd.webhooks.requests import request_for
 
 log = structlog.get_logger("dispatchd.integrations")
 FAN_OUT_BATCH = 500
+CLAIM_BATCH = 50  # deliveries claimed (and recorded) per transaction, posted `concurrency` at a time
 ORPHAN_CHECK_SECONDS = 5.0
 
 
@@ -127,29 +128,48 @@ class IntegrationSender:
 
     # -- one destination ----------------------------------------------------------------------
     async def deliver_due(self, destination: Destination, stop: asyncio.Event | None = None) -> None:
-        """Post everything due to ``destination`` now (in rounds of claimed deliveries). A round
-        in which nothing got through holds the destination (doubling, or its Retry-After): a
-        dead receiver costs one round per wait, not one timeout per task."""
+        """Post everything due to ``destination`` now, in batches of claimed deliveries (each the
+        oldest open one of its task), ``concurrency`` requests at a time. Once a request finds the
+        receiver failing (no answer, 5xx, 429), the rest of the batch is handed back untried and the
+        destination is held (doubling, or its Retry-After): a dead receiver costs one timeout per
+        wait, not one per event."""
         if time.monotonic() - self._orphans_checked_at > ORPHAN_CHECK_SECONDS:
             self._orphans_checked_at = time.monotonic()
             await asyncio.to_thread(self.release_claims)
-        while (stop is None or not stop.is_set()) and self.held_for(destination.name) == 0:
-            claimed = await asyncio.to_thread(self._claim, destination)
-            if not claimed:
-                return
-            url = destination.target()
-            answers = await asyncio.gather(*(self._post(destination, url, row) for row in claimed))
-            gone = await asyncio.to_thread(self._settle, destination, list(zip(claimed, answers)))
-            if gone:
-                return
+        if self.held_for(destination.name):
+            return
+        claimed = await asyncio.to_thread(self._settle, destination, [], True)
+        while claimed:
+            results = await self._post_batch(destination, claimed)
+            answers = [answer for _, answer in results if answer is not None]
             self._hold_after(destination.name, answers)
+            more = (stop is None or not stop.is_set()) and not self.held_for(destination.name)
+            claimed = await asyncio.to_thread(self._settle, destination, results, more)
+
+    async def _post_batch(self, destination: Destination,
+                          claimed: list[store.Claimed]) -> list[tuple[store.Claimed, Answer | None]]:
+        """Each claimed delivery's answer, or None where it was not tried (the receiver was failing)."""
+        url = destination.target()
+        gate = asyncio.Semaphore(destination.concurrency)
+        failing = False
+
+        async def post(row: store.Claimed) -> Answer | None:
+            nonlocal failing
+            async with gate:
+                if failing:
+                    return None
+                answer = await self._post(destination, url, row)
+                failing = failing or _receiver_failing(answer)
+                return answer
+        answers = await asyncio.gather(*(post(row) for row in claimed))
+        return list(zip(claimed, answers))
 
     def held_for(self, name: str) -> float:
-        """Seconds the destination is still held after a round that got nothing through."""
+        """Seconds the destination is still held after a round that found it failing."""
         return max(0.0, self._held_until.get(name, 0.0) - time.monotonic())
 
     def _hold_after(self, name: str, answers: list[Answer]) -> None:
-        if any(outcome_of(a) is not Outcome.RETRY for a in answers):
+        if not any(_receiver_failing(a) for a in answers):
             if self._failed_rounds.pop(name, 0):
                 log.info("integration.recovered", destination=name)
             self._held_until.pop(name, None)
@@ -167,47 +187,56 @@ class IntegrationSender:
                                     int(self.clock.now().timestamp()))
         return await self.posters[destination.name].post(url, body, headers, self.clock.now())
 
-    def _claim(self, destination: Destination) -> list[store.Claimed]:
+    def _settle(self, destination: Destination, results: list[tuple[store.Claimed, Answer | None]],
+                claim: bool) -> list[store.Claimed]:
+        """Record the answers, hand back the untried, and claim the next batch (unless ``claim``
+        is false or the destination is gone): one write transaction per batch."""
+        now = self.clock.now()
         with write_turn(self.engine), Session(self.engine) as session, session.begin():
+            gone = self._record(session, destination, results, now)
+            if not claim or gone:
+                return []
             state = store.destination_state(session, destination.name)
             if state is not None and state.disabled:
                 return []
-            return store.claim_deliveries(session, destination.name, self.clock.now(), destination.concurrency,
+            return store.claim_deliveries(session, destination.name, now, CLAIM_BATCH,
                                           self.coordinator.instance_id())
 
-    def _settle(self, destination: Destination, results: list[tuple[store.Claimed, Answer]]) -> bool:
-        """Record the answers in one transaction; True if the destination said it is gone."""
-        now = self.clock.now()
+    def _record(self, session: Session, destination: Destination,
+                results: list[tuple[store.Claimed, Answer | None]], now: datetime) -> bool:
+        """The answers in the caller's transaction; True if the destination said it is gone."""
         gone = False
         parked: list[str] = []
-        with write_turn(self.engine), Session(self.engine) as session, session.begin():
-            for claimed, answer in results:
-                outcome = outcome_of(answer)
-                attempts = claimed.attempts + 1
-                status, next_at, sent_at = "pending", now, None
-                if outcome is Outcome.SENT:
-                    status, sent_at = "sent", now
-                elif outcome is Outcome.RETRY and attempts < destination.max_attempts:
-                    next_at = next_attempt(now, self.backoff.delay(attempts, answer.retry_after, self.jitter()))
-                else:
-                    status = "parked"
-                error = "" if status == "sent" else answer.detail
-                if not store.record_delivery(session, claimed, status, attempts, next_at, sent_at, answer.status, error):
-                    log.warning("integration.claim_lost", destination=destination.name, event_id=claimed.event_id)
-                    continue
-                self._log(destination, claimed, status, attempts, answer, next_at)
-                if status == "parked":
-                    parked.append(answer.detail)
-                gone = gone or outcome is Outcome.GONE
-            if gone:
-                reason = f"410 Gone at {now:%Y-%m-%d %H:%M} UTC"
-                store.set_destination(session, destination.name, disabled=reason, disabled_at=now)
-                left = store.park_open(session, destination.name, f"destination disabled: {reason}")
-                log.error("integration.disabled", destination=destination.name, reason=reason, parked=left)
-                self._tell_once(session, destination, f"answered 410 Gone: it is disabled, {left + len(parked)} "
-                                                      "event(s) parked", now)
-            elif parked:
-                self._tell_once(session, destination, f"{len(parked)} event(s) parked; the last: {parked[-1]}", now)
+        for claimed, answer in results:
+            if answer is None:
+                store.unclaim(session, claimed)
+                continue
+            outcome = outcome_of(answer)
+            attempts = claimed.attempts + 1
+            status, next_at, sent_at = "pending", now, None
+            if outcome is Outcome.SENT:
+                status, sent_at = "sent", now
+            elif outcome is Outcome.RETRY and attempts < destination.max_attempts:
+                next_at = next_attempt(now, self.backoff.delay(attempts, answer.retry_after, self.jitter()))
+            else:
+                status = "parked"
+            error = "" if status == "sent" else answer.detail
+            if not store.record_delivery(session, claimed, status, attempts, next_at, sent_at, answer.status, error):
+                log.warning("integration.claim_lost", destination=destination.name, event_id=claimed.event_id)
+                continue
+            self._log(destination, claimed, status, attempts, answer, next_at)
+            if status == "parked":
+                parked.append(answer.detail)
+            gone = gone or outcome is Outcome.GONE
+        if gone:
+            reason = f"410 Gone at {now:%Y-%m-%d %H:%M} UTC"
+            store.set_destination(session, destination.name, disabled=reason, disabled_at=now)
+            left = store.park_open(session, destination.name, f"destination disabled: {reason}")
+            log.error("integration.disabled", destination=destination.name, reason=reason, parked=left)
+            self._tell_once(session, destination, f"answered 410 Gone: it is disabled, {left + len(parked)} "
+                                                  "event(s) parked", now)
+        elif parked:
+            self._tell_once(session, destination, f"{len(parked)} event(s) parked; the last: {parked[-1]}", now)
         return gone
 
     def _tell_once(self, session: Session, destination: Destination, what: str, now: datetime) -> None:
@@ -269,6 +298,11 @@ class IntegrationSender:
         with Session(self.engine) as session:
             due = as_utc(store.next_due(session, destination))
         return None if due is None else max(0.0, (due - self.clock.now()).total_seconds())
+
+
+def _receiver_failing(answer: Answer) -> bool:
+    """No answer, or one that says "not now" (5xx, 429, 408): the receiver, not the event."""
+    return outcome_of(answer) is Outcome.RETRY
 
 
 def web_base_url(config: Config, destination: Destination) -> str | None:

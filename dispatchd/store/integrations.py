@@ -103,6 +103,13 @@ _RECORD = update(_DELIVERY).where(
          claimed_at=None, claimed_by=None)
 
 
+def unclaim(session: Session, claimed: Claimed) -> None:
+    """A claimed delivery that was not tried goes back as it was (no attempt counted)."""
+    session.connection().execute(update(_DELIVERY).where(
+        _DELIVERY.c.id == claimed.id, _DELIVERY.c.status == "sending", _DELIVERY.c.claimed_by == claimed.claimed_by)
+        .values(status="pending", claimed_at=None, claimed_by=None))
+
+
 def release_orphaned(session: Session, live_instances: set[str]) -> int:
     """Claims of senders that are gone go back to pending: the resend carries the same event id."""
     result = session.connection().execute(update(_DELIVERY).where(

@@ -22,6 +22,7 @@ from sqlmodel import Session, SQLModel, col, select
 from dispatchd.domain.events import AuditEntry, envelope, events_of, task_snapshot
 from dispatchd.domain.loops_budget import RecentActivity
 from dispatchd.domain.tokens import BouncedEmail
+from dispatchd.store.db import writes_integration_events
 from dispatchd.store.tables import (InboundMessage, IntegrationEvent, JobRun, MailboxCursor, Outbox, ReplyTally,
                                     Task, TaskEvent)
 
@@ -150,10 +151,12 @@ def add_event(session: Session, task: Task, at: datetime, actor: str, kind: str,
               to_status: str | None = None) -> None:
     """Append to the task's history. A plain INSERT: events are never read back in the
     transaction that writes them, and a mapped object per event doubled the cost of a flush."""
-    session.connection().execute(_INSERT_EVENT, dict(
+    connection = session.connection()
+    connection.execute(_INSERT_EVENT, dict(
         task_id=task.id, at=at, actor=actor, kind=kind, detail=detail, message_id=message_id,
         from_status=from_status, to_status=to_status))
-    add_integration_events(session, task, at, AuditEntry(kind, actor, detail, from_status, to_status))
+    if writes_integration_events(connection):
+        add_integration_events(session, task, at, AuditEntry(kind, actor, detail, from_status, to_status))
 
 
 def add_integration_events(session: Session, task: Task, at: datetime, entry: AuditEntry) -> None:

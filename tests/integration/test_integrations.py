@@ -17,14 +17,15 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from dispatchd.clock import SystemClock, as_utc
 from dispatchd.config import load_config
 from dispatchd.daemon import build_deps
 from dispatchd.domain.events import CLIENT_EVENTS
 from dispatchd.flows.integrations import IntegrationSender
-from dispatchd.store.tables import IntegrationDelivery, IntegrationDestination, IntegrationEvent, Outbox
+from dispatchd.store import queries
+from dispatchd.store.tables import IntegrationDelivery, IntegrationDestination, IntegrationEvent, Outbox, Task
 from dispatchd.webhooks.outcomes import Backoff
 from tests.integration.conftest import Deployment, make_mail, stop_process, wait_for
 from tests.integration.receiver import Received, Receiver
@@ -274,3 +275,70 @@ def test_a_hanging_destination_costs_intake_and_mail_nothing(
     assert not any(status == "pending" for name, status in by if name != "crm"), "the others all delivered"
     assert ("crm", "pending") in by, "crm's events wait for their retry"
     assert elapsed < 30, f"run took {elapsed:.1f} s"
+
+
+def test_each_tasks_events_arrive_in_order_through_failures(
+        deployment: Deployment, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every third request fails (500); retries come at once (a tiny backoff), four at a time: each
+    task's events still reach the receiver in the order they happened, each exactly once."""
+    receiver.answer = lambda n, r: (500, {}) if n % 3 == 1 else (200, {})
+    configure(deployment, receiver, monkeypatch, webhook="concurrency = 4\nmax_attempts = 50",
+              slack='events = ["task.created"]', teams='events = ["task.created"]')
+    deps = build_deps(load_config(deployment.config))
+    with Session(deps.engine) as session, session.begin():
+        for n in range(8):
+            now = datetime.now(timezone.utc)
+            task = Task(client="Acme", queue="content", priority="P2", status="queued", description=f"d{n}",
+                        subject=f"s{n}", sender="bob@acme.test", sla="5 business days", message_id=f"<o{n}@x>",
+                        created_at=now, updated_at=now)
+            session.add(task)
+            session.flush()
+            queries.add_event(session, task, now, "bob@acme.test", "received", to_status="received")
+            for source, target in (("queued", "in_progress"), ("in_progress", "in_review"),
+                                   ("in_review", "ready_for_delivery"), ("ready_for_delivery", "delivered")):
+                task.status = target
+                queries.add_event(session, task, now, "ben@agency.test", "status", "", None, source, target)
+    sender = IntegrationSender(deps.config, deps.engine, SystemClock(), deps.coordinator,
+                               Backoff(base_seconds=0.001, max_seconds=0.01))
+
+    async def deliver_all() -> None:
+        sender.fan_out()
+        for _ in range(200):
+            await sender.deliver_due(deps.config.destination_named("crm"))
+            if sender.seconds_until_due("crm") is None:
+                break
+            await asyncio.sleep(0.02)
+        await sender.close()
+    asyncio.run(deliver_all())
+    accepted = [json.loads(r.body) for n, r in enumerate(receiver.requests)
+                if r.path == "/hook/hook" and n % 3 != 1]
+    with deployment.session() as session:
+        stored = session.exec(select(IntegrationEvent).order_by(col(IntegrationEvent.id))).all()
+    assert len(accepted) == len(stored) == 8 * 6, "each event delivered once (task.delivered too)"
+    for task_id in {e.task_id for e in stored}:
+        assert [e["id"] for e in accepted if e["task"]["id"] == task_id] == \
+               [e.event_id for e in stored if e.task_id == task_id], f"task {task_id}'s events in order"
+    retried = [r.headers["Idempotency-Key"] for n, r in enumerate(receiver.requests) if n % 3 == 1]
+    assert retried and set(retried) <= {e["id"] for e in accepted}, "a failed request is retried as the same event"
+
+
+def test_cli_lists_tests_and_prints_the_schema(deployment: Deployment, receiver: Receiver,
+                                               monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    configure(deployment, receiver, monkeypatch)
+    send(deployment, make_mail("[Acme] - Content - Listed"))
+    capsys.readouterr()
+    assert deployment.cli("integrations", "--json") == 0
+    listed = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert listed["crm"]["sent"] == 2 and listed["acme-slack"]["sent"] == 1 and listed["content-teams"]["sent"] == 2
+    assert listed["acme-slack"]["audience"] == "client" and listed["crm"]["last_delivery"]
+    assert deployment.cli("integrations", "test", "crm", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["status"] == 200
+    test_event = json.loads(receiver.requests[-1].body)
+    jsonschema.validate(test_event, SCHEMA)
+    assert test_event["type"] == "test"
+    assert readme_verify()(SECRET.encode(), receiver.requests[-1].headers["Dispatchd-Signature"],  # type: ignore[operator]
+                           receiver.requests[-1].body)
+    assert deployment.cli("integrations", "test", "nobody") == 1
+    assert deployment.cli("events", "schema") == 0
+    assert json.loads(capsys.readouterr().out) == SCHEMA
