@@ -29,7 +29,7 @@ from dispatchd.flows.reingest import take_in_before_go_live
 from dispatchd.mail.imap import Envelope, ImapSource
 from dispatchd.mail.parse import parse_mail
 from dispatchd.store import queries
-from dispatchd.store.db import write_turn
+from dispatchd.store.db import without_integration_events, write_turn
 from dispatchd.store.tables import InboundMessage
 
 log = structlog.get_logger("dispatchd.golive")
@@ -124,7 +124,8 @@ def import_before_go_live(source: ImapSource, deps: IntakeDeps, since: datetime,
     after ``since``, oldest first, each exactly as intake would (``quiet``: nobody is mailed);
     each is moved on the server like any processed message, after its commit."""
     mailbox = source.config
-    deps = dataclasses.replace(deps, quiet=quiet)
+    # Quiet: nobody is mailed, and no webhook, Slack or Teams channel hears of old mail either.
+    deps = dataclasses.replace(deps, quiet=quiet, engine=without_integration_events(deps.engine) if quiet else deps.engine)
     report = ImportReport()
     state = source.select(mailbox.folder)
     with Session(deps.engine) as session:

@@ -111,6 +111,11 @@ def open_engine(url: str, integration_events: bool = False) -> Engine:
 INTEGRATION_EVENTS = "dispatchd_integration_events"  # an execution option every connection carries
 
 
+def without_integration_events(engine: Engine) -> Engine:
+    """The same database (and pool), writing no integration events (`dispatchd import --quiet`)."""
+    return engine.execution_options(**{INTEGRATION_EVENTS: False})
+
+
 def writes_integration_events(connection: Connection) -> bool:
     return bool(connection.get_execution_options().get(INTEGRATION_EVENTS))
 

@@ -48,7 +48,8 @@ class HttpPoster:
                         if _origin(target) == origin:
                             url = target
                             continue
-                        return Answer(response.status, f"redirected to {_origin(target)}: not followed")
+                        scheme, host, port = _origin(target)
+                        return Answer(response.status, f"redirected to {scheme}://{host}:{port}: not followed")
                     return Answer(response.status, f"{response.status} {response.reason or ''} {text}".strip(),
                                   retry_after_seconds(response.headers.get("Retry-After"), now))
             return Answer(None, "too many redirects")

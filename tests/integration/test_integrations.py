@@ -277,10 +277,17 @@ def test_a_hanging_destination_costs_intake_and_mail_nothing(
     assert elapsed < 30, f"run took {elapsed:.1f} s"
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
 def test_each_tasks_events_arrive_in_order_through_failures(
-        deployment: Deployment, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+        deployment: Deployment, receiver: Receiver, monkeypatch: pytest.MonkeyPatch, database: str,
+        request: pytest.FixtureRequest) -> None:
     """Every third request fails (500); retries come at once (a tiny backoff), four at a time: each
     task's events still reach the receiver in the order they happened, each exactly once."""
+    if database == "postgresql":  # the claim's FOR UPDATE SKIP LOCKED and NOT EXISTS, on PostgreSQL
+        url = request.getfixturevalue("postgres_url")
+        deployment.config.write_text(deployment.config.read_text().replace('url = "sqlite:///dispatchd.db"',
+                                                                           f'url = "{url}"'))
+        deployment.database_url = url
     receiver.answer = lambda n, r: (500, {}) if n % 3 == 1 else (200, {})
     configure(deployment, receiver, monkeypatch, webhook="concurrency = 4\nmax_attempts = 50",
               slack='events = ["task.created"]', teams='events = ["task.created"]')
@@ -342,3 +349,58 @@ def test_cli_lists_tests_and_prints_the_schema(deployment: Deployment, receiver:
     assert deployment.cli("integrations", "test", "nobody") == 1
     assert deployment.cli("events", "schema") == 0
     assert json.loads(capsys.readouterr().out) == SCHEMA
+
+
+def make_due(deployment: Deployment, destination: str) -> None:
+    with deployment.session() as session:
+        for delivery in session.exec(select(IntegrationDelivery).where(IntegrationDelivery.destination == destination)):
+            delivery.next_attempt_at = utcnow()
+            session.add(delivery)
+        session.commit()
+
+
+def test_parked_after_max_attempts_and_the_owners_told_once(
+        deployment: Deployment, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    receiver.answer = lambda n, r: (500, {}) if r.path == "/hook/hook" else (200, {})
+    configure(deployment, receiver, monkeypatch,
+              webhook='events = ["task.created"]\nmax_attempts = 2\nowners = ["ops@agency.test"]')
+    send(deployment, make_mail("[Acme] - Content - One"))
+    make_due(deployment, "crm")
+    assert deployment.run_once() == 0  # nothing new: the sender retries what is due
+    send(deployment, make_mail("[Acme] - Content - Two"))
+    make_due(deployment, "crm")
+    assert deployment.run_once() == 0
+    with deployment.session() as session:
+        crm = session.exec(select(IntegrationDelivery).where(IntegrationDelivery.destination == "crm")).all()
+    assert [(d.status, d.attempts, d.response) for d in crm] == [("parked", 2, 500), ("parked", 2, 500)]
+    told = deployment.received_by("ops@agency.test")
+    assert len(told) == 1 and "crm" in told[0]["Subject"], "owners hear once, not per event"
+    assert deployment.cli("integrations", "retry") == 0
+    with deployment.session() as session:
+        assert {d.status for d in session.exec(select(IntegrationDelivery))} == {"sent", "pending"}
+
+
+def test_redirects_only_within_the_configured_origin(
+        deployment: Deployment, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    elsewhere = Receiver().start()
+    try:
+        def answer(n: int, r: Received) -> tuple[int, dict[str, str]]:
+            if r.path == "/hook/hook":
+                return 307, {"Location": "/hook/moved"}  # same origin: followed
+            if r.path == "/hook/slack":
+                return 308, {"Location": f"{elsewhere.url}/stolen"}  # another port: not followed
+            return 200, {}
+        receiver.answer = answer
+        configure(deployment, receiver, monkeypatch, webhook='events = ["task.created"]',
+                  slack='events = ["task.created"]')
+        send(deployment, make_mail("[Acme] - Content - Moved"))
+        assert [r.path for r in receiver.requests if r.path.startswith("/hook/moved")] == ["/hook/moved"]
+        assert elsewhere.count() == 0, "nothing sent anywhere but the configured origin"
+        with deployment.session() as session:
+            slack = session.exec(select(IntegrationDelivery).where(
+                IntegrationDelivery.destination == "acme-slack")).one()
+            crm = session.exec(select(IntegrationDelivery).where(IntegrationDelivery.destination == "crm")).one()
+        assert crm.status == "sent"
+        assert slack.status == "parked" and "not followed" in slack.last_error
+    finally:
+        elsewhere.stop()
