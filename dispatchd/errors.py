@@ -38,3 +38,7 @@ class ConfigError(DispatchdError):
 
 class MailServerError(DispatchdError):
     """The IMAP or SMTP server could not be reached or refused us; worth retrying later."""
+
+
+class CalendarUnavailable(DispatchdError):
+    """The CalDAV server could not be reached or refused a request; the booking is tried again."""

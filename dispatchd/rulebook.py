@@ -20,6 +20,7 @@ from dispatchd.domain.routing import (
     normalise_label,
 )
 from dispatchd.domain.sla import parse_sla
+from dispatchd.domain.slots import CallSpec, parse_duration
 from dispatchd.errors import ConfigError, Problem
 from dispatchd.tomlfile import Reader, load_toml
 
@@ -148,9 +149,24 @@ def _type(r: Reader) -> RequestType:
         description=r.str("description", ""),
         examples=r.str_list("examples"),
         vocabulary=r.str_list("vocabulary"),
+        booking=_call_spec(r.table_of("booking")) if "booking" in r.table else None,
     )
     r.refuse_unknown()
     return request_type
+
+
+def _call_spec(r: Reader) -> CallSpec | None:
+    """booking = { duration = "45 minutes", with = "assignee" | "queue" | ["Dan", "Ana"] }."""
+    try:
+        duration = parse_duration(r.str("duration", "30 minutes"))
+    except ValueError as exc:
+        r.problem("duration", str(exc))
+        return None
+    attend = r.str_list("with", ("assignee",))
+    if len(attend) == 1 and attend[0].lower() in ("assignee", "queue"):
+        attend = (attend[0].lower(),)
+    r.refuse_unknown()
+    return CallSpec(duration, attend)
 
 
 def _triage_model(r: Reader) -> TriageSettings:

@@ -6,9 +6,11 @@ Every refusal names the file, the line and the key (see ``tomlfile``).
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from dispatchd.config.booking import check_booking, read_booking
 from dispatchd.config.business_calendar import read_calendar
 from dispatchd.config.credentials import read_secret
 from dispatchd.config.lifecycle import read_backup, read_retention
@@ -95,6 +97,7 @@ def _build(doc: TomlFile, credentials: bool = True) -> Config:
     queues = tuple(read_queue(r) for r in root.tables("queues"))
     web = read_web(root.table_of("web"), base, credentials)
     destinations = read_destinations(root, base, credentials)
+    booking = read_booking(root.table_of("booking"), base, credentials)
     root.refuse_unknown()
     config = Config(
         path=doc.path, mailboxes=mailboxes, smtp=smtp, database_url=_sqlite_relative(url, base),
@@ -102,11 +105,12 @@ def _build(doc: TomlFile, credentials: bool = True) -> Config:
         calendar=calendar, security=security, log_level=log_level, log_format=log_format,
         clients=clients, staff=staff, queues=queues, schedule=schedule, web=web,
         backup=backup, retention=retention, destinations=destinations,
+        booking=booking,
     )
     check_people(doc, config)
     check_mailboxes(doc, config)
     check_loops(doc, config)
-    return config
+    return replace(config, booking=check_booking(doc, config))
 
 
 def _unknown_senders(r: Reader) -> str:

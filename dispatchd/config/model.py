@@ -166,6 +166,24 @@ class RetentionConfig:
         return any(getattr(self, kind) is not None for kind in self.KINDS)
 
 
+@dataclass(frozen=True)
+class BookingConfig:
+    """[booking]: booking calls in the attendees' CalDAV calendars (README "Booking calls").
+    ``calendars``: staff email -> the URL of their calendar collection."""
+
+    url: str
+    username: str | None
+    password: Secret
+    calendars: dict[str, str]
+    meeting_link: str = ""  # a fixed room, or a template with {task} and {uid}
+    notice_hours: float = 24.0
+    reminder_hours: float = 24.0
+    proposals: int = 4
+    step_minutes: int = 30
+    horizon_days: int = 14
+    retry_minutes: float = 5.0  # the calendar server was down: try the booking again after this
+    timeout: float = 20.0
+
 
 @dataclass(frozen=True)
 class Client:
@@ -179,6 +197,7 @@ class Client:
     contacts: tuple[str, ...] = ()
     digest_to: tuple[str, ...] = ()
     followers: tuple[str, ...] = ()  # the client's addresses that follow every one of its requests
+    timezone: str | None = None  # the zone call times are shown in (default: the [calendar]'s)
 
     def owns_sender(self, address: str) -> bool:
         address = address.lower()
@@ -258,6 +277,7 @@ class Config:
     web: WebConfig = field(default_factory=WebConfig)
     backup: BackupConfig = field(default_factory=BackupConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    booking: BookingConfig | None = None
     # [[webhooks]], [[slack]], [[teams]] (config/integrations.py): where integration events go
     destinations: tuple[Destination, ...] = ()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 from datetime import date
 from email.utils import parseaddr
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dispatchd.config.model import EMAIL_PATTERN, Client, Config, Queue, Staff
 from dispatchd.tomlfile import Reader, TomlFile
@@ -17,7 +18,8 @@ def read_client(r: Reader) -> Client:
                     aliases=r.str_list("aliases"),
                     contacts=tuple(a.lower() for a in r.str_list("contacts")),
                     digest_to=tuple(a.lower() for a in r.str_list("digest_to")),
-                    followers=tuple(a.lower() for a in r.str_list("followers")))
+                    followers=tuple(a.lower() for a in r.str_list("followers")),
+                    timezone=_zone(r, "timezone"))
     if not client.senders and not client.contacts:
         r.problem("senders", "list at least one address or pattern such as '*@acme.com'")
     for key in ("contacts", "digest_to", "followers"):
@@ -30,6 +32,18 @@ def read_client(r: Reader) -> Client:
             r.problem("followers", f"{address} is not one of {client.name}'s addresses; add it to contacts first")
     r.refuse_unknown()
     return client
+
+
+def _zone(r: Reader, key: str) -> str | None:
+    name = r.str(key)
+    if name is None:
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        r.problem(key, f"unknown time zone {name!r} (use an IANA name such as America/New_York)")
+        return None
+    return name
 
 
 def read_staff(r: Reader) -> Staff:

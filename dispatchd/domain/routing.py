@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from dispatchd.domain.models import Priority, Request, RouteDecision
+from dispatchd.domain.slots import CallSpec
 
 _NORMALISE = re.compile(r"[\s_\-./]+")
 
@@ -32,6 +33,7 @@ class RequestType:
     description: str = ""
     examples: tuple[str, ...] = ()  # requests in plain words: what the triage model learns on day one
     vocabulary: tuple[str, ...] = ()  # words and short phrases that point to this type
+    booking: CallSpec | None = None  # requests of this type need a call: proposed times are mailed
 
     def labels(self) -> set[str]:
         return {normalise_label(self.name), *(normalise_label(a) for a in self.aliases)}

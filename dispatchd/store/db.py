@@ -85,6 +85,7 @@ MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _statements(  # 19: "does any row still name this blob?", asked for every blob removed
         "CREATE INDEX IF NOT EXISTS ix_inbound_raw_sha256 ON inbound_message (raw_sha256)",
         "CREATE INDEX IF NOT EXISTS ix_attachment_sha256 ON attachment (sha256)"),
+    _create_tables(tables.CallBooking, tables.CallAttendee),  # 20: calls booked by email (issue 17)
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

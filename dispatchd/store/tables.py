@@ -320,3 +320,53 @@ class BlobRelease(SQLModel, table=True):
     __tablename__ = "blob_release"
     digest: str = Field(primary_key=True)
     released_at: datetime
+
+
+class CallBooking(SQLModel, table=True):
+    """A call for a task: proposed, picked, booked in the attendees' calendars, reminded.
+
+    ``state``: wanted (times to propose) → proposed → picked (the client's choice, kept in the
+    transaction of their reply) → holding (the slot claimed here, being put in the calendars)
+    → booked; withdrawing (taken out of the calendars, then ``after_withdraw``: wanted or
+    cancelled). The calendar work happens in the booking job, never inside intake's
+    transaction; ``next_attempt_at`` is when it is tried (again). ``uid`` stays the same
+    through reschedules, ``sequence`` grows with each invitation or cancellation mailed."""
+
+    __tablename__ = "call_booking"
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: int = Field(foreign_key="task.id", index=True)
+    uid: str = Field(unique=True)
+    state: str = Field(index=True)
+    duration_minutes: int
+    client_zone: str
+    offered: str = ""           # ISO instants (UTC) in the order shown, comma-separated
+    refused: str = ""           # instants offered before and turned down ("none of these")
+    start: datetime | None = None
+    end: datetime | None = None
+    sequence: int = 0
+    rounds: int = 0             # how many sets of times were mailed
+    note: str = ""              # why new times are proposed (shown to the client)
+    after_withdraw: str = ""
+    next_attempt_at: datetime | None = Field(default=None, index=True)
+    attempts: int = 0
+    last_error: str = ""
+    client_told_delay: bool = False
+    reminded: bool = False
+    created_at: datetime
+    updated_at: datetime
+
+
+class CallAttendee(SQLModel, table=True):
+    """Who takes part in a call: the staff whose calendars hold it and the client's address
+    (personal data: keyed by task for ``dispatchd forget``). ``partstat``: their calendar's
+    answer to the invitation (ACCEPTED, DECLINED, TENTATIVE) once one arrived."""
+
+    __tablename__ = "call_attendee"
+    __table_args__ = (UniqueConstraint("booking_id", "address"),)
+    id: int | None = Field(default=None, primary_key=True)
+    booking_id: int = Field(foreign_key="call_booking.id", index=True)
+    task_id: int = Field(foreign_key="task.id", index=True)
+    address: str = Field(index=True)
+    role: str                   # staff | client
+    partstat: str = "NEEDS-ACTION"
+    answered_at: datetime | None = None

@@ -1,0 +1,1 @@
+"""The only code that speaks CalDAV: free/busy, events put and withdrawn (``caldav`` library)."""
