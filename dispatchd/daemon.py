@@ -27,6 +27,7 @@ from typing import TypeVar
 import structlog
 from sqlalchemy.engine import Engine
 
+from dispatchd.calendar.caldav_server import CaldavCalendars
 from dispatchd.calendars import business_calendar
 from dispatchd.clock import Clock, SystemClock
 from dispatchd.checks import check_all
@@ -101,6 +102,7 @@ def build_deps(config: Config, clock: Clock | None = None) -> IntakeDeps:
         clock=clock or SystemClock(), blobs=BlobStore(config.data_dir / "blobs"), engine=engine,
         secret=_reply_secret(config.security, engine), coordinator=coordinator_for(engine), triage=triage,
         web_secret=web_secret(config, engine),
+        calendars=CaldavCalendars(config.booking) if config.booking else None,
     )
 
 
@@ -139,7 +141,8 @@ def reload_deps(deps: IntakeDeps) -> IntakeDeps:
             log.warning("reload.needs_restart", setting=field)
     deps.triage.refresh()
     return replace(deps, config=config, rulebook=rulebook, renderer=Renderer(config.templates_dir),
-                   calendar=business_calendar(config.calendar), web_secret=web_secret(config, deps.engine))
+                   calendar=business_calendar(config.calendar), web_secret=web_secret(config, deps.engine),
+                   calendars=CaldavCalendars(config.booking) if config.booking else None)
 
 
 TAKEOVER_INTERVAL = 1.0  # seconds between asking for a mailbox another instance reads (one query)

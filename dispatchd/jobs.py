@@ -15,6 +15,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from dispatchd.flows.backup import backup_job
+from dispatchd.flows.booking import book_calls
 from dispatchd.flows.digests import client_digests, health_reports, staff_digests
 from dispatchd.flows.ingest import IntakeDeps
 from dispatchd.flows.redispatch import redispatch
@@ -33,6 +34,7 @@ JOBS: dict[str, Callable[[IntakeDeps], Counter[str]]] = {
     "train": train_job,
     "backup": backup_job,
     "prune": prune_job,
+    "booking": book_calls,
 }
 
 
@@ -45,6 +47,8 @@ def build_scheduler(current: Callable[[], IntakeDeps], after_job: Callable[[], N
     zone = deps.config.calendar.timezone
     scheduler = AsyncIOScheduler(timezone=zone)
     for name, crontab in deps.config.schedule.items():
+        if name == "booking" and deps.config.booking is None:
+            continue  # no calendars: nothing to book, and an idle daemon wakes for nothing
         scheduler.add_job(_runner(name, current, after_job), CronTrigger.from_crontab(crontab, timezone=zone),
                           id=name, name=name, coalesce=True, max_instances=1, misfire_grace_time=3600)
     if _untrained(deps):

@@ -18,7 +18,8 @@ from jinja2.runtime import Context
 TEMPLATE_NAMES = ("client-received", "client-format-help", "client-status", "client-sla-late", "staff-new-task",
                   "staff-status", "staff-comment", "staff-capacity", "staff-sla", "staff-redispatched", "staff-bounce",
                   "reply-results", "reply-refused", "reply-question", "staff-cancel-request", "client-too-large", "owner-loop", "client-digest", "staff-digest", "owner-health",
-                  "client-followed", "client-message", "staff-signin", "client-link")
+                  "client-followed", "client-message", "staff-signin", "client-link", "client-call-options",
+                  "client-call-which", "client-call-delayed", "call-invitation", "call-reminder")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ read with a ``calendar-query`` of the window instead. Every fault becomes
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from datetime import datetime, timezone
 
@@ -29,23 +30,26 @@ FAULTS = (DAVError, OSError, ValueError)  # HTTP/TLS/socket errors of niquests/r
 
 
 class CaldavCalendars:
-    """The booking job's way to the calendars. Opened per job run, closed after it."""
+    """The booking job's way to the calendars: connected when first used in a job run, closed after it."""
 
     def __init__(self, config: BookingConfig):
         self.config = config
-        self._client: DAVClient | None = None
+        self._local = threading.local()  # a connection per thread: jobs run on the scheduler's threads
 
     def _dav(self) -> DAVClient:
-        if self._client is None:
-            self._client = DAVClient(url=self.config.url, username=self.config.username,
-                                     password=self.config.password.reveal(), timeout=int(self.config.timeout),
-                                     enable_rfc6764=False)
-        return self._client
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = DAVClient(
+                url=self.config.url, username=self.config.username, password=self.config.password.reveal(),
+                timeout=int(self.config.timeout), enable_rfc6764=False)
+        return client
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        """Close this thread's connection (the job's run is over)."""
+        client = getattr(self._local, "client", None)
+        if client is not None:
+            client.close()
+            self._local.client = None
 
     def has_calendar(self, owner: str) -> bool:
         return owner in self.config.calendars

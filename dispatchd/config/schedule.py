@@ -15,6 +15,7 @@ DEFAULT_SCHEDULE = {
     "train": "30 2 * * *",
     "backup": "15 1 * * *",   # does nothing without [backup] dir
     "prune": "45 1 * * *",    # does nothing while every [retention] period is "never"
+    "booking": "* * * * *",  # calls: proposals, bookings, retries, reminders (only with [booking])
 }
 
 

@@ -49,8 +49,9 @@ class Answer:
 
 def read_answer(text: str, offered: Sequence[datetime], duration: timedelta, zone: ZoneInfo) -> Answer:
     """What the client's reply ``text`` (quotes and signature gone) says about ``offered``."""
-    lines = [normalise(line).lower().strip() for line in text.split("\n")]
-    lines = [line for line in lines if line and not GREETING_LINE.match(line)]
+    # Not ``normalise``: it drops a leading "2." as a list marker, and here that is the answer.
+    lines = [" ".join(line.replace("\u2019", "'").split()).lower() for line in text.split("\n")]
+    lines = [line for line in lines if line and not GREETING_LINE.match(normalise(line))]
     if not lines:
         return Answer(UNCLEAR)
     first = lines[0]

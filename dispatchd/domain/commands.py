@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from dispatchd.domain.phrases import GREETING_LINE, GREETING_PREFIX, bare_words, normalise, strip_leading_politeness
+from dispatchd.domain.slots import parse_duration
 
 MAX_COMMANDS = 10
 
@@ -46,7 +47,7 @@ class ParsedReply:
 @dataclass(frozen=True)
 class Spec:
     """One command's words. ``argument``: none | text (optional free text) | note (required free
-    text) | name | priority | date | addresses (one or more email addresses; ``addresses?``: or
+    text) | name | priority | date | duration? (a call's length, or none) | addresses (one or more email addresses; ``addresses?``: or
     none) | message (words for the client after a colon, "reply: Hi Bob, …"; the lines below belong
     to it too; ``message?``: or none, "deliver"). ``everyday``: aliases that are ordinary words, which alone
     only make a question; ``phrases``: whole short sentences that mean exactly this command."""
@@ -93,6 +94,8 @@ GRAMMAR: dict[str, Spec] = {
     "follow": Spec(("add follower", "add followers"), "addresses"),
     "unfollow": Spec(("remove follower", "remove followers", "unfollow"), "addresses?"),
     "reply": Spec(("reply", "reply to client", "reply to the client"), "message"),
+    # A call with the client: times are proposed to them by email ("schedule 30 minutes").
+    "schedule": Spec(("schedule a call", "book a call", "schedule"), "duration?"),
 }
 # Nouns that are everyday words too: their argument must be a known name or follow a colon.
 _NOUN_COMMANDS = frozenset({"type", "client", "queue"})
@@ -273,6 +276,8 @@ def _build(name: str, everyday: bool, rest: str, cased_rest: str, line: str, fre
     if everyday and not (separated and kind in _FREE_TEXT):
         # "Done", "Changes look good": ordinary words; alone at most a question, never a command.
         return Question(Command(name, "", task_id, line)) if not rest else None
+    if kind == "duration?":
+        return _duration(name, rest, separated, task_id, line)
     if kind in ("message", "message?"):
         # A colon makes it a message for the client ("reply: Hi Bob, …", "deliver: the files are
         # attached"); "Reply from the client was positive" is prose, a bare "deliver" a move.
@@ -308,6 +313,17 @@ def _build(name: str, everyday: bool, rest: str, cased_rest: str, line: str, fre
     if name in ("assign", "type", "client", "queue"):
         value = _cased(cased_rest, value)
     return Command(name, value, task_id, line)
+
+
+def _duration(name: str, rest: str, separated: bool, task_id: int | None, line: str) -> Command | Problem | None:
+    """'schedule', 'schedule 30 minutes', 'schedule: 1 hour'; 'Schedule is tight' is prose."""
+    if not rest or _HARMLESS_TAIL.match(rest):
+        return Command(name, "", task_id, line)
+    try:
+        parse_duration(re.sub(r"^(?:for|of)\s+", "", rest))
+    except ValueError:
+        return Problem(f"'{line}': write the length as e.g. 'schedule 30 minutes'") if separated else None
+    return Command(name, re.sub(r"^(?:for|of)\s+", "", rest), task_id, line)
 
 
 def _typed_argument(name: str, rest: str, separated: bool, names: frozenset[str]) -> str | None:

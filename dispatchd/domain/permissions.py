@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 CLIENT = frozenset({"confirm", "revise", "status", "note", "follow", "unfollow"})
 PRODUCER = frozenset({"start", "review", "take", "note", "status", "next", "away", "follow", "unfollow",
-                      "reply"})
+                      "reply", "schedule"})
 LEAD = PRODUCER | {"approve", "revise", "deliver", "close", "cancel", "assign", "priority", "due",
                    "type", "client", "queue"}
 ROLE_COMMANDS = {"client": CLIENT, "producer": PRODUCER, "lead": LEAD, "manager": LEAD | {"confirm"}}

@@ -118,7 +118,8 @@ def _instant(local: datetime, zone: ZoneInfo) -> datetime | None:
 
 def spread(starts: Sequence[datetime], count: int, zone: ZoneInfo) -> list[datetime]:
     """``count`` of ``starts`` for a client to choose from: one a day first (mornings and
-    afternoons taking turns), then more from the days with most choice; in time order."""
+    afternoons taking turns), then more from the days with most choice, at least two hours
+    from the others, then whatever is left; in time order."""
     by_day: dict[date, list[datetime]] = {}
     for start in starts:
         by_day.setdefault(start.astimezone(zone).date(), []).append(start)
@@ -134,6 +135,11 @@ def spread(starts: Sequence[datetime], count: int, zone: ZoneInfo) -> list[datet
         later = [s for s in options if s not in chosen and all(abs(s - c) >= timedelta(hours=2) for c in chosen)]
         if later:
             chosen.append(later[-1])
+    for start in starts:  # a nearly full calendar: whatever is left
+        if len(chosen) >= count:
+            break
+        if start not in chosen:
+            chosen.append(start)
     return sorted(chosen)
 
 

@@ -22,6 +22,7 @@ from dispatchd.domain.intents import read_intent
 from dispatchd.domain.models import InboundMail, Status
 from dispatchd.domain.permissions import Actor
 from dispatchd.domain.trust import Verdict
+from dispatchd.flows.calls import answer_about_call
 from dispatchd.flows.commands import COMMANDS, CommandContext, Result
 from dispatchd.flows.labels import STATUS_LABELS
 from dispatchd.flows.notices import cancel_request_notices, refused_reply, results_reply
@@ -45,6 +46,10 @@ def handle_client_reply(session: Session, mail: InboundMail, task: Task, actor: 
     """A reply from a contact of the task's client. Returns a short outcome for the log.
     ``verified``: commands may change the task; ``verdict``: how the words are kept."""
     ctx.actor = actor
+    if verified:
+        about_call = answer_about_call(session, mail, task, text, parsed, ctx.notices_ctx, ctx.notices, ctx.now)
+        if about_call is not None:
+            return about_call
     commands = [c for c in parsed.commands]
     note = parsed.note
     pending = pending_question(ctx, task, mail) if is_yes(text) else None

@@ -13,7 +13,7 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
@@ -29,8 +29,10 @@ from dispatchd.domain.models import MailAttachment, Priority, Request, Status
 from dispatchd.domain.permissions import Actor
 from dispatchd.domain.routing import route
 from dispatchd.domain.sla import BusinessCalendar, due_at, parse_sla
+from dispatchd.domain.slots import CallSpec, parse_duration
 from dispatchd.domain.states import Refusal, apply
 from dispatchd.flows.assignment import wip_refusal
+from dispatchd.flows.calls import want_call
 from dispatchd.flows.followers import add_followers, followers_of, remove_follower
 from dispatchd.flows.notices import NoticeContext, TaskChange, change_notices
 from dispatchd.flows.recipients import client_recipients
@@ -314,10 +316,33 @@ def _addresses(text: str) -> list[str]:
     return list(dict.fromkeys(w.lower() for w in words if "@" in w)) or [text.strip().lower()]
 
 
+def _schedule(ctx: CommandContext, task: Task, command: Command) -> Result:
+    """'schedule' / 'schedule 30 minutes': the booking job proposes times to the client."""
+    if ctx.config.booking is None:
+        return Result(False, "calls are not set up: config.toml has no [booking]")
+    kind = ctx.notices_ctx.rulebook.find_type(task.type)
+    spec = kind.booking if kind is not None and kind.booking is not None else CallSpec(timedelta(minutes=30))
+    duration = spec.duration
+    if command.argument.strip():
+        try:
+            duration = parse_duration(command.argument)
+        except ValueError as exc:
+            return Result(False, str(exc))
+    attend = spec.attend if kind is not None and kind.booking is not None else (
+        (ctx.actor.email,) if ctx.config.staff_by_email(ctx.actor.email) else ("assignee",))
+    if attend and "@" in attend[0]:
+        attend = (ctx.config.staff_by_email(attend[0]).name,)  # type: ignore[union-attr]
+    wanted = want_call(ctx.session, task, duration, attend, ctx.config, ctx.now, ctx.actor.email, ctx.message_id)
+    if isinstance(wanted, str):
+        return Result(False, wanted)
+    minutes = int(duration.total_seconds() // 60)
+    return Result(True, f"times for a {minutes}-minute call will be proposed to the client", "Call times on their way")
+
+
 COMMANDS: dict[str, Handler] = {
     "start": _move, "review": _move, "revise": _move, "deliver": _deliver, "close": _move, "confirm": _move,
     "cancel": _move, "approve": _move, "assign": _assign, "take": _take, "priority": _priority, "due": _due,
     "note": _note, "status": _status, "type": _reroute, "client": _reroute, "queue": _reroute,
-    "follow": _follow, "unfollow": _unfollow, "reply": _reply,
+    "follow": _follow, "unfollow": _unfollow, "reply": _reply, "schedule": _schedule,
 }
 

@@ -30,6 +30,7 @@ from dispatchd.domain.sla import due_at, parse_sla
 from dispatchd.flows.assignment import pick_assignee
 from dispatchd.flows.attachments import store_attachments
 from dispatchd.flows.bounces import handle_bounce
+from dispatchd.flows.calls import record_calendar_answer, want_call
 from dispatchd.flows.followers import follow_from_request
 from dispatchd.flows.intake_deps import INFRASTRUCTURE_ERRORS, IntakeDeps, our_addresses
 from dispatchd.flows.intake_record import MessageRecord, Outcome, finish, log_ingested, record
@@ -40,6 +41,7 @@ from dispatchd.flows.oversize import is_oversize, keep_raw, reject_oversize
 from dispatchd.flows.quarantine import quarantine
 from dispatchd.flows.replies import command_context, handle_reply, handle_staff_email, match_task, staff_commands
 from dispatchd.flows.triage import classify, remember_text, with_verdict
+from dispatchd.mail.itip import calendar_answer
 from dispatchd.mail.parse import parse_mail
 from dispatchd.store import queries
 from dispatchd.store.db import write_turn
@@ -135,6 +137,10 @@ def ingest_unrecorded(session: Session, raw: RawMail, digest: str, deps: IntakeD
     if bounce is not None:
         row.task_id = bounce.outbox.task_id if bounce.outbox else None
         return finish(session, row, Disposition.BOUNCE, bounce.reason, list(bounce.notices), deps)
+    answer = calendar_answer(raw.data)
+    if answer is not None:  # Accept/Decline from a calendar: recorded, never answered
+        row.task_id = record_calendar_answer(session, mail, answer, now)
+        return record(session, row, Disposition.AUTOMATED, f"calendar answer: {answer.partstat.lower()}")
     our_domain = address.rpartition("@")[2]
     robot = automation_reason(mail, our_addresses(deps.config), our_domain)
     match = match_task(session, mail, deps.config.intake_addresses)
@@ -211,6 +217,10 @@ def _new_task(session: Session, row: MessageRecord, mail: InboundMail, deps: Int
                    session, "format-help", n.to[0], now, deps.config.intake.format_help_per_day)]
     if "at capacity" in assign_reason:
         notices.extend(capacity_notices(task, assign_reason, deps.notices))
+    kind = None if decision.triage else deps.rulebook.find_type(task.type)
+    call = kind.booking if kind is not None else None
+    if call is not None and deps.config.booking is not None:
+        want_call(session, task, call.duration, call.attend, deps.config, now, "dispatchd", mail.message_id)
     enqueue(session, [] if deps.quiet else notices, deps.notices, now)
     log.info("route.decided", task_id=task.id, message_id=mail.message_id, queue=task.queue,
              priority=task.priority, triage=decision.triage, reasons=list(decision.reasons))

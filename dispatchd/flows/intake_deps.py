@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
@@ -12,6 +15,7 @@ from dispatchd.config import Config
 from dispatchd.domain.intake import Directory
 from dispatchd.domain.routing import Rulebook
 from dispatchd.domain.sla import BusinessCalendar
+from dispatchd.domain.slots import Interval
 from dispatchd.flows.notices import NoticeContext
 from dispatchd.flows.triage import ModelSlot
 from dispatchd.mail.compose import bare_address
@@ -21,6 +25,17 @@ from dispatchd.store.coordination import Coordinator
 
 # Faults of the machine, not of the message: leave the message on the server and retry.
 INFRASTRUCTURE_ERRORS = (OperationalError, OSError)
+
+
+class CalendarServer(Protocol):
+    """What the booking job needs of the calendars (``calendar/caldav_server.CaldavCalendars``)."""
+
+    def has_calendar(self, owner: str) -> bool: ...
+    def busy(self, owners: Iterable[str], start: datetime, end: datetime) -> list[Interval]: ...
+    def holds(self, owner: str, uid: str) -> bool: ...
+    def book(self, owner: str, uid: str, ics: bytes) -> None: ...
+    def withdraw(self, owner: str, uid: str) -> None: ...
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -39,6 +54,7 @@ class IntakeDeps:
     quiet: bool = False  # dispatchd import --quiet: tasks and records as usual, no mail to anyone
     triage: ModelSlot = field(default_factory=ModelSlot)  # the triage model in use (none by default)
     web_secret: bytes = b""  # signs client links and the web side's CSRF tokens ([web] secret_env/_file)
+    calendars: CalendarServer | None = None  # the attendees' calendars, for booking calls ([booking])
 
     @property
     def notices(self) -> NoticeContext:

@@ -313,6 +313,12 @@ def _stranger_help(mail: InboundMail, values: dict[str, Any], ctx: NoticeContext
     return _answer("client-format-help", mail, stranger, ctx)
 
 
+def task_mail(template: str, to: str, task: Task, values: dict[str, Any], ctx: NoticeContext,
+              **headers: Any) -> OutboundMail:
+    """One email about ``task`` to ``to`` from ``template``, with a Reply-To signed for them."""
+    return _mail(template, to, task, {**task_values(task, ctx), **values}, ctx, **headers)
+
+
 def _mail(template: str, to: str, task: Task | None, values: dict[str, Any], ctx: NoticeContext,
           subject_hint: str | None = None, **headers: Any) -> OutboundMail:
     rendered = ctx.renderer.render(template, **values, subject_hint=subject_hint or "",

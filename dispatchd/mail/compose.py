@@ -33,6 +33,11 @@ class OutboundMail:
     auto_submitted: str = "auto-generated"
     reply_to: str | None = None
     attachments: tuple[MailAttachment, ...] = ()  # files staff send the client (reply:, deliver)
+    # An iTIP message (RFC 6047): a call's invitation (REQUEST) or cancellation (CANCEL). Sent as
+    # a text/calendar alternative, which Gmail, Outlook and Apple Mail answer with Accept/Decline,
+    # and as an invite.ics file for the rest.
+    calendar: bytes | None = None
+    calendar_method: str = ""
 
 
 def one_line(value: str) -> str:
@@ -74,6 +79,8 @@ def compose(mail: OutboundMail, from_address: str, reply_to: str, message_id: st
     if mail.task_id is not None:
         fields.append(("X-Dispatchd-Task", str(mail.task_id)))
     fields.append(("MIME-Version", "1.0"))
+    if mail.calendar is not None:
+        return _invitation(fields, mail)
     if not mail.attachments:
         return _header(fields) + _content(mail)
     mixed = f"=_dispatchd_{secrets.token_hex(12)}"
@@ -93,6 +100,26 @@ def _content(mail: OutboundMail) -> bytes:
     return b"".join((f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n--'.encode(),
                      separator[4:], _text_part(mail.text, "plain"), separator, _text_part(mail.html, "html"),
                      f"\r\n--{boundary}--\r\n".encode()))
+
+
+def _invitation(fields: list[tuple[str, str]], mail: OutboundMail) -> bytes:
+    """multipart/mixed: (text | text/calendar; method=…) alternatives, then the same as invite.ics."""
+    assert mail.calendar is not None
+    method = mail.calendar_method if mail.calendar_method.isalpha() else "REQUEST"
+    mixed, alternative = f"=_dispatchd_{secrets.token_hex(12)}", f"=_dispatchd_{secrets.token_hex(12)}"
+    fields.append(("Content-Type", f'multipart/mixed; boundary="{mixed}"'))
+    ics = b2a_base64_lines(mail.calendar)
+    inline = (f'Content-Type: text/calendar; charset="utf-8"; method={method}\r\n'
+              "Content-Transfer-Encoding: base64\r\n\r\n").encode() + ics
+    readable = [_text_part(mail.text, "plain")] + ([_text_part(mail.html, "html")] if mail.html else [])
+    both = b"".join((f'Content-Type: multipart/alternative; boundary="{alternative}"\r\n\r\n'.encode(),
+                     *(f"--{alternative}\r\n".encode() + p + b"\r\n" for p in (*readable, inline)),
+                     f"--{alternative}--\r\n".encode()))
+    attached = ('Content-Type: application/ics; name="invite.ics"\r\n'
+                'Content-Disposition: attachment; filename="invite.ics"\r\n'
+                "Content-Transfer-Encoding: base64\r\n\r\n").encode() + ics
+    return b"".join((_header(fields), b"\r\n", *(f"--{mixed}\r\n".encode() + p + b"\r\n" for p in (both, attached)),
+                     f"--{mixed}--\r\n".encode()))
 
 
 _CONTENT_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]{1,64}/[A-Za-z0-9!#$&^_.+-]{1,64}$")

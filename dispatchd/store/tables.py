@@ -338,6 +338,7 @@ class CallBooking(SQLModel, table=True):
     uid: str = Field(unique=True)
     state: str = Field(index=True)
     duration_minutes: int
+    attend: str                 # who must attend: "assignee", "queue" or staff names, comma-separated
     client_zone: str
     offered: str = ""           # ISO instants (UTC) in the order shown, comma-separated
     refused: str = ""           # instants offered before and turned down ("none of these")

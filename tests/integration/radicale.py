@@ -51,9 +51,10 @@ filesystem_folder = {self.root / 'collections'}
 [logging]
 level = warning
 """)
-        self.process = subprocess.Popen([sys.executable, "-m", "radicale", "--config", str(self.root / "config")],
-                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=open(self.root / "radicale.log", "wb"), start_new_session=True)
+        with open(self.root / "radicale.log", "ab") as log:
+            self.process = subprocess.Popen([sys.executable, "-m", "radicale", "--config", str(self.root / "config")],
+                                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+                                            start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -66,8 +67,19 @@ level = warning
         self.stop()
         raise RuntimeError(f"radicale did not answer on 127.0.0.1:{self.port}")
 
+    def pause(self) -> None:
+        """Stop answering (the process ends, the collections stay): a calendar server that is down."""
+        self._end_process()
+
+    def resume(self) -> Radicale:
+        return self.start()
+
     def stop(self) -> None:
         """Stop the server we started, by its pid, and remove its collections."""
+        self._end_process()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def _end_process(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -76,7 +88,6 @@ level = warning
                 self.process.kill()
                 self.process.wait(timeout=10)
         self.process = None
-        shutil.rmtree(self.root, ignore_errors=True)
 
     def client(self) -> DAVClient:
         return DAVClient(url=self.url, username=USER, password=PASSWORD, enable_rfc6764=False)

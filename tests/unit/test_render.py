@@ -40,7 +40,11 @@ def context(**overrides: object) -> dict[str, object]:
         client_claim="claims to be Acme (sender not on Acme's list)",
         due_reasons="5 business days", headline="Started", moved=True, changes=["assigned to Ana"], now_yours=True,
         command="start", meaning="", followers=["carol@acme.test"], added_by="bob@acme.test",
-        follower=False, message="", signed_by="Ana", files=[])
+        follower=False, message="", signed_by="Ana", files=[],
+        lines=["Tuesday 8 December, 15:00–15:45", "Wednesday 9 December, 10:00–10:45"], minutes=45,
+        zone_label="Europe/Berlin (CET, UTC+01:00)", note="", example="Tuesday 15:00",
+        when="Tuesday 8 December, 15:00–15:45", summary="Call about request #42", link="https://meet.test/42",
+        people=["Morgan", "bob@acme.test"], cancelled=False, updated=False, rescheduling=False, for_client=True)
     values.update(_digest_values())
     values.update(overrides)
     return values
