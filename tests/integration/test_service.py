@@ -197,3 +197,7 @@ def test_wheel_ships_rules_templates_and_example(tmp_path: Path) -> None:
     located = subprocess.run([sys.executable, "-c", "import dispatchd.defaults as d; print(d.default_dir('rules'))"],
                              cwd=outside, env=env, capture_output=True, text=True)
     assert located.stdout.strip().startswith(str(tmp_path / "site"))
+    site = tmp_path / "site" / "dispatchd"
+    for shipped in ("_templates/web/_base.html.j2", "_templates/web/requests.html.j2", "_templates/_portal.txt.j2",
+                    "web/static/site.css"):
+        assert (site / shipped).is_file(), f"the wheel lacks {shipped}: the web side would not render"
