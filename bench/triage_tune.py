@@ -53,7 +53,7 @@ def main() -> None:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     directory = Directory(config.clients, config.staff)
-    staff = greetings(config)
+    staff = {} if os.environ.get("NO_GREET") else greetings(config)
     history = []
     for n, past in enumerate(generate(args.history, args.seed) if args.history else []):
         mail = parse_mail(message_bytes(past.sender, past.subject, past.body, None, f"<h{n}@x>", EVAL_START))

@@ -41,6 +41,11 @@ class Example:
         return zlib.crc32(self.key.replace("mail:", "", 1).encode()) % folds
 
     @property
+    def is_mail(self) -> bool:
+        """A whole request (history, or a rules example written out as an email), not a bare phrase."""
+        return self.origin != "rules" or self.key.startswith("rules:mail:")
+
+    @property
     def held_back(self) -> bool:
         """One in five history examples, always the same ones, is never trained on."""
         return self.origin != "rules" and zlib.crc32(self.key.encode()) % 5 == 0
@@ -159,6 +164,7 @@ def cross_validate(examples: Sequence[Example], greetings: Mapping[str, tuple[st
     labels: list[str] = []
     predicted: list[str] = []
     all_logits: list[np.ndarray] = []
+    whole_mail: list[bool] = []
     classes = tuple(sorted({e.label for e in examples}))
     for fold in range(folds):
         train = [e for e in examples if e.fold(folds) != fold]
@@ -170,6 +176,11 @@ def cross_validate(examples: Sequence[Example], greetings: Mapping[str, tuple[st
         labels += fold_labels
         predicted += [model.classes[int(i)] for i in logits.argmax(axis=1)]
         all_logits.append(logits)
+        whole_mail += [e.is_mail for e in test]
     if not labels:
         return Measure(0, 0, {}), 1.0
-    return _measure(labels, predicted), temperature_for(labels, np.vstack(all_logits), classes)
+    # The temperature from whole emails only: a bare word such as "banner" is easy to place, and
+    # calibrated on those the model would be as sure of a vague email as of a clear word.
+    keep = np.array(whole_mail) if any(whole_mail) else np.ones(len(labels), dtype=bool)
+    calibrated = temperature_for([label for label, k in zip(labels, keep) if k], np.vstack(all_logits)[keep], classes)
+    return _measure(labels, predicted), calibrated

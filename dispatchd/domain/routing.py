@@ -130,7 +130,7 @@ class TriageSettings:
     """``[triage]`` settings of the triage model (see ``domain/triage.py``)."""
 
     enabled: bool = True
-    threshold: float = 0.85     # route only at or above this confidence
+    threshold: float = 0.7      # route only at or above this confidence
     margin: float = 0.2         # ... and this far ahead of the second guess (mixed requests wait)
     out_of_scope: tuple[str, ...] = ()  # examples of mail that is no request: it stays in triage
     follow_ups: tuple[str, ...] = ()    # types about earlier work of another type: not "mixed" beside it

@@ -118,10 +118,24 @@ def clean_body(body: str) -> CleanBody:
                 stripped = stripped[found.end():].strip()
                 if not stripped:
                     continue
-        if kept and _SIGN_OFF.match(stripped):
+        if kept and (_SIGN_OFF.match(stripped) or _DISCLAIMER.match(stripped)):
             break
         kept.append(stripped)
+    # The signature without a sign-off: a line that is only a name ("Megan", "T. Kessler",
+    # "Dan Hughes | E-commerce Manager") near the end, and the title and address lines after it.
+    for i in range(max(1, len(kept) - SIGNATURE_LINES), len(kept)):
+        if _NAME_LINE.match(kept[i]):
+            kept = kept[:i]
+            break
     return CleanBody("\n".join(kept), greeted or None)
+
+
+SIGNATURE_LINES = 8
+_NAME = r"(?:[^\W\d_][.]?|[^\W\d_][\w'’.-]*)"
+_NAME_LINE = re.compile(rf"^(?!(?:thanks|thank|danke|hi|hello|hallo|best|cheers|please|bitte|merci|gracias)\b)(?=[^\W\d_])(?:(?-i:[A-ZÄÖÜÉ]){_NAME[3:]}(?:\s+(?:(?-i:[A-ZÄÖÜÉ])[\w'’.-]*|von|van|de|der|du)){{0,3}}"
+                        r"\s*(?:[|·,–—]\s*[^.!?]*)?$", re.IGNORECASE)
+_DISCLAIMER = re.compile(r"^(?:this (?:e-?mail|message) (?:and any attachments )?(?:may contain|contains|is confidential)"
+                         r"|diese e-?mail (?:enthält|kann)|confidentiality notice|disclaimer\b)", re.IGNORECASE)
 
 
 # A full stop after these ends no sentence ("ca. 300 words", "z.B.", "p. 4").

@@ -71,7 +71,7 @@ def test_the_model_learns_routes_suggests_and_learns_from_the_reviewer(deploymen
     assert "We filed this as a Design request: Spring sale" in body(confirmation)
 
     # A vague one: triage, with the model's suggestions and the one-word replies in the reviewer's email.
-    vague = deliver_one(d, "Quick one", "Hi,\nCan you sort out the Zorblax onboarding kit for the new cohort?\n\nBob")
+    vague = deliver_one(d, "Quick one", "Hi,\nCan you sort out the Zorblax kit for the new cohort?\n\nBob")
     assert (vague.queue, vague.status, vague.type) == ("triage", "received", None)
     notice = d.received_by("morgan@agency.test")[-1]
     assert f"[#{vague.id}]" in notice["Subject"]
@@ -88,7 +88,7 @@ def test_the_model_learns_routes_suggests_and_learns_from_the_reviewer(deploymen
 
     # Retrained, the model routes a similar request by itself.
     assert d.cli("triage", "train") == 0
-    similar = deliver_one(d, "Onboarding", "Hello,\nWe need another Zorblax onboarding kit, this time for the "
+    similar = deliver_one(d, "Onboarding", "Hello,\nWe need another Zorblax kit, this time for the "
                                            "autumn cohort.\n\nBob")
     assert (similar.type, similar.queue) == ("Content", "content")
     assert "by triage model 2" in events(d, similar.id, "routed")[0].detail  # type: ignore[arg-type]

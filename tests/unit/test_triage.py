@@ -36,6 +36,13 @@ def model() -> TriageModel:
     ("New logo please\n-----Original Message-----\nFrom: x", "New logo please", None),
     ("Dear Morgan\nLet's plan Q3.\nBest regards\nSam", "Let's plan Q3.", "morgan"),
     ("", "", None),
+    # A signature without a sign-off: the name line and everything after it.
+    ("Hi!\nThanks to everyone on the campaign.\nDrinks on us!\n\nMegan\n\nMegan Price | Social & Community",
+     "Thanks to everyone on the campaign.\nDrinks on us!", None),
+    ("Hallo Ana,\nbitte den Text kürzen.\nT. Kessler\nGeschäftsführer\nBrauhausgasse 3", "bitte den Text kürzen.", "ana"),
+    ("Please fix the form.\nSarah Lindqvist, Marketing Director\nGlobex", "Please fix the form.", None),
+    ("Two things:\nThanks Ana, this is close!\nSwap the photo.", "Two things:\nThanks Ana, this is close!\nSwap the photo.", None),
+    ("Fix the form.\nThis message may contain confidential information.", "Fix the form.", None),
 ])
 def test_clean_body_keeps_only_the_request(body: str, text: str, greeted: str | None) -> None:
     cleaned = clean_body(body)
