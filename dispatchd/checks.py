@@ -101,6 +101,11 @@ def owner_warnings(config: Config, rulebook: Rulebook) -> list[str]:
     for queue in sorted({prefix + rulebook.triage_queue for prefix in prefixes} - staffed):
         warnings.append(f"triage queue {queue!r}: no [[staff]] works in it; requests that need a person "
                         f"to route them will wait for nobody")
+    covered = {region for person in config.staff for region in person.regions}
+    for client in config.clients:
+        if client.region and client.region not in covered:
+            warnings.append(f"client {client.name}: no [[staff]] covers its region {client.region!r}; its work "
+                            f"goes to backups, the queue's lead or waits (add it to someone's regions)")
     warnings.extend(_client_notice_window(config, rulebook))
     if config.intake.reply_to_unknown_senders == "always":
         warnings.append('[intake] reply_to_unknown_senders = true answers any address, also forged ones '
@@ -209,6 +214,7 @@ class _SamplePerson:
 _SAMPLE_REPORT = {"generated_at": "2026-01-05T08:00:00", "period_days": 30, "requests": 1, "triaged": 0,
                   "parked_mail": 1, "bounced_mail": 1, "quarantined": 1, "prune_runs": 1, "pruned_bytes": 1,
                   "triage_share": 0.0, "triage_colour": "green", "suggestions": [],
+                  "skill_gaps": ["2 open tasks need 'shopify'; nobody has it"], "over_capacity": [],
                   "queues": [{"queue": "content", "colour": "green", "depth": 1, "avg_wait_days": 0.1,
                               "breach_rate": 0.0, "forecast": [],
                               "colours": {"depth": "green", "avg_wait_days": "green", "breach_rate": "green"}}]}

@@ -45,7 +45,7 @@ def load_rulebook(directory: Path, config: Config | None = None) -> Rulebook:
     for path in files:
         doc = load_toml(path)
         root = Reader(doc, doc.data, ())
-        types.extend(_type(r) for r in root.tables("type"))
+        types.extend(_type(r, config) for r in root.tables("type"))
         rules.extend(_rule(r, config) for r in root.tables("rule"))
         escalations.extend(_rule(r, config) for r in root.tables("escalation"))
         for reader in root.tables("queue"):
@@ -139,7 +139,7 @@ def _priority(r: Reader, key: str, default: Priority | None = None) -> Priority 
     return Priority(value) if value else None
 
 
-def _type(r: Reader) -> RequestType:
+def _type(r: Reader, config: Config | None) -> RequestType:
     request_type = RequestType(
         name=r.str("name", "", required=True),
         queue=r.str("queue", "", required=True),
@@ -150,6 +150,8 @@ def _type(r: Reader) -> RequestType:
         examples=r.str_list("examples"),
         vocabulary=r.str_list("vocabulary"),
         booking=_call_spec(r.table_of("booking")) if "booking" in r.table else None,
+        require=_skills(r, "require", config),
+        prefer=r.str_list("prefer"),
     )
     r.refuse_unknown()
     return request_type
@@ -167,6 +169,18 @@ def _call_spec(r: Reader) -> CallSpec | None:
         attend = (attend[0].lower(),)
     r.refuse_unknown()
     return CallSpec(duration, attend)
+
+
+def _skills(r: Reader, key: str, config: Config | None) -> tuple[str, ...]:
+    """Required skills, lower case; with a config, a skill no staff member has is refused here
+    (file and line), since work needing it could never be assigned."""
+    skills = tuple(dict.fromkeys(s.strip().lower() for s in r.str_list(key)))
+    if config is not None:
+        known = {skill for person in config.staff for skill in person.skills}
+        for skill in skills:
+            if skill not in known:
+                r.problem(key, f"no [[staff]] has the skill {skill!r} (add it to someone's skills)")
+    return skills
 
 
 def _triage_model(r: Reader) -> TriageSettings:
@@ -204,6 +218,7 @@ def _rule(r: Reader, config: Config | None) -> Rule:
         queue=then.str("queue"), priority=_priority(then, "priority"),
         raise_priority=_priority(then, "raise_priority"), sla=_sla(then, "sla"),
         assign=then.str("assign"), notify=then.str_list("notify"), notify_client=notify_client,
+        require=_skills(then, "require", config), prefer=then.str_list("prefer"),
     )
     then.refuse_unknown()
     if config is not None:

@@ -17,14 +17,14 @@ from pathlib import Path
 from sqlalchemy.exc import OperationalError
 
 from dispatchd import __version__
-from dispatchd.cli import backlog, integrations, lifecycle, outbox, service, triage, views, web
+from dispatchd.cli import assign, backlog, integrations, lifecycle, outbox, service, triage, views, web
 from dispatchd.cli.common import EXIT_CONFIG, EXIT_SERVER, emit
 from dispatchd.config import load_config
 from dispatchd.errors import ConfigError, DispatchdError, MailServerError
 from dispatchd.logging import configure_logging
 from dispatchd.store.db import close_engines
 
-COMMAND_GROUPS = (service, views, outbox, integrations, backlog, triage, web, lifecycle)
+COMMAND_GROUPS = (service, views, assign, outbox, integrations, backlog, triage, web, lifecycle)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -112,6 +112,10 @@ def _report(args: argparse.Namespace, config: Config) -> int:
           f"triage ({report['triage_share']:.0%}, {report['triage_colour']})")
     for suggestion in report["suggestions"]:
         print(f"suggestion: {suggestion}")
+    for gap in report["skill_gaps"]:
+        print(f"skill gap: {gap}")
+    for person in report["over_capacity"]:
+        print(f"over capacity: {person}")
     if report.get("prune_runs"):
         print(f"retention: {report['prune_runs']} pruning run(s) freed {report['pruned_bytes'] / 1e6:.1f} MB")
     if report["parked_mail"] or report["quarantined"]:

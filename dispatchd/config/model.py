@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date, time, timedelta
 from pathlib import Path
 
+from dispatchd.domain.eligibility import Shift
 from dispatchd.domain.events import EventFilter
 from dispatchd.domain.loops_budget import ReplyLimits
 from dispatchd.oauth import OAuth2Config
@@ -198,6 +199,10 @@ class Client:
     digest_to: tuple[str, ...] = ()
     followers: tuple[str, ...] = ()  # the client's addresses that follow every one of its requests
     timezone: str | None = None  # the zone call times are shown in (default: the [calendar]'s)
+    region: str | None = None  # only staff who cover it take its work
+    language: str | None = None  # a skill all its work needs ("german")
+    owner: str | None = None  # the account manager (a staff name): preferred, and told of its gaps
+    preferred: tuple[str, ...] = ()  # staff names who get its work when loads are equal
 
     def owns_sender(self, address: str) -> bool:
         address = address.lower()
@@ -219,6 +224,11 @@ class Staff:
     wip_limit: int = 3
     away_until: date | None = None
     display_name: str = ""  # what clients read; default: the first name
+    skills: frozenset[str] = frozenset()  # lower case: "shopify", "german", "print"
+    regions: frozenset[str] = frozenset()
+    backup: str | None = None  # a staff name: who takes what this person cannot
+    shift: Shift | None = None  # own working days and hours; None = the agency calendar
+    max_per_day: int | None = None  # new tasks a day, on top of the WIP limit
 
     @property
     def client_name(self) -> str:

@@ -7,7 +7,9 @@ from datetime import date
 from email.utils import parseaddr
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dispatchd.config.model import EMAIL_PATTERN, Client, Config, Queue, Staff
+from dispatchd.config.business_calendar import read_hours, read_weekdays
+from dispatchd.config.model import EMAIL_PATTERN, CalendarConfig, Client, Config, Queue, Staff
+from dispatchd.domain.eligibility import Shift, backup_cycle
 from dispatchd.tomlfile import Reader, TomlFile
 
 ROLES = ("producer", "lead", "manager")
@@ -19,7 +21,9 @@ def read_client(r: Reader) -> Client:
                     contacts=tuple(a.lower() for a in r.str_list("contacts")),
                     digest_to=tuple(a.lower() for a in r.str_list("digest_to")),
                     followers=tuple(a.lower() for a in r.str_list("followers")),
-                    timezone=_zone(r, "timezone"))
+                    timezone=_zone(r, "timezone"),
+                    region=r.str("region"), language=(r.str("language") or "").lower() or None,
+                    owner=r.str("owner"), preferred=r.str_list("preferred"))
     if not client.senders and not client.contacts:
         r.problem("senders", "list at least one address or pattern such as '*@acme.com'")
     for key in ("contacts", "digest_to", "followers"):
@@ -46,7 +50,7 @@ def _zone(r: Reader, key: str) -> str | None:
     return name
 
 
-def read_staff(r: Reader) -> Staff:
+def read_staff(r: Reader, calendar: CalendarConfig) -> Staff:
     away = r.str("away_until")
     away_until = None
     if away:
@@ -57,11 +61,23 @@ def read_staff(r: Reader) -> Staff:
     person = Staff(name=r.str("name", "", required=True), email=r.str("email", "", required=True).lower(),
                    role=r.choice("role", ROLES, "producer"), queues=r.str_list("queues"),
                    wip_limit=r.int("wip_limit", 3, minimum=0, maximum=1000), away_until=away_until,
-                   display_name=r.str("display_name", ""))
+                   display_name=r.str("display_name", ""),
+                   skills=frozenset(k.strip().lower() for k in r.str_list("skills")),
+                   regions=frozenset(r.str_list("regions")), backup=r.str("backup"),
+                   shift=_shift(r, calendar), max_per_day=r.int("max_per_day", None, minimum=1, maximum=1000))
     if person.email and not EMAIL_PATTERN.match(person.email):
         r.problem("email", f"{person.email!r} is not an email address")
     r.refuse_unknown()
     return person
+
+
+def _shift(r: Reader, calendar: CalendarConfig) -> Shift | None:
+    """A part-timer's own ``workdays`` and ``hours`` (either defaults to the agency calendar's)."""
+    if "workdays" not in r.table and "hours" not in r.table:
+        return None
+    days = read_weekdays(r, "workdays", ()) or calendar.workdays
+    start, end = read_hours(r, "hours", None) or (calendar.day_start, calendar.day_end)
+    return Shift(days, start, end)
 
 
 def read_queue(r: Reader) -> Queue:
@@ -85,6 +101,33 @@ def check_people(doc: TomlFile, config: Config) -> None:
     for index, queue in enumerate(config.queues):
         if queue.owner and not config.staff_by_name(queue.owner):
             doc.problem(("queues", index, "owner"), f"no [[staff]] named {queue.owner!r}")
+    check_cover(doc, config)
+
+
+def check_cover(doc: TomlFile, config: Config) -> None:
+    """Backups, owners and preferred people must be staff; backups must not go round in a circle."""
+    for index, person in enumerate(config.staff):
+        if person.backup and config.staff_by_name(person.backup) is None:
+            doc.problem(("staff", index, "backup"), f"no [[staff]] named {person.backup!r}")
+        elif person.backup and person.backup.lower() == person.name.lower():
+            doc.problem(("staff", index, "backup"), f"{person.name} cannot be their own backup")
+    backups = {p.name.lower(): p.backup.lower() for p in config.staff
+               if p.backup and config.staff_by_name(p.backup) and p.backup.lower() != p.name.lower()}
+    cycle = backup_cycle(backups)
+    if cycle:
+        index = next(i for i, p in enumerate(config.staff) if p.name.lower() == cycle[0])
+        names = [config.staff_by_name(n).name for n in cycle]  # type: ignore[union-attr]
+        doc.problem(("staff", index, "backup"),
+                    f"backups go round in a circle: {' -> '.join([*names, names[0]])}; someone must end it")
+    skills = {skill for person in config.staff for skill in person.skills}
+    for index, client in enumerate(config.clients):
+        if client.language and client.language not in skills:
+            doc.problem(("clients", index, "language"),
+                        f"no [[staff]] has {client.language!r} in their skills; its work could never be assigned")
+        for key, names in (("owner", (client.owner,) if client.owner else ()), ("preferred", client.preferred)):
+            for name in names:
+                if config.staff_by_name(name) is None:
+                    doc.problem(("clients", index, key), f"no [[staff]] named {name!r}")
 
 
 def check_loops(doc: TomlFile, config: Config) -> None:

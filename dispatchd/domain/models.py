@@ -145,3 +145,5 @@ class RouteDecision:
     notify_client: bool = True
     reasons: tuple[str, ...] = field(default_factory=tuple)
     triage: bool = False
+    require: tuple[str, ...] = ()  # skills whoever takes it must have (types' and rules' `require`)
+    prefer: tuple[str, ...] = ()   # staff names or skills that win when loads are equal

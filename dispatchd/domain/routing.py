@@ -34,6 +34,8 @@ class RequestType:
     examples: tuple[str, ...] = ()  # requests in plain words: what the triage model learns on day one
     vocabulary: tuple[str, ...] = ()  # words and short phrases that point to this type
     booking: CallSpec | None = None  # requests of this type need a call: proposed times are mailed
+    require: tuple[str, ...] = ()  # skills (lower case) whoever does this type needs
+    prefer: tuple[str, ...] = ()   # staff names or skills preferred for it
 
     def labels(self) -> set[str]:
         return {normalise_label(self.name), *(normalise_label(a) for a in self.aliases)}
@@ -91,6 +93,8 @@ class Action:
     assign: str | None = None
     notify: tuple[str, ...] = ()
     notify_client: bool | None = None
+    require: tuple[str, ...] = ()
+    prefer: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -201,8 +205,11 @@ def route(request: Request, rulebook: Rulebook) -> RouteDecision:
                    f"{request_type.priority}, {request_type.sla}"]
         if request.priority and request.priority != request_type.priority:
             reasons.append(f"subject tag [{request.priority}]")
+        if request_type.require:
+            reasons.append(f"type {request_type.name} needs {', '.join(request_type.require)}")
         decision = RouteDecision(queue=request_type.queue, priority=priority,
-                                 sla=request_type.sla, reasons=tuple(reasons))
+                                 sla=request_type.sla, reasons=tuple(reasons),
+                                 require=request_type.require, prefer=request_type.prefer)
     sla_from_rule = False
     for rule in rulebook.rules:
         why = rule.when.explain_match(request)
@@ -242,6 +249,12 @@ def _apply(decision: RouteDecision, action: Action) -> tuple[RouteDecision, str]
     if action.notify:
         updates["notify"] = tuple(dict.fromkeys((*decision.notify, *action.notify)))
         changes.append(f"notify {', '.join(action.notify)}")
+    if action.require:
+        updates["require"] = tuple(dict.fromkeys((*decision.require, *action.require)))
+        changes.append(f"needs {', '.join(action.require)}")
+    if action.prefer:
+        updates["prefer"] = tuple(dict.fromkeys((*decision.prefer, *action.prefer)))
+        changes.append(f"prefers {', '.join(action.prefer)}")
     if action.notify_client is not None:
         updates["notify_client"] = action.notify_client
         changes.append("confirm to client" if action.notify_client else "no confirmation to client")

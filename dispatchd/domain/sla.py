@@ -305,3 +305,9 @@ def is_open(moment: datetime, calendar: BusinessCalendar) -> bool:
     local = moment.astimezone(calendar.zone)
     return (calendar.closed_reason(local.date()) is None
             and calendar.day_start <= local.time() < calendar.day_end)
+
+
+def next_opening(moment: datetime, calendar: BusinessCalendar) -> datetime:
+    """``moment`` itself inside working hours, else when the agency next opens (aware, local)."""
+    local = moment.astimezone(calendar.zone)
+    return _localise(_next_open(local.replace(tzinfo=None), calendar, []), calendar.zone)

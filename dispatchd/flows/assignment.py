@@ -1,20 +1,26 @@
-"""Who gets work: WIP limits, absences and each queue's strategy (manual, round robin,
-least loaded, pull), and the order work is taken in (priority, due date, then FIFO or LIFO)."""
+"""Who gets work: the facts eligibility needs (loads, absences, who works when) looked up in one
+go, handed to ``domain/eligibility.choose``; what ``next`` offers; the order work is taken in
+(priority, due date, then FIFO or LIFO)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from collections.abc import Iterable, Iterator
+from datetime import datetime, time, timezone
+from typing import Any
 
 from sqlalchemy import bindparam
 from sqlmodel import Session, col, func, select
 
 from dispatchd.clock import as_utc
-from dispatchd.config import Config, Staff
-from dispatchd.domain.models import Status
+from dispatchd.config import Client, Config, Staff
+from dispatchd.domain.eligibility import Assignment, Candidate, Needs, choose, gaps
+from dispatchd.domain.models import RouteDecision, Status
 from dispatchd.domain.routing import QueuePolicy
-from dispatchd.store.tables import StaffAway, Task
+from dispatchd.domain.sla import BusinessCalendar, next_opening
+from dispatchd.store.tables import StaffAway, Task, TaskEvent
 
 ACTIVE = (Status.QUEUED.value, Status.IN_PROGRESS.value, Status.IN_REVIEW.value, Status.REVISIONS_NEEDED.value)
+_PREFER = " | prefer: "
 
 
 def active_count(session: Session, email: str) -> int:
@@ -46,6 +52,105 @@ def away_among(session: Session, people: list[Staff], now: datetime) -> set[str]
 _AWAY_UNTIL = select(StaffAway.email, StaffAway.until).where(
     col(StaffAway.email).in_(bindparam("emails", expanding=True)))
 
+_GIVEN_SINCE = select(Task.assignee, func.count()).where(
+    col(Task.assignee).in_(bindparam("emails", expanding=True)), col(Task.assigned_at) >= bindparam("since")) \
+    .group_by(Task.assignee)
+
+
+def needs_text(decision: RouteDecision) -> str:
+    """What the rules asked of the assignee, as stored on the task ("shopify | prefer: Ben")."""
+    text = " ".join(decision.require)
+    return text + (_PREFER + ", ".join(decision.prefer) if decision.prefer else "")
+
+
+def task_needs(needs: str, client_name: str | None, config: Config) -> Needs:
+    """The stored needs of a task plus what its client asks (language, region, owner, preferred)."""
+    return _needs(needs, next((c for c in config.clients if c.name == client_name), None) if client_name else None)
+
+
+def _needs(needs: str, client: Client | None) -> Needs:
+    skills, _, prefer = needs.partition(_PREFER)
+    wanted = {s for s in skills.split() if s}
+    preferred = [p.strip() for p in prefer.split(",") if p.strip()]
+    if client is not None:
+        if client.language:
+            wanted.add(client.language)
+        preferred.extend((*client.preferred, *((client.owner,) if client.owner else ())))
+    return Needs(frozenset(wanted), client.region if client else None, tuple(dict.fromkeys(preferred)))
+
+
+def candidates(session: Session, config: Config, queue: str, now: datetime, calendar: BusinessCalendar,
+               exclude: tuple[str, ...] = ()) -> dict[str, Candidate]:
+    """The queue's members, the backups they lean on and the queue's leads, as assignment sees
+    them now, by lower-case name. Three small queries over an index, for these people only,
+    whatever the number of open tasks."""
+    people = [p for p in _concerned(config, queue) if p.email not in exclude]
+    emails = [p.email for p in people]
+    loads = active_counts(session, emails)
+    away = away_among(session, people, now)
+    capped = [p.email for p in people if p.max_per_day is not None]
+    local = now.astimezone(calendar.zone)
+    today: dict[str, int] = {}
+    if capped:
+        midnight = datetime.combine(local.date(), time(0), tzinfo=calendar.zone).astimezone(timezone.utc)
+        today = dict(session.execute(_GIVEN_SINCE, {"emails": capped, "since": midnight}).all())
+    opening = next_opening(now, calendar)
+    return {p.name.lower(): Candidate(
+        name=p.name, email=p.email, skills=p.skills, regions=p.regions, load=loads[p.email],
+        wip_limit=p.wip_limit, given_today=today.get(p.email, 0), max_per_day=p.max_per_day,
+        away=p.email in away, working=p.shift is None or p.shift.on_duty(local, opening), backup=p.backup,
+        in_queue=queue in p.queues) for p in people}
+
+
+def _concerned(config: Config, queue: str) -> list[Staff]:
+    """Who may be asked for work in ``queue``: its members, down their chains of backups, and
+    its leads (config order)."""
+    by_name = {p.name.lower(): p for p in config.staff}
+    wanted = {p.name.lower() for p in config.staff if queue in p.queues}
+    wanted |= {o.name.lower() for o in config.queue_owners(queue)}
+    frontier = list(wanted)
+    while frontier:
+        person = by_name.get(frontier.pop())
+        if person is not None and person.backup and person.backup.lower() not in wanted:
+            wanted.add(person.backup.lower())
+            frontier.append(person.backup.lower())
+    return [p for p in config.staff if p.name.lower() in wanted]
+
+
+def assign(session: Session, queue: str, policy: QueuePolicy, needs: Needs, config: Config, now: datetime,
+           calendar: BusinessCalendar, exclude: tuple[str, ...] = ()) -> Assignment:
+    """Who the queue gives new work to, why, and who else was considered (``domain/eligibility``)."""
+    staff = candidates(session, config, queue, now, calendar, exclude)
+    members = [c for c in staff.values() if c.in_queue]
+    owners = [o for o in config.queue_owners(queue) if o.role in ("lead", "manager")]
+    lead = staff.get(owners[0].name.lower()) if owners else None
+    last = _last_assignee(session, queue) if policy.strategy == "round_robin" else None
+    return choose(queue, policy.strategy, members, needs, last, staff, lead)
+
+
+def _last_assignee(session: Session, queue: str) -> str | None:
+    """Who in ``queue`` was given work last: by the time it was given (an index on queue and
+    assigned_at), or, for work assigned before that was recorded, by the newest task."""
+    last = session.execute(_LAST_GIVEN, {"queue": queue}).scalar()
+    return last if last is not None else session.execute(_LAST_ASSIGNEE, {"queue": queue}).scalar()
+
+
+_LAST_GIVEN = select(Task.assignee).where(Task.queue == bindparam("queue"), col(Task.assigned_at).is_not(None),
+                                          col(Task.assignee).is_not(None)) \
+    .order_by(col(Task.assigned_at).desc(), col(Task.id).desc()).limit(1)
+
+
+def pick_assignee(session: Session, queue: str, policy: QueuePolicy, config: Config, now: datetime,
+                  calendar: BusinessCalendar, needs: Needs = Needs(),
+                  exclude: tuple[str, ...] = ()) -> tuple[str | None, str]:
+    """The member the queue's strategy gives new work to, and why (or why nobody)."""
+    chosen = assign(session, queue, policy, needs, config, now, calendar, exclude)
+    return chosen.assignee, chosen.reason
+
+
+_LAST_ASSIGNEE = select(Task.assignee).where(Task.queue == bindparam("queue"), col(Task.assignee).is_not(None)) \
+    .order_by(col(Task.id).desc()).limit(1)
+
 
 def wip_refusal(session: Session, email: str, config: Config) -> str | None:
     """Why ``email`` may not take more work now, or None."""
@@ -58,40 +163,68 @@ def wip_refusal(session: Session, email: str, config: Config) -> str | None:
     return None
 
 
-def pick_assignee(session: Session, queue: str, policy: QueuePolicy, config: Config, now: datetime,
-                  exclude: tuple[str, ...] = ()) -> tuple[str | None, str]:
-    """The member the queue's strategy gives new work to, and why (or why nobody)."""
-    if policy.strategy in ("manual", "pull"):
-        return None, f"queue {queue} is {policy.strategy}"
-    members = [s for s in config.staff if queue in s.queues and s.email not in exclude]
-    loads = active_counts(session, [s.email for s in members])
-    away = away_among(session, members, now)
-    available = [s for s in members if s.email not in away and loads[s.email] < s.wip_limit]
-    if not available:
-        return None, f"queue {queue} at capacity: all {len(members)} members are busy or away"
-    if policy.strategy == "least_loaded":
-        chosen = min(available, key=lambda s: (loads[s.email], members.index(s)))
-        return chosen.email, f"least loaded in {queue}"
-    last = session.execute(_LAST_ASSIGNEE, {"queue": queue}).scalar()
-    order = [s.email for s in members]
-    start = order.index(last) + 1 if last in order else 0
-    rotation = order[start:] + order[:start]
-    chosen_email = next(e for e in rotation if any(s.email == e for s in available))
-    return chosen_email, f"round robin in {queue}"
+def skill_refusal(task: Task, person: Staff, config: Config) -> str | None:
+    """Why ``person`` cannot do ``task`` (a skill or region they lack), or None."""
+    missing = gaps(Candidate(person.name, person.email, person.skills, person.regions),
+                   task_needs(task.needs, task.client, config))
+    return f"task #{task.id} needs what you do not have: {'; '.join(missing)}" if missing else None
 
 
-_LAST_ASSIGNEE = select(Task.assignee).where(Task.queue == bindparam("queue"), col(Task.assignee).is_not(None)) \
-    .order_by(col(Task.id).desc()).limit(1)
+def next_task(session: Session, queues: tuple[str, ...], policies: dict[str, QueuePolicy],
+              person: Staff | None = None, config: Config | None = None) -> Task | None:
+    """The highest-ranked unassigned task in ``queues`` (priority, due date, then FIFO or LIFO)
+    that ``person`` has the skills, language and region for. The database ranks by priority and
+    due date; rows are read in that order only until one fits (the order within equal ones
+    depends on each queue's FIFO or LIFO)."""
+    able = Candidate(person.name, person.email, person.skills, person.regions) if person else None
+    clients = {c.name: c for c in config.clients} if config else {}
+    # Core, not ORM, execution: the ORM would buffer every waiting row before the first is read.
+    result = session.connection().execute(_WAITING, {"queues": list(queues)})
+    group: list = []  # type: ignore[type-arg]
+    for row in _then_none(result):
+        if group and (row is None or (row.priority, row.due_at) != (group[0].priority, group[0].due_at)):
+            for waiting in sorted(group, key=lambda r: -r.id if _lifo(policies, r.queue) else r.id):
+                if able is None or not gaps(able, _needs(waiting.needs, clients.get(waiting.client or ""))):
+                    result.close()
+                    return session.get(Task, waiting.id)
+            group = []
+        if row is not None:
+            group.append(row)
+    return None
 
 
-def next_task(session: Session, queues: tuple[str, ...], policies: dict[str, QueuePolicy]) -> Task | None:
-    """The highest-ranked unassigned task in ``queues``: priority, due date, then FIFO (or LIFO)."""
-    candidates = session.exec(select(Task).where(
-        col(Task.queue).in_(queues), col(Task.assignee).is_(None),
-        col(Task.status).in_((Status.QUEUED.value, Status.REVISIONS_NEEDED.value)))).all()
+_WAITING = select(Task.id, Task.queue, Task.priority, Task.due_at, Task.needs, Task.client).where(
+    col(Task.queue).in_(bindparam("queues", expanding=True)), col(Task.assignee).is_(None),
+    col(Task.status).in_((Status.QUEUED.value, Status.REVISIONS_NEEDED.value))) \
+    .order_by(col(Task.priority), col(Task.due_at))  # ix_task_waiting: read in order, no sort
 
-    def rank(task: Task) -> tuple[str, datetime, int]:
-        lifo = policies.get(task.queue, QueuePolicy(task.queue)).order == "lifo"
-        due = as_utc(task.due_at) or datetime.max.replace(tzinfo=timezone.utc)
-        return task.priority, due, -(task.id or 0) if lifo else (task.id or 0)
-    return min(candidates, key=rank, default=None)
+
+def _then_none(rows: Iterable[Any]) -> Iterator[Any]:
+    yield from rows
+    yield None
+
+
+def _lifo(policies: dict[str, QueuePolicy], queue: str) -> bool:
+    return policies.get(queue, QueuePolicy(queue)).order == "lifo"
+
+
+def explain_assignment(session: Session, task: Task, config: Config, policies: dict[str, QueuePolicy],
+                       now: datetime, calendar: BusinessCalendar) -> dict[str, object]:
+    """For ``dispatchd explain-assign``: what the task needs, who was considered just now and
+    why each could or could not take it, who the queue would give it to, and what the audit
+    log says happened when it was assigned."""
+    needs = task_needs(task.needs, task.client, config)
+    policy = policies.get(task.queue, QueuePolicy(task.queue))
+    chosen = assign(session, task.queue, policy, needs, config, now, calendar)
+    history = session.exec(select(TaskEvent).where(
+        TaskEvent.task_id == task.id, col(TaskEvent.kind).in_(("routed", "redispatched", "assigned", "rerouted")))
+        .order_by(col(TaskEvent.id))).all()
+    return {
+        "task": task.id, "queue": task.queue, "strategy": policy.strategy, "assignee": task.assignee,
+        "needs": {"skills": sorted(needs.skills), "region": needs.region, "prefer": list(needs.prefer)},
+        "considered": [{"name": v.name, "email": v.email, "eligible": v.eligible, "why": v.why}
+                       for v in chosen.considered],
+        "now": {"assignee": chosen.assignee, "step": chosen.step, "reason": chosen.reason},
+        "history": [{"at": as_utc(e.at).isoformat(), "kind": e.kind, "actor": e.actor,  # type: ignore[union-attr]
+                     "detail": e.detail} for e in history],
+    }

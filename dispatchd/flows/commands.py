@@ -31,7 +31,7 @@ from dispatchd.domain.routing import route
 from dispatchd.domain.sla import BusinessCalendar, due_at, parse_sla
 from dispatchd.domain.slots import CallSpec, parse_duration
 from dispatchd.domain.states import Refusal, apply
-from dispatchd.flows.assignment import wip_refusal
+from dispatchd.flows.assignment import needs_text, wip_refusal
 from dispatchd.flows.calls import want_call
 from dispatchd.flows.followers import add_followers, followers_of, remove_follower
 from dispatchd.flows.notices import NoticeContext, TaskChange, change_notices
@@ -103,7 +103,7 @@ def _move(ctx: CommandContext, task: Task, command: Command, action: str | None 
     if isinstance(outcome, Refusal):
         return Result(False, str(outcome))
     if action == "start" and not task.assignee and ctx.actor.role != "client":
-        task.assignee = ctx.actor.email
+        task.assignee, task.assigned_at = ctx.actor.email, ctx.now
     if action == "review":
         task.producer = task.assignee or ctx.actor.email
     if action == "revise":
@@ -141,7 +141,7 @@ def _take(ctx: CommandContext, task: Task, command: Command) -> Result:
 def _give(ctx: CommandContext, task: Task, email: str, text: str, headline: str) -> Result:
     previous = task.assignee
     ctx.change_of(task).assigned(email, text)
-    task.assignee = email
+    task.assignee, task.assigned_at = email, ctx.now
     ctx.event(task, "assigned", f"{previous or 'nobody'} -> {email}")
     return Result(True, text, headline)
 
@@ -212,13 +212,14 @@ def _reroute(ctx: CommandContext, task: Task, command: Command) -> Result:
                           description=task.description, body="", subject=task.subject)
         decision = route(request, book)
         task.client, task.type = client, type_name
+        task.needs = needs_text(decision)
         if not decision.triage:
             task.queue, task.priority = decision.queue, decision.priority.value
             _reschedule(ctx, task, decision.sla)
             person = ctx.config.staff_by_name(decision.assignee) if decision.assignee else None
             if person is not None and person.email != task.assignee:
                 change.assigned(person.email, f"assigned to {person.name} by the rules")
-                task.assignee = person.email
+                task.assignee, task.assigned_at = person.email, ctx.now
         reasons = [f"routed by {ctx.actor.email}", *decision.reasons]
     if command.name in ("type", "queue"):
         mark_corrected(ctx.session, task.id)  # type: ignore[arg-type]  # a label the triage model learns from

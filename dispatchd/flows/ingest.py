@@ -24,10 +24,11 @@ from dispatchd.domain.delivery import deliverable_files
 from dispatchd.domain.intake import read_request
 from dispatchd.domain.loops import automation_reason
 from dispatchd.domain.loops_budget import body_fingerprint
-from dispatchd.domain.models import Disposition, InboundMail, RawMail, RouteDecision, Status
+from dispatchd.domain.eligibility import Assignment
+from dispatchd.domain.models import Disposition, InboundMail, RawMail, Request, RouteDecision, Status
 from dispatchd.domain.routing import route, with_queue_prefix
 from dispatchd.domain.sla import due_at, parse_sla
-from dispatchd.flows.assignment import pick_assignee
+from dispatchd.flows.assignment import assign, needs_text, task_needs
 from dispatchd.flows.attachments import store_attachments
 from dispatchd.flows.bounces import handle_bounce
 from dispatchd.flows.calls import record_calendar_answer, want_call
@@ -173,13 +174,16 @@ def ingest_unrecorded(session: Session, raw: RawMail, digest: str, deps: IntakeD
     return _new_task(session, row, mail, deps, mailbox)
 
 
-def _assignee(session: Session, decision: RouteDecision, deps: IntakeDeps, now: datetime) -> tuple[str | None, str]:
+def _assignee(session: Session, decision: RouteDecision, request: Request, deps: IntakeDeps,
+              now: datetime) -> Assignment:
     if decision.assignee:
         person = deps.config.staff_by_name(decision.assignee)
-        return (person.email if person else None), f"assigned by rule to {decision.assignee}"
+        return Assignment(person.email if person else None, f"assigned by rule to {decision.assignee}", "rule")
     if decision.triage:
-        return None, "waits for a person to route it"
-    return pick_assignee(session, decision.queue, deps.rulebook.queue_policy(decision.queue), deps.config, now)
+        return Assignment(None, "waits for a person to route it", "manual")
+    needs = task_needs(needs_text(decision), request.client, deps.config)
+    return assign(session, decision.queue, deps.rulebook.queue_policy(decision.queue), needs, deps.config, now,
+                  deps.calendar)
 
 
 def _new_task(session: Session, row: MessageRecord, mail: InboundMail, deps: IntakeDeps,
@@ -190,7 +194,8 @@ def _new_task(session: Session, row: MessageRecord, mail: InboundMail, deps: Int
     request = classified.request if classified else request
     decision = with_queue_prefix(with_verdict(route(request, deps.rulebook), classified), mailbox.queue_prefix)
     due = due_at(now, parse_sla(decision.sla), deps.calendar)
-    assignee_email, assign_reason = _assignee(session, decision, deps, now)
+    chosen = _assignee(session, decision, request, deps, now)
+    assignee_email, assign_reason = chosen.assignee, chosen.reason
     status = Status.RECEIVED if decision.triage else Status.QUEUED
     task = Task(
         client=request.client, type=request.type, queue=decision.queue, priority=decision.priority.value,
@@ -198,6 +203,7 @@ def _new_task(session: Session, row: MessageRecord, mail: InboundMail, deps: Int
         sender=mail.sender, sender_name=mail.sender_name[:200],
         assignee=assignee_email, sla=decision.sla, due_at=due.at,
         due_explanation=due.explanation, message_id=mail.message_id, tags=" ".join(request.tags),
+        needs=needs_text(decision), assigned_at=now if assignee_email else None,
         created_at=now, updated_at=now, mailbox=mailbox.name, claimed_client=request.claimed_client)
     # A plain INSERT, like the message's record: nothing in this transaction changes the task.
     task.id = row.task_id = queries.insert_row(session, Task, task)
@@ -215,7 +221,7 @@ def _new_task(session: Session, row: MessageRecord, mail: InboundMail, deps: Int
                                             classified.verdict if classified else None, followers)
                if n.kind != "client-format-help" or queries.take_daily_quota(
                    session, "format-help", n.to[0], now, deps.config.intake.format_help_per_day)]
-    if "at capacity" in assign_reason:
+    if chosen.step == "nobody":
         notices.extend(capacity_notices(task, assign_reason, deps.notices))
     kind = None if decision.triage else deps.rulebook.find_type(task.type)
     call = kind.booking if kind is not None else None

@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 
 from dispatchd.domain.models import Status
 from dispatchd.domain.sla import counted_seconds, parse_sla, target_seconds
-from dispatchd.flows.assignment import is_away, pick_assignee
+from dispatchd.flows.assignment import assign, is_away, task_needs
 from dispatchd.flows.history import events_of, last_activity
 from dispatchd.flows.ingest import IntakeDeps
 from dispatchd.flows.notices import redispatch_notices
@@ -35,9 +35,12 @@ def redispatch(deps: IntakeDeps) -> Counter[str]:
                 continue
             policy = deps.rulebook.queue_policy(task.queue)
             previous = task.assignee or ""
-            successor, how = pick_assignee(session, task.queue, policy, deps.config, now, exclude=(previous,))
+            # The same eligibility as new work: skills, region, language, hours, limits, backups.
+            needs = task_needs(task.needs, task.client, deps.config)
+            chosen = assign(session, task.queue, policy, needs, deps.config, now, deps.calendar, exclude=(previous,))
+            successor, how = chosen.assignee, chosen.reason
             source = task.status
-            task.assignee = successor
+            task.assignee, task.assigned_at = successor, now if successor else None
             if successor is None and task.status == Status.IN_PROGRESS.value:
                 task.status = Status.QUEUED.value
             task.updated_at = now

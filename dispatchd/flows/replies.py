@@ -244,9 +244,12 @@ def apply_command(ctx: CommandContext, task: Task | None, command: Command) -> R
 
 def _next(mail: InboundMail, ctx: CommandContext) -> str:
     full = wip_refusal(ctx.session, ctx.actor.email, ctx.config)
-    task = None if full else next_task(ctx.session, ctx.actor.queues, ctx.notices_ctx.rulebook.queues)
+    person = ctx.config.staff_by_email(ctx.actor.email)
+    task = None if full else next_task(ctx.session, ctx.actor.queues, ctx.notices_ctx.rulebook.queues, person,
+                                       ctx.config)
     if task is None:
-        text = full or f"nothing unassigned in {', '.join(ctx.actor.queues) or 'your queues'}"
+        text = full or f"nothing unassigned in {', '.join(ctx.actor.queues) or 'your queues'} that you have the " \
+                       "skills, language and region for"
         ctx.notices.append(results_reply(mail, None, [("next", False, text)], False, ctx.notices_ctx))
         return f"next: {text}"
     result = COMMANDS["take"](ctx, task, Command("take", "", task.id, "next"))

@@ -22,6 +22,7 @@ from dispatchd.flows.assignment import away_among
 from dispatchd.flows.history import events_of
 from dispatchd.flows.ingest import IntakeDeps
 from dispatchd.flows.retention import freed_since
+from dispatchd.flows.staffing import over_capacity, skill_gaps
 from dispatchd.store.tables import InboundMessage, Outbox, Task, TaskEvent
 
 CLOSED = (Status.CLOSED.value, Status.CANCELLED.value)
@@ -54,6 +55,8 @@ class HealthReport:
     quarantined: int = 0
     pruned_bytes: int = 0   # freed by [retention] pruning in the period
     prune_runs: int = 0
+    skill_gaps: list[str] = field(default_factory=list)  # flows/staffing.py
+    over_capacity: list[str] = field(default_factory=list)
 
 
 def health_report(deps: IntakeDeps, period_days: int = 30) -> HealthReport:
@@ -70,6 +73,7 @@ def health_report(deps: IntakeDeps, period_days: int = 30) -> HealthReport:
             Outbox.status == "bounced", Outbox.created_at >= since)).one()
         quarantined = session.exec(select(func.count()).select_from(InboundMessage).where(
             InboundMessage.disposition == "quarantined")).one()
+        gaps, over = skill_gaps(session, deps.config, now), over_capacity(session, deps.config, now, deps.calendar)
     pruned_bytes, prune_runs = freed_since(deps.engine, since)
     triaged = [t for t in recent if any(e.kind == "triaged" for e in history[t.id])]  # type: ignore[index]
     share = len(triaged) / len(recent) if recent else 0.0
@@ -77,7 +81,8 @@ def health_report(deps: IntakeDeps, period_days: int = 30) -> HealthReport:
         generated_at=now.isoformat(), period_days=period_days, queues=health, requests=len(recent),
         triaged=len(triaged), triage_share=share, triage_colour="green" if share < 0.10 else "red",
         suggestions=missing_categories(triaged, history, deps), parked_mail=parked, bounced_mail=bounced,
-        quarantined=quarantined, pruned_bytes=pruned_bytes, prune_runs=prune_runs)
+        quarantined=quarantined, pruned_bytes=pruned_bytes, prune_runs=prune_runs, skill_gaps=gaps,
+        over_capacity=over)
 
 
 def _queue(session: Session, queue: str, tasks: list[Task], history: dict[int, list[TaskEvent]],

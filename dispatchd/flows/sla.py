@@ -178,7 +178,8 @@ def _escalate(session: Session, task: Task, deps: IntakeDeps, now: datetime) -> 
     task.priority = after.priority.value
     if after.assignee:
         person = deps.config.staff_by_name(after.assignee)
-        task.assignee = person.email if person else task.assignee
+        if person is not None and person.email != task.assignee:
+            task.assignee, task.assigned_at = person.email, now
     session.add(task)
     queries.add_event(session, task, now, "dispatchd", "escalated", "\n".join(after.reasons))
     return after.notify

@@ -86,6 +86,11 @@ MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
         "CREATE INDEX IF NOT EXISTS ix_inbound_raw_sha256 ON inbound_message (raw_sha256)",
         "CREATE INDEX IF NOT EXISTS ix_attachment_sha256 ON attachment (sha256)"),
     _create_tables(tables.CallBooking, tables.CallAttendee),  # 20: calls booked by email (issue 17)
+    _add_column("task", "needs", "VARCHAR NOT NULL DEFAULT ''"),  # 21: skills a task needs of its assignee
+    _add_column("task", "assigned_at", "TIMESTAMP"),  # 22: when the assignee got it (max_per_day)
+    _statements(  # 23: round robin asks who in a queue was given work last; `next` reads work in rank order
+        "CREATE INDEX IF NOT EXISTS ix_task_queue_assigned ON task (queue, assigned_at)",
+        "CREATE INDEX IF NOT EXISTS ix_task_waiting ON task (assignee, priority, due_at)"),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

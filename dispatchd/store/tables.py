@@ -15,7 +15,10 @@ class Meta(SQLModel, table=True):
 
 class Task(SQLModel, table=True):
     # Assignment counts each member's active tasks for every new task.
-    __table_args__ = (Index("ix_task_assignee_status", "assignee", "status"),)
+    # Round robin asks who in a queue was given work last; `next` reads unassigned work in rank order.
+    __table_args__ = (Index("ix_task_assignee_status", "assignee", "status"),
+                      Index("ix_task_queue_assigned", "queue", "assigned_at"),
+                      Index("ix_task_waiting", "assignee", "priority", "due_at"))
     id: int | None = Field(default=None, primary_key=True)
     client: str | None = Field(default=None, index=True)
     type: str | None = None
@@ -39,6 +42,11 @@ class Task(SQLModel, table=True):
     # The client the subject named when the sender is not on that client's list: shown to
     # whoever triages ("claims to be Acme"), never used to decide who sees the task.
     claimed_client: str | None = None
+    # What the rules ask of whoever takes it: required skills and preferences, written
+    # "shopify wordpress | prefer: Ben" ("" = nothing special); the client's language and
+    # region are read from config when it is assigned.
+    needs: str = ""
+    assigned_at: datetime | None = None  # when the current assignee got it (for max_per_day)
 
 
 class TaskEvent(SQLModel, table=True):

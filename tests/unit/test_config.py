@@ -110,6 +110,23 @@ def test_password_file_relative_to_config(tmp_path: Path) -> None:
     ('[intake]\nreply_to_malformd = true\n', ":9: intake.reply_to_malformd: unknown key"),
     ('connections = 0\n', ":8: smtp.connections: must be between 1 and 20, not 0"),
     ('[[queues]]\nname = "triage"\nowner = "Nobody"\n', ":10: queues[0].owner: no [[staff]] named 'Nobody'"),
+    # issue 16: who covers for whom must be staff, and the chain must end somewhere
+    ('[[staff]]\nname = "A"\nemail = "a@agency.test"\nbackup = "Zed"\n', ":11: staff[0].backup: no [[staff]] named 'Zed'"),
+    ('[[staff]]\nname = "A"\nemail = "a@agency.test"\nbackup = "a"\n', ":11: staff[0].backup: A cannot be their own"),
+    ('[[staff]]\nname = "A"\nemail = "a@agency.test"\nbackup = "B"\n[[staff]]\nname = "B"\nemail = "b@agency.test"\n'
+     'backup = "C"\n[[staff]]\nname = "C"\nemail = "c@agency.test"\nbackup = "A"\n',
+     ":11: staff[0].backup: backups go round in a circle: A -> B -> C -> A; someone must end it"),
+    ('[[staff]]\nname = "A"\nemail = "a@agency.test"\nhours = "13:00-09:00"\n',
+     ":11: staff[0].hours: '13:00-09:00' is not a valid opening time range"),
+    ('[[staff]]\nname = "A"\nemail = "a@agency.test"\nworkdays = ["mon", "funday"]\n',
+     ":11: staff[0].workdays: unknown weekday 'funday'"),
+    ('[[staff]]\nname = "A"\nemail = "a@agency.test"\nmax_per_day = 0\n', ":11: staff[0].max_per_day: must be between 1"),
+    ('[[clients]]\nname = "Kunde"\nsenders = ["*@kunde.test"]\nlanguage = "German"\n',
+     ":11: clients[0].language: no [[staff]] has 'german' in their skills"),
+    ('[[clients]]\nname = "X"\nsenders = ["*@x.test"]\nowner = "Zed"\npreferred = ["Yan"]\n',
+     ":11: clients[0].owner: no [[staff]] named 'Zed'"),
+    ('[[clients]]\nname = "X"\nsenders = ["*@x.test"]\npreferred = ["Yan"]\n',
+     ":11: clients[0].preferred: no [[staff]] named 'Yan'"),
 ])
 def test_refusals_name_file_line_key_and_reason(tmp_path: Path, secrets: None, addition: str, expected: str) -> None:
     found = problems(tmp_path, BASE + addition)
@@ -270,3 +287,36 @@ queues = ["design"]
     assert hook.kind == "webhook" and hook.target() == "http://127.0.0.1:5678/webhook/x"
     assert hook.filter.queues == ("design",) and hook.concurrency == 4 and hook.max_attempts == 12
     assert len(hook.filter.events) == 10
+
+
+def test_skills_regions_hours_of_staff_and_what_clients_ask(tmp_path: Path, secrets: None) -> None:
+    config = load_config(write(tmp_path, BASE + """\
+[calendar]
+hours = "08:00-16:00"
+[[staff]]
+name = "Ana"
+email = "ana@agency.test"
+skills = ["Shopify", "german"]
+regions = ["DACH"]
+backup = "Ben"
+workdays = ["mon", "tue", "wednesday"]
+max_per_day = 4
+[[staff]]
+name = "Ben"
+email = "ben@agency.test"
+hours = "09:00-13:00"
+[[clients]]
+name = "Kunde"
+senders = ["*@kunde.test"]
+region = "DACH"
+language = "German"
+owner = "Ben"
+preferred = ["Ana"]
+"""))
+    ana, ben = config.staff
+    assert (ana.skills, ana.regions, ana.backup, ana.max_per_day) == (
+        frozenset({"shopify", "german"}), frozenset({"DACH"}), "Ben", 4)
+    assert str(ana.shift) == "Mon, Tue, Wed 08:00-16:00", "days of her own, the agency's hours"
+    assert str(ben.shift) == "Mon, Tue, Wed, Thu, Fri 09:00-13:00", "hours of his own, the agency's days"
+    kunde = config.clients[0]
+    assert (kunde.region, kunde.language, kunde.owner, kunde.preferred) == ("DACH", "german", "Ben", ("Ana",))

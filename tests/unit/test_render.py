@@ -57,6 +57,7 @@ def _digest_values() -> dict[str, object]:
     report = {"generated_at": "2026-11-26T08:00:00", "period_days": 30, "requests": 10, "triaged": 1,
               "parked_mail": 2, "bounced_mail": 1, "quarantined": 0, "prune_runs": 1, "pruned_bytes": 2500000,
               "triage_share": 0.1, "triage_colour": "red", "suggestions": ["add alias"],
+              "skill_gaps": [], "over_capacity": ["Ben: 5 active tasks, WIP limit 3"],
               "queues": [{"queue": "content", "colour": "green", "depth": 1, "avg_wait_days": 0.5, "breach_rate": 0.0,
                           "colours": {"depth": "green", "avg_wait_days": "green", "breach_rate": "green"},
                           "forecast": [{"task_id": 42, "late_by_hours": 3.0}]}]}

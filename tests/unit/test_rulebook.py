@@ -60,3 +60,25 @@ def test_file_order_does_not_matter(tmp_path: Path) -> None:
 def test_unknown_statuses_are_refused(tmp_path: Path, text: str, expected: str) -> None:
     found = refused(tmp_path, TYPE + text)
     assert any(expected.replace(":2:", f":{TYPE.count(chr(10)) + 2}:") in p for p in found), found
+
+
+def test_a_required_skill_nobody_has_is_refused_with_file_and_line(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from dispatchd.config.model import Staff
+    from tests.conftest import write_config
+    from dispatchd.config import load_config
+
+    config = load_config(write_config(tmp_path, mailbox="requests@agency.test"))
+    config = replace(config, staff=(*config.staff, Staff("Sho", "sho@agency.test", skills=frozenset({"shopify"}))))
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "rules.toml").write_text(TYPE + 'require = ["Shopify"]\n[[rule]]\nname = "print"\n'
+                                      'when = { keywords = ["print"] }\nthen = { require = ["print"], prefer = ["Sho"] }\n')
+    with pytest.raises(ConfigError) as caught:
+        load_rulebook(rules, config)
+    assert [str(p) for p in caught.value.problems] == [
+        f"{rules / 'rules.toml'}:9: rule[0].then.require: no [[staff]] has the skill 'print' (add it to someone's skills)"]
+    (rules / "rules.toml").write_text(TYPE + 'require = ["Shopify"]\nprefer = ["Sho"]\n')
+    book = load_rulebook(rules, config)
+    assert (book.types[0].require, book.types[0].prefer) == (("shopify",), ("Sho",))
