@@ -24,7 +24,7 @@ from dispatchd.flows.intake_deps import IntakeDeps
 from dispatchd.flows.labels import PRIORITY_LABELS, STATUS_LABELS, assignee_label, due_label, queue_label
 from dispatchd.mail.parse import parse_mail
 from dispatchd.store import portal as store
-from dispatchd.store.tables import Task
+from dispatchd.store.tables import Attachment, InboundMessage, Task
 
 PAGE_SIZE = 50
 _OPEN = frozenset(s.value for s in Status) - {Status.CLOSED.value, Status.CANCELLED.value}
@@ -54,10 +54,18 @@ class MailView:
 
 
 @dataclass(frozen=True)
+class FileView:
+    id: int
+    filename: str
+    size: int
+
+
+@dataclass(frozen=True)
 class RequestPage:
     request: RequestRow
     timeline: list[TimelineEntry]
     mails: list[MailView]
+    files: list[FileView]  # what the client's own messages brought (internal files stay inside)
     can_confirm: bool  # delivered: accept it or ask for a revision
     can_comment: bool
 
@@ -91,6 +99,8 @@ def client_request(deps: IntakeDeps, client: Client, task_id: int) -> RequestPag
         events = store.task_events(session, task_id)
         inbound = store.inbound_of_task(session, task_id)
         outbox = store.outbox_of_task(session, task_id)
+        files = [FileView(a.id or 0, a.filename, a.size) for a, sender in store.files_of_task(session, task_id)
+                 if client.may_receive(sender)]
         row = _row(task, deps)
     timeline = client_timeline(
         [EventRow(as_utc(e.at) or e.at, e.actor, e.kind, e.detail, e.from_status, e.to_status) for e in events],
@@ -100,8 +110,24 @@ def client_request(deps: IntakeDeps, client: Client, task_id: int) -> RequestPag
              *(_outgoing(o.created_at, o.recipients, o.subject, o.raw) for o in outbox
                if o.recipients and all(client.may_receive(r) for r in o.recipients.split(",")))]
     mails.sort(key=lambda m: m.at)
-    return RequestPage(row, timeline, mails, can_confirm=task.status == Status.DELIVERED.value,
+    return RequestPage(row, timeline, mails, files, can_confirm=task.status == Status.DELIVERED.value,
                        can_comment=task.status in _OPEN)
+
+
+def client_file(deps: IntakeDeps, client: Client, attachment_id: int) -> tuple[str, bytes] | None:
+    """The name and bytes of a file ``client`` sent us (on one of their tasks); None otherwise."""
+    with Session(deps.engine) as session:
+        attachment = session.get(Attachment, attachment_id)
+        task = session.get(Task, attachment.task_id) if attachment is not None else None
+        if attachment is None or task is None or task.client != client.name:
+            return None
+        inbound = session.get(InboundMessage, attachment.inbound_id)
+        if inbound is None or not client.may_receive(inbound.sender):
+            return None
+    try:
+        return attachment.filename, deps.blobs.get(attachment.sha256)
+    except OSError:
+        return None  # pruned by [retention]
 
 
 def _incoming(at: datetime, sender: str, subject: str, digest: str, deps: IntakeDeps) -> MailView:

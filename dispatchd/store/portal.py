@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, text
 from sqlmodel import Session, col, select
 
-from dispatchd.store.tables import InboundMessage, Outbox, Task, TaskEvent
+from dispatchd.store.tables import Attachment, InboundMessage, Outbox, Task, TaskEvent
 
 
 def client_tasks(session: Session, client: str, limit: int, before: int | None = None) -> list[Task]:
@@ -48,3 +48,11 @@ def next_uid(session: Session, account: str, folder: str, uidvalidity: int) -> i
         text("SELECT MAX(uid) FROM inbound_message WHERE account = :a AND folder = :f AND uidvalidity = :v"),
         {"a": account, "f": folder, "v": uidvalidity}).scalar()
     return int(last or 0) + 1
+
+
+def files_of_task(session: Session, task_id: int) -> list[tuple[Attachment, str]]:
+    """The task's stored attachments, each with the sender of the message that brought it."""
+    rows = session.exec(select(Attachment, InboundMessage.sender)
+                        .join(InboundMessage, col(InboundMessage.id) == col(Attachment.inbound_id))
+                        .where(Attachment.task_id == task_id).order_by(col(Attachment.id))).all()
+    return [(attachment, sender) for attachment, sender in rows]

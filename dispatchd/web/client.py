@@ -20,10 +20,11 @@ from sqlmodel import Session
 from dispatchd.domain.links import LinkState
 from dispatchd.domain.models import MailAttachment
 from dispatchd.flows.client_actions import RequestForm, client_act, send_fresh_link, submit_request
-from dispatchd.flows.client_portal import client_request, client_requests
+from dispatchd.flows.client_portal import client_file, client_request, client_requests
 from dispatchd.flows.labels import STATUS_LABELS
 from dispatchd.flows.portal import OpenedLink, open_link
 from dispatchd.web.app import Web
+from dispatchd.web.files import download
 
 _LINK_WORDS = {
     LinkState.EXPIRED: "This link has expired.",
@@ -65,6 +66,15 @@ def routes(web: Web) -> list[BaseRoute]:
         return web.page(request, "request", status=status, client=link.client.name, page=page, result=result,
                         status_labels=STATUS_LABELS,
                         token=request.path_params["token"], key=secrets.token_urlsafe(16))
+
+    def file(request: Request) -> Response:
+        link = opened(request)
+        if not link.valid:
+            return refused(request, link)
+        found = client_file(web.deps, link.client, request.path_params["file_id"])
+        if found is None:
+            raise HTTPException(404, "There is no such file among yours.")
+        return download(*found)
 
     def act(request: Request, form: FormData) -> Response:
         link = opened(request)
@@ -123,6 +133,7 @@ def routes(web: Web) -> list[BaseRoute]:
         Route("/c/{token}", requests, name="client_requests"),
         Route("/c/{token}/r/{task_id:int}", one_request, name="client_request"),
         web.form("/c/{token}/r/{task_id:int}", act, name="client_act"),
+        Route("/c/{token}/files/{file_id:int}", file, name="client_file"),
         Route("/c/{token}/new", new_form, name="client_new"),
         web.form("/c/{token}/new", submit, name="client_submit"),
         web.form("/c/{token}/renew", renew, name="client_renew"),

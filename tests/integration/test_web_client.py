@@ -206,3 +206,26 @@ def test_an_expired_link_sends_a_fresh_one_that_opens(site: Site, http: httpx.Cl
     assert http.get(_path(fresh)).status_code == 200
     tampered = _tampered(old)
     assert http.post(f"{tampered}/renew", data=fields).status_code == 403, "only genuine links renew"
+
+
+def test_files_download_as_files_and_only_to_their_client(site: Site, http: httpx.Client) -> None:
+    bob = _path(site.link_in(site.mails_to("bob@acme.test")[0]))
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', http.get(f"{bob}/new").text))
+    evil = b"<html><script>fetch('/c/').then(r => r.text())</script></html>"
+    sent = http.post(f"{bob}/new", data={**fields, "type": "Design", "description": "Banner with a page"},
+                     files=[("files", ("évil page.html", evil, "text/html")), ("files", ("logo.svg", b"<svg/>", "image/svg+xml"))])
+    task_id = int(re.search(r"request\s+<a href=\"[^\"]+\">#(\d+)", sent.text).group(1))  # type: ignore[union-attr]
+    page = http.get(f"{bob}/r/{task_id}").text
+    links = re.findall(r'href="(/c/[^"]+/files/\d+)">([^<]+)<', page)
+    assert [name for _, name in links] == ["évil page.html", "logo.svg"]
+    response = http.get(links[0][0])
+    assert response.status_code == 200 and response.content == evil
+    assert response.headers["content-type"] == "application/octet-stream"
+    assert response.headers["content-disposition"].startswith('attachment; filename="_vil page.html"')
+    assert "filename*=UTF-8''%C3%A9vil%20page.html" in response.headers["content-disposition"]
+    assert response.headers["content-security-policy"].startswith("sandbox")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    file_path = links[0][0].rpartition("/files/")[2]
+    gina = _path(site.link_in(site.mails_to("gina@globex.test")[0]))
+    assert http.get(f"{gina}/files/{file_path}").status_code == 404, "another client's link gets nothing"
+    assert http.get(f"{_tampered(bob)}/files/{file_path}").status_code == 403
