@@ -52,15 +52,22 @@ def book_calls(deps: IntakeDeps) -> Counter[str]:
         due = [call.id for call in calls_due(session, deps.clock.now())]
     try:
         for call_id in due:
-            for _ in range(MAX_STEPS):
-                outcome = _step(call_id, deps, deps.calendars)  # type: ignore[arg-type]
-                counts[outcome] += 1
-                if outcome not in ("claimed", "withdrawn", "taken", "busy_since_offered"):
-                    break
+            counts.update(advance_call(call_id, deps))  # type: ignore[arg-type]
     finally:
         deps.calendars.close()
     counts["reminded"] += send_reminders(deps)
     return +counts
+
+
+def advance_call(call_id: int, deps: IntakeDeps) -> list[str]:
+    """Take one call as far as it goes now (e.g. picked → claimed → booked); the steps' outcomes."""
+    assert deps.calendars is not None
+    outcomes = []
+    for _ in range(MAX_STEPS):
+        outcomes.append(_step(call_id, deps, deps.calendars))
+        if outcomes[-1] not in ("claimed", "withdrawn", "taken", "busy_since_offered"):
+            break
+    return outcomes
 
 
 def _step(call_id: int, deps: IntakeDeps, calendars: CalendarServer) -> str:

@@ -127,16 +127,21 @@ def _withdraw(session: Session, call: CallBooking, task: Task, kind: str, mail: 
 
 def record_calendar_answer(session: Session, mail: InboundMail, answer: CalendarAnswer, now: datetime) -> int | None:
     """An attendee's Accept/Decline (``METHOD:REPLY``): kept on the call's task, never answered.
-    Returns the task's id, or None when the call is unknown."""
+    Only an invited attendee's own answer changes their recorded answer; one sent by anybody
+    else is noted as such. Returns the task's id, or None when the call is unknown."""
     call = call_by_uid(session, answer.uid)
     task = session.get(Task, call.task_id) if call is not None else None
     if call is None or task is None:
         return None
-    who = answer.attendee or mail.sender
-    for attendee in attendees_of(session, call.id):  # type: ignore[arg-type]
-        if attendee.address == who:
-            attendee.partstat, attendee.answered_at = answer.partstat, now
-            session.add(attendee)
+    who = answer.attendee
+    invited = next((a for a in attendees_of(session, call.id) if a.address == who), None)  # type: ignore[arg-type]
+    if invited is None or mail.sender.lower() != who:
+        queries.add_event(session, task, now, mail.sender or "unknown", "call_answer_ignored",
+                          f"{answer.partstat.lower()} for {who or 'nobody'}, sent by {mail.sender or 'nobody'}: "
+                          "not an invited attendee's own answer", mail.message_id)
+        return task.id
+    invited.partstat, invited.answered_at = answer.partstat, now
+    session.add(invited)
     queries.add_event(session, task, now, who, "call_answer", f"{answer.partstat.lower()} (sequence {answer.sequence})",
                       mail.message_id)
     log.info("call.answered", task_id=task.id, message_id=mail.message_id, partstat=answer.partstat)

@@ -23,6 +23,7 @@ from dispatchd.clock import FrozenClock, as_utc
 from dispatchd.config import load_config
 from dispatchd.daemon import Daemon, build_deps, build_outbox
 from dispatchd.devservers import Dovecot, SmtpCapture
+from dispatchd.flows import booking as booking_flow
 from dispatchd.flows.booking import book_calls
 from dispatchd.flows.ingest import IntakeDeps
 from dispatchd.sending import SendLoop
@@ -81,16 +82,28 @@ Ben = "{radicale.calendar_url(f"ben-{calendar}")}"
 """
 
 
+def _deployment(path: Path, dovecot: Dovecot, smtp: SmtpCapture, radicale: Radicale, calendar_name: str,
+                database_url: str | None = None) -> Deployment:
+    user = f"requests-calls{next(_calendars)}@agency.test"
+    write_config(path, dovecot.port, smtp.port, mailbox=user, database_url=database_url or "sqlite:///dispatchd.db",
+                 extra=booking_table(radicale, calendar_name, 'timezone = "America/New_York"'))
+    deployment = Deployment(path, dovecot, smtp, user, database_url)
+    deployment.calendar = calendar_name  # type: ignore[attr-defined]
+    return deployment
+
+
 @pytest.fixture
 def calls(tmp_path: Path, dovecot: Dovecot, smtp: SmtpCapture, radicale: Radicale, calendar_name: str,
           monkeypatch: pytest.MonkeyPatch) -> Deployment:
     monkeypatch.setenv("DISPATCHD_TEST_CALDAV", PASSWORD)
-    user = f"requests-calls{next(_calendars)}@agency.test"
-    write_config(tmp_path, dovecot.port, smtp.port, mailbox=user,
-                 extra=booking_table(radicale, calendar_name, 'timezone = "America/New_York"'))
-    deployment = Deployment(tmp_path, dovecot, smtp, user)
-    deployment.calendar = calendar_name  # type: ignore[attr-defined]
-    return deployment
+    return _deployment(tmp_path, dovecot, smtp, radicale, calendar_name)
+
+
+@pytest.fixture
+def calls_on_postgres(tmp_path: Path, dovecot: Dovecot, smtp: SmtpCapture, radicale: Radicale, calendar_name: str,
+                      monkeypatch: pytest.MonkeyPatch, postgres_url: str) -> Deployment:
+    monkeypatch.setenv("DISPATCHD_TEST_CALDAV", PASSWORD)
+    return _deployment(tmp_path, dovecot, smtp, radicale, calendar_name, postgres_url)
 
 
 def run(deployment: Deployment, clock: FrozenClock, *, job: bool = True) -> IntakeDeps:
@@ -100,8 +113,13 @@ def run(deployment: Deployment, clock: FrozenClock, *, job: bool = True) -> Inta
     if job:
         book_calls(deps)
     asyncio.run(build_outbox(deps).drain())
-    deps.engine.dispose()
+    close(deps)
     return deps
+
+
+def close(deps: IntakeDeps) -> None:
+    deps.coordinator.close()
+    deps.engine.dispose()
 
 
 def reply_to(deployment: Deployment, message: email.message.EmailMessage, body: str, sender: str = CLIENT) -> None:
@@ -204,6 +222,14 @@ def test_strategy_request_to_booked_call_reminder_and_reschedule(calls: Deployme
         ian = session.exec(select(CallAttendee).where(CallAttendee.address == "ian@initech.test")).one()
         assert ian.partstat == "ACCEPTED"
     assert call_row(calls).state == "booked"
+    # A forged answer (Morgan's address in it, sent by someone else) changes nothing.
+    calls.deliver(accept_mail(call.uid, MORGAN, calls.user, sender="mallory@evil.test", partstat="DECLINED"))
+    run(calls, clock)
+    assert len(calls.smtp.messages) == sent
+    assert len(events_of(calls, "call_answer_ignored")) == 1
+    with calls.session() as session:
+        morgan = session.exec(select(CallAttendee).where(CallAttendee.address == MORGAN)).one()
+        assert morgan.partstat == "NEEDS-ACTION"
 
     # "reschedule": CANCEL with the same UID and a higher SEQUENCE, the event leaves the calendar,
     # new times follow; picking one sends a new REQUEST, higher again.
@@ -226,20 +252,45 @@ def test_strategy_request_to_booked_call_reminder_and_reschedule(calls: Deployme
     assert len(starts_in(radicale, calendar, call.uid)) == 1
 
 
-def accept_mail(uid: str, attendee: str, intake: str) -> bytes:
+def accept_mail(uid: str, attendee: str, intake: str, sender: str | None = None, partstat: str = "ACCEPTED") -> bytes:
     message = email.message.EmailMessage()
-    message["From"], message["To"] = attendee, intake
+    message["From"], message["To"] = sender or attendee, intake
     message["Subject"] = "Accepted: Call about request #1"
-    message["Message-ID"] = f"<accept.{uid}>"
+    message["Message-ID"] = f"<{partstat}.{attendee}.{uid}>"
     message.set_content("Ian has accepted this invitation.")
     ics = (f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Google Inc//Google Calendar//EN\r\nMETHOD:REPLY\r\n"
            f"BEGIN:VEVENT\r\nUID:{uid}\r\nSEQUENCE:0\r\nDTSTAMP:20261207T100000Z\r\n"
-           f"ATTENDEE;PARTSTAT=ACCEPTED;CN=Ian:mailto:{attendee}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+           f"ATTENDEE;PARTSTAT={partstat};CN=Ian:mailto:{attendee}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
     message.add_alternative(ics, subtype="calendar", params={"method": "REPLY"})
     return message.as_bytes()
 
 
-def test_two_picks_of_one_time_book_it_once(calls: Deployment, radicale: Radicale) -> None:
+def test_two_picks_of_one_time_book_it_once(calls: Deployment, radicale: Radicale,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    two_picks_of_one_time(calls, radicale, monkeypatch)
+
+
+def test_two_picks_of_one_time_book_it_once_on_postgresql(calls_on_postgres: Deployment, radicale: Radicale,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two instances on one PostgreSQL: the advisory lock per attendee serialises the claims."""
+    two_picks_of_one_time(calls_on_postgres, radicale, monkeypatch)
+
+
+def two_picks_of_one_time(calls: Deployment, radicale: Radicale, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both claims read who holds the time before either writes, unless something keeps them
+    apart: each claim waits (up to 2 s) for the other right after its read. With the lock the
+    second never gets to its read while the first waits, so it sees the first one's claim."""
+    real_held_times = booking_flow.held_times
+    both_read = threading.Barrier(2)
+
+    def held_times_then_wait(*args: object, **kwargs: object) -> object:
+        found = real_held_times(*args, **kwargs)  # type: ignore[arg-type]
+        try:
+            both_read.wait(timeout=2)
+        except threading.BrokenBarrierError:
+            pass
+        return found
+
     clock = FrozenClock(MONDAY)
     calls.deliver(make_mail("[Acme] - Strategy - Pricing review"),
                   make_mail("[Initech] - Strategy - Market entry", sender="ian@initech.test"))
@@ -251,16 +302,24 @@ def test_two_picks_of_one_time_book_it_once(calls: Deployment, radicale: Radical
     reply_to(calls, offers[0], "option 2")
     reply_to(calls, offers[1], "2", sender="ian@initech.test")
     run(calls, clock, job=False)
-    # Two booking runs at once, as two instances would: the claim decides, not the timing.
+    # The two calls taken on at once, as two instances would: the claim decides, not the timing.
     instances = [build_deps(load_config(calls.config), clock=clock) for _ in range(2)]
-    runs = [threading.Thread(target=book_calls, args=(deps,)) for deps in instances]
+    monkeypatch.setattr(booking_flow, "held_times", held_times_then_wait)
+    outcomes: list[list[str]] = []
+    runs = [threading.Thread(target=lambda r=row, d=deps: outcomes.append(booking_flow.advance_call(r.id, d)))
+            for row, deps in zip(rows, instances)]
     for thread in runs:
         thread.start()
     for thread in runs:
         thread.join()
+    # Decided at the claim (the calendar's own re-check would catch it later, not first).
+    assert sorted(o[0] for o in outcomes) == ["claimed", "taken"], outcomes
+    monkeypatch.setattr(booking_flow, "held_times", real_held_times)
+    for deps in instances:
+        book_calls(deps)  # the one that lost gets its fresh times
     asyncio.run(build_outbox(instances[0]).drain())
     for deps in instances:
-        deps.engine.dispose()
+        close(deps)
     with calls.session() as session:
         states = sorted(r.state for r in session.exec(select(CallBooking)).all())
     assert states == ["booked", "proposed"], "one booking, the other got fresh options"
