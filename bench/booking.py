@@ -109,9 +109,11 @@ Morgan = "{radicale.calendar_url('morgan')}"
             booked = book_calls(deps)
             book_time = time.perf_counter() - started
             deps.engine.dispose()
-            print(f"servers: {calls} calls, a calendar with {len(meetings)} meetings in the month: propose "
-                  f"{propose_time / calls * 1000:.0f} ms a call ({dict(proposed)}); book "
-                  f"{book_time / calls * 1000:.0f} ms a call ({dict(booked)})")
+            # Everyone was offered the same five times (one calendar, one clock): five win them, the
+            # rest find theirs taken and get fresh times in the same run.
+            print(f"servers: {calls} calls, a calendar with {len(meetings)} meetings in the month: proposing "
+                  f"{propose_time / calls * 1000:.0f} ms a call ({dict(proposed)}); the {calls} picks "
+                  f"{book_time:.2f} s in all, {book_time / calls * 1000:.0f} ms a pick ({dict(booked)})")
         finally:
             radicale.stop()
             smtp.stop()
