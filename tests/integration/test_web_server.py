@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.integration.conftest import Deployment, stop_process
 from tests.integration.webtools import PHONE, free_port, screenshot, serving, web_table
 
@@ -45,3 +47,38 @@ def test_a_page_at_phone_width(deployment: Deployment, browser: object, tmp_path
         inner = browser.execute_script("return window.innerWidth")  # type: ignore[attr-defined]
         assert width <= inner, "nothing wider than the phone's screen"
         assert screenshot(browser, tmp_path / "screenshots", "home-phone").stat().st_size > 1000
+
+
+def test_rotating_the_generated_secret_ends_every_link(deployment: Deployment,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from datetime import timedelta
+
+    from sqlmodel import Session
+
+    from dispatchd.config import load_config
+    from dispatchd.daemon import build_deps
+    from dispatchd.domain.links import LinkState, sign_link
+    from dispatchd.flows.portal import open_link
+
+    deployment.config.write_text(deployment.config.read_text() + web_table(free_port()))
+
+    def state(token: str) -> LinkState:
+        deps = build_deps(load_config(deployment.config))
+        try:
+            with Session(deps.engine) as session:
+                return open_link(session, deps.config, deps.web_secret, token, deps.clock.now()).state
+        finally:
+            deps.engine.dispose()
+
+    first = build_deps(load_config(deployment.config))
+    token = sign_link(first.web_secret, "Acme", "bob@acme.test", first.clock.now(), timedelta(days=1))
+    first.engine.dispose()
+    assert state(token) is LinkState.VALID, "the generated secret is kept: the next start signs alike"
+    assert deployment.cli("web", "rotate") == 0
+    assert state(token) is LinkState.INVALID
+    secret = deployment.path / "web.secret"
+    secret.write_text("configured\n")
+    deployment.config.write_text(deployment.config.read_text() + 'secret_file = "web.secret"\n')
+    capsys.readouterr()
+    assert deployment.cli("web", "rotate") == 2
+    assert "comes from" in capsys.readouterr().err, "a configured secret is changed where it is configured"
