@@ -1,4 +1,5 @@
-"""Data that lasts and data that goes: ``backup``, ``verify-backup``, ``restore``, ``prune``."""
+"""Data that lasts and data that goes: ``backup``, ``verify-backup``, ``restore``, ``prune``, ``forget``,
+``export``."""
 
 from __future__ import annotations
 
@@ -38,6 +39,20 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     prune.add_argument("--dry-run", action="store_true", help="count what would go, change nothing")
     prune.add_argument("--json", action="store_true")
     prune.set_defaults(handler=_prune, read_only=True)
+    forget = sub.add_parser("forget", parents=[common], help="erase a person's (or a client's people's) personal data",
+                            description="erase an address's personal data (or, given a client's name, that of "
+                                        "every address its tasks came from): address, names, bodies, attachments, "
+                                        "raw mail; keeps dates, types, queues and SLA outcomes under a pseudonym")
+    forget.add_argument("who", metavar="ADDRESS|CLIENT")
+    forget.add_argument("--dry-run", action="store_true", help="count the rows it would change, change nothing")
+    forget.add_argument("--json", action="store_true")
+    forget.set_defaults(handler=_forget, read_only=True)
+    export = sub.add_parser("export", parents=[common], help="a person's data as JSON and .eml (access requests)",
+                            description="write everything kept about ADDRESS into a directory: person.json, "
+                                        "mail/*.eml, attachments/")
+    export.add_argument("address")
+    export.add_argument("--out", type=Path, help="directory to write (default: ./export-ADDRESS)")
+    export.set_defaults(handler=_export, read_only=True)
 
 
 def _backup(args: argparse.Namespace, config: Config) -> int:
@@ -120,4 +135,57 @@ def _prune(args: argparse.Namespace, config: Config) -> int:
         print(f"{report.blobs_removed} blob file(s) removed, {report.bytes_freed / 1e6:.1f} MB freed"
               + (f"; {report.blobs_waiting} wait for the next run (stored again moments ago)"
                  if report.blobs_waiting else ""), file=sys.stderr)
+    return 0
+
+
+def _forget(args: argparse.Namespace, config: Config) -> int:
+    from dispatchd.clock import SystemClock
+    from dispatchd.flows.erasure import addresses_of, erasure_secret, forget
+    from dispatchd.store.blobs import BlobStore
+
+    database = engine(config)
+    addresses = addresses_of(database, args.who)
+    if not addresses:
+        print(f"dispatchd: nothing recorded from {args.who!r} (an address, or a client with tasks)", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    secret, blobs, now = erasure_secret(database), BlobStore(config.data_dir / "blobs"), SystemClock().now()
+    done = [forget(database, blobs, address, secret, now, args.dry_run, config.retention.batch) for address in addresses]
+    if args.json:
+        emit([{"address": e.address, "pseudonym": e.pseudonym, "tasks": e.tasks, "rows": dict(e.rows),
+               "blobs_removed": e.blobs_removed, "blobs_waiting": e.blobs_waiting, "wal_emptied": e.wal_emptied,
+               "dry_run": args.dry_run} for e in done], True)
+        return 0
+    for erasure in done:
+        verb = "would erase" if args.dry_run else "erased"
+        rows = ", ".join(f"{table} {count}" for table, count in sorted(erasure.rows.items()) if count)
+        print(f"{erasure.address} -> {erasure.pseudonym}: {verb} {erasure.tasks} task(s); rows: {rows or 'none'}")
+        if not args.dry_run:
+            print(f"  {erasure.blobs_removed} blob file(s) removed"
+                  + (f", {erasure.blobs_waiting} stored moments ago: removed by the next prune or forget"
+                     if erasure.blobs_waiting else ""))
+            if erasure.wal_emptied is False:
+                print("  the WAL is still in use: its old pages are overwritten at the next checkpoint", file=sys.stderr)
+    if not args.dry_run:
+        print("Backups made earlier still hold this data until they are rotated out ([backup] keep); "
+              "addresses in config.toml ([[clients]] senders, contacts) are yours to remove.", file=sys.stderr)
+        if not config.database_url.startswith("sqlite"):
+            print("PostgreSQL keeps old row versions until VACUUM: run VACUUM on the database.", file=sys.stderr)
+    return 0
+
+
+def _export(args: argparse.Namespace, config: Config) -> int:
+    from dispatchd.clock import SystemClock
+    from dispatchd.flows.export import export
+    from dispatchd.store.blobs import BlobStore
+
+    directory = args.out or Path(f"export-{args.address.strip().lower()}")
+    if directory.exists() and any(directory.iterdir()):
+        print(f"dispatchd: {directory} is not empty", file=sys.stderr)
+        return EXIT_CONFIG
+    done = export(engine(config), BlobStore(config.data_dir / "blobs"), args.address, directory, SystemClock().now())
+    if not any(done.rows.values()):
+        print(f"dispatchd: nothing recorded about {args.address}", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    rows = ", ".join(f"{table} {count}" for table, count in sorted(done.rows.items()) if count)
+    print(f"{directory}: person.json ({rows}), {done.emails} email(s), {done.files} attachment(s)")
     return 0

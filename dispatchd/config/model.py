@@ -160,7 +160,7 @@ class RetentionConfig:
     closed_tasks: timedelta | None = None   # done/cancelled tasks with everything recorded about them
     quarantine: timedelta | None = None     # quarantined messages (their .eml)
     outbox_sent: timedelta | None = None    # the bytes of sent mail (the row stays: replies match it)
-    batch: int = 500                        # rows per transaction: no long lock
+    batch: int = 500                        # rows per transaction (pruning, erasure): no long lock
 
     @property
     def anything(self) -> bool:

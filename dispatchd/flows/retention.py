@@ -149,9 +149,12 @@ def prune(engine: Engine, blobs: BlobStore, retention: RetentionConfig, now: dat
 
 
 def prune_job(deps: IntakeDeps) -> Counter[str]:
-    """The nightly prune; nothing while every period is "never"."""
+    """The nightly prune; while every period is "never", only the blob files an erasure left
+    for later (stored again moments before it) are removed."""
     if not deps.config.retention.anything:
-        return Counter()
+        with deps.blobs.maintenance():
+            removed, freed, _waiting = remove_released_blobs(deps.engine, deps.blobs)
+        return Counter({"blobs_removed": removed, "bytes_freed": freed} if removed else {})
     report = prune(deps.engine, deps.blobs, deps.config.retention, deps.clock.now())
     return Counter({**report.counts, "blobs_removed": report.blobs_removed, "bytes_freed": report.bytes_freed})
 

@@ -100,3 +100,33 @@ def test_sigkill_mid_prune_then_rerun_finishes(tmp_path: Path) -> None:
     assert not any(p for p in blobs.glob("??/*")), "every blob released by either run is gone"
     assert query(database, "SELECT count(*) FROM blob_release") == [(0,)]
     assert query(database, "SELECT count(*) FROM task") == [(total,)]
+
+
+def test_sigkill_mid_forget_then_rerun_finishes(tmp_path: Path) -> None:
+    total = 280  # person0 … person6: 40 requests each
+    populate(tmp_path, total, '[retention]\nbatch = 10\n')
+    database, blobs = tmp_path / "dispatchd.db", tmp_path / "data" / "blobs"
+    statistics = "SELECT type, queue, status, count(*) FROM task GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+    before = query(database, statistics)
+    process = start(tmp_path / "config.toml", "forget", "person3@acme.test")
+    try:
+        wait_for(lambda: query(database, "SELECT count(*) FROM task_event WHERE actor LIKE 'person-%'")[0][0] > 0,
+                 timeout=60, what="erasure under way")
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert query(database, "SELECT finished_at FROM lifecycle_run") == [(None,)], "killed mid-run"
+    assert query(database, "SELECT count(*) FROM inbound_message WHERE sender = 'person3@acme.test'")[0][0] == 40 or \
+        query(database, "SELECT count(*) FROM task_event WHERE lower(actor) = 'person3@acme.test'")[0][0] > 0, \
+        "some of the work left for the rerun"
+    audit(database, blobs)
+    again = run(tmp_path / "config.toml", "forget", "person3@acme.test")
+    assert again.returncode == 0, again.stderr
+    assert "erased 40 task(s)" in again.stdout
+    audit(database, blobs)
+    assert query(database, statistics) == before
+    for path in (database, Path(f"{database}-wal")):
+        if path.exists():
+            assert b"person3@acme.test" not in path.read_bytes(), path
+    assert not [p for p in blobs.glob("??/*") if b"person3@acme.test" in p.read_bytes()]
+    assert query(database, "SELECT count(*) FROM task WHERE sender = 'person4@acme.test'") == [(40,)]
