@@ -54,6 +54,8 @@ PERSONAL_DATA: tuple[PersonalData, ...] = (
     PersonalData("staff_session", equals=("email",), delete=True),
     PersonalData("integration_event", mentions=("body",), belongs=(("task_id", "task"),),
                  erase={"body": '{"erased":true}'}),
+    PersonalData("call_booking", belongs=(("task_id", "task"),), erase={"note": ""}),
+    PersonalData("call_attendee", equals=("address",), belongs=(("task_id", "task"),), replace=("address",)),
 )
 
 # Columns that look like they could hold personal data but do not (checked by the registry test):
