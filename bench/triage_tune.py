@@ -15,11 +15,10 @@ import argparse
 import os
 import shutil
 import tempfile
-import zlib
 from dataclasses import replace
 from pathlib import Path
 
-from bench.triage_accuracy import EVAL_START, PASSWORD_ENV, deployment, load_items, message_bytes
+from bench.triage_accuracy import EVAL_START, PASSWORD_ENV, deployment, half_of, load_items, message_bytes
 from bench.triage_eval.history import generate
 from dispatchd.config import load_config
 from dispatchd.domain.intake import Directory, read_request
@@ -32,17 +31,12 @@ from dispatchd.mail.parse import parse_mail
 from dispatchd.rulebook import load_rulebook
 
 
-def half_of(item_id: str) -> str:
-    """The half of the free-form set an item belongs to: fixed by its id."""
-    return "dev" if zlib.crc32(item_id.encode()) % 2 == 0 else "test"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--half", choices=("dev", "test", "all"), default="dev")
     parser.add_argument("--history", type=int, default=400)
     parser.add_argument("--seed", type=int, default=23)
-    parser.add_argument("--show", default="", help="comma list: wrong, missed, held")
+    parser.add_argument("--show", default="", help="comma list: right, wrong, missed (at the rules' threshold)")
     parser.add_argument("--thresholds", default="0.5,0.6,0.7,0.8,0.85,0.9")
     args = parser.parse_args()
     os.environ.setdefault(PASSWORD_ENV, "unused")

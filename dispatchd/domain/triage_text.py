@@ -22,6 +22,7 @@ MAX_BODY_CHARS = 4000     # huge mail: only the first part is read
 MAX_WORDS = 400           # words of the body that count
 CHAR_GRAM_WORDS = 50      # words whose character n-grams count (prediction stays well under 1 ms)
 CHAR_GRAM_SIZES = (3, 4, 5)
+TYPE_WORD_HITS = 3        # a type word found in a type's vocabulary counts as this many more hits
 
 _WORD = re.compile(r"[^\W\d_]{2,}(?:-[^\W\d_]{2,})*|\d+[^\W\d_]*", re.UNICODE)
 _QUOTE_START = re.compile(
@@ -75,21 +76,51 @@ class Lexicon:
     entries: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def hits(self, text: str) -> list[str]:
-        lowered = text.lower()
-        found = []
-        for name, pattern in _patterns(self.entries):
-            found.extend(["x:" + name] * min(len(pattern.findall(lowered)), 3))
-        return found
+        """``x:Type`` once per phrase of the type found (at most three), longest phrase first and
+        no two overlapping: a word-by-word look-up, far cheaper than one big regular expression."""
+        index, prefixes, order = _index(self.entries)
+        found = _LEX_WORD.findall(text.lower())
+        words = [w for w, _ in found]
+        count: dict[str, int] = {}
+        free: dict[str, int] = {}   # per type: the first word a new phrase may start at
+        for i, (first, colon) in enumerate(found):
+            longest: dict[str, int] = {}
+            for key in ((first, first + ":") if colon else (first,)):
+                end = i
+                while True:
+                    for name in index.get(key, ()):
+                        longest[name] = end
+                    if key not in prefixes or end + 1 >= len(words):
+                        break
+                    end += 1
+                    key = f"{key} {words[end]}"
+            for name, end in longest.items():
+                if i >= free.get(name, 0):
+                    count[name] = count.get(name, 0) + 1
+                    free[name] = end + 1
+        return [f"x:{name}" for name in order for _ in range(min(count.get(name, 0), 3))]
+
+
+# A word as the lexicon reads it (letters or digits joined by - ' / .), and whether a colon follows ("Re:").
+_LEX_WORD = re.compile(r"([^\W_]+(?:['’\-/.][^\W_]+)*)(:?)")
 
 
 @lru_cache(maxsize=8)
-def _patterns(entries: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[tuple[str, re.Pattern[str]], ...]:
-    compiled = []
+def _index(entries: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[dict[str, tuple[str, ...]], frozenset[str],
+                                                                      tuple[str, ...]]:
+    """Phrase (its words joined by one space) → the types it points to; every phrase's proper prefixes."""
+    index: dict[str, tuple[str, ...]] = {}
+    prefixes: set[str] = set()
     for name, phrases in entries:
-        alternatives = sorted({p.lower().strip() for p in phrases if p.strip()}, key=len, reverse=True)
-        if alternatives:
-            compiled.append((name, re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, alternatives)) + r")(?!\w)")))
-    return tuple(compiled)
+        for phrase in phrases:
+            parts = [w + c for w, c in _LEX_WORD.findall(phrase.lower())]
+            if not parts:
+                continue
+            key = " ".join(parts)
+            if name not in index.get(key, ()):
+                index[key] = (*index.get(key, ()), name)
+            prefixes.update(" ".join(parts[:n]) for n in range(1, len(parts)))
+    return index, frozenset(prefixes), tuple(name for name, _ in entries)
 
 
 @dataclass(frozen=True)
@@ -211,6 +242,8 @@ def tokens(request: RequestText, greetings: Mapping[str, tuple[str, ...]] | None
     _add_char_grams(out, gram_words)
     if lexicon is not None:
         out.extend(lexicon.hits(f"{request.subject}\n{request.type_word or ''}\n{body.text[:MAX_BODY_CHARS]}"))
+        if request.type_word:  # the client's own name for the work: the strongest word there is
+            out.extend(lexicon.hits(request.type_word) * TYPE_WORD_HITS)
     if request.client:
         out.append("client:" + request.client.lower())
     if body.greeted:

@@ -242,3 +242,23 @@ def test_evidence_counts_known_words_not_character_grams(model: TriageModel) -> 
     assert prediction.evidence < 3, "only the subject's one word is the sender's own"
     assert decide(prediction, 0.0).reason == "too little text to guess from"
     assert model.predict(RequestText("", "Please design a new banner and a poster for the shop")).evidence >= 3
+
+
+def test_a_type_word_in_a_types_vocabulary_counts_as_several_hits() -> None:
+    lexicon = Lexicon((("Revision", ("amends",)), ("Content", ("descriptions",))))
+    found = tokens(RequestText("Product descriptions", "Please amend.", type_word="amends"), lexicon=lexicon)
+    assert found.count("x:Revision") == 1 + 3 and found.count("x:Content") == 1
+
+
+@pytest.mark.parametrize(("text", "hits"), [
+    ("A blog post and a blog", {"Content": 2}),                    # "blog post" once (longest), then "blog"
+    ("Re: the flyer", {"Revision": 1}),                            # a reply prefix
+    ("Boxes: re-use the flyer", {}),                               # "re" inside a word, "boxes:" no prefix
+    ("banner banner banner banner", {"Design": 3}),                 # at most three
+    ("the e-book cover", {"Design": 1}),                           # "book" inside "e-book" is no hit
+])
+def test_lexicon_hits_whole_phrases(text: str, hits: dict[str, int]) -> None:
+    lexicon = Lexicon((("Content", ("blog", "blog post")), ("Revision", ("re:",)),
+                       ("Design", ("banner", "cover", "book"))))
+    found = lexicon.hits(text)
+    assert {name: found.count("x:" + name) for name in ("Content", "Revision", "Design") if "x:" + name in found} == hits
