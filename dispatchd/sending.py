@@ -111,16 +111,18 @@ class SenderProcess:
         self._pipe_lock = threading.Lock()  # a closed descriptor's number may be reused at once
 
     @classmethod
-    def fork(cls, config: Config, once: bool) -> SenderProcess:
+    def fork(cls, config: Config, once: bool, role: str = "sender") -> SenderProcess:
+        """``role`` "sender": the outbox; "integrations": webhooks, Slack and Teams (forked by the
+        sender, see ``_serve_integrations``)."""
         reading, writing = os.pipe()
         os.set_blocking(writing, False)
         parent = os.getpid()
         pid = os.fork()
         if pid == 0:
             os.close(writing)
-            _child(config, reading, parent, once)
+            _child(config, reading, parent, once, role)
         os.close(reading)
-        log.info("sender.started", pid=pid)
+        log.info(f"{role}.started", pid=pid)
         return cls(pid, writing)
 
     def close(self) -> None:
@@ -198,7 +200,7 @@ class SenderFailed(Exception):
     pass
 
 
-def _child(config: Config, wake: int, parent: int, once: bool) -> NoReturn:
+def _child(config: Config, wake: int, parent: int, once: bool, role: str) -> NoReturn:
     code = 1
     try:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -206,24 +208,39 @@ def _child(config: Config, wake: int, parent: int, once: bool) -> NoReturn:
             os._exit(1)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, signal.SIG_DFL)
-        structlog.contextvars.bind_contextvars(process="sender")
-        if os.read(wake, 1):  # the go-ahead: the database is ready (end of input: the parent gave up)
-            code = asyncio.run(_serve_child(config, wake, once))
-        else:
-            code = 0
+        structlog.contextvars.bind_contextvars(process=role)
+        if role == "integrations":
+            os.nice(INTEGRATIONS_NICENESS)
+        # Forked before this process opens the database (and before its event loop exists).
+        integrations = (SenderProcess.fork(config, once, "integrations")
+                        if role == "sender" and config.destinations else None)
+        try:
+            if os.read(wake, 1):  # the go-ahead: the database is ready (end of input: the parent gave up)
+                serve = _serve_child if role == "sender" else _serve_integrations
+                code = asyncio.run(serve(config, wake, once, integrations))
+            else:
+                code = 0
+        finally:
+            if integrations is not None:
+                integrations.close()
     except BaseException:  # noqa: B036 - whatever happens, the child must not return into the parent's code
-        log.exception("sender.failed")
+        log.exception(f"{role}.failed")
     finally:
         os._exit(code)
 
 
-async def _serve_child(config: Config, wake: int, once: bool) -> int:
+# Webhooks, Slack and Teams run in a process of their own below the sender, at a lower CPU
+# priority: posting thousands of events costs CPU (HTTP, JSON, HMAC) that must never delay
+# intake or the mail; the kernel gives it what they leave. They share only the database.
+INTEGRATIONS_NICENESS = 10
+
+
+async def _serve_child(config: Config, wake: int, once: bool, integrations: SenderProcess | None = None) -> int:
     engine = open_engine(config.database_url)
     coordinator = coordinator_for(engine)
     sender = SendLoop(outbox_sender(config.smtp, engine, SystemClock(), coordinator))
-    # Webhooks, Slack and Teams beside the mail, in this process's loop: each destination's
-    # requests wait on its own connections, so neither slows the other.
-    integrations = IntegrationSender(config, engine, SystemClock(), coordinator) if config.destinations else None
+    if integrations is not None:
+        integrations.wake()  # its go-ahead: the database is ready
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     parent_done = loop.create_future()
@@ -244,12 +261,43 @@ async def _serve_child(config: Config, wake: int, once: bool) -> int:
     loop.add_reader(wake, readable)
     try:
         if once:
-            mail = sender.until_idle(parent_done, stop)
-            if integrations is None:
-                return await mail
-            code, _ = await asyncio.gather(mail, integrations.until_idle(parent_done, stop))
+            code = await sender.until_idle(parent_done, stop)
+            if integrations is not None:
+                await integrations.until_idle(parent_done)
             return code
         await asyncio.gather(sender.serve(stop), *([integrations.serve(stop)] if integrations else []))
+        return 0
+    finally:
+        await asyncio.to_thread(coordinator.close)
+        engine.dispose()
+
+
+async def _serve_integrations(config: Config, wake: int, once: bool, _: SenderProcess | None = None) -> int:
+    """The integrations process: fan out and post events until its pipe closes (or SIGTERM)."""
+    engine = open_engine(config.database_url)
+    coordinator = coordinator_for(engine)
+    integrations = IntegrationSender(config, engine, SystemClock(), coordinator)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    parent_done = loop.create_future()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    def readable() -> None:
+        if os.read(wake, 4096):
+            integrations.wake()
+        else:
+            loop.remove_reader(wake)
+            parent_done.set_result(None)
+            if not once:
+                stop.set()
+    loop.add_reader(wake, readable)
+    try:
+        if once:
+            await integrations.until_idle(parent_done, stop)
+        else:
+            await integrations.serve(stop)
         return 0
     finally:
         await asyncio.to_thread(coordinator.close)
