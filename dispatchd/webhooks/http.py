@@ -56,14 +56,20 @@ class HttpPoster:
         except asyncio.TimeoutError:
             return Answer(None, f"no answer within {self.timeout:g} s")
         except aiohttp.ClientError as exc:
-            return Answer(None, f"{type(exc).__name__}: {exc}"[:_KEPT_BODY])
+            return Answer(None, _without(url, f"{type(exc).__name__}: {exc}"))
         except OSError as exc:
-            return Answer(None, f"{exc.strerror or exc}"[:_KEPT_BODY])
+            return Answer(None, _without(url, f"{exc.strerror or exc}"))
 
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _without(url: str, detail: str) -> str:
+    """A Slack or Teams URL is a credential: an error kept or logged names only its origin."""
+    scheme, host, port = _origin(url)
+    return detail.replace(url, f"{scheme}://{host}:{port}/…")[:_KEPT_BODY]
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

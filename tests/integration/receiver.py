@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+import pytest
 from aiohttp import web
 
 
@@ -93,3 +94,13 @@ class Receiver:
         self._thread.join(10)
         self._loop.close()
         self._loop = None
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A receiver answering 200 until the test says otherwise (``receiver.answer``)."""
+    server = Receiver().start()
+    try:
+        yield server
+    finally:
+        server.stop()
