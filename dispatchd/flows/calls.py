@@ -21,7 +21,7 @@ from dispatchd.domain.commands import ParsedReply
 from dispatchd.domain.intents import read_intent
 from dispatchd.domain.invites import CalendarAnswer
 from dispatchd.domain.models import InboundMail
-from dispatchd.domain.slots import slot_line
+from dispatchd.domain.slots import slot_line, zone_label
 from dispatchd.flows.call_mail import client_zone, which_mail
 from dispatchd.flows.notices import NoticeContext
 from dispatchd.mail.compose import OutboundMail, bare_address
@@ -66,6 +66,17 @@ def instants(text: str) -> list[datetime]:
 
 def offered_times(call: CallBooking) -> list[datetime]:
     return instants(call.offered)
+
+
+def proposed_call_times(session: Session, task_id: int) -> tuple[tuple[str, ...], str]:
+    """The times on offer for the task's call, as the client reads them, and their zone's name."""
+    call = call_of(session, task_id)
+    if call is None or call.state != "proposed":
+        return (), ""
+    offered = offered_times(call)
+    zone = ZoneInfo(call.client_zone)
+    length = timedelta(minutes=call.duration_minutes)
+    return tuple(slot_line(start, length, zone) for start in offered), zone_label(zone, offered[0]) if offered else ""
 
 
 def answer_about_call(session: Session, mail: InboundMail, task: Task, text: str, parsed: ParsedReply,

@@ -1,6 +1,7 @@
 """What a client does on their pages, through the same flows as their email.
 
-- ``client_act``: accept a delivery, ask for a revision, add a comment. The first two are the
+- ``client_act``: accept a delivery, ask for a revision, add a comment, pick a proposed call time
+  (read by ``calls.answer_about_call`` as the same number in a reply would be). The first two are the
   client's reply commands run by ``client_replies.handle_client_reply`` (the same meaning by
   task status, the same handlers, audit events and emails, the same result email); a comment is
   kept like a reply's words (``reply_notes.keep_note``: on the task, passed to the team). The
@@ -32,6 +33,7 @@ from dispatchd.domain.models import InboundMail, MailAttachment, RawMail
 from dispatchd.domain.permissions import TaskScope, refusal
 from dispatchd.domain.tokens import reply_address
 from dispatchd.domain.trust import Evidence, judge, party_of
+from dispatchd.flows.calls import answer_about_call, proposed_call_times
 from dispatchd.flows.client_replies import handle_client_reply
 from dispatchd.flows.ingest import ingest_unrecorded
 from dispatchd.flows.intake_deps import IntakeDeps
@@ -49,7 +51,7 @@ log = structlog.get_logger("dispatchd.client_actions")
 
 WEB_FOLDER = "dispatchd:web"  # the request form's messages: no IMAP folder has this name
 WEB_UIDVALIDITY = 1
-ACTIONS = ("confirm", "revise", "comment")
+ACTIONS = ("confirm", "revise", "comment", "call")
 FRESH_LINKS_PER_DAY = 3
 _KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 
@@ -94,6 +96,8 @@ def client_act(deps: IntakeDeps, client: Client, contact: str, task_id: int, act
     if action not in ACTIONS or not valid_key(key):
         return ActionResult(False, "That is not something these pages can do.")
     words = words.strip()[:10000]
+    if action == "call" and not words.isdigit():
+        return ActionResult(False, "Please choose one of the times.")
     if action in ("revise", "comment") and not words:
         return ActionResult(False, "Please write what should change." if action == "revise"
                             else "Please write your comment.")
@@ -106,7 +110,7 @@ def client_act(deps: IntakeDeps, client: Client, contact: str, task_id: int, act
         if store.event_with_message_id(session, task_id, message_id):
             return ActionResult(True, "Done (this form was already sent).")
         actor = identify(contact, task, deps.config)
-        command = "note" if action == "comment" else action
+        command = {"comment": "note", "call": "note"}.get(action, action)  # a call's time: as a client may write
         why = "not one of the client's addresses" if actor is None else refusal(
             actor, command, TaskScope(task.queue, task.assignee, task.client))
         if actor is None or why is not None:
@@ -119,6 +123,15 @@ def client_act(deps: IntakeDeps, client: Client, contact: str, task_id: int, act
         if action == "comment":
             keep_note(ctx, task, contact, "client", words, verdict=verdict)
             outcome = "your comment was passed to the team"
+        elif action == "call":
+            # The time's number, read as the same answer to the proposals email would be.
+            if not 1 <= int(words) <= len(proposed_call_times(session, task_id)[0]):
+                return ActionResult(False, "That time is no longer on offer; the times below are.")
+            mail = _as_reply(deps, task, contact, words, message_id, now)
+            picked = answer_about_call(session, mail, task, words, ParsedReply((), words), deps.notices, [], now)
+            if picked is None or "picked" not in picked:
+                return ActionResult(False, "That time is no longer on offer; the times below are.")
+            outcome = "thank you: we are booking that time, and the invitation follows by email"
         else:
             mail = _as_reply(deps, task, contact, words or action, message_id, now)
             line = f"revise: {words}" if action == "revise" else "confirm"

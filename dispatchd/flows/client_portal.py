@@ -20,6 +20,7 @@ from dispatchd.config import Client
 from dispatchd.domain.client_view import EventRow, TimelineEntry, client_timeline
 from dispatchd.domain.models import Status
 from dispatchd.domain.replytext import latest_reply
+from dispatchd.flows.calls import proposed_call_times
 from dispatchd.flows.intake_deps import IntakeDeps
 from dispatchd.flows.labels import PRIORITY_LABELS, STATUS_LABELS, assignee_label, due_label, queue_label
 from dispatchd.mail.parse import parse_mail
@@ -68,6 +69,8 @@ class RequestPage:
     files: list[FileView]  # what the client's own messages brought (internal files stay inside)
     can_confirm: bool  # delivered: accept it or ask for a revision
     can_comment: bool
+    call_times: tuple[str, ...] = ()  # times proposed for a call, as the email lists them
+    call_zone: str = ""
 
 
 def _row(task: Task, deps: IntakeDeps) -> RequestRow:
@@ -102,6 +105,7 @@ def client_request(deps: IntakeDeps, client: Client, task_id: int) -> RequestPag
         files = [FileView(a.id or 0, a.filename, a.size) for a, sender in store.files_of_task(session, task_id)
                  if client.may_receive(sender)]
         row = _row(task, deps)
+        call_times, call_zone = proposed_call_times(session, task_id)
     timeline = client_timeline(
         [EventRow(as_utc(e.at) or e.at, e.actor, e.kind, e.detail, e.from_status, e.to_status) for e in events],
         client.may_receive)
@@ -111,7 +115,7 @@ def client_request(deps: IntakeDeps, client: Client, task_id: int) -> RequestPag
                if o.recipients and all(client.may_receive(r) for r in o.recipients.split(",")))]
     mails.sort(key=lambda m: m.at)
     return RequestPage(row, timeline, mails, files, can_confirm=task.status == Status.DELIVERED.value,
-                       can_comment=task.status in _OPEN)
+                       can_comment=task.status in _OPEN, call_times=call_times, call_zone=call_zone)
 
 
 def client_file(deps: IntakeDeps, client: Client, attachment_id: int) -> tuple[str, bytes] | None:

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from icalendar import Calendar
 from sqlmodel import select
@@ -27,10 +28,12 @@ from dispatchd.flows import booking as booking_flow
 from dispatchd.flows.booking import book_calls
 from dispatchd.flows.ingest import IntakeDeps
 from dispatchd.sending import SendLoop
+from dispatchd.web.app import create_app
 from dispatchd.store.tables import CallAttendee, CallBooking, TaskEvent
 from tests.conftest import write_config
 from tests.integration.conftest import Deployment, make_mail
 from tests.integration.radicale import PASSWORD, USER, Radicale
+from tests.integration.webtools import free_port, web_table
 
 pytestmark = pytest.mark.integration
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -129,7 +132,7 @@ def reply_to(deployment: Deployment, message: email.message.EmailMessage, body: 
 
 def options_in(message: email.message.EmailMessage) -> list[str]:
     text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-    return re.findall(r"^\s+\d\. (.+)$", text, re.MULTILINE)
+    return [line.strip() for line in re.findall(r"^\s+\d\. (.+)$", text, re.MULTILINE)]
 
 
 def calendar_part(message: email.message.EmailMessage) -> Calendar:
@@ -348,6 +351,44 @@ def test_a_time_that_got_busy_since_it_was_offered_gets_fresh_options(calls: Dep
     assert starts_in(radicale, calls.calendar, call.uid) == []  # type: ignore[attr-defined]
     fresh = calls.received_by(CLIENT)[-1]
     assert "just been filled" in fresh.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+
+def test_a_time_picked_on_the_request_page_is_booked_like_a_reply(calls: Deployment, radicale: Radicale) -> None:
+    """The client's page (the link in the email, the real app in process) lists the times;
+    choosing one goes through the same reading as a reply '3'."""
+    (calls.path / "web.secret").write_text("web-secret-for-tests-0123456789abcdef\n")
+    config_text = calls.config.read_text()
+    calls.config.write_text(config_text + web_table(free_port(), 'secret_file = "web.secret"'))
+    clock = FrozenClock(MONDAY)
+    calls.deliver(make_mail("[Acme] - Strategy - Pricing workshop"))
+    run(calls, clock)
+    offer = calls.received_by(CLIENT)[-1]
+    link = httpx.URL(re.search(r"All your requests: (\S+)", offer.get_body(("plain",)).get_content()).group(1))  # type: ignore[union-attr]
+    deps = build_deps(load_config(calls.config), clock=clock)
+    task_id = calls.tasks()[-1].id
+    path = f"{link.raw_path.decode()}/r/{task_id}"
+
+    async def choose() -> None:
+        transport = httpx.ASGITransport(app=create_app(lambda: deps))
+        async with httpx.AsyncClient(transport=transport, base_url=f"{link.scheme}://{link.netloc.decode()}") as http:
+            page = (await http.get(path)).text
+            for line in options_in(offer):
+                assert f">{line}</button>" in page
+            forms = [f for f in re.findall(r"<form.*?</form>", page, re.S) if 'value="call"' in f]
+            fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', forms[2]))
+            assert fields["words"] == "3"
+            gone = await http.post(path, data={**fields, "words": "9"})
+            assert gone.status_code == 400 and "no longer on offer" in gone.text
+            chosen = await http.post(path, data=fields)
+            assert chosen.status_code == 200 and "we are booking that time" in chosen.text
+
+    asyncio.run(choose())
+    close(deps)
+    run(calls, clock)
+    call = call_row(calls)
+    third = datetime.fromisoformat(call.offered.split(",")[2])
+    assert call.state == "booked" and as_utc(call.start) == third
+    assert starts_in(radicale, calls.calendar, call.uid) == [third]  # type: ignore[attr-defined]
 
 
 def test_an_unclear_answer_is_asked_back(calls: Deployment) -> None:
