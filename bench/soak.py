@@ -49,6 +49,21 @@ digest = "*/10 * * * *"
 staff-digest = "*/7 * * * *"
 health = "*/11 * * * *"
 """
+
+
+def settings(lifecycle: dict[str, bool]) -> str:
+    """SETTINGS, and the scheduled backup and prune jobs when this build has them. Retention
+    periods are a day at least: in a soak, prune walks everything and finds nothing due."""
+    text = SETTINGS
+    text += 'backup = "*/13 * * * *"\n' if lifecycle["backup"] else ""
+    text += 'prune = "*/17 * * * *"\n' if lifecycle["prune"] else ""
+    text += '\n[backup]\ndir = "scheduled-backups"\nkeep = 3\n' if lifecycle["backup"] else ""
+    if lifecycle["prune"]:
+        text += "\n[retention]\n" + "".join(f'{kind} = "1 day"\n' for kind in
+                                             ("raw_mail", "attachments", "closed_tasks", "quarantine", "outbox_sent"))
+    return text
+
+
 COLUMNS = ("elapsed_s", "requests", "answered", "daemon_rss_kb", "daemon_pss_kb", "daemon_fds", "daemon_threads",
            "sender_rss_kb", "sender_pss_kb", "sender_fds", "sender_threads", "db_kb", "wal_kb", "blobs_kb",
            "latency_p50_s", "latency_p99_s", "imap_connections")
@@ -88,8 +103,8 @@ class Soak:
     def run(self) -> int:
         os.environ["DISPATCHD_DEMO_PASSWORD"] = PASSWORD
         with Dovecot() as dovecot, SmtpCapture() as smtp, ImapProxy(dovecot.port) as proxy:
-            write_config(self.root, proxy.port, smtp.port, mode="idle", extra=SETTINGS).chmod(0o600)
             self.lifecycle = {name: _has_command(name) for name in ("backup", "verify-backup", "prune")}
+            write_config(self.root, proxy.port, smtp.port, mode="idle", extra=settings(self.lifecycle)).chmod(0o600)
             self.event("start", minutes=self.minutes, root=str(self.root), **{
                 name: "available" if ok else "not available in this build" for name, ok in self.lifecycle.items()})
             with open(self.root / "daemon.log", "ab") as log:
@@ -180,16 +195,15 @@ class Soak:
         if not self.lifecycle[name]:
             self.event(name, result="not available in this build")
             return
-        args = [name, str(self.out / "backups"), "--keep", "3", "--json"] if name == "backup" else [name]
+        args = [name, str(self.out / "backups"), "--keep", "3", "--json"] if name == "backup" else [name, "--json"]
         done, seconds = self._cli(args)
-        self.event(name, returncode=done.returncode, seconds=seconds, output=(done.stdout + done.stderr)[-300:])
+        self.event(name, returncode=done.returncode, seconds=seconds, output=_brief(done))
         if done.returncode != 0:
             self.failures.append(f"{name} exited with {done.returncode} at {seconds} s")
         if name == "backup" and done.returncode == 0 and self.lifecycle.get("verify-backup"):
             snapshot = json.loads(done.stdout)["snapshot"]
             checked, seconds = self._cli(["verify-backup", snapshot, "--json"])
-            self.event("verify-backup", returncode=checked.returncode, seconds=seconds,
-                       output=(checked.stdout + checked.stderr)[-300:])
+            self.event("verify-backup", returncode=checked.returncode, seconds=seconds, output=_brief(checked))
             if checked.returncode != 0:
                 self.failures.append(f"verify-backup {snapshot} exited with {checked.returncode}")
 
@@ -244,6 +258,17 @@ class Soak:
             os.killpg(self.daemon.pid, signal.SIGKILL)
             self.daemon.wait(timeout=10)
         self.event("daemon.stopped", returncode=self.daemon.returncode)
+
+
+def _brief(done: subprocess.CompletedProcess[str]) -> object:
+    """A command's --json answer without its per-table counts (but the task count), else its last words."""
+    try:
+        answer = json.loads(done.stdout)
+    except ValueError:
+        return (done.stdout + done.stderr)[-300:]
+    if isinstance(answer, dict) and isinstance(answer.get("counts"), dict):
+        answer["counts"] = {"task": answer["counts"].get("task")}
+    return answer
 
 
 def _has_command(name: str) -> bool:

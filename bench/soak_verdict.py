@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sqlite3
 import sys
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ TRENDS = {"daemon_rss_kb": (0.05, 2048), "daemon_pss_kb": (0.05, 2048), "sender_
           "sender_pss_kb": (0.05, 2048), "daemon_fds": (0.0, 3), "sender_fds": (0.0, 3),
           "daemon_threads": (0.0, 2), "sender_threads": (0.0, 2), "latency_p50_s": (0.25, 0.5),
           "latency_p99_s": (0.25, 0.5)}
+EXPECTED_ERRORS = {"intake.unavailable", "smtp.unavailable"}  # the soak cuts IMAP and restarts the sink
+LOG_LINE = re.compile(r"^\S+ \[(\w+)\s*\] (\S+)")  # the console renderer: time [level   ] event ...
 WAL_LIMIT_KB = 16 * 1024  # autocheckpoint keeps the WAL near 1000 pages (4 MB); far above that, it is stuck
 
 
@@ -112,12 +115,35 @@ def verdict(samples: list[dict[str, float]], mix: Mix, root: Path, final: dict[s
         problems.append(f"{tasks} tasks in the database for {len(mix.requests)} requests")
     if twice:
         problems.append(f"{len(twice)} requests answered more than once, e.g. {list(twice.items())[:3]}")
+    events, unstructured = log_summary(root / "daemon.log")
+    lines.append("daemon log: " + (", ".join(f"{n} {level} {name}" for (level, name), n in sorted(events.items()))
+                                   or "empty") + (f"; {len(unstructured)} lines not ours" if unstructured else ""))
+    unexpected = {name for level, name in events if level in ("error", "critical") and name not in EXPECTED_ERRORS}
+    if unexpected:
+        problems.append(f"errors in the daemon log: {sorted(unexpected)}")
+    if unstructured:
+        problems.append(f"{len(unstructured)} daemon log lines not from our logger, e.g. {unstructured[:2]}")
     integrity = _integrity(root)
     lines.append(f"integrity_check: {integrity}")
     if integrity != "ok":
         problems.append(f"integrity_check: {integrity}")
     lines.append("VERDICT: " + ("PASS" if not problems else "FAIL\n  - " + "\n  - ".join(problems)))
     return Report(not problems, "\n".join(lines))
+
+
+def log_summary(path: Path) -> tuple[dict[tuple[str, str], int], list[str]]:
+    """(level, event) -> count over the daemon's log, and the lines that are not log lines at all
+    (a traceback, a library printing on its own)."""
+    events: dict[tuple[str, str], int] = {}
+    unstructured = []
+    for line in path.read_text(errors="replace").splitlines() if path.exists() else []:
+        match = LOG_LINE.match(line)
+        if match:
+            key = (match.group(1), match.group(2))
+            events[key] = events.get(key, 0) + 1
+        elif line.strip() and not line.startswith((" ", "\t")):  # continuation lines of a rendered exception
+            unstructured.append(line[:200])
+    return events, unstructured
 
 
 def _task_count(root: Path) -> int | None:
