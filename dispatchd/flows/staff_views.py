@@ -10,11 +10,14 @@ from sqlmodel import Session, col, select
 from dispatchd.domain.permissions import Actor, TaskScope, refusal
 from dispatchd.domain.models import Status
 from dispatchd.domain.states import allowed_actions
+from dispatchd.flows.assignment import explain_assignment
 from dispatchd.flows.intake_deps import IntakeDeps
 from dispatchd.flows.staff_actions import WEB_COMMANDS
 from dispatchd.store.queries import TaskFilter, count_tasks, list_tasks
 from dispatchd.store.tables import Attachment, InboundMessage, Outbox, RequestText, Task, TaskEvent
 
+# Work that is done or delivered is nobody's to take: no "who could take it" for it.
+FINISHED = (Status.DELIVERED.value, Status.CLOSED.value, Status.CANCELLED.value)
 MOVES = ("start", "review", "approve", "revise", "deliver", "close", "cancel")
 
 
@@ -35,6 +38,7 @@ class TaskRecord:
     outbound: list[Outbox]
     attachments: list[Attachment]
     request: RequestText | None
+    assignment: dict[str, object] | None = None  # who could take it now (explain_assignment), open tasks
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,9 @@ def task_record(deps: IntakeDeps, task_id: int) -> TaskRecord | None:
                               .order_by(col(InboundMessage.id)))),
             list(session.exec(select(Outbox).where(Outbox.task_id == task_id).order_by(col(Outbox.id)))),
             list(session.exec(select(Attachment).where(Attachment.task_id == task_id).order_by(col(Attachment.id)))),
-            session.get(RequestText, task_id))
+            session.get(RequestText, task_id),
+            None if task.status in FINISHED else explain_assignment(
+                session, task, deps.config, deps.rulebook.queues, deps.clock.now(), deps.calendar))
 
 
 def triage_queue(deps: IntakeDeps, limit: int = 100) -> tuple[list[TriageItem], int]:

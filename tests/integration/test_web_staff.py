@@ -220,6 +220,10 @@ def test_dashboard_and_list_with_n_of_m(deps: IntakeDeps, http: AsgiClient) -> N
     assert "3 of 3 shown" in listed.text
     searched = http.get("/staff/tasks", params={"q": "logo"})
     assert "1 of 1 shown" in searched.text and "Logo" in searched.text
+    # The task view says who could take it and why not (issue 16): design is least loaded, Ben has the logo.
+    who = http.get("/staff/tasks/4").text
+    assert "Who could take it" in who and "Needs: nothing special" in who
+    assert "<td>Ben</td><td>yes</td><td>eligible, 1 of 3 active</td>" in who
 
 
 def test_the_trusted_header_signs_staff_in_only_when_configured(tmp_path: Path) -> None:
