@@ -157,11 +157,11 @@ def choose(queue: str, strategy: str, members: list[Candidate], needs: Needs, la
             backup, chain = cover
             return Assignment(backup.email, f"{shortfall}; {chain} took it", "backup",
                               (*considered, Verdict(backup.name, backup.email, True, f"backup ({chain})")))
-    if lead is not None and unavailable(lead) is None and lead.email not in {q.email for q in qualified}:
+    if lead is not None and unavailable(lead) is None:
         # The lead decides who does it; they hold it meanwhile rather than letting it wait unseen.
         return Assignment(lead.email, f"{shortfall}; no backup free; the queue's lead {lead.name} has it", "lead",
                           (*considered, Verdict(lead.name, lead.email, True, "the queue's lead")))
-    why_not_lead = f"the queue's lead {lead.name} is {unavailable(lead) or 'among them'}" if lead else "no lead"
+    why_not_lead = f"the queue's lead {lead.name} is {unavailable(lead)}" if lead else "no lead"
     return Assignment(None, f"queue {queue} at capacity: {shortfall}; no backup free; {why_not_lead}; "
                             "left for its owners to triage", "nobody", considered)
 
@@ -176,23 +176,28 @@ def _by_strategy(strategy: str, members: list[Candidate], needs: Needs, last: st
 
 
 def _shortfall(queue: str, members: list[Candidate], needs: Needs) -> str:
-    """Why nobody in the queue can take it, in one phrase:
-    "no one with 'shopify' under their WIP limit", "no one in dev has 'shopify'"."""
+    """Why nobody in the queue can take it, in one phrase: "no one in dev has 'shopify'",
+    "no one with 'shopify' under their WIP limit", "all 3 members are busy or away (…)"."""
     detail = needs.describe()
     qualified = [m for m in members if not gaps(m, needs)]
     if not members:
         return f"queue {queue} has no members"
     if not qualified:
-        return f"no one in {queue} {detail.replace('with ', 'has ', 1) if needs.skills else 'covers ' + (needs.region or '')}".rstrip()
+        lacking = ", ".join(repr(s) for s in sorted(needs.skills))
+        return f"no one in {queue} " + (f"has {lacking}" if needs.skills else f"covers {needs.region}")
     reasons = {m.name: unavailable(m) or "" for m in qualified}
-    who = f"no one {detail}".rstrip() if detail else f"all {len(qualified)} members"
-    kinds = {r.split(" (")[0] for r in reasons.values()}
+    kinds = {reason.split(" (")[0] for reason in reasons.values()}
+    if detail:
+        if kinds == {"at WIP limit"}:
+            return f"no one {detail} under their WIP limit"
+        if kinds == {"away"}:
+            return f"everyone {detail} is away"
+        return f"no one {detail} is free ({', '.join(f'{n} {r}' for n, r in reasons.items())})"
     if kinds == {"at WIP limit"}:
-        return f"{who} under their WIP limit" if detail else f"{who} are at their WIP limit"
+        return f"all {len(qualified)} members are at their WIP limit"
     if kinds == {"away"}:
-        return f"everyone {detail} is away" if detail else f"{who} are away"
-    listed = ", ".join(f"{name} {reason}" for name, reason in reasons.items())
-    return f"{who} is free ({listed})" if detail else f"{who} are busy or away ({listed})"
+        return f"all {len(qualified)} members are away"
+    return f"all {len(qualified)} members are busy or away ({', '.join(f'{n} {r}' for n, r in reasons.items())})"
 
 
 def _free_backup(primary: Candidate, staff: dict[str, Candidate], needs: Needs) -> tuple[Candidate, str] | None:
