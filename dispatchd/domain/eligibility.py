@@ -70,6 +70,7 @@ class Candidate:
     working: bool = True      # inside their own hours when the work would start
     backup: str | None = None  # a staff name
     in_queue: bool = True
+    moving_from: bool = False  # the work is being taken off them (redispatch): their backup may cover
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,8 @@ def gaps(person: Candidate, needs: Needs) -> list[str]:
 
 def unavailable(person: Candidate) -> str | None:
     """Why ``person`` cannot take more work now (away, off, full), or None."""
+    if person.moving_from:
+        return "the work is moving away from them"
     if person.away:
         return "away"
     if not person.working:

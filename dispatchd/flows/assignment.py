@@ -82,9 +82,10 @@ def _needs(needs: str, client: Client | None) -> Needs:
 def candidates(session: Session, config: Config, queue: str, now: datetime, calendar: BusinessCalendar,
                exclude: tuple[str, ...] = ()) -> dict[str, Candidate]:
     """The queue's members, the backups they lean on and the queue's leads, as assignment sees
-    them now, by lower-case name. Three small queries over an index, for these people only,
-    whatever the number of open tasks."""
-    people = [p for p in _concerned(config, queue) if p.email not in exclude]
+    them now, by lower-case name; ``exclude``: people the work is moving from (their backups may
+    take it). Three small queries over an index, for these people only, whatever the number of
+    open tasks."""
+    people = _concerned(config, queue)
     emails = [p.email for p in people]
     loads = active_counts(session, emails)
     away = away_among(session, people, now)
@@ -99,7 +100,7 @@ def candidates(session: Session, config: Config, queue: str, now: datetime, cale
         name=p.name, email=p.email, skills=p.skills, regions=p.regions, load=loads[p.email],
         wip_limit=p.wip_limit, given_today=today.get(p.email, 0), max_per_day=p.max_per_day,
         away=p.email in away, working=p.shift is None or p.shift.on_duty(local, opening), backup=p.backup,
-        in_queue=queue in p.queues) for p in people}
+        in_queue=queue in p.queues, moving_from=p.email in exclude) for p in people}
 
 
 def _concerned(config: Config, queue: str) -> list[Staff]:
@@ -138,14 +139,6 @@ def _last_assignee(session: Session, queue: str) -> str | None:
 _LAST_GIVEN = select(Task.assignee).where(Task.queue == bindparam("queue"), col(Task.assigned_at).is_not(None),
                                           col(Task.assignee).is_not(None)) \
     .order_by(col(Task.assigned_at).desc(), col(Task.id).desc()).limit(1)
-
-
-def pick_assignee(session: Session, queue: str, policy: QueuePolicy, config: Config, now: datetime,
-                  calendar: BusinessCalendar, needs: Needs = Needs(),
-                  exclude: tuple[str, ...] = ()) -> tuple[str | None, str]:
-    """The member the queue's strategy gives new work to, and why (or why nobody)."""
-    chosen = assign(session, queue, policy, needs, config, now, calendar, exclude)
-    return chosen.assignee, chosen.reason
 
 
 _LAST_ASSIGNEE = select(Task.assignee).where(Task.queue == bindparam("queue"), col(Task.assignee).is_not(None)) \
