@@ -65,3 +65,40 @@ def test_online_backup_holds_every_task_committed_before_it_and_restores(deploym
     assert all((restored / "data" / "blobs" / d[:2] / d).is_file() for d in digests)
     again = dispatchd("restore", str(tmp_path / "backups"), "--config", str(restored / "config.toml"))
     assert again.returncode != 0 and "exists" in again.stderr, "never over a database"
+
+
+def test_forget_and_prune_while_the_daemon_takes_in_requests(deployment: Deployment, tmp_path: Path) -> None:
+    """Erasure and pruning share the database with a working daemon: they wait their turn (or
+    refuse while mail to the person is on the wire), the daemon loses nothing, nothing breaks."""
+    total, person = 120, "client3@acme.test"
+    with open(deployment.config, "a") as config:
+        config.write('[retention]\noutbox_sent = "1 day"\nbatch = 10\n')
+    deployment.deliver(*[make_mail(f"[Acme] - Content - Request number {n}", sender=f"client{n % 8}@acme.test")
+                         for n in range(total)])
+    database = deployment.path / "dispatchd.db"
+    config = str(deployment.config)
+    daemon = deployment.start_daemon()
+    outcomes = []
+    try:
+        wait_for(lambda: len(task_ids(database)) >= 20, timeout=60, what="intake under way")
+        for _ in range(3):
+            outcomes.append(dispatchd("forget", person, "--config", config))
+            outcomes.append(dispatchd("prune", "--config", config))
+        wait_for(lambda: len(task_ids(database)) == total, timeout=120, what="intake finished")
+        wait_for(lambda: all(status in ("sent", "erased") for (status,) in sqlite3.connect(database).execute(
+            "SELECT status FROM outbox")), timeout=60, what="outbox drained")
+    finally:
+        assert stop_process(daemon, signal.SIGTERM) == 0
+    for outcome in outcomes:
+        assert outcome.returncode == 0 or "being sent right now" in outcome.stderr, outcome.stderr
+    assert "Traceback" not in (deployment.path / "daemon.log").read_text(errors="replace")
+    final = dispatchd("forget", person, "--config", config)
+    assert final.returncode == 0, final.stderr
+    with sqlite3.connect(database) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("SELECT count(*) FROM inbound_message").fetchone()[0] == total, "every request recorded"
+        per_queue = db.execute("SELECT queue, count(*) FROM task GROUP BY queue").fetchall()
+    assert sum(n for _q, n in per_queue) == total
+    for path in (database, Path(f"{database}-wal")):
+        if path.exists():
+            assert person.encode() not in path.read_bytes().lower(), path

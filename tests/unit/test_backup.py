@@ -155,3 +155,56 @@ def test_rotation_removes_blobs_only_the_deleted_snapshots_listed(deps: IntakeDe
     report = backup(deps.engine, deps.blobs, tmp_path / "b", NOW + timedelta(days=1), keep=1)
     assert len(report.rotated) == 1 and report.blobs_removed == 1 and not stray.exists()
     assert verify_backup(tmp_path / "b").ok
+
+
+def test_a_target_that_disappears_mid_copy_fails_the_backup_and_nothing_live_is_touched(
+        deps: IntakeDeps, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    import dispatchd.flows.backup as flow
+
+    for n in range(3):
+        submit(deps, attachment=f"%PDF {n}".encode())
+    live = sorted(deps.blobs.digests())
+    real_copy, copied = flow.copy_file, []
+
+    def unmounted_after_two(source: Path, target: Path) -> int:
+        if len(copied) == 2:
+            shutil.rmtree(tmp_path / "b")  # the USB disk is pulled
+        copied.append(target)
+        return real_copy(source, target)
+
+    monkeypatch.setattr(flow, "copy_file", unmounted_after_two)
+    with pytest.raises(OSError):
+        backup(deps.engine, deps.blobs, tmp_path / "b", NOW)
+    assert sorted(deps.blobs.digests()) == live and all(deps.blobs.path_of(d).exists() for d in live)
+    live_database = sqlite_file(deps.engine)
+    assert live_database is not None and tasks_in(live_database) == 3
+    monkeypatch.undo()
+    assert verify_backup(backup(deps.engine, deps.blobs, tmp_path / "b", NOW).snapshot).ok
+
+
+def test_a_restore_cut_short_is_finished_by_running_it_again(deps: IntakeDeps, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import dispatchd.flows.restore as flow
+
+    for n in range(3):
+        submit(deps, attachment=f"%PDF {n}".encode())
+    backup(deps.engine, deps.blobs, tmp_path / "b", NOW)
+    real_copy, calls = flow.copy_file, []
+
+    def crash_on_the_fourth(source: Path, target: Path) -> int:
+        calls.append(target)
+        if len(calls) == 4:
+            raise OSError(28, "No space left on device")
+        return real_copy(source, target)
+
+    monkeypatch.setattr(flow, "copy_file", crash_on_the_fourth)
+    target = tmp_path / "restored"
+    with pytest.raises(OSError):
+        restore(tmp_path / "b", target / "dispatchd.db", target / "data")
+    assert not (target / "dispatchd.db").exists() and (target / "data" / ".restoring").exists()
+    monkeypatch.undo()
+    done = restore(tmp_path / "b", target / "dispatchd.db", target / "data")
+    assert done.blobs == 6 and tasks_in(target / "dispatchd.db") == 3
+    assert not (target / "data" / ".restoring").exists()
