@@ -21,6 +21,7 @@ from dispatchd.domain.sla import BusinessCalendar, due_at, parse_sla, target_sec
 from dispatchd.domain.subject import parse_subject
 from dispatchd.domain.triage import TriageModel, decide
 from dispatchd.errors import ConfigError, Problem
+from dispatchd.flows.integration_notices import owners_of
 from dispatchd.flows.notices import (
     NoticeContext,
     TaskChange,
@@ -107,6 +108,17 @@ def owner_warnings(config: Config, rulebook: Rulebook) -> list[str]:
             warnings.append(f"client {client.name}: no [[staff]] covers its region {client.region!r}; its work "
                             f"goes to backups, the queue's lead or waits (add it to someone's regions)")
     warnings.extend(_client_notice_window(config, rulebook))
+    clients = {client.name for client in config.clients}
+    queues = {queue.name for queue in config.queues} | {q for person in config.staff for q in person.queues}
+    for destination in config.destinations:
+        if not owners_of(config, destination):
+            warnings.append(f"{destination.kind} {destination.name}: no owners and no manager; nobody will hear "
+                            f"when its events are parked or it is gone (add owners = [...])")
+        for client in sorted(set(destination.filter.clients) - clients):
+            warnings.append(f"{destination.kind} {destination.name}: no [[clients]] is named {client!r}; "
+                            f"it will hear nothing")
+        for queue in sorted(set(destination.filter.queues) - queues):
+            warnings.append(f"{destination.kind} {destination.name}: no [[staff]] works in queue {queue!r}")
     if config.intake.reply_to_unknown_senders == "always":
         warnings.append('[intake] reply_to_unknown_senders = true answers any address, also forged ones '
                         '(backscatter: we would mail whoever a spammer names); "authenticated" answers only '

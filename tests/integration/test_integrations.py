@@ -81,6 +81,8 @@ def bodies(receiver: Receiver, path: str) -> list[tuple[Received, dict]]:
 def test_events_reach_each_destination_signed_valid_and_in_order(
         deployment: Deployment, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
     configure(deployment, receiver, monkeypatch)
+    with deployment.config.open("a") as config:
+        config.write('\n[web]\nbase_url = "https://dispatch.agency.test"\n')
     send(deployment, make_mail("[Acme] - Content - Blog post on topic clusters"))
     send(deployment, reply(last_to(deployment, "ben@agency.test"), "ben@agency.test",
                            "assign Ana\nnote: client is price-sensitive, keep it short"))
@@ -98,6 +100,7 @@ def test_events_reach_each_destination_signed_valid_and_in_order(
     assert [event["occurred_at"] for _, event in hooks] == sorted(event["occurred_at"] for _, event in hooks)
     assert hooks[-1][1]["data"] == {"from": "queued", "to": "in_progress", "by": "ana@agency.test"}
     assert hooks[0][1]["task"]["requester"]["email"] == "bob@acme.test"
+    assert {event["links"]["task"] for _, event in hooks} == {"https://dispatch.agency.test/staff/tasks/1"}
 
     # The client's Slack channel: progress only; the staff note and routing never reach it.
     slack = bodies(receiver, "/hook/slack")
@@ -105,6 +108,7 @@ def test_events_reach_each_destination_signed_valid_and_in_order(
     for request, message in slack:
         assert request.headers["Dispatchd-Event"] in CLIENT_EVENTS
         assert "price-sensitive" not in request.body.decode()
+        assert "/staff/" not in request.body.decode(), "a client's channel gets no staff link"
         assert_block_kit(message)
     # The content team's Teams channel hears all of its queue's events, the note included.
     teams = bodies(receiver, "/hook/teams")
@@ -112,6 +116,7 @@ def test_events_reach_each_destination_signed_valid_and_in_order(
     assert any("price-sensitive" in r.body.decode() for r, _ in teams)
     for _, message in teams:
         assert_adaptive_card(message)
+        assert message["attachments"][0]["content"]["actions"][0]["url"].endswith("/staff/tasks/1")
     with deployment.session() as session:
         statuses = session.exec(select(IntegrationDelivery.status)).all()
     assert set(statuses) == {"sent"}

@@ -166,3 +166,15 @@ def test_check_warns_when_answering_every_unknown_sender(tmp_path: Path, capsys:
     assert main(["check", "--config", str(config)]) == 0
     out = capsys.readouterr()
     assert "reply_to_unknown_senders = true answers any address, also forged ones" in out.out + out.err
+
+
+def test_check_warns_about_integrations_that_hear_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOOK_SECRET", "s")
+    config = write_config(tmp_path, extra='[[webhooks]]\nname = "crm"\nurl = "https://crm.example/hook"\n'
+                                          'secret_env = "HOOK_SECRET"\nclients = ["Initech"]\nqueues = ["contnet"]\n')
+    assert main(["check", "--config", str(config)]) == 0
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "webhook crm: no [[clients]] is named 'Initech'" in text
+    assert "webhook crm: no [[staff]] works in queue 'contnet'" in text

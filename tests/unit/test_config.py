@@ -320,3 +320,19 @@ preferred = ["Ana"]
     assert str(ben.shift) == "Mon, Tue, Wed, Thu, Fri 09:00-13:00", "hours of his own, the agency's days"
     kunde = config.clients[0]
     assert (kunde.region, kunde.language, kunde.owner, kunde.preferred) == ("DACH", "german", "Ben", ("Ana",))
+
+
+def test_readme_integrations_example_loads(tmp_path: Path, secrets: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = (PROJECT / "README.md").read_text()
+    block = re.search(r"```toml\n(\[\[webhooks\]\].*?)```", readme, re.S)
+    assert block, "README shows the integrations example"
+    monkeypatch.setenv("DISPATCHD_CRM_SECRET", "s3cret")
+    monkeypatch.setenv("ACME_SLACK_WEBHOOK", "https://hooks.slack.com/services/T0/B0/XYZ")
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "teams-design-url").write_text("https://example.webhook.office.com/workflows/1\n")
+    config = load_config(write(tmp_path, BASE + "[[clients]]\nname = \"Acme\"\nsenders = [\"*@acme.com\"]\n"
+                               + block.group(1)))
+    crm, slack, teams = config.destinations
+    assert crm.filter.events == frozenset({"task.created", "task.delivered"}) and crm.signing is not None
+    assert slack.filter.audience.value == "client" and slack.target() == "https://hooks.slack.com/services/T0/B0/XYZ"
+    assert teams.filter.queues == ("design",) and teams.target() == "https://example.webhook.office.com/workflows/1"
