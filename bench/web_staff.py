@@ -43,7 +43,7 @@ from dispatchd.domain.sla import due_at, parse_sla
 from dispatchd.flows import dashboard as flows_dashboard
 from dispatchd.flows.ingest import IntakeDeps, ingest_run
 from dispatchd.logging import configure_logging
-from dispatchd.store.tables import Task, TaskEvent
+from dispatchd.store.tables import RequestText, Task, TaskEvent
 from dispatchd.web.app import create_app
 from dispatchd.web.server import bind, serve
 from tests.conftest import write_config
@@ -65,7 +65,7 @@ WEB = '[web]\ntrusted_header = "X-Remote-User"\n\n[intake]\nmax_replies_per_hour
 def build(root: Path, tasks: int) -> IntakeDeps:
     write_config(root, mailbox="requests@agency.test", extra=WEB)
     deps = build_deps(load_config(root / "config.toml"), FrozenClock(NOW))
-    task_rows, event_rows = [], []
+    task_rows, event_rows, guesses = [], [], []
     for n in range(tasks):
         priority, kind, queue, sla, person = SHAPES[n % len(SHAPES)]
         created = NOW - timedelta(days=365 * (tasks - n) / tasks)
@@ -76,8 +76,11 @@ def build(root: Path, tasks: int) -> IntakeDeps:
         event_rows.append(dict(task_id=task_id, at=created, actor=f"c{n % 97}@acme.test", kind="received",
                                to_status="received"))
         status, previous, assignee = "received", "received", None
-        if n % 200 == 7:  # waits for triage
+        if n % 200 == 7:  # waits for triage, with what the triage model made of it at intake
             queue = "triage"
+            guesses.append(dict(task_id=task_id, client="Acme", subject=f"[Acme] - {kind} - {WORDS[n % len(WORDS)]}",
+                                body="", origin="model", predicted=SHAPES[(n // 200) % len(SHAPES)][1],
+                                confidence=0.35 + (n % 50) / 100, created_at=created))
         else:
             for step, (target, kind_of_event, hours) in enumerate(LADDER):
                 at = created + timedelta(hours=hours * (3 if late and target in ("delivered", "closed") else 1))
@@ -112,6 +115,7 @@ def build(root: Path, tasks: int) -> IntakeDeps:
             connection.execute(insert(Task.__table__), task_rows[start:start + 5000])  # type: ignore[attr-defined]
         for start in range(0, len(event_rows), 5000):
             connection.execute(insert(TaskEvent.__table__), event_rows[start:start + 5000])  # type: ignore[attr-defined]
+        connection.execute(insert(RequestText.__table__), guesses)  # type: ignore[attr-defined]
         connection.exec_driver_sql("ANALYZE")
     print(f"{len(task_rows)} tasks, {len(event_rows)} events")
     return deps
@@ -270,7 +274,7 @@ def screenshots(deps: IntakeDeps, directory: Path) -> None:
                 browser.set_window_size(width, height)  # type: ignore[attr-defined]
                 browser.get(f"http://127.0.0.1:{web.port}{page}")  # type: ignore[attr-defined]
                 tall = browser.execute_script("return document.documentElement.scrollHeight")  # type: ignore[attr-defined]
-                browser.set_window_size(width, min(tall + 120, 4000))  # type: ignore[attr-defined]
+                browser.set_window_size(width, min(tall + 120, 2400))  # type: ignore[attr-defined]
                 browser.save_screenshot(str(directory / f"{name}{suffix}.png"))  # type: ignore[attr-defined]
     print(f"screenshots in {directory}")
 
