@@ -112,12 +112,19 @@ class TriageModel:
             why = self._words_for(k, order, columns, values, reasons) if rank < 3 else ()
             guesses.append(Guess(name, float(probabilities[k]), why))
         best = guesses[0].confidence if guesses else 0.0
-        mixed = self._mixed(request) if best >= mixed_from else ()
+        mixed = self._mixed(request) if best >= mixed_from and not self._named(request, guesses) else ()
         return Prediction(self.version, tuple(guesses), out_of_scope, int(self.is_word[columns].sum()), mixed)
 
     def _probabilities(self, columns: np.ndarray, values: np.ndarray, temperature: float | None = None) -> np.ndarray:
         logits = self.intercept + (values @ self.weights[columns] if len(columns) else 0.0)
         return _softmax(logits / (temperature or self.temperature))
+
+    def _named(self, request: RequestText, guesses: list[Guess]) -> bool:
+        """The client's own type word (``[Acme] - [layout] - …``) is in the vocabulary of the best
+        guess and of no other type: the client said what it is, whatever else the body mentions."""
+        if not request.type_word or not guesses:
+            return False
+        return set(self.lexicon.hits(request.type_word)) == {"x:" + guesses[0].type}
 
     def _mixed(self, request: RequestText) -> tuple[str, ...]:
         """The types that sentences of the body ask for with confidence, when they differ."""

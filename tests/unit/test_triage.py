@@ -262,3 +262,16 @@ def test_lexicon_hits_whole_phrases(text: str, hits: dict[str, int]) -> None:
                        ("Design", ("banner", "cover", "book"))))
     found = lexicon.hits(text)
     assert {name: found.count("x:" + name) for name in ("Content", "Revision", "Design") if "x:" + name in found} == hits
+
+
+def test_a_type_word_of_the_best_guess_is_not_second_guessed_as_mixed() -> None:
+    lexicon = Lexicon((("Design", ("layout", "banner", "logo")), ("Technical", ("website", "form", "broken"))))
+    examples = [Example(RequestText(t), label) for label, texts in (
+        ("Design", ["a new banner", "logo ideas", "layout for the page", "banner and logo"]),
+        ("Technical", ["the website is broken", "form broken", "website form error", "broken website"]))
+        for t in texts]
+    model = fit(examples, {}, 1, lexicon=lexicon)
+    body = "Could you design a banner and a logo for the page? Also please fix the broken website form."
+    assert model.predict(RequestText("Two things", body)).mixed == ("Design", "Technical")
+    named = model.predict(RequestText("Two things", body, type_word="layout"))
+    assert named.guesses[0].type == "Design" and named.mixed == ()
