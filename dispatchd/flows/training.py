@@ -40,7 +40,7 @@ log = structlog.get_logger("dispatchd.training")
 CORRECTION_WEIGHT = 3.0
 # Newest history examples per type (corrections always kept): more adds little to a linear model
 # and costs memory (training on 50,000 tasks stays under 300 MB, bench/triage_cost.py).
-MAX_PER_TYPE = 1000
+MAX_PER_TYPE = 800
 MIN_HELD_BACK = 30         # fewer than this: cross-validate instead of comparing on held-back
 RULES_EXAMPLE_WEIGHT = 1.0
 
