@@ -28,11 +28,12 @@ from dispatchd import __version__
 from dispatchd.flows.intake_deps import IntakeDeps
 from dispatchd.store.blobs import BlobStore
 from dispatchd.store.snapshot import (copy_database, engine_query, fsync_path, named_blobs, open_copy,
-                                      sqlite_file, sqlite_query, sqlite_tables, table_counts)
+                                      sqlite_file, sqlite_query, sqlite_tables, sync_filesystem, table_counts)
 
 log = structlog.get_logger("dispatchd.backup")
 
 MANIFEST, DATABASE, BLOB_LIST = "manifest.json", "dispatchd.db", "blobs.txt"
+COPYING = "copying.txt"  # in a partial snapshot: the blobs this run is copying
 PARTIAL = ".partial-"
 
 
@@ -57,8 +58,7 @@ def backup(engine: Engine, blobs: BlobStore, destination: Path, now: datetime, k
     snapshots = destination / "snapshots"
     with blobs.maintenance():  # pruning and erasure wait: the list of blobs must stay true
         snapshots.mkdir(parents=True, exist_ok=True)
-        for leftover in snapshots.glob(f"{PARTIAL}*"):
-            shutil.rmtree(leftover, ignore_errors=True)
+        _clear_partials(snapshots, destination / "blobs")
         name = _free_name(snapshots, now.strftime("%Y%m%dT%H%M%SZ"))
         partial = snapshots / f"{PARTIAL}{name}"
         partial.mkdir()
@@ -87,7 +87,7 @@ def backup(engine: Engine, blobs: BlobStore, destination: Path, now: datetime, k
             guidance = postgres_guidance(snapshots / name)
         present = sorted(d for d in named if blobs.path_of(d).exists())
         missing = tuple(sorted(named - set(present)))
-        copied, copied_bytes = _copy_blobs(blobs, destination / "blobs", present)
+        copied, copied_bytes = _copy_blobs(blobs, destination / "blobs", present, partial)
         listing = "".join(f"{d}\n" for d in present).encode()
         _write_file(partial / BLOB_LIST, listing)
         manifest = {"format": 1, "created_at": now.isoformat(), "dispatchd": __version__, "schema_version": schema,
@@ -166,8 +166,9 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def copy_file(source: Path, target: Path) -> int:
-    """Copy through a temporary file, fsynced and renamed: the target is whole or absent.
+def copy_file(source: Path, target: Path, durable: bool = True) -> int:
+    """Copy through a temporary file and a rename: the target is whole or absent. ``durable``:
+    fsynced before the rename (else the caller syncs the file system once, after many).
     Returns the bytes copied."""
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".tmp-{target.name}")
@@ -175,7 +176,8 @@ def copy_file(source: Path, target: Path) -> int:
         with open(source, "rb") as reader, open(temporary, "wb") as writer:
             shutil.copyfileobj(reader, writer, 1 << 20)
             writer.flush()
-            os.fsync(writer.fileno())
+            if durable:
+                os.fsync(writer.fileno())
         os.replace(temporary, target)
     except BaseException:
         temporary.unlink(missing_ok=True)
@@ -183,20 +185,36 @@ def copy_file(source: Path, target: Path) -> int:
     return target.stat().st_size
 
 
-def _copy_blobs(blobs: BlobStore, store: Path, digests: list[str]) -> tuple[int, int]:
-    """Copy the blobs the backup store lacks (a blob of the right size is the same blob)."""
-    copied = copied_bytes = 0
-    touched: set[Path] = set()
-    for digest in digests:
-        source, target = blobs.path_of(digest), store / digest[:2] / digest
-        if target.exists() and target.stat().st_size == source.stat().st_size:
-            continue
-        copied_bytes += copy_file(source, target)
-        copied += 1
-        touched.add(target.parent)
-    for folder in touched:
-        fsync_path(folder)
-    return copied, copied_bytes
+def _copy_blobs(blobs: BlobStore, store: Path, digests: list[str], partial: Path) -> tuple[int, int]:
+    """Copy the blobs the backup store lacks (a blob of the right size is the same blob).
+
+    They are copied without an fsync each and the file system is synced once at the end. The
+    list of blobs about to be copied is written (and synced) first: if the run is cut short,
+    the next one removes those files, which a crash may have left with the right size and the
+    wrong bytes, before it looks at what is there."""
+    wanted = [d for d in digests if not _same_size(store / d[:2] / d, blobs.path_of(d))]
+    _write_file(partial / COPYING, "".join(f"{d}\n" for d in wanted).encode())
+    copied_bytes = sum(copy_file(blobs.path_of(d), store / d[:2] / d, durable=False) for d in wanted)
+    if wanted:
+        sync_filesystem(store)
+    return len(wanted), copied_bytes
+
+
+def _same_size(copy: Path, original: Path) -> bool:
+    try:
+        return copy.stat().st_size == original.stat().st_size
+    except FileNotFoundError:
+        return False
+
+
+def _clear_partials(snapshots: Path, store: Path) -> None:
+    """A run cut short: its snapshot goes, and so do the blobs it was copying."""
+    for leftover in snapshots.glob(f"{PARTIAL}*"):
+        journal = leftover / COPYING
+        if journal.exists():
+            for digest in journal.read_text().split():
+                (store / digest[:2] / digest).unlink(missing_ok=True)
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _write_file(path: Path, data: bytes) -> None:

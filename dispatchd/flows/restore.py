@@ -20,7 +20,7 @@ import structlog
 from dispatchd.errors import DispatchdError
 from dispatchd.flows.backup import BLOB_LIST, DATABASE, MANIFEST, copy_file, file_sha256, snapshots_in
 from dispatchd.store.snapshot import (fsync_path, integrity_problems, named_blobs, open_copy, sqlite_query,
-                                      sqlite_tables, table_counts)
+                                      sqlite_tables, sync_filesystem, table_counts)
 
 log = structlog.get_logger("dispatchd.backup")
 
@@ -117,14 +117,18 @@ def restore(source: Path, database: Path | None, data_dir: Path) -> Restored:
                              + "; ".join(verification.problems[:5]))
     snapshot = verification.snapshot
     _refuse_unless_empty(database, data_dir)
+    resuming = (data_dir / RESTORING).exists()
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / RESTORING).write_text(str(snapshot))
     store = snapshot.parent.parent / "blobs"
     digests = (snapshot / BLOB_LIST).read_text().split()
     for digest in digests:
         target = data_dir / "blobs" / digest[:2] / digest
-        if not target.exists():
-            copy_file(store / digest[:2] / digest, target)
+        # Resuming: a blob copied before the crash may not have reached the disk whole.
+        if not target.exists() or (resuming and file_sha256(target) != digest):
+            copy_file(store / digest[:2] / digest, target, durable=False)
+    if digests:
+        sync_filesystem(data_dir / "blobs")  # once for all of them, before the database goes in
     if database is not None:
         database.parent.mkdir(parents=True, exist_ok=True)
         copy_file(snapshot / DATABASE, database)  # whole or absent, moved into place last

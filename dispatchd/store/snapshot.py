@@ -3,6 +3,7 @@ integrity). PostgreSQL is copied with its own tools (pg_dump), see ``flows/backu
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
@@ -87,5 +88,21 @@ def fsync_path(path: Path) -> None:
     handle = os.open(path, os.O_RDONLY)
     try:
         os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def sync_filesystem(path: Path) -> None:
+    """Flush everything written to the file system holding ``path``: one ``syncfs`` for many
+    files copied without an fsync each (an fsync per blob made a 50,000-task backup take minutes)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if not hasattr(libc, "syncfs"):
+        os.sync()
+        return
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        if libc.syncfs(handle) != 0:
+            error = ctypes.get_errno()
+            raise OSError(error, os.strerror(error), str(path))
     finally:
         os.close(handle)

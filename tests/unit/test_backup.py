@@ -115,7 +115,7 @@ def test_a_backup_cut_short_leaves_no_snapshot_and_the_next_one_clears_it(deps: 
     submit(deps)
     import dispatchd.flows.backup as flow
 
-    def disk_full(*_args: object) -> int:
+    def disk_full(*_args: object, **_kwargs: object) -> int:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(flow, "copy_file", disk_full)
@@ -168,11 +168,11 @@ def test_a_target_that_disappears_mid_copy_fails_the_backup_and_nothing_live_is_
     live = sorted(deps.blobs.digests())
     real_copy, copied = flow.copy_file, []
 
-    def unmounted_after_two(source: Path, target: Path) -> int:
+    def unmounted_after_two(source: Path, target: Path, durable: bool = True) -> int:
         if len(copied) == 2:
             shutil.rmtree(tmp_path / "b")  # the USB disk is pulled
         copied.append(target)
-        return real_copy(source, target)
+        return real_copy(source, target, durable)
 
     monkeypatch.setattr(flow, "copy_file", unmounted_after_two)
     with pytest.raises(OSError):
@@ -193,11 +193,11 @@ def test_a_restore_cut_short_is_finished_by_running_it_again(deps: IntakeDeps, t
     backup(deps.engine, deps.blobs, tmp_path / "b", NOW)
     real_copy, calls = flow.copy_file, []
 
-    def crash_on_the_fourth(source: Path, target: Path) -> int:
+    def crash_on_the_fourth(source: Path, target: Path, durable: bool = True) -> int:
         calls.append(target)
         if len(calls) == 4:
             raise OSError(28, "No space left on device")
-        return real_copy(source, target)
+        return real_copy(source, target, durable)
 
     monkeypatch.setattr(flow, "copy_file", crash_on_the_fourth)
     target = tmp_path / "restored"
@@ -208,3 +208,18 @@ def test_a_restore_cut_short_is_finished_by_running_it_again(deps: IntakeDeps, t
     done = restore(tmp_path / "b", target / "dispatchd.db", target / "data")
     assert done.blobs == 6 and tasks_in(target / "dispatchd.db") == 3
     assert not (target / "data" / ".restoring").exists()
+
+
+def test_blobs_a_crashed_backup_was_copying_are_copied_again(deps: IntakeDeps, tmp_path: Path) -> None:
+    submit(deps)
+    digest = next(deps.blobs.digests())
+    # What a power cut can leave: the blob's name and size, not its bytes, and the run's journal.
+    copy = tmp_path / "b" / "blobs" / digest[:2] / digest
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(b"\0" * deps.blobs.path_of(digest).stat().st_size)
+    partial = tmp_path / "b" / "snapshots" / ".partial-20261123T090000Z"
+    partial.mkdir(parents=True)
+    (partial / "copying.txt").write_text(f"{digest}\n")
+    report = backup(deps.engine, deps.blobs, tmp_path / "b", NOW)
+    assert report.blobs_copied == 1 and copy.read_bytes() == deps.blobs.get(digest)
+    assert verify_backup(report.snapshot).ok
