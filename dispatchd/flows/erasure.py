@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 
 import structlog
 from sqlalchemy import LargeBinary, and_, delete, func, insert, or_, select, tuple_, update
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import OperationalError
 
 from dispatchd.errors import DispatchdError
@@ -107,13 +107,18 @@ def forget(engine: Engine, blobs: BlobStore, address: str, secret: bytes, now: d
         erasure.rows["redacted_mail"] = _redact_related_mail(engine, blobs, redaction, owned, now)
         for entry in PERSONAL_DATA:
             while True:
+                # Found outside the write turn (the searches read whole tables), read again by key
+                # inside it: intake waits only for the updates.
+                with engine.connect() as connection:
+                    own_rows, mention_rows = _pending(connection, entry, redaction, owned, batch)
+                found = [tuple(r[:len(table(entry.table).primary_key.columns)]) for r in (*own_rows, *mention_rows)]
+                if not found:
+                    break
                 with write_turn(engine), engine.begin() as connection:
                     _secure(connection)
                     _wait_briefly(connection)
-                    done = _erase_batch(connection, entry, redaction, owned, now, batch)
-                    if not done:
-                        break
-                    erasure.rows[entry.table] += done
+                    own_rows, mention_rows = _pending(connection, entry, redaction, owned, batch, found)
+                    erasure.rows[entry.table] += _erase(connection, entry, redaction, own_rows, mention_rows, now)
         with write_turn(engine), engine.begin() as connection:
             _secure(connection)
             _audit(connection, sorted(owned["task"]), erasure, now, run_id)
@@ -200,45 +205,62 @@ class Redaction:
         return any(n.lower().encode() in lowered for n in (self.address, *self.names))
 
 
-def _erase_batch(connection: Connection, entry: PersonalData, redaction: Redaction,
-                 owned: dict[str, set[object]], now: datetime, batch: int) -> int:
-    """Erase up to ``batch`` of the person's rows not done yet; returns how many."""
+def _pending(connection: Connection, entry: PersonalData, redaction: Redaction, owned: dict[str, set[object]],
+             batch: int, within: list[tuple[object, ...]] | None = None) -> tuple[list[Row], list[Row]]:
+    """Up to ``batch`` of the person's rows not done yet (``within``: only these keys): their own
+    rows (key, replace and blob columns) and rows that only mention them (key, mentions columns)."""
     target, dialect = table(entry.table), connection.dialect.name
     names = (redaction.address, redaction.pseudonym)
+    keys = list(target.primary_key.columns)
+    only = [_key_in(target, within)] if within is not None else []
     own, mentioning = _own(entry, names, owned), _mentioning(entry, names, dialect)
     if entry.delete:
         condition = person_condition(entry, names, owned, dialect)
-        keys = [tuple(r) for r in connection.execute(select(*target.primary_key.columns).where(condition).limit(batch))]
-        if keys:
-            _delete_by_key(connection, entry.table, keys, now)
-        return len(keys)
-    keys = list(target.primary_key.columns)
-    done = 0
+        return list(connection.execute(select(*keys).where(condition, *only).limit(batch))), []
+    own_rows: list[Row] = []
     if own is not None:
         columns = [*keys, *(target.c[c] for c in (*entry.replace, *entry.blobs))]
-        rows = connection.execute(select(*columns).where(own, _not_erased(entry, redaction.address)).limit(batch)).all()
-        for row in rows:
-            values: dict[str, object] = dict(entry.erase)
-            replaced = row[len(keys):len(keys) + len(entry.replace)]
-            values.update({c: redaction.text(v) for c, v in zip(entry.replace, replaced) if isinstance(v, str)})
-            release_blobs(connection, [d for d in row[len(keys) + len(entry.replace):] if d], now)
-            values.update({c: "" for c in entry.blobs})
-            connection.execute(update(target).where(*(k == v for k, v in zip(keys, row))).values(values))
-        done += len(rows)
-    if mentioning is not None and done < batch:
+        own_rows = list(connection.execute(select(*columns).where(
+            own, _not_erased(entry, redaction.address), *only).limit(batch)))
+    mention_rows: list[Row] = []
+    if mentioning is not None and len(own_rows) < batch:
         others = and_(mentioning, ~own) if own is not None else mentioning
-        columns = [*keys, *(target.c[c] for c in entry.mentions)]
         still = _mentioning(entry, (redaction.address,), dialect)
-        rows = connection.execute(select(*columns).where(others, still).limit(batch - done)).all()
-        for row in rows:
-            values = {}
-            for column, value in zip(entry.mentions, row[len(keys):]):
-                if isinstance(value, str):
-                    values[column] = redaction.text(value)
-                elif isinstance(value, (bytes, memoryview)):
-                    values[column] = redaction.data(bytes(value))
-            connection.execute(update(target).where(*(k == v for k, v in zip(keys, row))).values(values))
-        done += len(rows)
+        mention_rows = list(connection.execute(select(*keys, *(target.c[c] for c in entry.mentions)).where(
+            others, still, *only).limit(batch - len(own_rows))))
+    return own_rows, mention_rows
+
+
+def _key_in(target, keys: list[tuple[object, ...]]):  # type: ignore[no-untyped-def]
+    primary = list(target.primary_key.columns)
+    return primary[0].in_([k[0] for k in keys]) if len(primary) == 1 else tuple_(*primary).in_(keys)
+
+
+def _erase(connection: Connection, entry: PersonalData, redaction: Redaction, own_rows: list[Row],
+           mention_rows: list[Row], now: datetime) -> int:
+    """Erase the rows ``_pending`` found (read again inside this transaction); returns how many."""
+    target = table(entry.table)
+    keys = list(target.primary_key.columns)
+    if entry.delete:
+        if own_rows:
+            _delete_by_key(connection, entry.table, [tuple(r) for r in own_rows], now)
+        return len(own_rows)
+    for row in own_rows:
+        values: dict[str, object] = dict(entry.erase)
+        replaced = row[len(keys):len(keys) + len(entry.replace)]
+        values.update({c: redaction.text(v) for c, v in zip(entry.replace, replaced) if isinstance(v, str)})
+        release_blobs(connection, [d for d in row[len(keys) + len(entry.replace):] if d], now)
+        values.update({c: "" for c in entry.blobs})
+        connection.execute(update(target).where(*(k == v for k, v in zip(keys, row))).values(values))
+    for row in mention_rows:
+        values = {}
+        for column, value in zip(entry.mentions, row[len(keys):]):
+            if isinstance(value, str):
+                values[column] = redaction.text(value)
+            elif isinstance(value, (bytes, memoryview)):
+                values[column] = redaction.data(bytes(value))
+        connection.execute(update(target).where(*(k == v for k, v in zip(keys, row))).values(values))
+    done = len(own_rows) + len(mention_rows)
     if entry.table == "outbox" and done:
         # Mail to them (or about their task) not sent yet: its bytes are gone or its recipient is
         # a pseudonym, so it never goes.

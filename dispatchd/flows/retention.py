@@ -131,11 +131,16 @@ def prune(engine: Engine, blobs: BlobStore, retention: RetentionConfig, now: dat
         report.run_id = _start_run(engine, now)
         for kind, (chosen, apply) in _due(retention, now):
             while True:
-                with write_turn(engine), engine.begin() as connection:
+                # Chosen outside the write turn (the search may read a whole table), chosen again
+                # by key inside it (a task reopened meanwhile drops out): intake waits only for
+                # the changes.
+                with engine.connect() as connection:
                     ids = [row[0] for row in connection.execute(chosen.order_by(None).limit(retention.batch))]
-                    if not ids:
-                        break
-                    report.bytes[kind] += apply(connection, ids, _utc(now))
+                if not ids:
+                    break
+                with write_turn(engine), engine.begin() as connection:
+                    ids = [row[0] for row in connection.execute(chosen.where(chosen.selected_columns[0].in_(ids)))]
+                    report.bytes[kind] += apply(connection, ids, _utc(now)) if ids else 0
                     report.counts[kind] += len(ids)
                     _record(connection, report)
                 log.info("prune.batch", kind=kind, rows=len(ids))
