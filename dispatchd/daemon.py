@@ -46,7 +46,7 @@ from dispatchd.sending import Sender, SenderFailed
 from dispatchd.service import Notifier, watchdog_interval
 from dispatchd.store.blobs import BlobStore
 from dispatchd.store.coordination import coordinator_for
-from dispatchd.store.db import migrate, open_engine, stored_secret
+from dispatchd.store.db import migrate, open_engine, stored_secret, with_integration_events
 
 log = structlog.get_logger("dispatchd.daemon")
 T = TypeVar("T")
@@ -92,7 +92,7 @@ class InstanceLock:
 
 def build_deps(config: Config, clock: Clock | None = None) -> IntakeDeps:
     """Open the database (migrating it) and load rules and templates."""
-    engine = open_engine(config.database_url, integration_events=bool(config.destinations))
+    engine = with_integration_events(open_engine(config.database_url), bool(config.destinations))
     migrate(engine)
     triage = ModelSlot(engine)
     triage.refresh()  # loaded once at start; a newer version is picked up by ModelSlot.current

@@ -25,9 +25,9 @@ def emit(data: Any, as_json: bool, columns: list[str] | None = None) -> None:
 
 
 def engine(config: Config):  # type: ignore[no-untyped-def]
-    from dispatchd.store.db import migrate, open_engine
+    from dispatchd.store.db import migrate, open_engine, with_integration_events
 
-    engine = open_engine(config.database_url, integration_events=bool(config.destinations))
+    engine = with_integration_events(open_engine(config.database_url), bool(config.destinations))
     migrate(engine)
     return engine
 

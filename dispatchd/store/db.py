@@ -98,23 +98,25 @@ SCHEMA_VERSION = len(MIGRATIONS)
 _opened: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
-def open_engine(url: str, integration_events: bool = False) -> Engine:
-    """Create the engine; on SQLite turn on WAL, foreign keys and a generous busy timeout.
-    ``integration_events``: webhooks, Slack or Teams are configured, so changes to tasks also
-    write their integration events (``queries.add_integration_events``); without any, nothing is
-    written that nobody would send."""
+def open_engine(url: str) -> Engine:
+    """Create the engine; on SQLite turn on WAL, foreign keys and a generous busy timeout."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = create_engine(_with_driver(url), pool_pre_ping=True, connect_args=_postgres_connect_args(url))
     _opened.add(engine)
-    if integration_events:
-        return engine.execution_options(**{INTEGRATION_EVENTS: True})
     return engine
 
 
 INTEGRATION_EVENTS = "dispatchd_integration_events"  # an execution option every connection carries
+
+
+def with_integration_events(engine: Engine, wanted: bool = True) -> Engine:
+    """The same database (and pool) whose changes to tasks also write their integration events
+    (``queries.add_integration_events``): when webhooks, Slack or Teams are configured. Without
+    any, nothing is written that nobody would send."""
+    return engine.execution_options(**{INTEGRATION_EVENTS: True}) if wanted else engine
 
 
 def without_integration_events(engine: Engine) -> Engine:
