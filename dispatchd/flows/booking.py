@@ -195,7 +195,9 @@ def _book(call_id: int, deps: IntakeDeps, calendars: CalendarServer) -> str:
             return "changed_meanwhile"
         updated = call.sequence > 0
         call.state, call.sequence, call.attempts, call.last_error = "booked", sequence, 0, ""
-        call.reminded, call.client_told_delay, call.updated_at, call.next_attempt_at = False, False, now, None
+        # A call booked within the reminder's window needs none: the invitation has just gone.
+        soon = start - now <= timedelta(hours=deps.config.booking.reminder_hours)  # type: ignore[union-attr]
+        call.reminded, call.client_told_delay, call.updated_at, call.next_attempt_at = soon, False, now, None
         mails = invitation_mails(task, call, staff, clients, "REQUEST", deps.notices, now, updated=updated)
         line = slot_line(start, end - start, deps.calendar.zone)
         queries.add_event(session, task, now, "dispatchd", "call_booked",

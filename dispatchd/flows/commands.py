@@ -29,7 +29,7 @@ from dispatchd.domain.models import MailAttachment, Priority, Request, Status
 from dispatchd.domain.permissions import Actor
 from dispatchd.domain.routing import route
 from dispatchd.domain.sla import BusinessCalendar, due_at, parse_sla
-from dispatchd.domain.slots import CallSpec, parse_duration
+from dispatchd.domain.slots import parse_duration
 from dispatchd.domain.states import Refusal, apply
 from dispatchd.flows.assignment import needs_text, wip_refusal
 from dispatchd.flows.calls import want_call
@@ -322,17 +322,16 @@ def _schedule(ctx: CommandContext, task: Task, command: Command) -> Result:
     if ctx.config.booking is None:
         return Result(False, "calls are not set up: config.toml has no [booking]")
     kind = ctx.notices_ctx.rulebook.find_type(task.type)
-    spec = kind.booking if kind is not None and kind.booking is not None else CallSpec(timedelta(minutes=30))
-    duration = spec.duration
+    typed = kind.booking if kind is not None else None
+    person = ctx.config.staff_by_email(ctx.actor.email)
+    # The type's attendees; on other work, whoever asked for the call takes it.
+    attend = typed.attend if typed else (person.name,) if person else ("assignee",)
+    duration = typed.duration if typed else timedelta(minutes=30)
     if command.argument.strip():
         try:
             duration = parse_duration(command.argument)
         except ValueError as exc:
             return Result(False, str(exc))
-    attend = spec.attend if kind is not None and kind.booking is not None else (
-        (ctx.actor.email,) if ctx.config.staff_by_email(ctx.actor.email) else ("assignee",))
-    if attend and "@" in attend[0]:
-        attend = (ctx.config.staff_by_email(attend[0]).name,)  # type: ignore[union-attr]
     wanted = want_call(ctx.session, task, duration, attend, ctx.config, ctx.now, ctx.actor.email, ctx.message_id)
     if isinstance(wanted, str):
         return Result(False, wanted)
