@@ -2,19 +2,22 @@
 
 For each mailbox: the OAuth2 token (when configured), the IMAP login and the intake folder; for
 [smtp]: the OAuth2 token, the session (TLS, AUTH) and whether the server takes our envelope
-sender (MAIL FROM, then RSET: nothing is sent). Each probe is one line, ok or the sentence.
+sender (MAIL FROM, then RSET: nothing is sent); with [booking], each staff calendar's free/busy.
+Each probe is one line, ok or the sentence.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 import aiosmtplib
 
+from dispatchd.calendar.caldav_server import CaldavCalendars
 from dispatchd.config import Config, MailboxConfig
 from dispatchd.domain.tokens import bounce_address
-from dispatchd.errors import MailServerError
+from dispatchd.errors import CalendarUnavailable, MailServerError
 from dispatchd.mail.compose import bare_address, new_message_id
 from dispatchd.mail.diagnose import smtp_failure
 from dispatchd.mail.imap import ImapSource
@@ -32,7 +35,29 @@ class Probe:
 def probe_all(config: Config) -> list[Probe]:
     """Every server the daemon uses, in the order it uses them; stops at nothing."""
     probes = [probe for mailbox in config.mailboxes for probe in _mailbox(mailbox, config)]
-    return probes + asyncio.run(_smtp(config))
+    return probes + asyncio.run(_smtp(config)) + _calendars(config)
+
+
+def _calendars(config: Config) -> list[Probe]:
+    """[booking]: each staff calendar's free/busy for the coming week (read only)."""
+    if config.booking is None:
+        return []
+    calendars = CaldavCalendars(config.booking)
+    start = datetime.now(timezone.utc)
+    probes = []
+    try:
+        for owner, url in config.booking.calendars.items():
+            what = f"CalDAV {owner}"
+            try:
+                busy = calendars.busy([owner], start, start + timedelta(days=7))
+            except CalendarUnavailable as exc:
+                probes.append(Probe(what, False, f"{exc} (settings: [booking] caldav_url, username, password_*, "
+                                                 f"[booking.calendars])"))
+                continue
+            probes.append(Probe(what, True, f"free/busy of {url} read: {len(busy)} busy times in the next 7 days"))
+    finally:
+        calendars.close()
+    return probes
 
 
 def _mailbox(mailbox: MailboxConfig, config: Config) -> list[Probe]:

@@ -27,6 +27,7 @@ from dispatchd.devservers import Dovecot, SmtpCapture
 from dispatchd.flows import booking as booking_flow
 from dispatchd.flows.booking import book_calls
 from dispatchd.flows.ingest import IntakeDeps
+from dispatchd.probes import probe_all
 from dispatchd.sending import SendLoop
 from dispatchd.web.app import create_app
 from dispatchd.store.tables import CallAttendee, CallBooking, TaskEvent
@@ -452,3 +453,14 @@ def test_staff_schedule_proposes_times_on_any_task(calls: Deployment) -> None:
     with calls.session() as session:
         staff = session.exec(select(CallAttendee).where(CallAttendee.role == "staff")).all()
         assert [a.address for a in staff] == ["ben@agency.test"], "the one who asked for the call attends"
+
+
+def test_check_connect_reads_each_calendar(calls: Deployment, radicale: Radicale) -> None:
+    config = load_config(calls.config)
+    found = {p.what: p for p in probe_all(config) if p.what.startswith("CalDAV")}
+    assert found["CalDAV morgan@agency.test"].ok and "busy times in the next 7 days" in found[
+        "CalDAV morgan@agency.test"].detail
+    broken = calls.config.read_text().replace(f'Ben = "{radicale.url}dispatchd/ben-', f'Ben = "{radicale.url}nobody/ben-')
+    calls.config.write_text(broken)
+    found = {p.what: p for p in probe_all(load_config(calls.config)) if p.what.startswith("CalDAV")}
+    assert not found["CalDAV ben@agency.test"].ok and "[booking.calendars]" in found["CalDAV ben@agency.test"].detail
