@@ -2,164 +2,36 @@
 (Radicale), with a frozen clock. A Strategy request gets proposed times that avoid what is in
 the attendee's calendar; the client's "2" puts the event there at the right instant and both
 sides get an invitation with the same UID; the reminder goes out once; "reschedule" cancels
-and re-invites with a higher SEQUENCE; a calendar's Accept is recorded, never answered."""
+and re-invites with a higher SEQUENCE; a calendar's Accept is recorded, never answered; two
+picks of one time book it once; a time that got busy since it was offered, and an unclear
+answer, get fresh times or a "which one?"."""
 
 from __future__ import annotations
 
 import asyncio
-import email.message
-import re
 import threading
-from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
-from icalendar import Calendar
 from sqlmodel import select
 
 from dispatchd.clock import FrozenClock, as_utc
 from dispatchd.config import load_config
-from dispatchd.daemon import Daemon, build_deps, build_outbox
-from dispatchd.devservers import Dovecot, SmtpCapture
+from dispatchd.daemon import build_deps, build_outbox
 from dispatchd.flows import booking as booking_flow
 from dispatchd.flows.booking import book_calls
-from dispatchd.flows.ingest import IntakeDeps
-from dispatchd.probes import probe_all
-from dispatchd.sending import SendLoop
-from dispatchd.web.app import create_app
-from dispatchd.store.tables import CallAttendee, CallBooking, TaskEvent
-from tests.conftest import write_config
+from dispatchd.store.tables import CallAttendee, CallBooking
 from tests.integration.conftest import Deployment, make_mail
-from tests.integration.radicale import PASSWORD, USER, Radicale
-from tests.integration.webtools import free_port, web_table
+from tests.integration.radicale import Radicale
+# calendar_name and radicale: fixtures that calls uses
+from tests.integration.bookings import (CLIENT, MONDAY, MORGAN, accept_mail, calendar_name, calendar_part,  # noqa: F401
+                                        call_row, call_state_of, calls, calls_on_postgres, close, events_of,
+                                        options_in, radicale, reply_to, run, starts_in)
 
 pytestmark = pytest.mark.integration
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
-MONDAY = datetime(2026, 12, 7, 10, 0, tzinfo=BERLIN)
-CLIENT, MORGAN = "bob@acme.test", "morgan@agency.test"
-
-
-@pytest.fixture(scope="module")
-def radicale() -> Iterator[Radicale]:
-    server = Radicale().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-_calendars = iter(range(1, 1000))
-
-
-@pytest.fixture
-def calendar_name(radicale: Radicale) -> str:
-    """A fresh calendar for Morgan in the module's Radicale."""
-    name = f"morgan{next(_calendars)}"
-    radicale.make_calendar(name)
-    radicale.make_calendar(f"ben-{name}")
-    return name
-
-
-def booking_table(radicale: Radicale, calendar: str, timezone_line: str = "") -> str:
-    return f"""
-[[clients]]
-name = "Initech"
-senders = ["*@initech.test"]
-{timezone_line}
-
-[booking]
-caldav_url = "{radicale.url}"
-username = "{USER}"
-password_env = "DISPATCHD_TEST_CALDAV"
-meeting_link = "https://meet.agency.test/call-{{task}}"
-notice = "24 hours"
-reminder_before = "24 hours"
-proposals = 4
-
-[booking.calendars]
-Morgan = "{radicale.calendar_url(calendar)}"
-Ben = "{radicale.calendar_url(f"ben-{calendar}")}"
-"""
-
-
-def _deployment(path: Path, dovecot: Dovecot, smtp: SmtpCapture, radicale: Radicale, calendar_name: str,
-                database_url: str | None = None) -> Deployment:
-    user = f"requests-calls{next(_calendars)}@agency.test"
-    write_config(path, dovecot.port, smtp.port, mailbox=user, database_url=database_url or "sqlite:///dispatchd.db",
-                 extra=booking_table(radicale, calendar_name, 'timezone = "America/New_York"'))
-    deployment = Deployment(path, dovecot, smtp, user, database_url)
-    deployment.calendar = calendar_name  # type: ignore[attr-defined]
-    return deployment
-
-
-@pytest.fixture
-def calls(tmp_path: Path, dovecot: Dovecot, smtp: SmtpCapture, radicale: Radicale, calendar_name: str,
-          monkeypatch: pytest.MonkeyPatch) -> Deployment:
-    monkeypatch.setenv("DISPATCHD_TEST_CALDAV", PASSWORD)
-    return _deployment(tmp_path, dovecot, smtp, radicale, calendar_name)
-
-
-@pytest.fixture
-def calls_on_postgres(tmp_path: Path, dovecot: Dovecot, smtp: SmtpCapture, radicale: Radicale, calendar_name: str,
-                      monkeypatch: pytest.MonkeyPatch, postgres_url: str) -> Deployment:
-    monkeypatch.setenv("DISPATCHD_TEST_CALDAV", PASSWORD)
-    return _deployment(tmp_path, dovecot, smtp, radicale, calendar_name, postgres_url)
-
-
-def run(deployment: Deployment, clock: FrozenClock, *, job: bool = True) -> IntakeDeps:
-    """A fresh process's worth: read mail, run the booking job, send what was queued."""
-    deps = build_deps(load_config(deployment.config), clock=clock)
-    asyncio.run(Daemon(deps, SendLoop(build_outbox(deps))).run_once())
-    if job:
-        book_calls(deps)
-    asyncio.run(build_outbox(deps).drain())
-    close(deps)
-    return deps
-
-
-def close(deps: IntakeDeps) -> None:
-    deps.coordinator.close()
-    deps.engine.dispose()
-
-
-def reply_to(deployment: Deployment, message: email.message.EmailMessage, body: str, sender: str = CLIENT) -> None:
-    deployment.deliver(make_mail(f"Re: {message['Subject']}", sender=sender, body=body, to=message["Reply-To"],
-                                 headers={"In-Reply-To": message["Message-ID"]}))
-
-
-def options_in(message: email.message.EmailMessage) -> list[str]:
-    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-    return [line.strip() for line in re.findall(r"^\s+\d\. (.+)$", text, re.MULTILINE)]
-
-
-def calendar_part(message: email.message.EmailMessage) -> Calendar:
-    for part in message.walk():
-        if part.get_content_type() == "text/calendar":
-            return Calendar.from_ical(part.get_payload(decode=True))
-    raise AssertionError(f"no text/calendar part in {message['Subject']!r}")
-
-
-def call_row(deployment: Deployment) -> CallBooking:
-    with deployment.session() as session:
-        return session.exec(select(CallBooking).order_by(CallBooking.id.desc())).first()  # type: ignore[union-attr]
-
-
-def events_of(deployment: Deployment, kind: str) -> list[TaskEvent]:
-    with deployment.session() as session:
-        return list(session.exec(select(TaskEvent).where(TaskEvent.kind == kind)).all())
-
-
-def starts_in(radicale: Radicale, calendar: str, uid: str) -> list[datetime]:
-    found = []
-    for data in radicale.events(calendar):
-        for event in Calendar.from_ical(data).walk("VEVENT"):
-            if str(event["uid"]) == uid:
-                found.append(event.decoded("dtstart"))
-    return found
 
 
 def test_strategy_request_to_booked_call_reminder_and_reschedule(calls: Deployment, radicale: Radicale) -> None:
@@ -256,19 +128,6 @@ def test_strategy_request_to_booked_call_reminder_and_reschedule(calls: Deployme
     assert len(starts_in(radicale, calendar, call.uid)) == 1
 
 
-def accept_mail(uid: str, attendee: str, intake: str, sender: str | None = None, partstat: str = "ACCEPTED") -> bytes:
-    message = email.message.EmailMessage()
-    message["From"], message["To"] = sender or attendee, intake
-    message["Subject"] = "Accepted: Call about request #1"
-    message["Message-ID"] = f"<{partstat}.{attendee}.{uid}>"
-    message.set_content("Ian has accepted this invitation.")
-    ics = (f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Google Inc//Google Calendar//EN\r\nMETHOD:REPLY\r\n"
-           f"BEGIN:VEVENT\r\nUID:{uid}\r\nSEQUENCE:0\r\nDTSTAMP:20261207T100000Z\r\n"
-           f"ATTENDEE;PARTSTAT={partstat};CN=Ian:mailto:{attendee}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
-    message.add_alternative(ics, subtype="calendar", params={"method": "REPLY"})
-    return message.as_bytes()
-
-
 def test_two_picks_of_one_time_book_it_once(calls: Deployment, radicale: Radicale,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     two_picks_of_one_time(calls, radicale, monkeypatch)
@@ -333,11 +192,6 @@ def two_picks_of_one_time(calls: Deployment, radicale: Radicale, monkeypatch: py
     assert "Times for our call" in fresh["Subject"] and "taken a moment ago" in fresh.get_body(("plain",)).get_content()  # type: ignore[union-attr]
 
 
-def call_state_of(deployment: Deployment, task_id: int) -> str:
-    with deployment.session() as session:
-        return session.exec(select(CallBooking).where(CallBooking.task_id == task_id)).one().state
-
-
 def test_a_time_that_got_busy_since_it_was_offered_gets_fresh_options(calls: Deployment, radicale: Radicale) -> None:
     clock = FrozenClock(MONDAY)
     calls.deliver(make_mail("[Acme] - Strategy - Brand workshop"))
@@ -354,44 +208,6 @@ def test_a_time_that_got_busy_since_it_was_offered_gets_fresh_options(calls: Dep
     assert "just been filled" in fresh.get_body(("plain",)).get_content()  # type: ignore[union-attr]
 
 
-def test_a_time_picked_on_the_request_page_is_booked_like_a_reply(calls: Deployment, radicale: Radicale) -> None:
-    """The client's page (the link in the email, the real app in process) lists the times;
-    choosing one goes through the same reading as a reply '3'."""
-    (calls.path / "web.secret").write_text("web-secret-for-tests-0123456789abcdef\n")
-    config_text = calls.config.read_text()
-    calls.config.write_text(config_text + web_table(free_port(), 'secret_file = "web.secret"'))
-    clock = FrozenClock(MONDAY)
-    calls.deliver(make_mail("[Acme] - Strategy - Pricing workshop"))
-    run(calls, clock)
-    offer = calls.received_by(CLIENT)[-1]
-    link = httpx.URL(re.search(r"All your requests: (\S+)", offer.get_body(("plain",)).get_content()).group(1))  # type: ignore[union-attr]
-    deps = build_deps(load_config(calls.config), clock=clock)
-    task_id = calls.tasks()[-1].id
-    path = f"{link.raw_path.decode()}/r/{task_id}"
-
-    async def choose() -> None:
-        transport = httpx.ASGITransport(app=create_app(lambda: deps))
-        async with httpx.AsyncClient(transport=transport, base_url=f"{link.scheme}://{link.netloc.decode()}") as http:
-            page = (await http.get(path)).text
-            for line in options_in(offer):
-                assert f">{line}</button>" in page
-            forms = [f for f in re.findall(r"<form.*?</form>", page, re.S) if 'value="call"' in f]
-            fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', forms[2]))
-            assert fields["words"] == "3"
-            gone = await http.post(path, data={**fields, "words": "9"})
-            assert gone.status_code == 400 and "no longer on offer" in gone.text
-            chosen = await http.post(path, data=fields)
-            assert chosen.status_code == 200 and "we are booking that time" in chosen.text
-
-    asyncio.run(choose())
-    close(deps)
-    run(calls, clock)
-    call = call_row(calls)
-    third = datetime.fromisoformat(call.offered.split(",")[2])
-    assert call.state == "booked" and as_utc(call.start) == third
-    assert starts_in(radicale, calls.calendar, call.uid) == [third]  # type: ignore[attr-defined]
-
-
 def test_an_unclear_answer_is_asked_back(calls: Deployment) -> None:
     clock = FrozenClock(MONDAY)
     calls.deliver(make_mail("[Acme] - Strategy - Campaign plan"))
@@ -402,65 +218,3 @@ def test_an_unclear_answer_is_asked_back(calls: Deployment) -> None:
     assert "Which time suits you" in which["Subject"]
     assert len(options_in(which)) == len(call_row(calls).offered.split(","))
     assert call_row(calls).state == "proposed"
-
-
-def test_calendar_down_keeps_the_choice_tells_the_client_and_books_later(
-        tmp_path: Path, dovecot: Dovecot, smtp: SmtpCapture, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DISPATCHD_TEST_CALDAV", PASSWORD)
-    server = Radicale().start()
-    try:
-        server.make_calendar("morgan")
-        server.make_calendar("ben-morgan")
-        write_config(tmp_path, dovecot.port, smtp.port, mailbox="requests-down@agency.test",
-                     extra=booking_table(server, "morgan"))
-        deployment = Deployment(tmp_path, dovecot, smtp, "requests-down@agency.test")
-        clock = FrozenClock(MONDAY)
-        deployment.deliver(make_mail("[Acme] - Strategy - Q1 plan"))
-        run(deployment, clock)
-        offer = deployment.received_by(CLIENT)[-1]
-        server.pause()
-        reply_to(deployment, offer, "3")
-        run(deployment, clock)
-        run(deployment, clock)  # the retry is not due yet: nothing more is sent
-        call = call_row(deployment)
-        assert call.state == "holding" and call.attempts == 1 and call.start is not None
-        told = [m for m in deployment.received_by(CLIENT) if "We have your time" in m["Subject"]]
-        assert len(told) == 1
-        server.resume()
-        clock.advance(minutes=6)
-        run(deployment, clock)
-        call = call_row(deployment)
-        assert call.state == "booked"
-        assert starts_in(server, "morgan", call.uid) == [as_utc(call.start)]
-        assert str(calendar_part(deployment.received_by(CLIENT)[-1])["method"]) == "REQUEST"
-    finally:
-        server.stop()
-
-
-def test_staff_schedule_proposes_times_on_any_task(calls: Deployment) -> None:
-    clock = FrozenClock(MONDAY)
-    calls.deliver(make_mail("[Acme] - Content - Blog post"))
-    run(calls, clock)
-    assert call_row(calls) is None, "Content needs no call"
-    notice = calls.received_by("ben@agency.test")[-1]
-    calls.deliver(make_mail(f"Re: {notice['Subject']}", sender="ben@agency.test", body="schedule 30 minutes",
-                            to=notice["Reply-To"], headers={"In-Reply-To": notice["Message-ID"]}))
-    run(calls, clock)
-    call = call_row(calls)
-    assert call is not None and call.duration_minutes == 30 and call.state == "proposed"
-    offer = calls.received_by(CLIENT)[-1]
-    assert "Times for our call" in offer["Subject"] and "30 minutes" in offer.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-    with calls.session() as session:
-        staff = session.exec(select(CallAttendee).where(CallAttendee.role == "staff")).all()
-        assert [a.address for a in staff] == ["ben@agency.test"], "the one who asked for the call attends"
-
-
-def test_check_connect_reads_each_calendar(calls: Deployment, radicale: Radicale) -> None:
-    config = load_config(calls.config)
-    found = {p.what: p for p in probe_all(config) if p.what.startswith("CalDAV")}
-    assert found["CalDAV morgan@agency.test"].ok and "busy times in the next 7 days" in found[
-        "CalDAV morgan@agency.test"].detail
-    broken = calls.config.read_text().replace(f'Ben = "{radicale.url}dispatchd/ben-', f'Ben = "{radicale.url}nobody/ben-')
-    calls.config.write_text(broken)
-    found = {p.what: p for p in probe_all(load_config(calls.config)) if p.what.startswith("CalDAV")}
-    assert not found["CalDAV ben@agency.test"].ok and "[booking.calendars]" in found["CalDAV ben@agency.test"].detail
