@@ -20,6 +20,7 @@ from __future__ import annotations
 import hmac
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 
@@ -143,7 +144,7 @@ def client_act(deps: IntakeDeps, client: Client, contact: str, task_id: int, act
     return ActionResult(True, outcome[:1].upper() + outcome[1:] + ".")
 
 
-def _as_reply(deps: IntakeDeps, task: Task, contact: str, text: str, message_id: str, now) -> InboundMail:  # type: ignore[no-untyped-def]
+def _as_reply(deps: IntakeDeps, task: Task, contact: str, text: str, message_id: str, now: datetime) -> InboundMail:
     """The action as the reply it stands for (what the result email answers)."""
     intake = deps.config.mailbox_named(task.mailbox).address
     return InboundMail(message_id=message_id, sender=contact, sender_name="",

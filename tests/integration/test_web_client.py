@@ -51,6 +51,9 @@ def test_the_link_in_a_confirmation_opens_that_clients_requests_only(site: Site,
     gina = http.get(_path(site.link_in(site.mails_to("gina@globex.test")[0])))
     assert "Globex secret launch plan" in gina.text and "Blog post" not in gina.text
     assert page.headers["cache-control"] == "no-store" and page.headers["referrer-policy"] == "no-referrer"
+    staff_mail = [m for m in site.deployment.received() if "agency.test" in str(m["To"])]
+    assert staff_mail and not any("All your requests" in m.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+                                  for m in staff_mail), "links are for clients only"
 
 
 def test_a_link_never_shows_another_clients_task(site: Site, http: httpx.Client) -> None:
