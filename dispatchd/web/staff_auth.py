@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -45,8 +46,6 @@ def staff_page(web: Web, handler: Callable[[Request, str], Any]) -> Callable[[Re
     """A GET endpoint for signed-in staff; anyone else is sent to the sign-in page."""
 
     async def endpoint(request: Request) -> Response:
-        from starlette.concurrency import run_in_threadpool
-
         email = await run_in_threadpool(signed_in, web, request)
         if email is None:
             return RedirectResponse(SIGNIN, 303)
@@ -106,9 +105,7 @@ def routes(web: Web) -> list[BaseRoute]:
     async def ask_page(request: Request) -> Response:
         return ask(request)
 
-    async def confirm_page(request: Request) -> Response:
-        from starlette.concurrency import run_in_threadpool
-
+    async def confirm_page(request: Request) -> Response:  # reads the database: in a worker thread
         return await run_in_threadpool(confirm, request)
 
     return [Route(SIGNIN, ask_page, name="staff_signin"),
