@@ -183,7 +183,10 @@ class IntegrationSender:
     async def _post(self, destination: Destination, url: str | None, row: store.Claimed) -> Answer:
         if not url:
             return Answer(None, "no URL: its environment variable or file is empty")
-        body, headers = request_for(destination, json.loads(row.body), web_base_url(self.config, destination),
+        event = json.loads(row.body)
+        if "id" not in event:  # `dispatchd forget` erased it before it went out: nothing left to send
+            return Answer(0, "erased (dispatchd forget): not sent")
+        body, headers = request_for(destination, event, web_base_url(self.config, destination),
                                     int(self.clock.now().timestamp()))
         return await self.posters[destination.name].post(url, body, headers, self.clock.now())
 

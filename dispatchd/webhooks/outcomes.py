@@ -28,7 +28,8 @@ RETRIED_STATUSES = frozenset({408, 425, 429})
 
 @dataclass(frozen=True)
 class Answer:
-    """What came back from one attempt: a status (None: no HTTP answer at all) and why."""
+    """What came back from one attempt: a status (None: no HTTP answer at all; 0: not sent, the
+    event was erased) and why."""
 
     status: int | None
     detail: str = ""

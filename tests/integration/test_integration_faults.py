@@ -196,3 +196,23 @@ def test_redirects_only_within_the_configured_origin(
         assert slack.status == "parked" and "not followed" in slack.last_error
     finally:
         elsewhere.stop()
+
+
+def test_an_event_erased_before_it_went_out_is_parked_unsent(
+        deployment: Deployment, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    receiver.answer = lambda n, r: (503, {}) if r.path == "/hook/hook" else (200, {})
+    configure(deployment, receiver, monkeypatch, webhook='events = ["task.created"]')
+    send(deployment, make_mail("[Acme] - Content - Forget me"))
+    with deployment.session() as session:  # what `dispatchd forget` leaves of an event's body
+        for event in session.exec(select(IntegrationEvent)):
+            event.body = '{"erased":true}'
+            session.add(event)
+        session.commit()
+    make_due(deployment, "crm")
+    posted = receiver.count()
+    receiver.answer = lambda n, r: (200, {})
+    assert deployment.run_once() == 0
+    with deployment.session() as session:
+        crm = session.exec(select(IntegrationDelivery).where(IntegrationDelivery.destination == "crm")).one()
+    assert crm.status == "parked" and "erased" in crm.last_error
+    assert receiver.count() == posted, "nothing of an erased event is posted"
