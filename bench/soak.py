@@ -21,6 +21,7 @@ import csv
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -41,6 +42,12 @@ senders = ["*@tyler-seo.test"]
 name = "Dev"
 email = "dev@agency.test"
 queues = ["dev"]
+
+[[staff]]   # closes work out (bench/soak_mail.CLOSER)
+name = "Lee"
+email = "lee@agency.test"
+role = "lead"
+queues = ["content", "design", "dev", "strategy", "triage"]
 
 [schedule]   # much faster than in production, so that hours see hundreds of job runs
 sla = "*/2 * * * *"
@@ -66,7 +73,7 @@ def settings(lifecycle: dict[str, bool]) -> str:
 
 COLUMNS = ("elapsed_s", "requests", "answered", "daemon_rss_kb", "daemon_pss_kb", "daemon_fds", "daemon_threads",
            "sender_rss_kb", "sender_pss_kb", "sender_fds", "sender_threads", "db_kb", "wal_kb", "blobs_kb",
-           "latency_p50_s", "latency_p99_s", "imap_connections")
+           "latency_p50_s", "latency_p99_s", "imap_connections", "open_tasks")
 
 
 class Stopped(Exception):
@@ -230,6 +237,7 @@ class Soak:
         row["db_kb"] = _size(self.root / "dispatchd.db")
         row["wal_kb"] = _size(self.root / "dispatchd.db-wal")
         row["blobs_kb"] = _tree_size(self.root / "data")
+        row["open_tasks"] = _open_tasks(self.root / "dispatchd.db")  # what the jobs' working sets grow with
         row["latency_p50_s"] = round(percentile(self.window, 50), 3) if self.window else ""  # type: ignore[assignment]
         row["latency_p99_s"] = round(percentile(self.window, 99), 3) if self.window else ""  # type: ignore[assignment]
         self.window = []
@@ -290,6 +298,14 @@ def _drop_connections(proxy: ImapProxy) -> int:
             pass
         sock.close()
     return len(sockets) // 2
+
+
+def _open_tasks(database: Path) -> int | str:
+    try:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5) as db:
+            return int(db.execute("SELECT count(*) FROM task WHERE status NOT IN ('closed', 'cancelled')").fetchone()[0])
+    except sqlite3.Error:
+        return ""
 
 
 def _children(pid: int) -> list[int]:

@@ -40,6 +40,11 @@ PLAIN = (("globex.test", "New banner", "Hi Ben,\n\ncould we get a new banner for
 NAMES = ("Bob", "Carla", "Jon", "Hans", "Dana", "Mia", "Leo", "Ines", "Omar", "Zoe")
 STAFF_ANSWERS = ("start", "reply: Hi, thanks, a first draft will be with you on Thursday.", "note: checked with the team",
                  "start\n\nOn it!", "done")
+# A lead in every queue (bench/soak.py's config) who cancels each task a minute or more after it
+# came: the open backlog then stays level, as in an agency in its steady state, and memory is
+# judged against steady data, not against job working sets that grow with a backlog.
+CLOSER = "lee@agency.test"
+CLOSE_AFTER = 60.0  # seconds
 NEW_TASK = re.compile(r"^\[#\d+\] New \S+ in ")  # a staff member's 'new task' notice
 CONFIRMATION = re.compile(r"^\[#(\d+)\] Received( \(a tip for next time\))?:")
 
@@ -68,6 +73,7 @@ class Mix:
         self.random = random.Random(self.seed)
         self.serial = itertools.count(1)
         self.staff_notices: deque[Sent] = deque(maxlen=50)
+        self.to_close: deque[Sent] = deque()  # the closer's notices, oldest first
         self.confirmations: deque[Sent] = deque(maxlen=50)
         self.bounceable: deque[Sent] = deque(maxlen=50)
         self.seen = 0
@@ -89,6 +95,8 @@ class Mix:
                 self._note({"answer": in_reply_to, "at": received.at})
                 latencies.append(received.at - self.requests[in_reply_to][0])
                 self.confirmations.append(sent)
+            elif NEW_TASK.match(subject) and sent.rcpt[0] == CLOSER:
+                self.to_close.append(sent)
             elif NEW_TASK.match(subject) and sent.rcpt[0].endswith("@agency.test"):
                 self.staff_notices.append(sent)
             if "X-Dispatchd-Task" in headers and not any(r.endswith("agency.test") for r in sent.rcpt):
@@ -98,21 +106,28 @@ class Mix:
     # -- the next inbound email -----------------------------------------------------------------
     def next_mail(self, now: float) -> bytes:
         """One email of the mix; requests are remembered with ``now`` (the APPEND's start)."""
-        roll = self.random.random()
-        if roll < 0.30:
-            kind, raw, message_id = "request-convention", *self._convention()
-        elif roll < 0.50:
-            kind, raw, message_id = "request-plain", *self._plain()
-        elif roll < 0.65 and self.staff_notices:
-            kind, raw, message_id = "staff-reply", self._staff_reply(), None
-        elif roll < 0.77 and self.confirmations:
-            kind, raw, message_id = "client-reply", self._client_reply(auto=False), None
-        elif roll < 0.85 and self.confirmations:
-            kind, raw, message_id = "auto-reply", self._client_reply(auto=True), None
-        elif roll < 0.92 and self.bounceable:
-            kind, raw, message_id = "bounce", self._bounce(), None
+        closable = bool(self.to_close) and now - self.to_close[0].at > CLOSE_AFTER
+        weights = {"request-convention": 0.25, "request-plain": 0.15, "close-out": 0.40 if closable else 0,
+                   "staff-reply": 0.08 if self.staff_notices else 0, "client-reply": 0.05 if self.confirmations else 0,
+                   "auto-reply": 0.03 if self.confirmations else 0, "bounce": 0.02 if self.bounceable else 0,
+                   "list": 0.02}
+        kind = self.random.choices(list(weights), list(weights.values()))[0]
+        message_id = None
+        if kind == "request-convention":
+            raw, message_id = self._convention()
+        elif kind == "request-plain":
+            raw, message_id = self._plain()
+        elif kind == "close-out":
+            words = f"cancel: the client withdrew it on the phone ({next(self.serial)})"
+            raw = self._command(self.to_close.popleft(), words)
+        elif kind == "staff-reply":
+            raw = self._command(self.staff_notices.popleft(), self.random.choice(STAFF_ANSWERS))
+        elif kind in ("client-reply", "auto-reply"):
+            raw = self._client_reply(auto=kind == "auto-reply")
+        elif kind == "bounce":
+            raw = self._bounce()
         else:
-            kind, raw, message_id = "list", self._list_mail(), None
+            raw = self._list_mail()
         if message_id is not None:
             self.requests[message_id] = (now, kind)
         self.counts[kind] = self.counts.get(kind, 0) + 1
@@ -153,13 +168,11 @@ class Mix:
                            words=self.random.choice((300, 500, 800, 1200)))
         return _build(self._headers(sender, INTAKE, subject, message_id), text), message_id
 
-    def _staff_reply(self) -> bytes:
-        notice = self.staff_notices.popleft()
-        staff = notice.rcpt[0]
+    def _command(self, notice: Sent, words: str) -> bytes:
+        """A staff member's answer to their 'new task' notice, the notice quoted below."""
         headers = notice.headers
-        body = (f"{self.random.choice(STAFF_ANSWERS)}\n\nOn {headers.get('Date')}, {headers.get('From')} wrote:\n"
-                f"> {headers.get('Subject')}\n")
-        fields = self._headers(staff, headers.get("Reply-To") or headers.get("From", INTAKE),
+        body = f"{words}\n\nOn {headers.get('Date')}, {headers.get('From')} wrote:\n> {headers.get('Subject')}\n"
+        fields = self._headers(notice.rcpt[0], headers.get("Reply-To") or headers.get("From", INTAKE),
                                f"Re: {headers.get('Subject', '')}", self._message_id("agency.test"),
                                In_Reply_To=headers.get("Message-ID", ""), References=headers.get("Message-ID", ""))
         return _build(fields, body)
