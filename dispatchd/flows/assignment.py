@@ -13,7 +13,7 @@ from sqlmodel import Session, col, func, select
 
 from dispatchd.clock import as_utc
 from dispatchd.config import Client, Config, Staff
-from dispatchd.domain.eligibility import Assignment, Candidate, Needs, choose, gaps
+from dispatchd.domain.eligibility import AUTOMATIC, Assignment, Candidate, Needs, choose, gaps
 from dispatchd.domain.models import RouteDecision, Status
 from dispatchd.domain.routing import QueuePolicy
 from dispatchd.domain.sla import BusinessCalendar, next_opening
@@ -119,8 +119,11 @@ def _concerned(config: Config, queue: str) -> list[Staff]:
 
 
 def assign(session: Session, queue: str, policy: QueuePolicy, needs: Needs, config: Config, now: datetime,
-           calendar: BusinessCalendar, exclude: tuple[str, ...] = ()) -> Assignment:
-    """Who the queue gives new work to, why, and who else was considered (``domain/eligibility``)."""
+           calendar: BusinessCalendar, exclude: tuple[str, ...] = (), explain: bool = False) -> Assignment:
+    """Who the queue gives new work to, why, and who else was considered (``domain/eligibility``).
+    A manual or pull queue gives nobody work: nobody is looked up unless ``explain`` asks."""
+    if policy.strategy not in AUTOMATIC and not explain:
+        return Assignment(None, f"queue {queue} is {policy.strategy}", "manual")
     staff = candidates(session, config, queue, now, calendar, exclude)
     members = [c for c in staff.values() if c.in_queue]
     owners = [o for o in config.queue_owners(queue) if o.role in ("lead", "manager")]
@@ -208,7 +211,7 @@ def explain_assignment(session: Session, task: Task, config: Config, policies: d
     log says happened when it was assigned."""
     needs = task_needs(task.needs, task.client, config)
     policy = policies.get(task.queue, QueuePolicy(task.queue))
-    chosen = assign(session, task.queue, policy, needs, config, now, calendar)
+    chosen = assign(session, task.queue, policy, needs, config, now, calendar, explain=True)
     history = session.exec(select(TaskEvent).where(
         TaskEvent.task_id == task.id, col(TaskEvent.kind).in_(("routed", "redispatched", "assigned", "rerouted")))
         .order_by(col(TaskEvent.id))).all()
