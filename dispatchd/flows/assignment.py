@@ -159,13 +159,6 @@ def wip_refusal(session: Session, email: str, config: Config) -> str | None:
     return None
 
 
-def skill_refusal(task: Task, person: Staff, config: Config) -> str | None:
-    """Why ``person`` cannot do ``task`` (a skill or region they lack), or None."""
-    missing = gaps(Candidate(person.name, person.email, person.skills, person.regions),
-                   task_needs(task.needs, task.client, config))
-    return f"task #{task.id} needs what you do not have: {'; '.join(missing)}" if missing else None
-
-
 def next_task(session: Session, queues: tuple[str, ...], policies: dict[str, QueuePolicy],
               person: Staff | None = None, config: Config | None = None) -> Task | None:
     """The highest-ranked unassigned task in ``queues`` (priority, due date, then FIFO or LIFO)
