@@ -6,7 +6,8 @@
 same mail with the same functions (parse, read_request, classify) and trains the same way
 ``flows/training.train`` does, without a database, so that a change can be seen in seconds and
 at several thresholds at once. The free-form set is split in two halves by item id (``half``):
-settings are looked at on ``dev``; ``test`` is for the end.
+settings are looked at on ``dev``; ``test`` is for the end. Two experiments by environment:
+``NO_GREET=1`` leaves out the staff greeted (their queues), ``TUNE_T=0.6`` fixes the temperature.
 """
 
 from __future__ import annotations
