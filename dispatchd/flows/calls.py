@@ -136,6 +136,22 @@ def _withdraw(session: Session, call: CallBooking, task: Task, kind: str, mail: 
     return f"call on task {task.id}: {kind}"
 
 
+def drop_call(session: Session, task: Task, now: datetime, actor: str, message_id: str | None) -> None:
+    """The task was cancelled: so is its call. A booked one leaves the calendars and both sides
+    get the cancellation (the booking job); one not booked yet simply ends."""
+    call = call_of(session, task.id)  # type: ignore[arg-type]
+    if call is None:
+        return
+    if call.state in ("holding", "booked", "withdrawing"):
+        call.state, call.after_withdraw = "withdrawing", "cancelled"
+    else:
+        call.state, call.start, call.end = "cancelled", None, None
+    call.next_attempt_at, call.updated_at = None, now
+    session.add(call)
+    queries.add_event(session, task, now, actor, "call_cancelled", "the request was cancelled", message_id)
+    log.info("call.withdrawn", task_id=task.id, message_id=message_id, then="cancelled")
+
+
 def record_calendar_answer(session: Session, mail: InboundMail, answer: CalendarAnswer, now: datetime) -> int | None:
     """An attendee's Accept/Decline (``METHOD:REPLY``): kept on the call's task, never answered.
     Only an invited attendee's own answer changes their recorded answer; one sent by anybody

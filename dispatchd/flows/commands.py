@@ -32,7 +32,7 @@ from dispatchd.domain.sla import BusinessCalendar, due_at, parse_sla
 from dispatchd.domain.slots import parse_duration
 from dispatchd.domain.states import Refusal, apply
 from dispatchd.flows.assignment import needs_text, wip_refusal
-from dispatchd.flows.calls import want_call
+from dispatchd.flows.calls import drop_call, want_call
 from dispatchd.flows.followers import add_followers, followers_of, remove_follower
 from dispatchd.flows.notices import NoticeContext, TaskChange, change_notices
 from dispatchd.flows.recipients import client_recipients
@@ -112,6 +112,8 @@ def _move(ctx: CommandContext, task: Task, command: Command, action: str | None 
             # Revisions of delivered work go ahead of new work (seed 000).
             task.priority = min(Priority(task.priority), Priority.P1).value
     task.status = outcome.target.value
+    if outcome.target == Status.CANCELLED:
+        drop_call(ctx.session, task, ctx.now, ctx.actor.email, ctx.message_id)  # a call for nothing
     ctx.event(task, "status", command.argument, source.value, task.status)
     if command.argument:
         change.details.append(command.argument)

@@ -130,3 +130,21 @@ def test_check_connect_reads_each_calendar(calls: Deployment, radicale: Radicale
     calls.config.write_text(broken)
     found = {p.what: p for p in probe_all(load_config(calls.config)) if p.what.startswith("CalDAV")}
     assert not found["CalDAV ben@agency.test"].ok and "[booking.calendars]" in found["CalDAV ben@agency.test"].detail
+
+
+def test_a_cancelled_request_cancels_its_booked_call(calls: Deployment, radicale: Radicale) -> None:
+    clock = FrozenClock(MONDAY)
+    calls.deliver(make_mail("[Acme] - Strategy - A plan we will not need"))
+    run(calls, clock)
+    reply_to(calls, calls.received_by(CLIENT)[-1], "1")
+    run(calls, clock)
+    call = call_row(calls)
+    assert call.state == "booked" and starts_in(radicale, calls.calendar, call.uid)  # type: ignore[attr-defined]
+    notice = calls.received_by("morgan@agency.test")[0]  # the new-task notice, signed for Morgan
+    calls.deliver(make_mail(f"Re: {notice['Subject']}", sender="morgan@agency.test", body="cancel",
+                            to=notice["Reply-To"], headers={"In-Reply-To": notice["Message-ID"]}))
+    run(calls, clock)
+    assert calls.tasks()[-1].status == "cancelled" and call_row(calls).state == "cancelled"
+    assert starts_in(radicale, calls.calendar, call.uid) == []  # type: ignore[attr-defined]
+    cancel = calendar_part(calls.received_by(CLIENT)[-1])
+    assert str(cancel["method"]) == "CANCEL" and str(cancel.walk("VEVENT")[0]["uid"]) == call.uid
