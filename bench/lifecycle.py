@@ -164,7 +164,8 @@ def main() -> None:
                                             deps.engine, deps.blobs, retention, NOW)))
         print(f"  {dict(report.counts)} rows, {report.blobs_removed} blob files removed, "
               f"{report.bytes_freed / 1e6:.0f} MB freed (dry run said {dry.bytes_freed / 1e6:.0f} MB)")
-        print(f"  a writer committing every 10 ms meanwhile: {commits} commits, longest wait {wait * 1000:.0f} ms")
+        print(f"  longest batch (write turn held): {report.longest_batch * 1000:.0f} ms; a writer committing every "
+              f"10 ms meanwhile: {commits} commits, longest wait {wait * 1000:.0f} ms")
         erasure, wait, commits = timed("forget one requester (1/97 of the tasks)", lambda: longest_intake_wait(
             deps, lambda: forget(deps.engine, deps.blobs, "c5@acme.test", erasure_secret(deps.engine), NOW)))
         print(f"  {erasure.tasks} tasks, {sum(erasure.rows.values())} rows; writer's longest wait {wait * 1000:.0f} ms")

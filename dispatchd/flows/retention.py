@@ -10,6 +10,7 @@ and the mail and files of open tasks, are never pruned.
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ class PruneReport:
     blobs_waiting: int = 0   # stored again by intake around their release: removed by a later run
     dry_run: bool = False
     run_id: int | None = None
+    longest_batch: float = 0.0  # seconds: the longest any batch held the write turn
+
 
     @property
     def bytes_freed(self) -> int:
@@ -138,17 +141,21 @@ def prune(engine: Engine, blobs: BlobStore, retention: RetentionConfig, now: dat
                     ids = [row[0] for row in connection.execute(chosen.order_by(None).limit(retention.batch))]
                 if not ids:
                     break
-                with write_turn(engine), engine.begin() as connection:
-                    ids = [row[0] for row in connection.execute(chosen.where(chosen.selected_columns[0].in_(ids)))]
-                    report.bytes[kind] += apply(connection, ids, _utc(now)) if ids else 0
-                    report.counts[kind] += len(ids)
-                    _record(connection, report)
+                with write_turn(engine):
+                    held = time.monotonic()
+                    with engine.begin() as connection:
+                        ids = [row[0] for row in connection.execute(chosen.where(chosen.selected_columns[0].in_(ids)))]
+                        report.bytes[kind] += apply(connection, ids, _utc(now)) if ids else 0
+                        report.counts[kind] += len(ids)
+                        _record(connection, report)
+                    report.longest_batch = max(report.longest_batch, time.monotonic() - held)
                 log.info("prune.batch", kind=kind, rows=len(ids))
         report.blobs_removed, blob_bytes, report.blobs_waiting = remove_released_blobs(engine, blobs)
         report.bytes["blobs"] += blob_bytes
         with write_turn(engine), engine.begin() as connection:
             _record(connection, report, finished=_utc(now))
     log.info("prune.done", run_id=report.run_id, bytes_freed=report.bytes_freed, blobs_removed=report.blobs_removed,
+             longest_batch=round(report.longest_batch, 3),
              blobs_waiting=report.blobs_waiting, **report.counts)
     return report
 
