@@ -190,7 +190,11 @@ def test_each_tasks_events_arrive_in_order_through_failures(
                 break
             await asyncio.sleep(0.02)
         await sender.close()
-    asyncio.run(deliver_all())
+    try:
+        asyncio.run(deliver_all())
+    finally:  # a PostgreSQL coordinator holds a connection (and its advisory lock) until closed
+        deps.coordinator.close()
+        deps.engine.dispose()
     accepted = [json.loads(r.body) for n, r in enumerate(receiver.requests)
                 if r.path == "/hook/hook" and n % 3 != 1]
     with deployment.session() as session:
