@@ -87,8 +87,9 @@ def _stop(signum: int, frame: object) -> None:
 
 
 class Soak:
-    def __init__(self, out: Path, minutes: float, interval: float, sample_every: float):
+    def __init__(self, out: Path, minutes: float, interval: float, sample_every: float, arenas: int = 2):
         self.out, self.minutes, self.interval, self.sample_every = out, minutes, interval, sample_every
+        self.arenas = arenas
         self.root = out / "daemon"
         self.root.mkdir(parents=True, exist_ok=True)
         self.config = self.root / "config.toml"
@@ -114,10 +115,12 @@ class Soak:
             write_config(self.root, proxy.port, smtp.port, mode="idle", extra=settings(self.lifecycle)).chmod(0o600)
             self.event("start", minutes=self.minutes, root=str(self.root), **{
                 name: "available" if ok else "not available in this build" for name, ok in self.lifecycle.items()})
+            # As systemd/dispatchd.service runs it; 0 leaves glibc's default (an arena per thread).
+            environment = {**os.environ, "MALLOC_ARENA_MAX": str(self.arenas)} if self.arenas else None
             with open(self.root / "daemon.log", "ab") as log:
                 self.daemon = subprocess.Popen([sys.executable, "-m", "dispatchd", "run", "--config", str(self.config)],
                                                cwd=self.root, stdout=subprocess.DEVNULL, stderr=log,
-                                               start_new_session=True)
+                                               start_new_session=True, env=environment)
             stopped = None
             try:
                 self._loop(dovecot, smtp, proxy)
@@ -352,13 +355,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("soak-run"))
     parser.add_argument("--interval", type=float, default=4.0, help="seconds between inbound emails")
     parser.add_argument("--sample-every", type=float, default=30.0)
+    parser.add_argument("--malloc-arena-max", type=int, default=2,
+                        help="MALLOC_ARENA_MAX for the daemon, as the systemd unit sets it (0: glibc's default)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if (args.out / "samples.jsonl").exists() or (args.out / "ledger.jsonl").exists():
         parser.error(f"{args.out} holds an earlier run: give a new directory")
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    soak = Soak(args.out.resolve(), args.minutes, args.interval, args.sample_every)
+    soak = Soak(args.out.resolve(), args.minutes, args.interval, args.sample_every, args.malloc_arena_max)
     try:
         code = soak.run()
     except Stopped as reason:
