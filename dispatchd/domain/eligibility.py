@@ -89,7 +89,7 @@ class Assignment:
 
     assignee: str | None
     reason: str
-    step: str  # "rule", "strategy", "backup", "lead", "manual", "nobody"
+    step: str  # "rule", "strategy", "backup", "lead", "manual", "nobody" (waits in its queue), "triage"
     considered: tuple[Verdict, ...] = field(default_factory=tuple)
 
 
@@ -140,7 +140,8 @@ def choose(queue: str, strategy: str, members: list[Candidate], needs: Needs, la
            staff: dict[str, Candidate], lead: Candidate | None) -> Assignment:
     """Who gets new work in ``queue``: the eligible member the strategy picks (equal loads go to
     the preferred), else the backup of a qualified member who cannot, else the queue's lead,
-    else nobody (the queue's owners are told). ``members`` are in config order; ``staff`` maps
+    else triage when nobody in the queue can do it at all (``unmet``), else nobody: it waits
+    in the queue until someone is free (the queue's owners are told). ``members`` are in config order; ``staff`` maps
     every staff name (lower case) to a candidate, for backups."""
     considered = tuple(verdict(m, needs) for m in members)
     if strategy not in AUTOMATIC:
@@ -165,8 +166,19 @@ def choose(queue: str, strategy: str, members: list[Candidate], needs: Needs, la
         return Assignment(lead.email, f"{shortfall}; no backup free; the queue's lead {lead.name} has it", "lead",
                           (*considered, Verdict(lead.name, lead.email, True, "the queue's lead")))
     why_not_lead = f"the queue's lead {lead.name} is {unavailable(lead)}" if lead else "no lead"
+    if unmet(members, needs):
+        return Assignment(None, f"{shortfall}, and no backup or lead could take it ({why_not_lead}): "
+                                "sent to triage", "triage", considered)
     return Assignment(None, f"queue {queue} at capacity: {shortfall}; no backup free; {why_not_lead}; "
-                            "left for its owners to triage", "nobody", considered)
+                            "waits in the queue", "nobody", considered)
+
+
+def unmet(members: list[Candidate], needs: Needs) -> bool:
+    """Whether nobody in the queue can do the work at all, not merely now: no member has the
+    skills and region, or everyone who has them is away (or is the one it is moving from).
+    Such work goes to triage; work that people who are merely full or off for the day could
+    do waits in its queue, so an ordinary busy afternoon does not flood triage."""
+    return not any(not gaps(m, needs) and not m.away and not m.moving_from for m in members)
 
 
 def _by_strategy(strategy: str, members: list[Candidate], needs: Needs, last: str | None) -> list[Candidate]:

@@ -13,6 +13,7 @@ Here: the runs, the per-message boundary and the order a message is taken in
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 import structlog
@@ -196,7 +197,12 @@ def _new_task(session: Session, row: MessageRecord, mail: InboundMail, deps: Int
     due = due_at(now, parse_sla(decision.sla), deps.calendar)
     chosen = _assignee(session, decision, request, deps, now)
     assignee_email, assign_reason = chosen.assignee, chosen.reason
-    status = Status.RECEIVED if decision.triage else Status.QUEUED
+    meant_for = None
+    if chosen.step == "triage":
+        # Nobody in the queue can do it at all (the skill, region or language is missing, or
+        # all who have it are away): a person decides, like for mail the rules cannot type.
+        meant_for, decision = decision.queue, replace(decision, queue=mailbox.queue_prefix + deps.rulebook.triage_queue)
+    status = Status.RECEIVED if decision.triage or meant_for else Status.QUEUED
     task = Task(
         client=request.client, type=request.type, queue=decision.queue, priority=decision.priority.value,
         status=status.value, description=request.description[:500], subject=mail.subject[:1000],
@@ -223,6 +229,10 @@ def _new_task(session: Session, row: MessageRecord, mail: InboundMail, deps: Int
                    session, "format-help", n.to[0], now, deps.config.intake.format_help_per_day)]
     if chosen.step == "nobody":
         notices.extend(capacity_notices(task, assign_reason, deps.notices))
+    elif meant_for:
+        # The reviewers get one mail saying why it is theirs and what to do, not two.
+        told = capacity_notices(task, assign_reason, deps.notices, meant_for)
+        notices = [n for n in notices if n.kind != "staff-new-task" or n.to[0] not in {t.to[0] for t in told}] + told
     kind = None if decision.triage else deps.rulebook.find_type(task.type)
     call = kind.booking if kind is not None else None
     if call is not None and deps.config.booking is not None:

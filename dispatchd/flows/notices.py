@@ -149,9 +149,11 @@ def followed_notice(task: Task, address: str, added_by: str, ctx: NoticeContext)
                  references=(task.message_id,))
 
 
-def capacity_notices(task: Task, reason: str, ctx: NoticeContext) -> list[OutboundMail]:
-    """Tell the queue's owners that new work is waiting because everyone is full."""
-    values = {**task_values(task, ctx), "reason": reason}
+def capacity_notices(task: Task, reason: str, ctx: NoticeContext, meant_for: str | None = None) -> list[OutboundMail]:
+    """Tell the queue's owners that new work is waiting because everyone is full; or, when
+    nobody in ``meant_for`` could do it at all and it was sent to triage (``task.queue``), tell
+    the triage reviewers why it is there and what to do."""
+    values = {**task_values(task, ctx), "reason": reason, "meant_for": meant_for}
     return [_mail("staff-capacity", s.email, task, values, ctx) for s in ctx.config.queue_owners(task.queue)
             if s.email not in ctx.config.intake_addresses]
 

@@ -14,7 +14,7 @@ from dispatchd.domain.sla import counted_seconds, parse_sla, target_seconds
 from dispatchd.flows.assignment import assign, is_away, task_needs
 from dispatchd.flows.history import events_of, last_activity
 from dispatchd.flows.ingest import IntakeDeps
-from dispatchd.flows.notices import redispatch_notices
+from dispatchd.flows.notices import capacity_notices, redispatch_notices
 from dispatchd.flows.outgoing import enqueue
 from dispatchd.store import queries
 from dispatchd.store.tables import Task
@@ -39,18 +39,34 @@ def redispatch(deps: IntakeDeps) -> Counter[str]:
             needs = task_needs(task.needs, task.client, deps.config)
             chosen = assign(session, task.queue, policy, needs, deps.config, now, deps.calendar, exclude=(previous,))
             successor, how = chosen.assignee, chosen.reason
-            source = task.status
+            source, meant_for = task.status, task.queue
             task.assignee, task.assigned_at = successor, now if successor else None
-            if successor is None and task.status == Status.IN_PROGRESS.value:
+            if chosen.step == "triage":
+                # Nobody left in the queue can do it (the only one with the skill is away): a
+                # person decides, as for new work (domain/eligibility.unmet).
+                task.queue, task.status = _triage_queue(task.queue, deps), Status.RECEIVED.value
+            elif successor is None and task.status == Status.IN_PROGRESS.value:
                 task.status = Status.QUEUED.value
             task.updated_at = now
             session.add(task)
-            detail = f"{reason}; {previous} -> {successor or 'the queue'} ({how})"
+            target = successor or ("triage" if chosen.step == "triage" else "the queue")
+            detail = f"{reason}; {previous} -> {target} ({how})"
             queries.add_event(session, task, now, "dispatchd", "redispatched", detail, None, source, task.status)
-            enqueue(session, redispatch_notices(task, previous, successor, reason, deps.notices), deps.notices, now)
-            moved["to_person" if successor else "to_queue"] += 1
+            notices = redispatch_notices(task, previous, successor, reason, deps.notices)
+            if chosen.step == "triage":
+                notices = [n for n in notices if n.to[0] == previous] + capacity_notices(task, how, deps.notices,
+                                                                                          meant_for)
+            enqueue(session, notices, deps.notices, now)
+            moved["to_person" if successor else "to_triage" if chosen.step == "triage" else "to_queue"] += 1
             log.info("task.redispatched", task_id=task.id, detail=detail)
     return moved
+
+
+def _triage_queue(queue: str, deps: IntakeDeps) -> str:
+    """The triage queue of the mailbox whose prefix ``queue`` carries ("brand-b/triage")."""
+    prefix = next((m.queue_prefix for m in deps.config.mailboxes if m.queue_prefix and queue.startswith(m.queue_prefix)),
+                  "")
+    return prefix + deps.rulebook.triage_queue
 
 
 def _why(session: Session, task: Task, events: list, deps: IntakeDeps, now) -> str | None:  # type: ignore[no-untyped-def]

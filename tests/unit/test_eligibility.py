@@ -74,10 +74,26 @@ STAFF = {c.name.lower(): c for c in (BEN, CARA, DEV, LEAD)}
      "Ben's backup Cara's backup Dev took it"),
     # nobody has the skill: no backup to ask, the queue's lead has it
     ([CARA], SHOPIFY, LEAD, "lea@a.test", "lead", "no one in dev has 'shopify'; no backup free; the queue's lead Lea"),
-    # the lead is away too: nobody, left for the owners (the capacity notice)
-    ([CARA], SHOPIFY, replace(LEAD, away=True), None, "nobody", "queue dev at capacity: no one in dev has 'shopify'"),
+    # the lead is away too and nobody in the queue can do it at all: triage, saying why
+    ([CARA], SHOPIFY, replace(LEAD, away=True), None, "triage",
+     "no one in dev has 'shopify', and no backup or lead could take it (the queue's lead Lea is away): sent to triage"),
+    ([replace(CARA, backup=None)], SHOPIFY, None, None, "triage", "no one in dev has 'shopify'"),
+    ([replace(CARA, backup=None)], Needs(region="DACH"), None, None, "triage", "no one in dev covers DACH"),
+    ([replace(CARA, backup=None)], Needs(frozenset({"french"})), None, None, "triage", "sent to triage"),
+    # the only one with the skill is away and their backup is full
+    ([replace(BEN, away=True), replace(CARA, load=3, backup=None)], SHOPIFY, None, None, "triage",
+     "everyone with 'shopify' is away, and no backup or lead could take it (no lead): sent to triage"),
+    # the work is moving off the only one who could do it (redispatch)
+    ([replace(BEN, moving_from=True, backup=None)], SHOPIFY, None, None, "triage", "sent to triage"),
+    ([replace(CARA, away=True, backup=None)], Needs(), None, None, "triage", "all 1 members are away"),
+    ([], Needs(), None, None, "triage", "queue dev has no members"),
+    # people who could do it are merely full or off for the day: it waits in the queue
     ([replace(CARA, load=3, backup=None)], Needs(), None, None, "nobody",
-     "queue dev at capacity: all 1 members are at their WIP limit"),
+     "queue dev at capacity: all 1 members are at their WIP limit; no backup free; no lead; waits in the queue"),
+    ([replace(BEN, load=3, backup=None), replace(CARA, backup=None)], SHOPIFY, None, None, "nobody",
+     "queue dev at capacity: no one with 'shopify' under their WIP limit; no backup free; no lead; waits in the queue"),
+    ([replace(BEN, working=False, backup=None), replace(CARA, away=True)], SHOPIFY, None, None, "nobody",
+     "no one with 'shopify' is free (Ben not working then (own hours)); no backup free; no lead; waits in the queue"),
 ])
 def test_who_gets_it(members: list[Candidate], needs: Needs, lead: Candidate | None, assignee: str | None,
                      step: str, reason: str) -> None:
