@@ -175,10 +175,11 @@ def choose(queue: str, strategy: str, members: list[Candidate], needs: Needs, la
 
 def unmet(members: list[Candidate], needs: Needs) -> bool:
     """Whether nobody in the queue can do the work at all, not merely now: no member has the
-    skills and region, or everyone who has them is away (or is the one it is moving from).
-    Such work goes to triage; work that people who are merely full or off for the day could
-    do waits in its queue, so an ordinary busy afternoon does not flood triage."""
-    return not any(not gaps(m, needs) and not m.away and not m.moving_from for m in members)
+    skills and region, or everyone who has them is away. Such work goes to triage; work that
+    people who are merely full or off for the day could do waits in its queue, so an ordinary
+    busy afternoon does not flood triage. Stale work taken off someone who is not away goes
+    back to the queue: they still could do it."""
+    return not any(not gaps(m, needs) and not m.away for m in members)
 
 
 def _by_strategy(strategy: str, members: list[Candidate], needs: Needs, last: str | None) -> list[Candidate]:

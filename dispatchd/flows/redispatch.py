@@ -54,8 +54,8 @@ def redispatch(deps: IntakeDeps) -> Counter[str]:
             queries.add_event(session, task, now, "dispatchd", "redispatched", detail, None, source, task.status)
             notices = redispatch_notices(task, previous, successor, reason, deps.notices)
             if chosen.step == "triage":
-                notices = [n for n in notices if n.to[0] == previous] + capacity_notices(task, how, deps.notices,
-                                                                                          meant_for)
+                told = capacity_notices(task, how, deps.notices, meant_for)
+                notices = [n for n in notices if n.to[0] == previous] + told
             enqueue(session, notices, deps.notices, now)
             moved["to_person" if successor else "to_triage" if chosen.step == "triage" else "to_queue"] += 1
             log.info("task.redispatched", task_id=task.id, detail=detail)
@@ -64,8 +64,8 @@ def redispatch(deps: IntakeDeps) -> Counter[str]:
 
 def _triage_queue(queue: str, deps: IntakeDeps) -> str:
     """The triage queue of the mailbox whose prefix ``queue`` carries ("brand-b/triage")."""
-    prefix = next((m.queue_prefix for m in deps.config.mailboxes if m.queue_prefix and queue.startswith(m.queue_prefix)),
-                  "")
+    prefixes = [m.queue_prefix for m in deps.config.mailboxes if m.queue_prefix]
+    prefix = next((p for p in prefixes if queue.startswith(p)), "")
     return prefix + deps.rulebook.triage_queue
 
 

@@ -163,3 +163,48 @@ def test_check_refuses_what_cannot_work_with_file_and_line(agency: Deployment,
     rules.write_text(SKILL_RULES.replace('require = ["print"]', 'require = ["letterpress"]'))
     assert d.cli("check") == 2
     assert f"{rules}:10: rule[1].then.require: no [[staff]] has the skill 'letterpress'" in capsys.readouterr().err
+
+
+def test_work_nobody_in_the_queue_can_do_goes_to_triage_saying_why(
+        agency: Deployment, capsys: pytest.CaptureFixture[str]) -> None:
+    d = agency
+    # Ben, dev's lead, is away: nobody is left to hold work dev cannot do.
+    d.config.write_text(d.config.read_text().replace('role = "lead"\n', 'role = "lead"\naway_until = "2099-01-01"\n'))
+    send(d, make_mail("[Acme] - Technical - Print stylesheet for invoices"))
+    sent = task(d, 1)
+    assert (sent.queue, sent.status, sent.assignee) == ("triage", "received", None), "nobody in dev has 'print'"
+    why = ("no one in dev has 'print', and no backup or lead could take it (the queue's lead Ben is away): "
+           "sent to triage")
+    history = explained(d, capsys, 1)["history"]
+    assert why in next(e for e in history if e["kind"] == "routed")["detail"]
+    [notice] = d.received_by("morgan@agency.test")  # the triage reviewer: one mail, not a 'new task' as well
+    assert notice["Subject"].startswith("[#1] Nobody in dev can take it, sent to triage")
+    text = notice.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert why in " ".join(text.split()) and '"queue dev"' in text and '"assign <name>"' in text
+
+    # The only Shopify person is away and so is her backup: triage too, not a silent wait in dev.
+    d.config.write_text(d.config.read_text()
+                        .replace('backup = "Cara"\n', 'backup = "Cara"\naway_until = "2099-01-01"\n')
+                        .replace('name = "Cara"\n', 'name = "Cara"\naway_until = "2099-01-01"\n'))
+    send(d, make_mail("[Acme] - Technical - Shopify checkout fails"))
+    assert (task(d, 2).queue, task(d, 2).assignee) == ("triage", None)
+    capsys.readouterr()
+    assert d.cli("explain-assign", "2") == 0
+    assert "everyone with 'shopify' is away, and no backup or lead could take it" in capsys.readouterr().out
+    assert "everyone with 'shopify' is away" in d.received_by("morgan@agency.test")[-1].get_body(
+        ("plain",)).get_content()  # type: ignore[union-attr]
+
+    # Once someone is back, the reviewer puts it back in dev's queue.
+    send(d, make_mail("Re: [#2] queue", sender="morgan@agency.test", body="queue dev", to=d.user, headers=TRUSTED))
+    assert (task(d, 2).queue, task(d, 2).status) == ("dev", "queued")
+
+
+def test_work_people_could_do_but_are_full_waits_in_its_queue(agency: Deployment) -> None:
+    d = agency
+    # Everyone in design who prints is full (WIP limit 0) rather than missing: the task waits in design.
+    d.config.write_text(d.config.read_text().replace('skills = ["print"]\n', 'skills = ["print"]\nwip_limit = 0\n')
+                        .replace('role = "lead"\n', 'role = "lead"\naway_until = "2099-01-01"\n'))
+    send(d, make_mail("[Acme] - Design - Print flyer for the fair"))
+    assert (task(d, 1).queue, task(d, 1).status, task(d, 1).assignee) == ("design", "queued", None)
+    [notice] = d.received_by("ben@agency.test")[-1:]
+    assert "at capacity" in notice["Subject"]

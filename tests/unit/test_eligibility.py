@@ -83,8 +83,9 @@ STAFF = {c.name.lower(): c for c in (BEN, CARA, DEV, LEAD)}
     # the only one with the skill is away and their backup is full
     ([replace(BEN, away=True), replace(CARA, load=3, backup=None)], SHOPIFY, None, None, "triage",
      "everyone with 'shopify' is away, and no backup or lead could take it (no lead): sent to triage"),
-    # the work is moving off the only one who could do it (redispatch)
-    ([replace(BEN, moving_from=True, backup=None)], SHOPIFY, None, None, "triage", "sent to triage"),
+    # redispatch: the only one who could do it is away; stale work of someone still here waits
+    ([replace(BEN, moving_from=True, away=True, backup=None)], SHOPIFY, None, None, "triage", "sent to triage"),
+    ([replace(BEN, moving_from=True, backup=None)], SHOPIFY, None, None, "nobody", "waits in the queue"),
     ([replace(CARA, away=True, backup=None)], Needs(), None, None, "triage", "all 1 members are away"),
     ([], Needs(), None, None, "triage", "queue dev has no members"),
     # people who could do it are merely full or off for the day: it waits in the queue

@@ -236,6 +236,22 @@ def test_away_staff_lose_their_work(deps: IntakeDeps) -> None:
     assert "Ben is away" in mails(deps, "staff-redispatched")[0].raw.decode()
 
 
+def test_work_of_the_only_one_who_can_do_it_goes_to_triage_when_they_are_away(deps: IntakeDeps) -> None:
+    task_id = submit(deps, "[Acme] - Design - banner")
+    with Session(deps.engine) as session, session.begin():
+        found = session.get(Task, task_id)
+        assert found is not None
+        found.needs = "print"  # nobody else in design prints; Ben is design's lead, so no one holds it
+        session.add(StaffAway(email="ben@agency.test", until=MONDAY_10 + timedelta(days=7), set_at=MONDAY_10))
+    assert redispatch(deps) == {"to_triage": 1}
+    moved = task(deps, task_id)
+    assert (moved.queue, moved.status, moved.assignee) == ("triage", "received", None)
+    [told] = mails(deps, "staff-capacity")
+    assert told.recipients == "morgan@agency.test" and "Nobody in design can take it" in told.subject
+    assert "no one in design has 'print'" in " ".join(told.raw.decode().split())
+    assert [m.recipients for m in mails(deps, "staff-redispatched")] == ["ben@agency.test"]
+
+
 def test_client_digest_once_per_week(deps: IntakeDeps) -> None:
     submit(deps, "[Acme] - Content - One")
     submit(deps, "[Acme] - Design - Two", sender="carl@acme.test")

@@ -32,7 +32,7 @@ def context(**overrides: object) -> dict[str, object]:
         original_subject="hello", body="Body text", triage_queue="triage", status_label="in progress",
         source_label="queued", actor="ana@agency.test", detail="", allowed=("review", "cancel"), author="bob@acme.test",
         comment="Also pillar pages", results=[("start", True, "queued -> in_progress")], applied=True,
-        subject_hint="Re: x", reason="all members busy", clock="resolution", level="warning", used="81%",
+        subject_hint="Re: x", reason="all members busy", meant_for=None, clock="resolution", level="warning", used="81%",
         previous="ana@agency.test", successor="dina@agency.test", failed_to="bob@acme.test",
         failed_subject="[#42] Received", explanation="bob@acme.test does not exist (5.1.1)", size_mb="31.0",
         limit_mb="25", sender="robot@x.test", unverified=None, stranger=False, client_view=False,
@@ -178,3 +178,11 @@ def test_client_mails_carry_the_link_to_all_their_requests(name: str) -> None:
     assert f'<a href="{url}">' in (rendered.html or "")
     without = Renderer(PROJECT / "templates").render(name, **context(portal_url=""))
     assert "All your requests" not in without.text + (without.html or "")
+
+
+def test_work_sent_to_triage_tells_the_reviewer_why_and_what_to_do() -> None:
+    rendered = Renderer(PROJECT / "templates").render("staff-capacity", **context(
+        meant_for="dev", reason="no one in dev has 'shopify'"))
+    assert rendered.subject.startswith("[#42] Nobody in dev can take it, sent to triage")
+    assert "no one in dev has 'shopify'" in rendered.text and '"queue dev"' in rendered.text
+    assert rendered.html is not None and "<code>queue dev</code>" in rendered.html
