@@ -181,6 +181,10 @@ def test_work_nobody_in_the_queue_can_do_goes_to_triage_saying_why(
     assert notice["Subject"].startswith("[#1] Nobody in dev can take it, sent to triage")
     text = notice.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert why in " ".join(text.split()) and '"queue dev"' in text and '"assign <name>"' in text
+    # The reviewer gives it to someone anyway, as the notice says.
+    send(d, make_mail("Re: [#1] x", sender="morgan@agency.test", body="queue dev\nassign Cara", to=d.user,
+                      headers=TRUSTED))
+    assert (task(d, 1).queue, task(d, 1).status, task(d, 1).assignee) == ("dev", "queued", "cara@agency.test")
 
     # The only Shopify person is away and so is her backup: triage too, not a silent wait in dev.
     d.config.write_text(d.config.read_text()
@@ -195,7 +199,7 @@ def test_work_nobody_in_the_queue_can_do_goes_to_triage_saying_why(
         ("plain",)).get_content()  # type: ignore[union-attr]
 
     # Once someone is back, the reviewer puts it back in dev's queue.
-    send(d, make_mail("Re: [#2] queue", sender="morgan@agency.test", body="queue dev", to=d.user, headers=TRUSTED))
+    send(d, make_mail("Re: [#2] x", sender="morgan@agency.test", body="queue dev", to=d.user, headers=TRUSTED))
     assert (task(d, 2).queue, task(d, 2).status) == ("dev", "queued")
 
 
