@@ -15,7 +15,7 @@ from selenium.webdriver.support.ui import Select
 from dispatchd.devservers import Dovecot
 from tests.integration.conftest import wait_for
 from tests.integration.websites import Site, client_site
-from tests.integration.webtools import DESKTOP, PHONE, screenshot
+from tests.integration.webtools import DESKTOP, PHONE, follow, screenshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -48,23 +48,23 @@ def test_a_client_follows_the_link_in_their_confirmation_and_sends_a_request(sit
     assert _fits(driver), "the list scrolls inside its box, the page does not"
     screenshot(driver, shots, "client-requests-phone")
 
-    driver.find_element(By.LINK_TEXT, "Blog post about spring").click()  # type: ignore[attr-defined]
+    follow(driver, driver.find_element(By.LINK_TEXT, "Blog post about spring"))  # type: ignore[attr-defined]
     assert "We received the request." in driver.find_element(By.TAG_NAME, "main").text  # type: ignore[attr-defined]
     driver.find_element(By.NAME, "words").send_keys("Please use the blue logo.")  # type: ignore[attr-defined]
-    driver.find_element(By.XPATH, "//button[text()='Add the comment']").click()  # type: ignore[attr-defined]
+    follow(driver, driver.find_element(By.XPATH, "//button[text()='Add the comment']"))  # type: ignore[attr-defined]
     page = driver.find_element(By.TAG_NAME, "main").text  # type: ignore[attr-defined]
     assert "Your comment was passed to the team." in page and "Please use the blue logo." in page
     assert _fits(driver)
     screenshot(driver, shots, "client-request-phone")
 
-    driver.find_element(By.LINK_TEXT, "New request").click()  # type: ignore[attr-defined]
+    follow(driver, driver.find_element(By.LINK_TEXT, "New request"))  # type: ignore[attr-defined]
     Select(driver.find_element(By.NAME, "type")).select_by_visible_text("Design")  # type: ignore[attr-defined]
     driver.find_element(By.NAME, "description").send_keys("Poster for the spring fair")  # type: ignore[attr-defined]
     driver.find_element(By.NAME, "details").send_keys("A3, our colours.")  # type: ignore[attr-defined]
     driver.find_element(By.NAME, "urgent").click()  # type: ignore[attr-defined]
     assert _fits(driver)
     screenshot(driver, shots, "client-form-phone")
-    driver.find_element(By.XPATH, "//button[text()='Send the request']").click()  # type: ignore[attr-defined]
+    follow(driver, driver.find_element(By.XPATH, "//button[text()='Send the request']"))  # type: ignore[attr-defined]
     thanks = driver.find_element(By.TAG_NAME, "main").text  # type: ignore[attr-defined]
     number = re.search(r"request #(\d+)", thanks)
     assert number, thanks

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.expected_conditions import staleness_of
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import Select
 
 from dispatchd.devservers import Received
 from tests.integration.conftest import Deployment, make_mail, wait_for
-from tests.integration.webtools import DESKTOP, PHONE, free_port, screenshot, serving, web_table
+from tests.integration.webtools import DESKTOP, PHONE, follow, free_port, screenshot, serving, web_table
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -33,15 +32,6 @@ def mails_to(deployment: Deployment, address: str) -> list[Received]:
 def signin_links(deployment: Deployment, address: str) -> list[str]:
     found = (re.search(r"http\S+/staff/signin/\S+", text_of(m)) for m in mails_to(deployment, address))
     return [match.group(0) for match in found if match]
-
-
-def submit(browser: object, button: object) -> None:
-    """Click a form's button and wait until the next page has replaced this one."""
-    page = browser.find_element(By.TAG_NAME, "html")  # type: ignore[attr-defined]
-    button.click()  # type: ignore[attr-defined]
-    WebDriverWait(browser, 20).until(staleness_of(page))  # type: ignore[arg-type]
-    WebDriverWait(browser, 20).until(  # type: ignore[arg-type]
-        lambda b: b.execute_script("return document.readyState") == "complete")
 
 
 def fits_the_width(browser: object) -> bool:
@@ -65,12 +55,12 @@ def test_staff_sign_in_by_email_and_reroute_a_triage_task(deployment: Deployment
         assert drive.current_url.endswith("/staff/signin")  # type: ignore[attr-defined]
         screenshot(drive, shots, "staff-signin")
         drive.find_element(By.NAME, "email").send_keys("morgan@agency.test")  # type: ignore[attr-defined]
-        submit(drive, drive.find_element(By.CSS_SELECTOR, "form.stack button"))  # type: ignore[attr-defined]
+        follow(drive, drive.find_element(By.CSS_SELECTOR, "form.stack button"))  # type: ignore[attr-defined]
         assert "a sign-in link is on its way" in drive.page_source  # type: ignore[attr-defined]
         wait_for(lambda: bool(signin_links(deployment, "morgan@agency.test")), 30, "the sign-in email")
         [link] = signin_links(deployment, "morgan@agency.test")
         drive.get(link)  # type: ignore[attr-defined]
-        submit(drive, drive.find_element(By.ID, "signin"))  # type: ignore[attr-defined]
+        follow(drive, drive.find_element(By.ID, "signin"))  # type: ignore[attr-defined]
         assert drive.current_url == server.url + "/staff"  # type: ignore[attr-defined]
         assert drive.find_elements(By.CSS_SELECTOR, "svg.chart")  # type: ignore[attr-defined]
         screenshot(drive, shots, "staff-dashboard")
@@ -80,7 +70,7 @@ def test_staff_sign_in_by_email_and_reroute_a_triage_task(deployment: Deployment
         task_id = int(card.get_attribute("id").removeprefix("task-"))
         screenshot(drive, shots, "staff-triage")
         Select(card.find_element(By.CSS_SELECTOR, "select[aria-label='Request type']")).select_by_visible_text("Technical")
-        submit(drive, card.find_element(By.XPATH, ".//button[text()='Set type']"))
+        follow(drive, card.find_element(By.XPATH, ".//button[text()='Set type']"))
         assert "Nothing waits for triage." in drive.page_source, drive.find_element(By.TAG_NAME, "main").text  # type: ignore[attr-defined]
 
         drive.get(f"{server.url}/staff/tasks/{task_id}")  # type: ignore[attr-defined]

@@ -112,6 +112,21 @@ def chromium(width_height: tuple[int, int] = DESKTOP) -> Iterator[object]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
+def follow(driver: object, element: object) -> None:
+    """Click a link or a form's button and wait until the next page has replaced this one: a
+    plain click returns as soon as the browser has the event, and reading the page then can
+    catch the old one going stale."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = driver.find_element(By.TAG_NAME, "html")  # type: ignore[attr-defined]
+    element.click()  # type: ignore[attr-defined]
+    WebDriverWait(driver, 20).until(staleness_of(page))  # type: ignore[arg-type]
+    WebDriverWait(driver, 20).until(  # type: ignore[arg-type]
+        lambda d: d.execute_script("return document.readyState") == "complete")
+
+
 def screenshot(driver: object, directory: Path, name: str) -> Path:
     """Save the page as ``directory/name.png`` (a test artifact); with DISPATCHD_SCREENSHOTS=1
     also as docs/screenshots/name.png, the pictures the README shows."""
