@@ -175,6 +175,8 @@ def test_client_mails_carry_the_link_to_all_their_requests(name: str) -> None:
     url = "https://dispatch.example.com/c/abc.def"
     rendered = Renderer(PROJECT / "templates").render(name, **context(portal_url=url))
     assert f"All your requests: {url}" in rendered.text
+    assert f"\n\nAll your requests: {url}" in rendered.text and "\n\n\nAll your requests" not in rendered.text, \
+        "one blank line before the link, not two"
     assert f'<a href="{url}">' in (rendered.html or "")
     without = Renderer(PROJECT / "templates").render(name, **context(portal_url=""))
     assert "All your requests" not in without.text + (without.html or "")
