@@ -15,6 +15,7 @@ import ctypes
 import os
 import signal
 import threading
+from collections.abc import Callable
 from typing import NoReturn, Protocol
 
 import structlog
@@ -241,24 +242,12 @@ async def _serve_child(config: Config, wake: int, once: bool, integrations: Send
     sender = SendLoop(outbox_sender(config.smtp, engine, SystemClock(), coordinator))
     if integrations is not None:
         integrations.wake()  # its go-ahead: the database is ready
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    parent_done = loop.create_future()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # reloading is the parent's business
 
-    def readable() -> None:
-        if os.read(wake, 4096):
-            sender.wake()
-            if integrations is not None:
-                integrations.wake()
-        else:
-            loop.remove_reader(wake)
-            parent_done.set_result(None)
-            if not once:
-                stop.set()
-    loop.add_reader(wake, readable)
+    def woken() -> None:
+        sender.wake()
+        if integrations is not None:
+            integrations.wake()
+    stop, parent_done = _follow_parent(wake, once, woken)
     try:
         if once:
             code = await sender.until_idle(parent_done, stop)
@@ -277,22 +266,7 @@ async def _serve_integrations(config: Config, wake: int, once: bool, _: SenderPr
     engine = open_engine(config.database_url)
     coordinator = coordinator_for(engine)
     integrations = IntegrationSender(config, engine, SystemClock(), coordinator)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    parent_done = loop.create_future()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-
-    def readable() -> None:
-        if os.read(wake, 4096):
-            integrations.wake()
-        else:
-            loop.remove_reader(wake)
-            parent_done.set_result(None)
-            if not once:
-                stop.set()
-    loop.add_reader(wake, readable)
+    stop, parent_done = _follow_parent(wake, once, integrations.wake)
     try:
         if once:
             await integrations.until_idle(parent_done, stop)
@@ -302,6 +276,29 @@ async def _serve_integrations(config: Config, wake: int, once: bool, _: SenderPr
     finally:
         await asyncio.to_thread(coordinator.close)
         engine.dispose()
+
+
+def _follow_parent(wake: int, once: bool, woken: Callable[[], None]) -> tuple[asyncio.Event, asyncio.Future[None]]:
+    """A child's link to its parent: SIGTERM/SIGINT set ``stop``; bytes on the ``wake`` pipe call
+    ``woken``; the pipe's end (the parent is gone or done) completes ``parent_done`` and, unless
+    the run is ``once`` (finish what is left first), sets ``stop`` too."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    parent_done: asyncio.Future[None] = loop.create_future()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # reloading is the parent's business
+
+    def readable() -> None:
+        if os.read(wake, 4096):
+            woken()
+        else:
+            loop.remove_reader(wake)
+            parent_done.set_result(None)
+            if not once:
+                stop.set()
+    loop.add_reader(wake, readable)
+    return stop, parent_done
 
 
 async def _first_of(*awaited: asyncio.Event | asyncio.Future[object], timeout: float | None = None) -> None:
