@@ -116,6 +116,17 @@ def test_idle_is_not_ended_by_the_selects_own_exists(deployment: Deployment, pro
         stop.close()
 
 
+def _race_mail_with_idle(deployment: Deployment, proxy: ImapProxy, source: ImapSource, stop: StopFlag,
+                         subject: str) -> None:
+    """Mail appended just before the IDLE command reaches Dovecot (which then answers "+ idling"
+    and "* 1 EXISTS" in one packet) ends the wait at once and is read."""
+    proxy.before("IDLE", lambda: deployment.deliver(make_mail(subject)))
+    started = time.monotonic()
+    assert source.wait_for_mail(stop) is True
+    assert time.monotonic() - started < 2.0
+    assert source.uids_after(0) == [1]
+
+
 def test_mail_landing_just_before_idle_is_seen_at_once(deployment: Deployment, proxy: ImapProxy) -> None:
     """The race of issue 21, 6, made deterministic: the proxy appends a message just before the
     IDLE command reaches Dovecot, which answers "+ idling" and "* 1 EXISTS" in one packet."""
@@ -124,11 +135,7 @@ def test_mail_landing_just_before_idle_is_seen_at_once(deployment: Deployment, p
     try:
         source.select("INBOX")
         assert source.uids_after(0) == []
-        proxy.before("IDLE", lambda: deployment.deliver(make_mail("[Acme] - Content - Raced IDLE")))
-        started = time.monotonic()
-        assert source.wait_for_mail(stop) is True
-        assert time.monotonic() - started < 2.0
-        assert source.uids_after(0) == [1]
+        _race_mail_with_idle(deployment, proxy, source, stop, "[Acme] - Content - Raced IDLE")
     finally:
         source.close()
         stop.close()
@@ -186,11 +193,7 @@ def test_idle_over_tls_waits_quietly_and_sees_mail_at_once(deployment: Deploymen
         assert source.wait_for_mail(stop) is False
         assert time.monotonic() - started >= 2.9
         assert [c.name for c in tls_proxy.since(started)] == ["IDLE", "DONE"]
-        tls_proxy.before("IDLE", lambda: deployment.deliver(make_mail("[Acme] - Content - Raced over TLS")))
-        started = time.monotonic()
-        assert source.wait_for_mail(stop) is True
-        assert time.monotonic() - started < 2.0
-        assert source.uids_after(0) == [1]
+        _race_mail_with_idle(deployment, tls_proxy, source, stop, "[Acme] - Content - Raced over TLS")
     finally:
         source.close()
         stop.close()
