@@ -48,6 +48,10 @@ class ImapProxy:
 
     def stop(self) -> None:
         self._stopped = True
+        try:  # wakes the thread blocked in accept() (close alone does not, and join waited 5 s)
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.listener.close()
         with self._lock:
             sockets = list(self._sockets)
