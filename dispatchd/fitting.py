@@ -67,6 +67,7 @@ def fit(examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]], v
     """A model from ``examples`` (at least two labels needed)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits  # after scipy's import: it limits the BLAS loaded by then
 
     labels = sorted({e.label for e in examples})
     if len(labels) < 2:
@@ -77,7 +78,11 @@ def fit(examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]], v
     matrix = vectorizer.fit_transform(examples)
     weights = _balanced(examples)
     classifier = LogisticRegression(C=REGULARISATION, max_iter=300, tol=1e-3)
-    classifier.fit(matrix, [e.label for e in examples], sample_weight=weights)
+    # One BLAS thread: L-BFGS-B (C since SciPy 1.15) calls BLAS on vectors too small to share,
+    # and with OpenBLAS's threads it spent most of training waiting on them (day one's training
+    # took 24 s on two busy cores, 3 s with one thread; the same model either way).
+    with threadpool_limits(limits=1, user_api="blas"):
+        classifier.fit(matrix, [e.label for e in examples], sample_weight=weights)
     vocabulary = [""] * len(vectorizer.vocabulary_)
     for token, column in vectorizer.vocabulary_.items():
         vocabulary[column] = token
