@@ -64,7 +64,7 @@ class SendLoop:
                 self.mail_arrived.clear()
                 try:
                     await self.outbox.drain(stop)
-                    wait = await asyncio.to_thread(self.outbox.next_due)
+                    wait = await asyncio.to_thread(self.outbox.next_look)
                 except INFRASTRUCTURE_ERRORS as exc:
                     log.error("outbox.unavailable", reason=str(exc))
                     wait = 5.0

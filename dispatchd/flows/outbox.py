@@ -212,6 +212,17 @@ class OutboxSender:
             return None
         return max(0.0, (due - self.clock.now()).total_seconds(), self.hold.remaining())
 
+    def next_look(self) -> float | None:
+        """``next_due``, but no later than the next look for orphaned claims while rows are being
+        sent elsewhere (after our own drain, a claimed row is another instance's): if that
+        instance dies, its mail goes out within seconds, not at the idle wake-up half a minute on."""
+        due = self.next_due()
+        with Session(self.engine) as session:
+            claimed = queries.outbox_claimed(session)
+        if not claimed:
+            return due
+        return ORPHAN_CHECK_SECONDS if due is None else min(due, ORPHAN_CHECK_SECONDS)
+
 
 def outbox_sender(smtp: SmtpConfig, engine: Engine, clock: Clock, coordinator: Coordinator,
                   policy: RetryPolicy | None = None) -> OutboxSender:

@@ -294,6 +294,11 @@ def release_orphaned_claims(session: Session, live_instances: set[str]) -> int:
     return result.rowcount or 0
 
 
+def outbox_claimed(session: Session) -> bool:
+    """Is any row being sent (claimed, result not yet recorded)?"""
+    return session.exec(select(Outbox.id).where(Outbox.status == "sending").limit(1)).first() is not None
+
+
 def next_outbox_due(session: Session) -> datetime | None:
     return session.exec(select(func.min(Outbox.next_attempt_at)).where(Outbox.status == "pending")).first()
 

@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from dispatchd.config import load_config
 from dispatchd.daemon import build_deps, build_outbox
-from dispatchd.flows.outbox import RetryPolicy
+from dispatchd.flows.outbox import ORPHAN_CHECK_SECONDS, RetryPolicy
 from dispatchd.store.tables import Outbox
 from tests.integration.conftest import Deployment
 
@@ -58,3 +58,23 @@ def test_an_outage_costs_no_email_an_attempt(deployment: Deployment) -> None:
     rows = deployment.outbox()
     assert report.sent == 0 and {r.status for r in rows} == {"pending"}
     assert sum(r.attempts for r in rows) == 0, "the server's fault is no email's: all handed back untried"
+
+
+def test_mail_another_instance_is_sending_is_looked_at_again_within_seconds(deployment: Deployment) -> None:
+    """Not at the idle wake-up half a minute on: if that instance is dead, its claims go back
+    to the queue at the next look (ORPHAN_CHECK_SECONDS)."""
+    queue_mail(deployment, ["person@acme.test"])
+    deps = build_deps(load_config(deployment.config))
+    sender = build_outbox(deps)
+    assert sender.next_look() == sender.next_due() == 0.0
+    with Session(deps.engine) as session, session.begin():
+        row = session.get(Outbox, 1)
+        assert row is not None
+        row.status, row.claimed_by = "sending", "local:1:elsewhere"
+    assert sender.next_due() is None
+    assert sender.next_look() == ORPHAN_CHECK_SECONDS
+    with Session(deps.engine) as session, session.begin():
+        row = session.get(Outbox, 1)
+        assert row is not None
+        row.status, row.claimed_by = "sent", None
+    assert sender.next_look() is None
