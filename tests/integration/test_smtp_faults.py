@@ -76,15 +76,15 @@ def rows(deps: IntakeDeps) -> list[Outbox]:
         return list(session.exec(select(Outbox).order_by(col(Outbox.id))).all())
 
 
-def serve_for(deps: IntakeDeps, seconds: float) -> None:
-    """The daemon's send loop, woken by intake several times, for ``seconds``."""
+def serve_for(deps: IntakeDeps, wakes: int = 12) -> None:
+    """The daemon's send loop, woken by intake ``wakes`` times, a tenth of a second apart."""
     loop = SendLoop(build_outbox(deps))
 
     async def run() -> None:
         stop = asyncio.Event()
         serving = asyncio.ensure_future(loop.serve(stop))
-        for _ in range(int(seconds / 0.25)):
-            await asyncio.sleep(0.25)
+        for _ in range(wakes):
+            await asyncio.sleep(0.1)
             loop.wake()  # intake committed more mail: a wake-up must not become a connection
         stop.set()
         await serving
@@ -97,7 +97,7 @@ def test_a_refused_login_costs_one_login_and_no_email_then_everything_goes(
     queue(deps, [f"person{n}@acme.test" for n in range(60)])
     faulty.fail_at("auth", "535 5.7.8 Username and Password not accepted")
     with structlog.testing.capture_logs() as logs:
-        serve_for(deps, 3.0)
+        serve_for(deps)
     assert faulty.counts.connections == 1 and faulty.counts.auth_attempts == 1, faulty.counts
     assert {(r.status, r.attempts) for r in rows(deps)} == {("pending", 0)}, "no email was charged"
     assert [e["event"] for e in logs if e["log_level"] == "error"] == ["smtp.unavailable"], "told once"
@@ -127,7 +127,7 @@ def test_a_server_that_fails_the_session_is_probed_by_one_connection_at_a_time(
     deps = deps_for(config, clock)
     queue(deps, [f"person{n}@acme.test" for n in range(40)])
     faulty.fail_at(stage, reply)
-    serve_for(deps, 3.0)
+    serve_for(deps)
     assert faulty.counts.connections == 1, "no re-drain while the sender-wide backoff runs"
     assert {(r.status, r.attempts) for r in rows(deps)} == {("pending", 0)}
     hold = read_hold(deps.engine)
