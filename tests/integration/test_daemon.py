@@ -207,7 +207,8 @@ def test_imap_server_restart_is_survived(tmp_path, smtp) -> None:  # type: ignor
             # The whole process group: Dovecot's imap children outlive a stopped master.
             os.killpg(server.process.pid, signal.SIGTERM)  # type: ignore[union-attr]
             server.process.wait(timeout=10)  # type: ignore[union-attr]
-            time.sleep(1.5)
+            wait_for(lambda: '"event": "intake.unavailable"' in (tmp_path / "daemon.log").read_text(),
+                     what="the daemon to notice the outage")  # not a fixed 1.5 s
             server.start()
             deployment.deliver(make_mail("[Acme] - Content - After the outage"))
             wait_for(lambda: len(deployment.received_by("bob@acme.test")) == 2, timeout=30,
