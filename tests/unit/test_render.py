@@ -188,3 +188,18 @@ def test_work_sent_to_triage_tells_the_reviewer_why_and_what_to_do() -> None:
     assert rendered.subject.startswith("[#42] Nobody in dev can take it, sent to triage")
     assert "no one in dev has 'shopify'" in rendered.text and '"queue dev"' in rendered.text
     assert rendered.html is not None and "<code>queue dev</code>" in rendered.html
+
+
+def test_a_new_renderer_compiles_again_only_what_changed_on_disk(tmp_path: Path) -> None:
+    """Renderers of one directory share its compiled templates until a file is edited, added
+    or replaced: a reload then renders the new text, and an unchanged one compiles nothing."""
+    (tmp_path / "note.txt.j2").write_text("{% block subject %}Old{% endblock %}{% block body %}b{% endblock %}")
+    first = Renderer(tmp_path)
+    assert first.render("note").subject == "Old"
+    assert Renderer(tmp_path).env is first.env
+    (tmp_path / "note.txt.j2").write_text("{% block subject %}New!{% endblock %}{% block body %}b{% endblock %}")
+    edited = Renderer(tmp_path)
+    assert edited.env is not first.env and edited.render("note").subject == "New!"
+    (tmp_path / "note.html.j2").write_text("<p>{{ subject }}</p>")
+    assert Renderer(tmp_path).render("note").html == "<p>New!</p>"
+    assert first.render("note").subject == "Old", "a running renderer keeps what it loaded until the reload"
