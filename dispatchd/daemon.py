@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 import structlog
 from sqlalchemy.engine import Engine
@@ -58,6 +58,7 @@ T = TypeVar("T")
 class Backoff:
     first: float = 1.0
     ceiling: float = 60.0
+    persistent: ClassVar[float] = 16.0  # the delay after 15 s of failing
     current: float = 0.0
 
     def next(self) -> float:
@@ -66,6 +67,12 @@ class Backoff:
 
     def reset(self) -> None:
         self.current = 0.0
+
+    @property
+    def log_level(self) -> str:
+        """Servers drop idle connections routinely and the next try usually works: a warning
+        for the first failure, one error once it has gone on for a quarter of a minute."""
+        return "warning" if self.current == self.first else "error" if self.current == self.persistent else "debug"
 
 
 class InstanceLock:
@@ -386,8 +393,7 @@ class Daemon:
             except (MailServerError, *INFRASTRUCTURE_ERRORS) as exc:
                 mail_announced = True
                 delay = backoff.next()
-                level = "error" if delay == backoff.first else "debug"
-                getattr(log, level)("intake.unavailable", mailbox=reader.mailbox.name, reason=str(exc),
+                getattr(log, backoff.log_level)("intake.unavailable", mailbox=reader.mailbox.name, reason=str(exc),
                                     retry_in=delay)
                 status = f"{reader.mailbox.name}: reconnecting in {delay:.0f}s: {str(exc)[:80]}"
                 if not reader.settled:  # systemd killing a service that retries by itself helps nobody
