@@ -39,6 +39,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=23)
     parser.add_argument("--show", default="", help="comma list: right, wrong, missed (at the rules' threshold)")
     parser.add_argument("--thresholds", default="0.5,0.6,0.7,0.8,0.85,0.9")
+    parser.add_argument("--items", type=Path, action="append",
+                        help="free-form set(s) to read instead of bench/triage_eval/freeform.jsonl")
+    parser.add_argument("--day-one", action="store_true", help="the rules' examples only, no history")
     args = parser.parse_args()
     os.environ.setdefault(PASSWORD_ENV, "unused")
     root = Path(tempfile.mkdtemp(prefix="dispatchd-triage-tune-"))
@@ -50,12 +53,13 @@ def main() -> None:
     directory = Directory(config.clients, config.staff)
     staff = {} if os.environ.get("NO_GREET") else greetings(config)
     history = []
-    for n, past in enumerate(generate(args.history, args.seed) if args.history else []):
+    for n, past in enumerate(generate(args.history, args.seed) if args.history and not args.day_one else []):
         mail = parse_mail(message_bytes(past.sender, past.subject, past.body, None, f"<h{n}@x>", EVAL_START))
         request = read_request(mail, directory, rulebook)
         if request.type:
             history.append(Example(request_text(request), request.type, 1.0, f"task:{n + 1}", "subject"))
-    items = [i for i in load_items() if args.half == "all" or half_of(i.id) == args.half]
+    sets = [load_items(path) for path in args.items] if args.items else [load_items()]
+    items = [i for found in sets for i in found if args.half == "all" or half_of(i.id) == args.half]
     fitted = fit_measured(rulebook, history[::-1], staff, 1)  # the store hands history newest first
     model, examples = fitted.model, fitted.examples
     if os.environ.get("TUNE_T"):
@@ -96,7 +100,8 @@ def main() -> None:
                 if kind in args.show.split(","):
                     guesses = ", ".join(str(g) for g in prediction.guesses[:3]) if prediction else ""
                     shown.append(f"  {kind:6} {item.id} {item.label:>9} -> {got:<9} {item.subject[:40]!r:44} "
-                                 f"oos {prediction.out_of_scope if prediction else 0:.2f} {guesses} | {reason[:70]}")
+                                 f"oos {prediction.out_of_scope if prediction else 0:.2f} "
+                                 f"ev {prediction.evidence if prediction else 0:3} {guesses} | {reason[:70]}")
         n = len(rows)
         print(f"threshold {threshold:.2f}: right {right / n:6.1%}  wrong {wrong / n:6.1%}")
         for line in shown:

@@ -194,6 +194,7 @@ def asking(text: str) -> list[str]:
     return [p for p in _SENTENCE.split(text) if _ASKS.search(p)]
 
 
+_LIST_ITEM = re.compile(r"^\s*(?:[-–—•*·]|\d{1,2}[.)]|[a-z][.)])\s+", re.IGNORECASE)
 _SENTENCE = re.compile(r"(?<=[.!?])" + _NOT_ABBREVIATION + r"\s+|\n+", re.IGNORECASE)
 
 
@@ -201,13 +202,21 @@ def segments(request: RequestText) -> list[RequestText]:
     """The parts of the body that ask for something, each read on its own: a request asking
     for two kinds of work is mixed, and a person should route it. A sentence counts when it
     asks ("could you …", "bitte …") or joins two asks ("…, and also …"), and is then split into
-    its clauses; sentences that only mention other work ("the new logo went down well") do not."""
+    its clauses, and so does each item of a list that a line ending in a colon introduces ("We
+    need:"); sentences that only mention other work ("the new logo went down well") do not."""
     body = clean_body(request.body).text[:2000]
     parts: list[str] = []
-    for sentence in _SENTENCE.split(body):
-        clauses = [c.strip() for c in _SEGMENT.split(sentence) if c and c.strip()]
-        if len(clauses) > 1 or _ASKS.search(sentence):
-            parts.extend(clauses)
+    listing = False   # in a list that a line such as "We need:" introduced: each item is an ask
+    for line in body.split("\n"):
+        item = _LIST_ITEM.match(line)
+        if listing and item:
+            parts.append(line[item.end():].strip())
+            continue
+        listing = line.rstrip().endswith(":")
+        for sentence in _SENTENCE.split(line):
+            clauses = [c.strip() for c in _SEGMENT.split(sentence) if c and c.strip()]
+            if len(clauses) > 1 or _ASKS.search(sentence):
+                parts.extend(clauses)
     return [RequestText(subject="", body=p) for p in parts if len(words(p)) >= MIN_SEGMENT_WORDS][:12]
 
 

@@ -275,3 +275,9 @@ def test_a_type_word_of_the_best_guess_is_not_second_guessed_as_mixed() -> None:
     assert model.predict(RequestText("Two things", body)).mixed == ("Design", "Technical")
     named = model.predict(RequestText("Two things", body, type_word="layout"))
     assert named.guesses[0].type == "Design" and named.mixed == ()
+
+
+def test_items_of_a_list_that_an_ask_introduces_are_segments() -> None:
+    text = RequestText("", "Big year ahead! We need:\n\n- a new version of our logo\n• texts for the anniversary booklet\n"
+                           "\nThe board liked last year's work.\n- this dash line is no list item of an ask")
+    assert [p.body for p in segments(text)] == ["a new version of our logo", "texts for the anniversary booklet"]
