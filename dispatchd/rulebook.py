@@ -42,10 +42,12 @@ def load_rulebook(directory: Path, config: Config | None = None) -> Rulebook:
     queues: dict[str, QueuePolicy] = {}
     escalations: list[Rule] = []
     problems: list[Problem] = []
+    more_examples: list[tuple[Reader, str | None, tuple[str, ...]]] = []
     for path in files:
         doc = load_toml(path)
         root = Reader(doc, doc.data, ())
         types.extend(_type(r, config) for r in root.tables("type"))
+        more_examples.extend(_examples(r) for r in root.tables("examples"))
         rules.extend(_rule(r, config) for r in root.tables("rule"))
         escalations.extend(_rule(r, config) for r in root.tables("escalation"))
         for reader in root.tables("queue"):
@@ -67,6 +69,8 @@ def load_rulebook(directory: Path, config: Config | None = None) -> Rulebook:
             table.refuse_unknown()
         root.refuse_unknown()
         problems.extend(doc.problems)
+    types, out_of_scope = _with_examples(types, more_examples, problems)
+    triage_model = replace(triage_model, out_of_scope=(*triage_model.out_of_scope, *out_of_scope))
     problems.extend(_alias_clashes(directory, types))
     if not types and not problems:
         problems.append(Problem(directory, None, "", "no [[type]] defined in any rule file"))
@@ -181,6 +185,34 @@ def _skills(r: Reader, key: str, config: Config | None) -> tuple[str, ...]:
             if skill not in known:
                 r.problem(key, f"no [[staff]] has the skill {skill!r} (add it to someone's skills)")
     return skills
+
+
+def _examples(r: Reader) -> tuple[Reader, str | None, tuple[str, ...]]:
+    """``[[examples]]``: more requests in plain words for one ``type``, or mail that is
+    ``not_a_request``; kept apart from the type's definition, in any rules file."""
+    name = r.str("type", None)
+    not_a_request = r.bool("not_a_request", False)
+    if (name is None) == (not not_a_request):
+        r.problem("type", 'name the type (type = "Design") or set not_a_request = true, not both')
+    texts = r.str_list("texts")
+    r.refuse_unknown()
+    return r, None if not_a_request else name, texts
+
+
+def _with_examples(types: list[RequestType], found: list[tuple[Reader, str | None, tuple[str, ...]]],
+                   problems: list[Problem]) -> tuple[list[RequestType], tuple[str, ...]]:
+    """The types with their ``[[examples]]`` added, and the examples of mail that is no request."""
+    by_name = {normalise_label(t.name): i for i, t in enumerate(types)}
+    out_of_scope: list[str] = []
+    for reader, name, texts in found:
+        if name is None:
+            out_of_scope.extend(texts)
+        elif (i := by_name.get(normalise_label(name))) is not None:
+            types[i] = replace(types[i], examples=(*types[i].examples, *texts))
+        else:
+            reader.problem("type", f"no [[type]] is named {name!r}; known: {', '.join(t.name for t in types)}")
+            problems.append(reader.doc.problems[-1])
+    return types, tuple(out_of_scope)
 
 
 def _triage_model(r: Reader) -> TriageSettings:

@@ -34,6 +34,9 @@ TYPE = '[[type]]\nname = "Content"\nqueue = "content"\nsla = "5 business days"\n
     (TYPE + '[[type]]\nname = "Blog"\nqueue = "b"\nsla = "1 hour"\naliases = ["content"]\n',
      "alias 'content' belongs to both Content and Blog"),
     ("[[type]\n", "not valid TOML"),
+    (TYPE + '[[examples]]\ntype = "Layout"\ntexts = ["a new flyer"]\n', "rules.toml:6: examples[0].type: no [[type]] is named 'Layout'"),
+    (TYPE + '[[examples]]\ntexts = ["a new flyer"]\n', "examples[0].type: name the type"),
+    (TYPE + '[[examples]]\ntype = "Content"\ntext = ["a blog post"]\n', "examples[0].text: unknown key"),
 ])
 def test_rule_errors_are_located(tmp_path: Path, text: str, expected: str) -> None:
     found = refused(tmp_path, text)
@@ -82,3 +85,14 @@ def test_a_required_skill_nobody_has_is_refused_with_file_and_line(tmp_path: Pat
     (rules / "rules.toml").write_text(TYPE + 'require = ["Shopify"]\nprefer = ["Sho"]\n')
     book = load_rulebook(rules, config)
     assert (book.types[0].require, book.types[0].prefer) == (("shopify",), ("Sho",))
+
+
+def test_examples_may_live_apart_from_their_type(tmp_path: Path) -> None:
+    """``[[examples]]`` in another file (before or after the type's) add to the type's examples,
+    and ``not_a_request`` ones to what the model learns is no request."""
+    (tmp_path / "05-examples.toml").write_text('[[examples]]\ntype = "content"\ntexts = ["our blog has been quiet"]\n'
+                                              '[[examples]]\nnot_a_request = true\ntexts = ["see you at the party"]\n')
+    (tmp_path / "10-types.toml").write_text(TYPE + 'examples = ["a blog post"]\n')
+    book = load_rulebook(tmp_path)
+    assert book.types[0].examples == ("a blog post", "our blog has been quiet")
+    assert book.triage_model.out_of_scope == ("see you at the party",)
