@@ -18,8 +18,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from dispatchd.config import Config
-from dispatchd.domain.models import ParsedSubject, Request, RouteDecision
-from dispatchd.domain.routing import Rulebook
+from dispatchd.domain.models import ParsedSubject, Priority, Request, RouteDecision
+from dispatchd.domain.routing import Rulebook, route
 from dispatchd.domain.subject import parse_subject
 from dispatchd.domain.triage import TriageModel, Verdict, decide
 from dispatchd.domain.triage_text import MAX_BODY_CHARS, RequestText
@@ -122,7 +122,18 @@ def classify(request: Request, model: TriageModel | None, rulebook: Rulebook, co
     verdict = decide(prediction, settings.threshold, settings.margin, settings.follow_ups)
     if verdict.route_as is None:
         return Classified(request, verdict, text)
-    return Classified(replace(request, type=verdict.route_as.type, problems=()), verdict, text)
+    typed = replace(request, type=verdict.route_as.type, problems=())
+    emergency = route(typed, rulebook)
+    if emergency.priority is Priority.P0 and (guessed := rulebook.find_type(verdict.route_as.type)) is not None \
+            and guessed.priority is not Priority.P0:
+        # The rules call it an emergency (an outage): a person sees it at once, not a queue the model picked.
+        held = replace(verdict, route_as=None, reason=f"an emergency ({_rules_of(emergency)}): a person routes it")
+        return Classified(request, held, text)
+    return Classified(typed, verdict, text)
+
+
+def _rules_of(decision: RouteDecision) -> str:
+    return ", ".join(r.removeprefix("rule ").split(" (")[0] for r in decision.reasons if r.startswith("rule ")) or "P0"
 
 
 def with_verdict(decision: RouteDecision, classified: Classified | None) -> RouteDecision:

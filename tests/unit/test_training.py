@@ -124,6 +124,19 @@ def test_unsure_model_leaves_it_in_triage_with_suggestions_for_the_reviewer(deps
     assert b"Reply with one line to apply one" in notice.raw
 
 
+def test_an_outage_is_left_to_a_person_however_sure_the_model_is(deps: IntakeDeps,
+                                                                  rules_model: TriageModel) -> None:
+    install(deps, rules_model)
+    body = "Hi Dev,\nthe contact form on the website shows an internal server error, please fix the bug.\nJo"
+    routed = task(deps, submit(deps, "Contact form", body.replace("an internal server error", "an error")))
+    assert (routed.type, routed.queue) == ("Technical", "dev"), "the same request without the outage is routed"
+    held = task(deps, submit(deps, "Contact form", body, sender="jo@acme.test"))
+    assert (held.queue, held.priority) == ("triage", "P0")
+    with Session(deps.engine) as session:
+        event = session.exec(select(TaskEvent).where(TaskEvent.task_id == held.id, TaskEvent.kind == "triaged")).one()
+    assert "an emergency (outage): a person routes it; suggests Technical" in event.detail
+
+
 def test_history_corrections_and_dropped_types_make_the_examples(deps: IntakeDeps) -> None:
     typed = submit(deps, "[Acme] - Design - Banner", "Hi Ben, a banner please")
     untyped = submit(deps, "Something", "Hi, a thing please")
