@@ -21,7 +21,7 @@ from dispatchd.domain.triage_text import Lexicon, RequestText, tokens
 
 # Strength of the regularisation (sklearn's C); chosen on dispatchd's own development examples
 # (bench/triage_dev.py), never on an evaluation set.
-REGULARISATION = 8.0
+REGULARISATION = 4.0
 MAX_FEATURES = 80_000
 
 
@@ -77,10 +77,10 @@ def fit(examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]], v
                                  dtype=np.float32)
     matrix = vectorizer.fit_transform(examples)
     weights = _balanced(examples)
-    classifier = LogisticRegression(C=REGULARISATION, max_iter=300, tol=1e-3)
-    # One BLAS thread: L-BFGS-B (C since SciPy 1.15) calls BLAS on vectors too small to share,
-    # and with OpenBLAS's threads it spent most of training waiting on them (day one's training
-    # took 24 s on two busy cores, 3 s with one thread; the same model either way).
+    classifier = LogisticRegression(C=REGULARISATION, solver="newton-cg", tol=1e-4, max_iter=100)
+    # One BLAS thread: the solver calls BLAS on vectors too small to share, and with OpenBLAS's
+    # threads it spent most of training waiting on them (L-BFGS on day one: 24 s on two busy
+    # cores, 3 s with one thread; the same model either way).
     with threadpool_limits(limits=1, user_api="blas"):
         classifier.fit(matrix, [e.label for e in examples], sample_weight=weights)
     vocabulary = [""] * len(vectorizer.vocabulary_)

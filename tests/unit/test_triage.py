@@ -91,11 +91,12 @@ def test_prediction_is_sklearns_arithmetic(model: TriageModel) -> None:
     from sklearn.linear_model import LogisticRegression
 
     examples = rule_examples(RULES)
-    vectorizer = TfidfVectorizer(analyzer=lambda e: tokens(e.text, {}), sublinear_tf=True, dtype=np.float32)
+    vectorizer = TfidfVectorizer(analyzer=lambda e: tokens(e.text, {}), sublinear_tf=True, dtype=np.float32,
+                                 vocabulary=model.vocabulary)  # the features that fit kept
     matrix = vectorizer.fit_transform(examples)
     from dispatchd.fitting import REGULARISATION, _balanced
 
-    classifier = LogisticRegression(C=REGULARISATION, max_iter=300, tol=1e-3)
+    classifier = LogisticRegression(C=REGULARISATION, solver="newton-cg", tol=1e-4, max_iter=100)
     classifier.fit(matrix, [e.label for e in examples], sample_weight=_balanced(examples))
     sample = Example(RequestText("Banner for the spring sale", "Hi, three sizes for Instagram please."), "Design")
     expected = dict(zip(classifier.classes_, classifier.predict_proba(vectorizer.transform([sample]))[0]))
