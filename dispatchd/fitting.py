@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -63,8 +64,10 @@ class Measure:
 
 
 def fit(examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]], version: int,
-        temperature: float = 1.0, lexicon: Lexicon | None = None) -> TriageModel:
-    """A model from ``examples`` (at least two labels needed)."""
+        temperature: float = 1.0, lexicon: Lexicon | None = None,
+        found: Sequence[list[str]] | None = None) -> TriageModel:
+    """A model from ``examples`` (at least two labels needed). ``found``: their tokens, when the
+    caller has them already (cross-validation reads each example once, not once a fold)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from threadpoolctl import threadpool_limits  # after scipy's import: it limits the BLAS loaded by then
@@ -72,10 +75,14 @@ def fit(examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]], v
     labels = sorted({e.label for e in examples})
     if len(labels) < 2:
         raise ValueError("the triage model needs examples of at least two types")
-    vectorizer = TfidfVectorizer(analyzer=lambda e: tokens(e.text, greetings, lexicon), sublinear_tf=True, lowercase=False,
-                                 vocabulary=_vocabulary(examples, greetings, lexicon),
-                                 dtype=np.float32)
-    matrix = vectorizer.fit_transform(examples)
+    # Without ``found``, the tokens are made twice (counting, then the matrix) rather than held:
+    # at 50,000 tasks holding them all was most of training's memory.
+    texts: Sequence[Any] = found if found is not None else examples
+    analyze: Callable[[Any], list[str]] = _as_is if found is not None else (
+        lambda e: tokens(e.text, greetings, lexicon))
+    vectorizer = TfidfVectorizer(analyzer=analyze, sublinear_tf=True, lowercase=False,
+                                 vocabulary=_vocabulary(map(analyze, texts), len(texts)), dtype=np.float32)
+    matrix = vectorizer.fit_transform(texts)
     weights = _balanced(examples)
     classifier = LogisticRegression(C=REGULARISATION, solver="newton-cg", tol=1e-4, max_iter=100)
     # One BLAS thread: the solver calls BLAS on vectors too small to share, and with OpenBLAS's
@@ -94,15 +101,18 @@ def fit(examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]], v
                                    vectorizer.idf_, coef.T, intercept, temperature, lexicon)
 
 
-def _vocabulary(examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]],
-                lexicon: Lexicon | None) -> list[str]:
+def _as_is(found: list[str]) -> list[str]:
+    return found
+
+
+def _vocabulary(found: Iterable[list[str]], examples: int) -> list[str]:
     """The features kept: in at least two examples (one on a small set), the MAX_FEATURES most
     frequent. Counted first, so that sklearn never holds the long tail of one-off character
     n-grams (at 50,000 tasks that tail was most of training's memory)."""
     frequency: Counter[str] = Counter()
-    for e in examples:
-        frequency.update(set(tokens(e.text, greetings, lexicon)))
-    least = 1 if len(examples) < 3000 else 2
+    for tokens_of in found:
+        frequency.update(set(tokens_of))
+    least = 1 if examples < 3000 else 2
     kept = [token for token, count in frequency.most_common(MAX_FEATURES) if count >= least]
     return sorted(kept)
 
@@ -117,12 +127,12 @@ def _balanced(examples: Sequence[Example]) -> np.ndarray:
     return np.array([e.weight * mean / totals[e.label] for e in examples])
 
 
-def probabilities(model: TriageModel, examples: Iterable[Example],
-                  greetings: Mapping[str, tuple[str, ...]]) -> tuple[list[str], np.ndarray]:
+def probabilities(model: TriageModel, examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]],
+                  found: Sequence[list[str]] | None = None) -> tuple[list[str], np.ndarray]:
     """Labels and the model's untempered logits for each example, one row per example."""
     labels, rows = [], []
-    for e in examples:
-        columns, values = model.vector(tokens(e.text, greetings, model.lexicon))
+    for i, e in enumerate(examples):
+        columns, values = model.vector(found[i] if found is not None else tokens(e.text, greetings, model.lexicon))
         rows.append(model.intercept + (values @ model.weights[columns] if len(columns) else 0.0))
         labels.append(e.label)
     return labels, np.array(rows).reshape(len(rows), len(model.classes))
@@ -164,24 +174,28 @@ def temperature_for(labels: list[str], logits: np.ndarray, classes: tuple[str, .
 
 
 def cross_validate(examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]],
-                   folds: int = 5, lexicon: Lexicon | None = None) -> tuple[Measure, float]:
+                   folds: int = 5, lexicon: Lexicon | None = None,
+                   found: Sequence[list[str]] | None = None) -> tuple[Measure, float]:
     """Out-of-fold accuracy and temperature when there is too little history to hold any back."""
     labels: list[str] = []
     predicted: list[str] = []
     all_logits: list[np.ndarray] = []
     whole_mail: list[bool] = []
     classes = tuple(sorted({e.label for e in examples}))
+    found = found if found is not None else [tokens(e.text, greetings, lexicon) for e in examples]
+    fold_of = [e.fold(folds) for e in examples]
     for fold in range(folds):
-        train = [e for e in examples if e.fold(folds) != fold]
-        test = [e for e in examples if e.fold(folds) == fold]
-        if len({e.label for e in train}) < len(classes) or not test:
+        train = [i for i, f in enumerate(fold_of) if f != fold]
+        test = [i for i, f in enumerate(fold_of) if f == fold]
+        if len({examples[i].label for i in train}) < len(classes) or not test:
             continue
-        model = fit(train, greetings, 0, lexicon=lexicon)
-        fold_labels, logits = probabilities(model, test, greetings)
+        model = fit([examples[i] for i in train], greetings, 0, lexicon=lexicon, found=[found[i] for i in train])
+        fold_labels, logits = probabilities(model, [examples[i] for i in test], greetings, [found[i] for i in test])
+        test_examples = [examples[i] for i in test]
         labels += fold_labels
         predicted += [model.classes[int(i)] for i in logits.argmax(axis=1)]
         all_logits.append(logits)
-        whole_mail += [e.is_mail for e in test]
+        whole_mail += [e.is_mail for e in test_examples]
     if not labels:
         return Measure(0, 0, {}), 1.0
     # The temperature from whole emails only: a bare word such as "banner" is easy to place, and
