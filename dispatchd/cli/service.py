@@ -44,12 +44,12 @@ def _run(args: argparse.Namespace, config: Config) -> int:
     from dispatchd.daemon import Daemon, build_deps, instance_guard
     from dispatchd.sending import SenderProcess
 
-    check_all(config)  # what `dispatchd check` refuses, run refuses too (exit 2: systemd does not restart)
+    rulebook = check_all(config)  # what `dispatchd check` refuses, run refuses too (exit 2: systemd does not restart)
     with instance_guard(config):
         # Forked first: before this process opens the database or starts a thread.
         sender = SenderProcess.fork(config, once=args.once)
         try:
-            deps = build_deps(config)
+            deps = build_deps(config, rulebook=rulebook)
             progress = progress_bar("intake") if args.once and sys.stderr.isatty() else None
             daemon = Daemon(deps, sender, progress=progress, only=tuple(args.mailbox or ()))
             sender.wake()  # the schema is migrated: the sender may open the database
