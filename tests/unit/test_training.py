@@ -22,7 +22,7 @@ from dispatchd.flows.ingest import IntakeDeps, ingest
 from dispatchd.domain.triage import TriageModel
 from dispatchd.domain.routing import Rulebook
 from dispatchd.fitting import Example, fit
-from dispatchd.flows.training import MIN_HELD_BACK, history_examples, model_status, rule_examples, train
+from dispatchd.flows.training import CORRECTION_WEIGHT, MIN_HELD_BACK, history_examples, model_status, rule_examples, train
 from dispatchd.flows.triage import ModelSlot
 from dispatchd.store import triage as store
 from dispatchd.store.tables import Outbox, RequestText, Task, TaskEvent, TriageModelRow
@@ -146,7 +146,7 @@ def test_history_corrections_and_dropped_types_make_the_examples(deps: IntakeDep
         session.get(Task, typed).type = "Retired"  # type: ignore[union-attr]  # a type since removed
     with Session(deps.engine) as session:
         examples, dropped = history_examples(session, deps.rulebook)
-    assert [(e.label, e.origin, e.weight) for e in examples] == [("Strategy", "correction", 3.0)]
+    assert [(e.label, e.origin, e.weight) for e in examples] == [("Strategy", "correction", CORRECTION_WEIGHT)]
     assert dropped == {"Retired": 1}
 
 
