@@ -91,6 +91,12 @@ def test_confirmation_says_what_the_issue_asks() -> None:
         assert needle in rendered.text
 
 
+@pytest.mark.parametrize(("type_name", "said"), [("Design", "as a Design request"), ("Urgent", "as an Urgent request")])
+def test_the_confirmation_says_how_the_model_filed_it(type_name: str, said: str) -> None:
+    rendered = Renderer(PROJECT / "templates").render("client-received", **context(classified_as=type_name))
+    assert f"We filed this {said}" in rendered.text and f"We filed this {said.replace(type_name, f'<strong>{type_name}</strong>')}" in (rendered.html or "")
+
+
 def test_html_is_escaped_text_is_not() -> None:
     rendered = Renderer(PROJECT / "templates").render("client-received", **context())
     assert "<script>" not in (rendered.html or "")
