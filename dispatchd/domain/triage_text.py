@@ -54,6 +54,7 @@ ist sind war waren sein wird werden wurde es wir uns ihr euch sie ich mir mich d
 ihren was wer wie wo warum wann kann könnt könnten können könntet würde würden sollte soll müssen muss bitte
 danke hallo liebe lieber gruß grüße viele noch auch schon nur sehr so noch mal doch ja nein nicht kein keine
 diese dieser dieses dem den zum zur vom beim hier da dann als wie gern gerne neue neuen neuer neues
+ca bzw ggf usw etc eg ie approx
 """.split())
 
 
