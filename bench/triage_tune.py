@@ -90,7 +90,8 @@ def main() -> None:
                 got = fixed or "triage"
                 reason = "not eligible"
             else:
-                verdict = decide(prediction, threshold, settings.margin, settings.follow_ups)
+                own = {name: max(t, threshold) for name, t in rulebook.model_thresholds.items()}
+                verdict = decide(prediction, threshold, settings.margin, settings.follow_ups, own)
                 got = verdict.route_as.type if verdict.route_as else "triage"
                 reason = verdict.reason
                 if emergency and got != "Urgent":  # as flows.triage.classify: the rules call it an outage

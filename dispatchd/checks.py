@@ -296,6 +296,6 @@ def _model_lines(request: Request, model: TriageModel | None, rulebook: Rulebook
     if prediction.out_of_scope:
         lines.append(f"  not a request {prediction.out_of_scope:.2f}")
     verdict = decide(prediction, rulebook.triage_model.threshold, rulebook.triage_model.margin,
-                     rulebook.triage_model.follow_ups)
+                     rulebook.triage_model.follow_ups, rulebook.model_thresholds)
     lines.append(f"  -> {verdict.reason if verdict.route_as is None else 'routes as ' + verdict.route_as.type}")
     return lines

@@ -156,9 +156,18 @@ def _type(r: Reader, config: Config | None) -> RequestType:
         booking=_call_spec(r.table_of("booking")) if "booking" in r.table else None,
         require=_skills(r, "require", config),
         prefer=r.str_list("prefer"),
+        model_threshold=_fraction(r, "model_threshold"),
     )
     r.refuse_unknown()
     return request_type
+
+
+def _fraction(r: Reader, key: str) -> float | None:
+    value = r.float(key, None)
+    if value is not None and not 0 <= value <= 1:
+        r.problem(key, "must be a fraction between 0 and 1, e.g. 0.9")
+        return None
+    return value
 
 
 def _call_spec(r: Reader) -> CallSpec | None:

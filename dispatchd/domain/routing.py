@@ -36,6 +36,7 @@ class RequestType:
     booking: CallSpec | None = None  # requests of this type need a call: proposed times are mailed
     require: tuple[str, ...] = ()  # skills (lower case) whoever does this type needs
     prefer: tuple[str, ...] = ()   # staff names or skills preferred for it
+    model_threshold: float | None = None  # the triage model routes here only this sure ([triage] model_threshold else)
 
     def labels(self) -> set[str]:
         return {normalise_label(self.name), *(normalise_label(a) for a in self.aliases)}
@@ -156,6 +157,11 @@ class Rulebook:
 
     def queue_policy(self, name: str) -> QueuePolicy:
         return self.queues.get(name, QueuePolicy(name))
+
+    @property
+    def model_thresholds(self) -> dict[str, float]:
+        """The types whose own ``model_threshold`` overrides ``[triage] model_threshold``."""
+        return {t.name: t.model_threshold for t in self.types if t.model_threshold is not None}
 
     def find_type(self, label: str | None) -> RequestType | None:
         if not label:

@@ -182,11 +182,12 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def decide(prediction: Prediction, threshold: float, margin: float = 0.2,
-           follow_ups: frozenset[str] | tuple[str, ...] = ()) -> Verdict:
-    """Route when the best guess reaches ``threshold`` and leads the second by ``margin``;
-    otherwise keep it in triage with the top three as suggestions. ``follow_ups``: types whose
-    requests are about earlier work of another type (changes to a delivered text name the text):
-    such a type beside one other is no mixed request."""
+           follow_ups: frozenset[str] | tuple[str, ...] = (), type_thresholds: Mapping[str, float] | None = None
+           ) -> Verdict:
+    """Route when the best guess reaches ``threshold`` (or its type's own, ``type_thresholds``)
+    and leads the second by ``margin``; otherwise keep it in triage with the top three as
+    suggestions. ``follow_ups``: types whose requests are about earlier work of another type
+    (changes to a delivered text name the text): such a type beside one other is no mixed request."""
     guesses = prediction.guesses
     suggestions = tuple(g for g in guesses[:3] if g.confidence >= 0.05) or guesses[:1]
     best = prediction.best
@@ -200,6 +201,7 @@ def decide(prediction: Prediction, threshold: float, margin: float = 0.2,
     if len(set(prediction.mixed) - set(follow_ups)) > 1:
         asked = tuple(g for t in prediction.mixed for g in guesses if g.type == t)
         return Verdict(prediction, None, f"mixed: it asks for {' and '.join(prediction.mixed)} work", asked)
+    threshold = (type_thresholds or {}).get(best.type, threshold)
     if best.confidence < threshold:
         return Verdict(prediction, None, f"not sure: {best} is below the threshold {threshold:.2f}", suggestions)
     second = guesses[1].confidence if len(guesses) > 1 else 0.0

@@ -119,7 +119,7 @@ def classify(request: Request, model: TriageModel | None, rulebook: Rulebook, co
     prediction = model.predict(text, greetings(config), mixed_from=min(settings.threshold, 0.5))
     # A type removed from the rules since training is never predicted.
     prediction = replace(prediction, guesses=tuple(g for g in prediction.guesses if g.type in known))
-    verdict = decide(prediction, settings.threshold, settings.margin, settings.follow_ups)
+    verdict = decide(prediction, settings.threshold, settings.margin, settings.follow_ups, rulebook.model_thresholds)
     if verdict.route_as is None:
         return Classified(request, verdict, text)
     typed = replace(request, type=verdict.route_as.type, problems=())

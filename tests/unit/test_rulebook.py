@@ -13,6 +13,7 @@ def test_default_rules_load() -> None:
     assert {t.name for t in book.types} == {"Content", "Design", "Technical", "Strategy", "Revision", "Urgent"}
     assert [r.name for r in book.rules] == ["outage", "urgent-words"]
     assert book.triage_queue == "triage"
+    assert book.model_thresholds == {"Revision": 0.9}
 
 
 def refused(tmp_path: Path, text: str) -> list[str]:
@@ -34,6 +35,7 @@ TYPE = '[[type]]\nname = "Content"\nqueue = "content"\nsla = "5 business days"\n
     (TYPE + '[[type]]\nname = "Blog"\nqueue = "b"\nsla = "1 hour"\naliases = ["content"]\n',
      "alias 'content' belongs to both Content and Blog"),
     ("[[type]\n", "not valid TOML"),
+    (TYPE + 'model_threshold = 1.5\n', "rules.toml:5: type[0].model_threshold: must be a fraction between 0 and 1"),
     (TYPE + '[[examples]]\ntype = "Layout"\ntexts = ["a new flyer"]\n', "rules.toml:6: examples[0].type: no [[type]] is named 'Layout'"),
     (TYPE + '[[examples]]\ntexts = ["a new flyer"]\n', "examples[0].type: name the type"),
     (TYPE + '[[examples]]\ntype = "Content"\ntext = ["a blog post"]\n', "examples[0].text: unknown key"),

@@ -282,3 +282,12 @@ def test_items_of_a_list_that_an_ask_introduces_are_segments() -> None:
     text = RequestText("", "Big year ahead! We need:\n\n- a new version of our logo\n• texts for the anniversary booklet\n"
                            "\nThe board liked last year's work.\n- this dash line is no list item of an ask")
     assert [p.body for p in segments(text)] == ["a new version of our logo", "texts for the anniversary booklet"]
+
+
+def test_a_type_may_ask_for_more_confidence_than_the_others() -> None:
+    prediction = Prediction(3, guesses(("Revision", 0.85), ("Design", 0.1)), 0.0, 20)
+    assert decide(prediction, 0.7, 0.2).route_as is not None
+    held = decide(prediction, 0.7, 0.2, type_thresholds={"Revision": 0.9})
+    assert held.route_as is None and held.reason == "not sure: Revision (0.85) is below the threshold 0.90"
+    assert decide(replace(prediction, guesses=guesses(("Design", 0.85), ("Revision", 0.1))), 0.7, 0.2,
+                  type_thresholds={"Revision": 0.9}).route_as is not None, "the others keep the threshold"
