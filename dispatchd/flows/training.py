@@ -26,10 +26,10 @@ from sqlmodel import Session
 from dispatchd.config import Config
 from dispatchd.domain.routing import Rulebook
 from dispatchd.domain.triage import OUT_OF_SCOPE, TriageModel
-from dispatchd.domain.triage_text import Lexicon, RequestText, tokens
+from dispatchd.domain.triage_text import Lexicon, RequestText
 from dispatchd.flows.examples_mail import as_email, vague_subject
 from dispatchd.flows.triage import greetings
-from dispatchd.fitting import Example, Measure, cross_validate, fit, measure, probabilities, temperature_for
+from dispatchd.fitting import Example, Measure, cross_validate, fit, measure, probabilities, read_all, temperature_for
 from dispatchd.flows.ingest import IntakeDeps
 from dispatchd.store import triage as store
 from dispatchd.store.db import write_turn
@@ -147,7 +147,7 @@ def fit_measured(rulebook: Rulebook, history: list[Example], staff: Mapping[str,
         labels, logits = probabilities(model, held_back, staff)
         model = _with_temperature(model, temperature_for(labels, logits, model.classes))
         return Fitted(model, measure(model, held_back, staff), "held-back", "", held_back, examples)
-    found = [tokens(e.text, staff, lexicon) for e in examples]  # read once for the folds and the model
+    found = read_all(examples, staff, lexicon)  # read once for the folds and the model
     result, temperature = cross_validate(examples, staff, lexicon=lexicon, found=found)
     model = fit(examples, staff, version, temperature, lexicon, found)
     note = f"only {len(held_back)} held-back examples: accuracy cross-validated, model taken"
