@@ -21,8 +21,8 @@ import numpy as np
 from dispatchd.domain.triage import TriageModel
 from dispatchd.domain.triage_text import Lexicon, RequestText, tokens
 
-# Strength of the regularisation (sklearn's C); chosen on dispatchd's own development examples
-# (bench/triage_dev.py), never on an evaluation set.
+# Strength of the regularisation (sklearn's C); chosen on the own free-form set and blind set A
+# (bench/triage_tune.py), never on B or C.
 REGULARISATION = 4.0
 MAX_FEATURES = 80_000
 
@@ -197,9 +197,9 @@ def cross_validate(examples: Sequence[Example], greetings: Mapping[str, tuple[st
         test = [i for i, f in enumerate(fold_of) if f == fold]
         if len({examples[i].label for i in train}) < len(classes) or not test:
             continue
-        model = fit([examples[i] for i in train], greetings, 0, lexicon=lexicon, found=[found[i] for i in train])
-        fold_labels, logits = probabilities(model, [examples[i] for i in test], greetings, [found[i] for i in test])
         test_examples = [examples[i] for i in test]
+        model = fit([examples[i] for i in train], greetings, 0, lexicon=lexicon, found=[found[i] for i in train])
+        fold_labels, logits = probabilities(model, test_examples, greetings, [found[i] for i in test])
         labels += fold_labels
         predicted += [model.classes[int(i)] for i in logits.argmax(axis=1)]
         all_logits.append(logits)

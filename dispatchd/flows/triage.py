@@ -123,11 +123,11 @@ def classify(request: Request, model: TriageModel | None, rulebook: Rulebook, co
     if verdict.route_as is None:
         return Classified(request, verdict, text)
     typed = replace(request, type=verdict.route_as.type, problems=())
-    emergency = route(typed, rulebook)
-    if emergency.priority is Priority.P0 and (guessed := rulebook.find_type(verdict.route_as.type)) is not None \
+    routed = route(typed, rulebook)
+    if routed.priority is Priority.P0 and (guessed := rulebook.find_type(verdict.route_as.type)) is not None \
             and guessed.priority is not Priority.P0:
         # The rules call it an emergency (an outage): a person sees it at once, not a queue the model picked.
-        held = replace(verdict, route_as=None, reason=f"an emergency ({_rules_of(emergency)}): a person routes it")
+        held = replace(verdict, route_as=None, reason=f"an emergency ({_rules_of(routed)}): a person routes it")
         return Classified(request, held, text)
     return Classified(typed, verdict, text)
 
