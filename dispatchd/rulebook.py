@@ -163,9 +163,11 @@ def _type(r: Reader, config: Config | None) -> RequestType:
 
 
 def _fraction(r: Reader, key: str) -> float | None:
+    """A confidence from 0 to 1 (the triage model's thresholds and margin); None when not given
+    or refused."""
     value = r.float(key, None)
     if value is not None and not 0 <= value <= 1:
-        r.problem(key, "must be a fraction between 0 and 1, e.g. 0.9")
+        r.problem(key, "must be a fraction between 0 and 1, e.g. 0.7")
         return None
     return value
 
@@ -226,13 +228,11 @@ def _with_examples(types: list[RequestType], found: list[tuple[Reader, str | Non
 
 def _triage_model(r: Reader) -> TriageSettings:
     default = TriageSettings()
-    threshold = r.float("model_threshold", default.threshold)
-    margin = r.float("model_margin", default.margin)
-    for key, value in (("model_threshold", threshold), ("model_margin", margin)):
-        if not 0 <= value <= 1:
-            r.problem(key, "must be a fraction between 0 and 1, e.g. 0.7")
-    return TriageSettings(enabled=r.bool("model", default.enabled), threshold=min(max(threshold, 0.0), 1.0),
-                          margin=min(max(margin, 0.0), 1.0), out_of_scope=r.str_list("out_of_scope"),
+    threshold = _fraction(r, "model_threshold")
+    margin = _fraction(r, "model_margin")
+    return TriageSettings(enabled=r.bool("model", default.enabled),
+                          threshold=default.threshold if threshold is None else threshold,
+                          margin=default.margin if margin is None else margin, out_of_scope=r.str_list("out_of_scope"),
                           follow_ups=r.str_list("model_follow_up_types"))
 
 
