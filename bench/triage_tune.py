@@ -3,7 +3,7 @@
     python -m bench.triage_tune [--half dev|test|all] [--history 400] [--show wrong,missed]
 
 ``bench/triage_accuracy.py`` is the measure (through the CLI and real intake); this reads the
-same mail with the same functions (parse, read_request, predict, decide, the rules' P0 hold) and trains the same way
+same mail with the same functions (parse, read_request, predict, ``flows.triage.settle``) and trains the same way
 ``flows/training.train`` does, without a database, so that a change can be seen in seconds and
 at several thresholds at once. The free-form set is split in two halves by item id (``half``):
 settings are looked at on ``dev``; ``test`` is for the end. Two experiments by environment:
@@ -24,12 +24,9 @@ from bench.triage_eval.history import generate
 from dispatchd.config import load_config
 from dispatchd.domain.intake import Directory, read_request
 from dispatchd.domain.loops import automation_reason
-from dispatchd.domain.models import Priority
-from dispatchd.domain.routing import route
-from dispatchd.domain.triage import decide
 from dispatchd.fitting import Example
 from dispatchd.flows.training import fit_measured
-from dispatchd.flows.triage import eligible, greetings, request_text
+from dispatchd.flows.triage import eligible, greetings, request_text, settle
 from dispatchd.mail.parse import parse_mail
 from dispatchd.rulebook import load_rulebook
 
@@ -76,26 +73,24 @@ def main() -> None:
         robot = automation_reason(mail, frozenset({"requests@agency.test"}), "agency.test")
         request = read_request(mail, directory, rulebook)
         if robot or not eligible(request):
-            rows.append((item, None, request.type, False))
+            rows.append((item, None, request.type, None))
             continue
         prediction = model.predict(request_text(request), staff, mixed_from=0.0)
         known = {t.name for t in rulebook.types}
         prediction = replace(prediction, guesses=tuple(g for g in prediction.guesses if g.type in known))
-        rows.append((item, prediction, None, route(request, rulebook).priority is Priority.P0))
+        rows.append((item, prediction, None, (request, request_text(request))))
     for threshold in thresholds:
         right = wrong = 0
         shown: list[str] = []
-        for item, prediction, fixed, emergency in rows:
-            if prediction is None:
+        at_threshold = replace(rulebook, triage_model=replace(settings, threshold=threshold))
+        for item, prediction, fixed, read in rows:
+            if prediction is None or read is None:
                 got = fixed or "triage"
                 reason = "not eligible"
             else:
-                own = {name: max(t, threshold) for name, t in rulebook.model_thresholds.items()}
-                verdict = decide(prediction, threshold, settings.margin, settings.follow_ups, own)
-                got = verdict.route_as.type if verdict.route_as else "triage"
-                reason = verdict.reason
-                if emergency and got != "Urgent":  # as flows.triage.classify: the rules call it an outage
-                    got, reason = "triage", "an emergency: a person routes it"
+                settled = settle(*read, prediction, at_threshold)
+                got = settled.request.type if settled.verdict.route_as else "triage"
+                reason = settled.verdict.reason
             if got == "Urgent":
                 got = "triage"
             right += got == item.label

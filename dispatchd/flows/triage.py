@@ -21,7 +21,7 @@ from dispatchd.config import Config
 from dispatchd.domain.models import ParsedSubject, Priority, Request, RouteDecision
 from dispatchd.domain.routing import Rulebook, route
 from dispatchd.domain.subject import parse_subject
-from dispatchd.domain.triage import TriageModel, Verdict, decide
+from dispatchd.domain.triage import Prediction, TriageModel, Verdict, decide
 from dispatchd.domain.triage_text import MAX_BODY_CHARS, RequestText
 from dispatchd.store import triage as store
 from dispatchd.store.queries import insert_row
@@ -119,6 +119,12 @@ def classify(request: Request, model: TriageModel | None, rulebook: Rulebook, co
     prediction = model.predict(text, greetings(config), mixed_from=min(settings.threshold, 0.5))
     # A type removed from the rules since training is never predicted.
     prediction = replace(prediction, guesses=tuple(g for g in prediction.guesses if g.type in known))
+    return settle(request, text, prediction, rulebook)
+
+
+def settle(request: Request, text: RequestText, prediction: Prediction, rulebook: Rulebook) -> Classified:
+    """What the rules make of a prediction: the thresholds, and an emergency left to a person."""
+    settings = rulebook.triage_model
     verdict = decide(prediction, settings.threshold, settings.margin, settings.follow_ups, rulebook.model_thresholds)
     if verdict.route_as is None:
         return Classified(request, verdict, text)
