@@ -1,7 +1,8 @@
 """Fitting the triage model with scikit-learn, and measuring one on labelled examples.
 
 The only importer of scikit-learn. It fits sklearn's TfidfVectorizer over ``triage_text.tokens``
-(word, word-pair, subject and character n-gram features) and a multinomial logistic regression,
+(word, word-pair, subject and character n-gram features, each kind at its ``FEATURE_WEIGHTS``)
+and a multinomial logistic regression,
 then hands back plain arrays as a ``domain.triage.TriageModel``: what prediction uses, what the
 database stores (no pickle), and the same arithmetic (a unit test holds the two together).
 """
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from dispatchd.domain.triage import TriageModel
-from dispatchd.domain.triage_text import Lexicon, RequestText, tokens
+from dispatchd.domain.triage_text import Lexicon, RequestText, feature_weight, tokens
 
 # Strength of the regularisation (sklearn's C); chosen on the own free-form set and blind set A
 # (bench/triage_tune.py), never on B or C.
@@ -69,8 +70,10 @@ def fit(examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]], v
         found: Sequence[list[str]] | None = None) -> TriageModel:
     """A model from ``examples`` (at least two labels needed). ``found``: their tokens, when the
     caller has them already (cross-validation reads each example once, not once a fold)."""
+    from scipy.sparse import diags
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import normalize
     from threadpoolctl import threadpool_limits  # after scipy's import: it limits the BLAS loaded by then
 
     labels = sorted({e.label for e in examples})
@@ -81,9 +84,16 @@ def fit(examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]], v
     texts: Sequence[Any] = found if found is not None else examples
     analyze: Callable[[Any], list[str]] = _as_is if found is not None else (
         lambda e: tokens(e.text, greetings, lexicon))
-    vectorizer = TfidfVectorizer(analyzer=analyze, sublinear_tf=True, lowercase=False,
+    vectorizer = TfidfVectorizer(analyzer=analyze, sublinear_tf=True, lowercase=False, norm=None,
                                  vocabulary=_vocabulary(map(analyze, texts), len(texts)), dtype=np.float32)
     matrix = vectorizer.fit_transform(texts)
+    vocabulary = [""] * len(vectorizer.vocabulary_)
+    for token, column in vectorizer.vocabulary_.items():
+        vocabulary[column] = token
+    # Each kind of feature at its weight, then the l2 norm: the weight goes into the stored idf,
+    # so that prediction (tf × idf, normalised) is the same arithmetic.
+    scale = np.array([feature_weight(t) for t in vocabulary], dtype=np.float32)
+    matrix = normalize(matrix @ diags(scale), norm="l2", copy=False)
     weights = _balanced(examples)
     classifier = LogisticRegression(C=REGULARISATION, solver="newton-cg", tol=1e-4, max_iter=100)
     # One BLAS thread: the solver calls BLAS on vectors too small to share, and with OpenBLAS's
@@ -91,15 +101,12 @@ def fit(examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]], v
     # cores, 3 s with one thread; the same model either way).
     with threadpool_limits(limits=1, user_api="blas"):
         classifier.fit(matrix, [e.label for e in examples], sample_weight=weights)
-    vocabulary = [""] * len(vectorizer.vocabulary_)
-    for token, column in vectorizer.vocabulary_.items():
-        vocabulary[column] = token
     coef, intercept = classifier.coef_, classifier.intercept_
     if len(classifier.classes_) == 2:  # sklearn keeps one row for two classes: make it a softmax of two
         coef = np.vstack([-coef[0] / 2, coef[0] / 2])
         intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
     return TriageModel.from_arrays(version, tuple(str(c) for c in classifier.classes_), tuple(vocabulary),
-                                   vectorizer.idf_, coef.T, intercept, temperature, lexicon)
+                                   vectorizer.idf_ * scale, coef.T, intercept, temperature, lexicon)
 
 
 def read_all(examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]],

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dispatchd.domain.triage_text import STOPWORDS, Lexicon, RequestText, segments, shown, tokens
+from dispatchd.domain.triage_text import (STOPWORDS, Lexicon, RequestText, clean_body, says_separate, segments,
+                                           shown, tokens)
 
 OUT_OF_SCOPE = "(not a request)"
 MIN_EVIDENCE = 3   # known words below this: too little text to guess from (a forward with no word of its own)
@@ -45,6 +46,8 @@ class Prediction:
     out_of_scope: float = 0.0
     evidence: int = 0               # how many of the request's words (not n-grams or tags) the model knows
     mixed: tuple[str, ...] = ()     # types that different sentences ask for, when more than one
+    separate: bool = False          # the mail says its asks are separate ("two things", "separately")
+    addressed: tuple[str, ...] = () # the staff it greets, when they share no queue ("Hi Dev and Ana")
 
     @property
     def best(self) -> Guess | None:
@@ -112,8 +115,10 @@ class TriageModel:
             why = self._words_for(k, order, columns, values, reasons) if rank < 3 else ()
             guesses.append(Guess(name, float(probabilities[k]), why))
         best = guesses[0].confidence if guesses else 0.0
-        mixed = self._mixed(request) if best >= mixed_from and not self._named(request, guesses) else ()
-        return Prediction(self.version, tuple(guesses), out_of_scope, int(self.is_word[columns].sum()), mixed)
+        named = self._named(request, guesses)
+        mixed = self._mixed(request) if best >= mixed_from and not named else ()
+        return Prediction(self.version, tuple(guesses), out_of_scope, int(self.is_word[columns].sum()), mixed,
+                          says_separate(request), () if named else _addressed_apart(request, greetings or {}))
 
     def _probabilities(self, columns: np.ndarray, values: np.ndarray, temperature: float | None = None) -> np.ndarray:
         logits = self.intercept + (values @ self.weights[columns] if len(columns) else 0.0)
@@ -176,6 +181,17 @@ class TriageModel:
         return tuple(picked)
 
 
+def _addressed_apart(request: RequestText, greetings: Mapping[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """The staff a mail greets ("Hi Dev and Ana,") when no queue is common to them all: the client
+    wants the work of more than one team. () when it greets one person, or people of one queue."""
+    body = clean_body(request.body)
+    names = [n for n in (body.greeted, *body.also_greeted) if n and greetings.get(n)]
+    if len(names) < 2:
+        return ()
+    common = set.intersection(*(set(greetings[n]) for n in names))
+    return () if common else tuple(names)
+
+
 def _softmax(logits: np.ndarray) -> np.ndarray:
     shifted = np.exp(logits - logits.max())
     return shifted / shifted.sum()
@@ -198,7 +214,13 @@ def decide(prediction: Prediction, threshold: float, margin: float = 0.2,
     if prediction.out_of_scope >= best.confidence:
         return Verdict(prediction, None, f"looks like no request of a known type ({prediction.out_of_scope:.2f})",
                        suggestions)
-    if len(set(prediction.mixed) - set(follow_ups)) > 1:
+    if prediction.addressed:
+        people = " and ".join(n.capitalize() for n in prediction.addressed)
+        return Verdict(prediction, None, f"mixed: it is addressed to {people}, who work in different queues",
+                       suggestions)
+    # A change to delivered work names that work ("the typo in the blog post"): not mixed, unless
+    # the mail says its asks are separate ("two things: … and separately …").
+    if len(set(prediction.mixed) - (set() if prediction.separate else set(follow_ups))) > 1:
         asked = tuple(g for t in prediction.mixed for g in guesses if g.type == t)
         return Verdict(prediction, None, f"mixed: it asks for {' and '.join(prediction.mixed)} work", asked)
     threshold = (type_thresholds or {}).get(best.type, threshold)

@@ -100,12 +100,14 @@ def request_text(request: Request) -> RequestText:
 
 def greetings(config: Config) -> dict[str, tuple[str, ...]]:
     """Staff first names (lower case) → the queues they work in: whom a client greets says
-    what the request is about (clients know who does what)."""
+    what the request is about (clients know who does what). The triage queue is left out: it
+    holds every kind of work."""
     found: dict[str, tuple[str, ...]] = {}
     for person in config.staff:
         first = person.name.split()[0].lower() if person.name.strip() else ""
+        queues = [q for q in person.queues if q != config.intake.triage_queue]
         if first:
-            found[first] = tuple(dict.fromkeys((*found.get(first, ()), *person.queues)))
+            found[first] = tuple(dict.fromkeys((*found.get(first, ()), *queues)))
     return found
 
 

@@ -11,7 +11,8 @@ import pytest
 from dispatchd.domain.models import Request
 from dispatchd.domain.routing import TriageSettings
 from dispatchd.domain.triage import OUT_OF_SCOPE, Guess, Prediction, TriageModel, audit_reason, decide, suggestion_lines
-from dispatchd.domain.triage_text import MAX_BODY_CHARS, Lexicon, RequestText, clean_body, segments, tokens
+from dispatchd.domain.triage_text import (MAX_BODY_CHARS, Lexicon, RequestText, clean_body, feature_weight, says_separate,
+                                          segments, tokens)
 from dispatchd.fitting import Example, fit
 from dispatchd.flows.training import rule_examples
 from dispatchd.flows.triage import eligible, request_text
@@ -43,6 +44,9 @@ def model() -> TriageModel:
     ("Please fix the form.\nSarah Lindqvist, Marketing Director\nGlobex", "Please fix the form.", None),
     ("Two things:\nThanks Ana, this is close!\nSwap the photo.", "Two things:\nThanks Ana, this is close!\nSwap the photo.", None),
     ("Fix the form.\nThis message may contain confidential information.", "Fix the form.", None),
+    ("Bonjour Ben,\nMerci pour les visuels.", "Merci pour les visuels.", "ben"),
+    ("Hola Ana:\nNecesitamos traducir la web.", "Necesitamos traducir la web.", "ana"),
+    ("Hi Dev and Ana,\nTwo things.", "Two things.", "dev"),
 ])
 def test_clean_body_keeps_only_the_request(body: str, text: str, greeted: str | None) -> None:
     cleaned = clean_body(body)
@@ -90,16 +94,24 @@ def test_prediction_is_sklearns_arithmetic(model: TriageModel) -> None:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
+    from sklearn.preprocessing import normalize
+
     examples = rule_examples(RULES)
     vectorizer = TfidfVectorizer(analyzer=lambda e: tokens(e.text, {}), sublinear_tf=True, dtype=np.float32,
-                                 vocabulary=model.vocabulary)  # the features that fit kept
-    matrix = vectorizer.fit_transform(examples)
+                                 vocabulary=model.vocabulary, norm=None)  # the features that fit kept
+    weights = np.array([feature_weight(t) for t in model.vocabulary])
+    assert set(weights) > {1.0}, "some kinds of feature weigh less than words"
+
+    def vectors(texts: list[Example]) -> np.ndarray:
+        return normalize(vectorizer.transform(texts).toarray() * weights)
+
+    vectorizer.fit(examples)
     from dispatchd.fitting import REGULARISATION, _balanced
 
     classifier = LogisticRegression(C=REGULARISATION, solver="newton-cg", tol=1e-4, max_iter=100)
-    classifier.fit(matrix, [e.label for e in examples], sample_weight=_balanced(examples))
+    classifier.fit(vectors(examples), [e.label for e in examples], sample_weight=_balanced(examples))
     sample = Example(RequestText("Banner for the spring sale", "Hi, three sizes for Instagram please."), "Design")
-    expected = dict(zip(classifier.classes_, classifier.predict_proba(vectorizer.transform([sample]))[0]))
+    expected = dict(zip(classifier.classes_, classifier.predict_proba(vectors([sample]))[0]))
     prediction = model.predict(sample.text)
     got = {g.type: g.confidence for g in prediction.guesses} | {OUT_OF_SCOPE: prediction.out_of_scope}
     assert got == pytest.approx(expected, abs=1e-4)
@@ -291,3 +303,59 @@ def test_a_type_may_ask_for_more_confidence_than_the_others() -> None:
     assert held.route_as is None and held.reason == "not sure: Revision (0.85) is below the threshold 0.90"
     assert decide(replace(prediction, guesses=guesses(("Design", 0.85), ("Revision", 0.1))), 0.7, 0.2,
                   type_thresholds={"Revision": 0.9}).route_as is not None, "the others keep the threshold"
+
+
+@pytest.mark.parametrize(("body", "greeted", "also"), [
+    ("Hi Dev and Ana,\nTwo things.", "dev", ("ana",)),
+    ("Liebe Ana, lieber Ben,\nzum Jubiläum …", "ana", ("ben",)),
+    ("Hi Ben, hi Ana,\nthe catalogue …", "ben", ("ana",)),
+    ("Hallo Ana und Ben!\nWir …", "ana", ("ben",)),
+    ("Hi Ben, Ana asked me to write to you.", "ben", ()),       # a sentence, not a greeting line
+    ("Hi Ben, could you make a banner?", "ben", ()),
+])
+def test_a_greeting_line_may_greet_several_people(body: str, greeted: str, also: tuple[str, ...]) -> None:
+    cleaned = clean_body(body)
+    assert (cleaned.greeted, cleaned.also_greeted) == (greeted, also)
+
+
+STAFF_QUEUES = {"ana": ("content",), "ben": ("content", "design"), "dev": ("dev", "revision"), "morgan": ("strategy",)}
+
+
+@pytest.mark.parametrize(("body", "addressed"), [
+    ("Hi Dev and Ana,\nThe stock alerts are not sent, and we need twelve product texts.", ("dev", "ana")),
+    ("Hi Ana and Ben,\nCould you write and lay out the anniversary booklet?", ()),   # both work in content
+    ("Hi Ben,\nCould you make a banner?", ()),
+    ("Hi Ana and Sam,\nCould you write a blog post?", ()),                         # Sam is not staff
+])
+def test_greeting_people_of_no_common_queue_is_a_mixed_request(model: TriageModel, body: str,
+                                                               addressed: tuple[str, ...]) -> None:
+    prediction = model.predict(RequestText("Two jobs", body, "Acme"), STAFF_QUEUES)
+    assert prediction.addressed == addressed
+    if addressed:
+        verdict = decide(replace(prediction, guesses=guesses(("Content", 0.99), ("Technical", 0.01))), 0.7)
+        assert verdict.route_as is None and verdict.reason == "mixed: it is addressed to Dev and Ana, who work in different queues"
+
+
+def test_a_follow_up_beside_other_work_is_mixed_when_the_mail_says_they_are_separate() -> None:
+    prediction = Prediction(3, guesses(("Revision", 0.95), ("Content", 0.03)), 0.0, 20, ("Revision", "Content"))
+    assert decide(prediction, 0.7, 0.2, follow_ups=("Revision",)).route_as is not None
+    separate = decide(replace(prediction, separate=True), 0.7, 0.2, follow_ups=("Revision",))
+    assert separate.route_as is None and separate.reason == "mixed: it asks for Revision and Content work"
+
+
+@pytest.mark.parametrize(("subject", "body", "separate"), [
+    ("two things", "Hi Ben, the flyer has a typo.", True),
+    ("", "Fix the phone number in the catalogue. And separately, we need the March newsletter.", True),
+    ("", "Hallo, zwei Sachen: der Flyer und der Shop.", True),
+    ("", "Bonjour, deux choses : le logo et le site.", True),
+    ("", "Please change the colours in the banner you sent and make the logo bigger.", False),
+])
+def test_says_separate(subject: str, body: str, separate: bool) -> None:
+    assert says_separate(RequestText(subject, body)) is separate
+
+
+def test_items_after_an_asks_colon_on_one_line_are_segments() -> None:
+    text = RequestText("", "We need help with: the invite email sequence, name badges for the stage and a "
+                           "registration form on the site.\nThings have been mad here: a reorg, a move, a new boss.")
+    assert [p.body for p in segments(text)] == ["the invite email sequence", "name badges for the stage",
+                                                "a registration form on the site.", "We need help with"]
