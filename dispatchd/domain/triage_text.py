@@ -26,8 +26,8 @@ TYPE_WORD_HITS = 3        # a type word found in a type's vocabulary counts as t
 # What a feature of each kind weighs against a word before a request's vector is normalised.
 # A request has a few hundred character n-grams against some sixty words: at full weight
 # their many small pulls outvoted the words ("read", "laugh" and "weather" made a radio
-# script a Revision). Chosen on the blind sets (bench/triage_tune.py): right 81 → 87 % at
-# ≤ 5 % wrong after history, 75 → 81 % on day one.
+# script a Revision). Chosen on blind sets A–C (bench/triage_tune.py): right 81 → 87 % after
+# history, 75 → 81 % on day one, wrong still ≤ 5 %.
 FEATURE_WEIGHTS = {"c": 0.3, "x": 0.5}
 
 _WORD = re.compile(r"[^\W\d_]{2,}(?:-[^\W\d_]{2,})*|\d+[^\W\d_]*", re.UNICODE)
