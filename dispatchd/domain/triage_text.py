@@ -202,7 +202,7 @@ _NOT_ABBREVIATION = "".join(rf"(?<!\b{re.escape(a)})" for a in (
     "ca.", "z.b.", "e.g.", "i.e.", "nr.", "no.", "vs.", "bzw.", "ggf.", "usw.", "dr.", "p.", "s.", "etc.", "inkl.", "evtl."))
 _SEGMENT = re.compile(
     r"(?<=[.!?;])" + _NOT_ABBREVIATION + r"\s+|\n+|\s*\b(?:and also|also|as well as|additionally|plus|another thing|separately|on top of that"
-    r"|außerdem|zusätzlich|und auch|ebenso|dazu noch|und noch)\b[:,]?\s*", re.IGNORECASE)
+    r"|außerdem|zusätzlich|und auch|ebenso|dazu noch|und noch|et aussi|de plus|en plus|par ailleurs|además|y también)\b[:,]?\s*", re.IGNORECASE)
 MIN_SEGMENT_WORDS = 3
 
 
@@ -213,7 +213,12 @@ _ASKS = re.compile(
     r"\bwe(?:'d| would) love\b|\b(?:can|could) (?:we|i) (?:get|have)\b|\bwe want\b|\bi want\b|"
     r"\bbitte\b|\b(?:könnt|könntet|kannst|könnten|würdet|würden) (?:ihr|du|sie|wir)\b|"
     r"\bwir (?:brauchen|bräuchten|benötigen|hätten gerne?|möchten|wollen|wünschen)\b|"
-    r"\b(?:brauchen|bräuchten|benötigen|hätten|möchten|wollen) wir\b|\bich (?:brauche|bräuchte|hätte gerne?|möchte)\b",
+    r"\b(?:brauchen|bräuchten|benötigen|hätten|möchten|wollen) wir\b|\bich (?:brauche|bräuchte|hätte gerne?|möchte)\b|"
+    r"\b(?:could|can|would|will) (?:the team|your team|one of you|(?-i:[A-Z][a-z]+) (?:write|design|make|do|build|fix|look|check|help|create|update|set))\b|"
+    r"\b(?:pourriez|pouvez|pourrais|peux|pourrait)[- ](?:vous|tu|on)\b|\bnous (?:voudrions|aimerions|souhaitons|souhaiterions|avons besoin)\b|"
+    r"\bil nous faut\b|\bmerci de\b|\bs'il (?:vous|te) pla[iî]t\b|\bj'aurais besoin\b|\bje (?:voudrais|souhaiterais)\b|"
+    r"\b(?:podéis|podrías|podría|podrían|puedes|pueden)\b|\b(?:necesitamos|necesitaríamos|necesito|queremos|querríamos)\b|"
+    r"\bnos gustaría\b|\bpor favor\b",
     re.IGNORECASE)
 
 
@@ -251,10 +256,11 @@ _INLINE_ITEMS = re.compile(r"\s*(?:[,;]\s*(?:(?:and|und|et|y|plus|sowie|as well 
 def segments(request: RequestText) -> list[RequestText]:
     """The parts of the body that ask for something, each read on its own: a request asking
     for two kinds of work is mixed, and a person should route it. A sentence counts when it
-    asks ("could you …", "bitte …") or joins two asks ("…, and also …"), and is then split into
-    its clauses, and so does each item of a list that a line ending in a colon introduces ("We
-    need:") or that follows an ask's colon on its line ("Could you do: the copy, the design and
-    the build"); sentences that only mention other work ("the new logo went down well") do not."""
+    asks ("could you …", "bitte …"), split into its clauses ("…, and also …"); so does each
+    item of a list that a line ending in a colon introduces ("We need:") or that follows an
+    ask's colon on its line ("Could you do: the copy, the design and the build"). Sentences
+    that only tell ("the new logo went down well", "it should work in print and also as
+    tiles") do not."""
     body = clean_body(request.body).text[:2000]
     parts: list[str] = []
     listing = False   # in a list that a line such as "We need:" introduced: each item is an ask
@@ -271,9 +277,8 @@ def segments(request: RequestText) -> list[RequestText]:
                 # "We need: the copy, the design and the page built": each item is an ask.
                 parts.extend(item.strip() for item in _INLINE_ITEMS.split(items) if item and item.strip())
                 sentence = head
-            clauses = [c.strip() for c in _SEGMENT.split(sentence) if c and c.strip()]
-            if len(clauses) > 1 or _ASKS.search(sentence):
-                parts.extend(clauses)
+            if _ASKS.search(sentence):
+                parts.extend(c.strip() for c in _SEGMENT.split(sentence) if c and c.strip())
     return [RequestText(subject="", body=p) for p in parts if len(words(p)) >= MIN_SEGMENT_WORDS][:12]
 
 

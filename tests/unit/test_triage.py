@@ -359,3 +359,14 @@ def test_items_after_an_asks_colon_on_one_line_are_segments() -> None:
                            "registration form on the site.\nThings have been mad here: a reorg, a move, a new boss.")
     assert [p.body for p in segments(text)] == ["the invite email sequence", "name badges for the stage",
                                                 "a registration form on the site.", "We need help with"]
+
+
+@pytest.mark.parametrize(("body", "parts"), [
+    ("It should work as a full page, and also as tiles.", []),                  # tells, asks nothing
+    ("Could the team write a press release?", ["Could the team write a press release?"]),
+    ("Nous voudrions refaire la page produit, et aussi réécrire les textes.",
+     ["Nous voudrions refaire la page produit,", "réécrire les textes."]),
+    ("¿Podéis traducir las páginas de servicios?", ["¿Podéis traducir las páginas de servicios?"]),
+])
+def test_only_sentences_that_ask_are_segments(body: str, parts: list[str]) -> None:
+    assert [p.body for p in segments(RequestText("", body))] == parts
