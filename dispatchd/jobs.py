@@ -7,8 +7,11 @@ Every job is also runnable once with ``dispatchd job NAME``. Schedules are cront
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -78,10 +81,18 @@ def run_job(name: str, deps: IntakeDeps) -> Counter[str] | None:
         return JOBS[name](deps)
 
 
+# Jobs a stopping daemon need not wait for: training writes its model in one transaction at
+# its end, so one cut short leaves nothing behind (and it can take minutes on a busy machine).
+ABANDONED_AT_STOP = frozenset({"train"})
+
+
 def _runner(name: str, current: Callable[[], IntakeDeps], after_job: Callable[[], None]):  # type: ignore[no-untyped-def]
     async def run() -> None:
         try:
-            result = await asyncio.to_thread(run_job, name, current())
+            if name in ABANDONED_AT_STOP:
+                result = await _in_daemon_thread(run_job, name, current())
+            else:
+                result = await asyncio.to_thread(run_job, name, current())
         except Exception:  # a failing job must not stop the scheduler; it runs again next time
             log.exception("job.failed", job=name)
             return
@@ -89,3 +100,32 @@ def _runner(name: str, current: Callable[[], IntakeDeps], after_job: Callable[[]
             log.info("job.done", job=name, **result)
             after_job()
     return run
+
+
+async def _in_daemon_thread(job: Callable[[str, IntakeDeps], Counter[str] | None], name: str,
+                            deps: IntakeDeps) -> Counter[str] | None:
+    """``asyncio.to_thread`` in a daemon thread: the event loop's executor would hold the
+    process at exit until the job is done."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Counter[str] | None] = loop.create_future()
+
+    def work() -> None:
+        try:
+            outcome = partial(_settle, done, job(name, deps), None)
+        except BaseException as exc:  # handed to the awaiting coroutine, which logs it
+            outcome = partial(_settle, done, None, exc)
+        with contextlib.suppress(RuntimeError):  # the loop has closed: the daemon stopped meanwhile
+            loop.call_soon_threadsafe(outcome)
+
+    threading.Thread(target=work, name=f"job-{name}", daemon=True).start()
+    return await done
+
+
+def _settle(future: asyncio.Future[Counter[str] | None], result: Counter[str] | None,
+            error: BaseException | None) -> None:
+    if future.done():  # cancelled meanwhile
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 import itertools
+import threading
+import time
 from dataclasses import replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -23,7 +26,7 @@ from dispatchd.flows.ingest import IntakeDeps, ingest
 from dispatchd.flows.redispatch import redispatch
 from dispatchd.flows.reports import health_report
 from dispatchd.flows.sla import check_slas
-from dispatchd.jobs import FIRST_TRAINING, JOBS, build_scheduler
+from dispatchd.jobs import FIRST_TRAINING, JOBS, _in_daemon_thread, build_scheduler
 from dispatchd.store.tables import Outbox, SlaNotice, StaffAway, Task, TaskEvent
 from tests.conftest import write_config
 
@@ -363,3 +366,30 @@ def test_day_one_trains_a_model_from_the_rules_at_start(deps: IntakeDeps) -> Non
         assert deps.triage.current() is not None
         assert build_scheduler(lambda: deps, lambda: None).get_job(FIRST_TRAINING) is None  # trained: not again
     asyncio.run(main())
+
+
+def test_a_stopping_daemon_does_not_wait_for_training() -> None:
+    """Training runs in a daemon thread: asyncio.run's exit would otherwise wait for it."""
+    release = threading.Event()
+
+    async def stop_while_training() -> None:
+        training = asyncio.ensure_future(_in_daemon_thread(lambda name, deps: release.wait(60) and None, "train",
+                                                           None))  # type: ignore[arg-type]
+        await asyncio.sleep(0.05)
+        training.cancel()
+
+    started = time.monotonic()
+    asyncio.run(stop_while_training())
+    assert time.monotonic() - started < 5
+    release.set()
+
+
+def test_a_job_in_a_daemon_thread_hands_back_its_result_and_its_error() -> None:
+    def job(name: str, deps: object) -> Counter[str]:
+        if name == "bad":
+            raise ValueError("no examples")
+        return Counter(trained=1)
+
+    assert asyncio.run(_in_daemon_thread(job, "train", None)) == Counter(trained=1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="no examples"):
+        asyncio.run(_in_daemon_thread(job, "bad", None))  # type: ignore[arg-type]
