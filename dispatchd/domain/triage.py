@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dispatchd.domain.triage_text import (STOPWORDS, Lexicon, RequestText, clean_body, says_separate, segments,
-                                           shown, tokens)
+from dispatchd.domain.triage_text import (STOPWORDS, Lexicon, RequestText, addressed_in, clean_body, says_separate,
+                                           segments, shown, tokens)
 
 OUT_OF_SCOPE = "(not a request)"
 MIN_EVIDENCE = 3   # known words below this: too little text to guess from (a forward with no word of its own)
@@ -185,7 +185,8 @@ def _addressed_apart(request: RequestText, greetings: Mapping[str, tuple[str, ..
     """The staff a mail greets ("Hi Dev and Ana,") when no queue is common to them all: the client
     wants the work of more than one team. () when it greets one person, or people of one queue."""
     body = clean_body(request.body)
-    names = [n for n in (body.greeted, *body.also_greeted) if n and greetings.get(n)]
+    names = [n for n in (body.greeted, *body.also_greeted, *addressed_in(body.text, greetings)) if n and greetings.get(n)]
+    names = list(dict.fromkeys(names))
     if len(names) < 2:
         return ()
     common = set.intersection(*(set(greetings[n]) for n in names))

@@ -231,6 +231,24 @@ _SEPARATE = re.compile(
     re.IGNORECASE)
 
 
+def addressed_in(text: str, names: Mapping[str, object]) -> list[str]:
+    """The staff first names that ``text`` addresses at the start of a clause, before an ask
+    ("– Dev, can you fix it?", "2) Ana, we'd like three posts", "Ben: bitte …"), lower case."""
+    if not names:
+        return []
+    found = _addressing(tuple(sorted(names))).findall(text[:2000])
+    return list(dict.fromkeys(n.lower() for n in found))
+
+
+@lru_cache(maxsize=4)
+def _addressing(names: tuple[str, ...]) -> re.Pattern[str]:
+    joined = "|".join(re.escape(n) for n in names)
+    # The name starts its clause (a line, a sentence, a list item, after a dash): "the update is
+    # Dev's, we need …" names Dev without asking him.
+    return re.compile(rf"(?:^|(?<=[.!?;:–—\-)])\s*)\s*({joined})\s*[,:]\s*"
+                      rf"(?={_ASKS.pattern}|we'd|we would|i'd|can|could|would|bitte|könnt)", re.IGNORECASE | re.MULTILINE)
+
+
 def says_separate(request: RequestText) -> bool:
     """The mail says it asks for separate things ("two things", "zwei Sachen", "separately")."""
     return bool(_SEPARATE.search(request.subject) or _SEPARATE.search(clean_body(request.body).text[:2000]))
@@ -251,6 +269,9 @@ _NEEDS = re.compile(r"\b(?:need|needs|help with|that means|brauchen|bräuchten|b
                     r"|besoin|necesitamos|necesitaríamos)\b", re.IGNORECASE)
 _INLINE_ITEMS = re.compile(r"\s*(?:[,;]\s*(?:(?:and|und|et|y|plus|sowie|as well as)\s+)?"
                            r"|\s(?:and|und|et|y|plus|sowie|as well as)\s)\s*", re.IGNORECASE)
+
+
+_BOTH = re.compile(r"\b(?:both|sowohl|à la fois|tanto)\s+(.{3,}?)\s+(?:and|als auch|et|como)\s+(.{3,})", re.IGNORECASE)
 
 
 def segments(request: RequestText) -> list[RequestText]:
@@ -278,6 +299,10 @@ def segments(request: RequestText) -> list[RequestText]:
                 parts.extend(item.strip() for item in _INLINE_ITEMS.split(items) if item and item.strip())
                 sentence = head
             if _ASKS.search(sentence):
+                both = _BOTH.search(sentence)
+                if both:  # "help with both the writing and the design": two asks
+                    parts.extend(part.strip() for part in both.groups())
+                    sentence = sentence[:both.start()]
                 parts.extend(c.strip() for c in _SEGMENT.split(sentence) if c and c.strip())
     return [RequestText(subject="", body=p) for p in parts if len(words(p)) >= MIN_SEGMENT_WORDS][:12]
 

@@ -326,6 +326,10 @@ STAFF_QUEUES = {"ana": ("content",), "ben": ("content", "design"), "dev": ("dev"
     ("Hi Ana and Ben,\nCould you write and lay out the anniversary booklet?", ()),   # both work in content
     ("Hi Ben,\nCould you make a banner?", ()),
     ("Hi Ana and Sam,\nCould you write a blog post?", ()),                         # Sam is not staff
+    ("Hi team,\n1) The signup form fails in Safari – Dev, can you fix?\n2) Ana, we'd like three new posts.",
+     ("dev", "ana")),                                                                 # addressed in passing
+    ("Hallo Ana,\nwir brauchen Alt-Texte für 120 Bilder. Das Einpflegen macht Dev, wir brauchen nur die Texte.",
+     ()),                                                                             # Dev named, not asked
 ])
 def test_greeting_people_of_no_common_queue_is_a_mixed_request(model: TriageModel, body: str,
                                                                addressed: tuple[str, ...]) -> None:
@@ -352,6 +356,12 @@ def test_a_follow_up_beside_other_work_is_mixed_when_the_mail_says_they_are_sepa
 ])
 def test_says_separate(subject: str, body: str, separate: bool) -> None:
     assert says_separate(RequestText(subject, body)) is separate
+
+
+def test_both_halves_of_an_ask_for_both_are_segments() -> None:
+    text = RequestText("", "We'd need help with both the writing of the chapters and the design and layout of the report.")
+    assert [p.body for p in segments(text)] == ["the writing of the chapters", "the design and layout of the report.",
+                                                "We'd need help with"]
 
 
 def test_items_after_an_asks_colon_on_one_line_are_segments() -> None:
