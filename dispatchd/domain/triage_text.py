@@ -204,6 +204,7 @@ _SEGMENT = re.compile(
     r"(?<=[.!?;])" + _NOT_ABBREVIATION + r"\s+|\n+|\s*\b(?:and also|also|as well as|additionally|plus|another thing|separately|on top of that"
     r"|außerdem|zusätzlich|und auch|ebenso|dazu noch|und noch|et aussi|de plus|en plus|par ailleurs|además|y también)\b[:,]?\s*", re.IGNORECASE)
 MIN_SEGMENT_WORDS = 3
+PARAGRAPH_WORDS = 6
 
 
 # A sentence that asks for something: its words count twice (the request among the small talk).
@@ -279,9 +280,9 @@ def segments(request: RequestText) -> list[RequestText]:
     for two kinds of work is mixed, and a person should route it. A sentence counts when it
     asks ("could you …", "bitte …"), split into its clauses ("…, and also …"); so does each
     item of a list that a line ending in a colon introduces ("We need:") or that follows an
-    ask's colon on its line ("Could you do: the copy, the design and the build"). Sentences
-    that only tell ("the new logo went down well", "it should work in print and also as
-    tiles") do not."""
+    ask's colon on its line ("Could you do: the copy, the design and the build"), and each
+    paragraph of a mail that says its asks are separate ("two things"). Sentences that only
+    tell ("the new logo went down well", "it should work in print and also as tiles") do not."""
     body = clean_body(request.body).text[:2000]
     parts: list[str] = []
     listing = False   # in a list that a line such as "We need:" introduced: each item is an ask
@@ -304,6 +305,10 @@ def segments(request: RequestText) -> list[RequestText]:
                     parts.extend(part.strip() for part in both.groups())
                     sentence = sentence[:both.start()]
                 parts.extend(c.strip() for c in _SEGMENT.split(sentence) if c and c.strip())
+    if says_separate(request):
+        # "Two things: first, the whitepaper … Second, …": each paragraph is one of them, also
+        # when its ask is a short "Can you work those in?" after the sentence saying what.
+        parts += [line for line in body.split("\n") if len(words(line)) >= PARAGRAPH_WORDS]
     return [RequestText(subject="", body=p) for p in parts if len(words(p)) >= MIN_SEGMENT_WORDS][:12]
 
 

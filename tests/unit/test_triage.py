@@ -358,6 +358,15 @@ def test_says_separate(subject: str, body: str, separate: bool) -> None:
     assert says_separate(RequestText(subject, body)) is separate
 
 
+def test_each_paragraph_of_a_mail_with_separate_asks_is_a_segment() -> None:
+    body = ("Two things:\n\nFirst, the whitepaper: the team read it and has a list of edits in the doc. Can you work "
+            "those in?\n\nSecond, could you interview their IT director and write a new case study?")
+    parts = [p.body for p in segments(RequestText("", body))]
+    assert "First, the whitepaper: the team read it and has a list of edits in the doc. Can you work those in?" in parts
+    one_thing = body.replace("Two things:", "Our news:")
+    assert not any(p.startswith("First, the whitepaper") for p in (p.body for p in segments(RequestText("", one_thing))))
+
+
 def test_both_halves_of_an_ask_for_both_are_segments() -> None:
     text = RequestText("", "We'd need help with both the writing of the chapters and the design and layout of the report.")
     assert [p.body for p in segments(text)] == ["the writing of the chapters", "the design and layout of the report.",
