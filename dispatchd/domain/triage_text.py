@@ -202,7 +202,9 @@ _NOT_ABBREVIATION = "".join(rf"(?<!\b{re.escape(a)})" for a in (
     "ca.", "z.b.", "e.g.", "i.e.", "nr.", "no.", "vs.", "bzw.", "ggf.", "usw.", "dr.", "p.", "s.", "etc.", "inkl.", "evtl."))
 _SEGMENT = re.compile(
     r"(?<=[.!?;])" + _NOT_ABBREVIATION + r"\s+|\n+|\s*\b(?:and also|also|as well as|additionally|plus|another thing|separately|on top of that"
-    r"|außerdem|zusätzlich|und auch|ebenso|dazu noch|und noch|et aussi|de plus|en plus|par ailleurs|además|y también)\b[:,]?\s*", re.IGNORECASE)
+    r"|außerdem|zusätzlich|und auch|ebenso|dazu noch|und noch|et aussi|de plus|en plus|par ailleurs|además|y también"
+    r"|(?<=\S )(?=(?:and|und|et|y) (?:someone|somebody|jemanden?|quelqu'un|alguien)\b)"
+    r")\b[:,]?\s*", re.IGNORECASE)
 MIN_SEGMENT_WORDS = 3
 PARAGRAPH_WORDS = 6
 

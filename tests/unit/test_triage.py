@@ -367,6 +367,12 @@ def test_each_paragraph_of_a_mail_with_separate_asks_is_a_segment() -> None:
     assert not any(p.startswith("First, the whitepaper") for p in (p.body for p in segments(RequestText("", one_thing))))
 
 
+def test_someone_for_one_thing_and_someone_for_another_are_two_asks() -> None:
+    text = RequestText("", "Wir bräuchten jemanden, der die Texte schreibt, und jemanden, der das Ganze gestaltet.")
+    assert [p.body for p in segments(text)] == ["Wir bräuchten jemanden, der die Texte schreibt,",
+                                                "und jemanden, der das Ganze gestaltet."]
+
+
 def test_both_halves_of_an_ask_for_both_are_segments() -> None:
     text = RequestText("", "We'd need help with both the writing of the chapters and the design and layout of the report.")
     assert [p.body for p in segments(text)] == ["the writing of the chapters", "the design and layout of the report.",
