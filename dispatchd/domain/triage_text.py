@@ -274,6 +274,17 @@ _INLINE_ITEMS = re.compile(r"\s*(?:[,;]\s*(?:(?:and|und|et|y|plus|sowie|as well 
                            r"|\s(?:and|und|et|y|plus|sowie|as well as)\s)\s*", re.IGNORECASE)
 
 
+# Work the client does or has done, or that comes later: "the layout we do in-house", "Dev can
+# upload them", "the text has been approved", "la parte técnica más adelante". Mentioned, not asked.
+_NOT_OURS = re.compile(
+    r"\bin[- ]house\b|\bourselves\b|\bour own (?:team|designers?|developers?|people|it|staff|template)\b"
+    r"|\bwe(?:'ll| will) (?:handle|do|take care of|build|upload)\b|\b(?:has|have) (?:already )?been (?:written|designed|done|approved|built)\b"
+    r"|\b(?:is|are) already\b|\b(?:can|will) (?:upload|put|add) (?:it|them)\b|\bnothing else\b|\bno need\b|\bdon't need\b"
+    r"|\b(?:handled|done|written|designed|built) by\b|\bselbst\b|\bintern\b|\binhouse\b"
+    r"|\b(?:machen|übernehmen|erledigen) wir\b|\bkümmern wir uns\b|\b(?:haben wir|ist|sind) (?:schon|bereits)\b"
+    r"|\bbrauchen wir nicht\b|\bnicht nötig\b|\ben interne\b|\bnous-mêmes\b|\bnous nous en occupons\b"
+    r"|\bnosotros mismos\b|\binternamente\b|\bmás adelante\b|\bplus tard\b|\blater\b|\bspäter\b",
+    re.IGNORECASE)
 _BOTH = re.compile(r"\b(?:both|sowohl|à la fois|tanto)\s+(.{3,}?)\s+(?:and|als auch|et|como)\s+(.{3,})", re.IGNORECASE)
 
 
@@ -284,7 +295,8 @@ def segments(request: RequestText) -> list[RequestText]:
     item of a list that a line ending in a colon introduces ("We need:") or that follows an
     ask's colon on its line ("Could you do: the copy, the design and the build"), and each
     paragraph of a mail that says its asks are separate ("two things"). Sentences that only
-    tell ("the new logo went down well", "it should work in print and also as tiles") do not."""
+    tell ("the new logo went down well", "it should work in print and also as tiles") do not,
+    nor do those about work the client does itself or later ("we'll handle the layout in-house")."""
     body = clean_body(request.body).text[:2000]
     parts: list[str] = []
     listing = False   # in a list that a line such as "We need:" introduced: each item is an ask
@@ -311,7 +323,8 @@ def segments(request: RequestText) -> list[RequestText]:
         # "Two things: first, the whitepaper … Second, …": each paragraph is one of them, also
         # when its ask is a short "Can you work those in?" after the sentence saying what.
         parts += [line for line in body.split("\n") if len(words(line)) >= PARAGRAPH_WORDS]
-    return [RequestText(subject="", body=p) for p in parts if len(words(p)) >= MIN_SEGMENT_WORDS][:12]
+    return [RequestText(subject="", body=p) for p in parts
+            if len(words(p)) >= MIN_SEGMENT_WORDS and not _NOT_OURS.search(p)][:12]
 
 
 def words(text: str) -> list[str]:

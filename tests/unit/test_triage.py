@@ -373,6 +373,17 @@ def test_someone_for_one_thing_and_someone_for_another_are_two_asks() -> None:
                                                 "und jemanden, der das Ganze gestaltet."]
 
 
+@pytest.mark.parametrize("sentence", [
+    "Dev can upload them once they're ready, nothing else on the page needs to change.",
+    "We'll handle the layout in-house, so we need a finished manuscript from you.",
+    "La parte técnica la vemos más adelante con Dev, por favor solo los textos.",
+    "Die Gestaltung machen wir selbst, bitte nur die Texte liefern.",
+])
+def test_work_the_client_does_itself_or_later_is_no_ask(sentence: str) -> None:
+    assert segments(RequestText("", "Could you design three banners for the sale?\n" + sentence)) == \
+        [RequestText("", "Could you design three banners for the sale?")]
+
+
 def test_both_halves_of_an_ask_for_both_are_segments() -> None:
     text = RequestText("", "We'd need help with both the writing of the chapters and the design and layout of the report.")
     assert [p.body for p in segments(text)] == ["the writing of the chapters", "the design and layout of the report.",
