@@ -212,7 +212,7 @@ PARAGRAPH_WORDS = 6
 # A sentence that asks for something: its words count twice (the request among the small talk).
 _ASKS = re.compile(
     r"\b(?:could|can|would|will) (?:you|we|someone)\b|\bplease\b|\bwe(?:'d| would)? (?:need|want|like)\b|"
-    r"\bi(?:'d| would)? (?:need|like)\b|\blooking for\b|\bneeds? (?:a|an|to|some|new)\b|"
+    r"\bi(?:'d| would)? (?:need|like)\b|\blooking for\b|\bneeds? (?:a|an|some|new)\b|"
     r"\bwe(?:'d| would) love\b|\b(?:can|could) (?:we|i) (?:get|have)\b|\bwe want\b|\bi want\b|"
     r"\bbitte\b|\b(?:könnt|könntet|kannst|könnten|würdet|würden) (?:ihr|du|sie|wir)\b|"
     r"\bwir (?:brauchen|bräuchten|benötigen|hätten gerne?|möchten|wollen|wünschen)\b|"
