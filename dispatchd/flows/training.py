@@ -29,7 +29,8 @@ from dispatchd.domain.triage import OUT_OF_SCOPE, TriageModel
 from dispatchd.domain.triage_text import Lexicon, RequestText
 from dispatchd.flows.examples_mail import as_email, vague_subject
 from dispatchd.flows.triage import greetings
-from dispatchd.fitting import Example, Measure, cross_validate, fit, measure, probabilities, read_all, temperature_for
+from dispatchd.fitting import (Example, Measure, cross_validate, features, fit, mail_temperature, measure, probabilities,
+                               read_all, temperature_for)
 from dispatchd.flows.ingest import IntakeDeps
 from dispatchd.store import triage as store
 from dispatchd.store.db import write_turn
@@ -136,16 +137,22 @@ class Fitted:
 
 def fit_measured(rulebook: Rulebook, history: list[Example], staff: Mapping[str, tuple[str, ...]],
                  version: int) -> Fitted:
-    """A model from the rules and ``history``, its temperature and accuracy from the held-back
-    examples (or cross-validated while there are too few of them)."""
+    """A model from the rules and ``history``: its accuracy from the held-back examples (or
+    cross-validated while there are too few of them), its temperature from the rules' examples
+    written out as emails (cross-validated)."""
     history = with_vague_twins(history)
     examples = rule_examples(rulebook) + [e for e in history if not e.held_back]
     held_back = [e for e in history if e.held_back]
     lexicon = lexicon_of(rulebook)
     if len(held_back) >= MIN_HELD_BACK:
-        model = fit(examples, staff, version, lexicon=lexicon)
-        labels, logits = probabilities(model, held_back, staff)
-        model = _with_temperature(model, temperature_for(labels, logits, model.classes))
+        # The features first, then the folds, then the model: one model in memory at a time.
+        vocabulary = features(examples, staff, lexicon)
+        temperature = mail_temperature(examples, staff, lexicon, vocabulary)
+        model = fit(examples, staff, version, lexicon=lexicon, vocabulary=vocabulary)
+        if temperature is None:  # rules without examples: the held-back history is all there is
+            labels, logits = probabilities(model, held_back, staff)
+            temperature = temperature_for(labels, logits, model.classes)
+        model = _with_temperature(model, temperature)
         return Fitted(model, measure(model, held_back, staff), "held-back", "", held_back, examples)
     found = read_all(examples, staff, lexicon)  # read once for the folds and the model
     result, temperature = cross_validate(examples, staff, lexicon=lexicon, found=found)
