@@ -2,9 +2,9 @@
 
 The only importer of scikit-learn. It fits sklearn's TfidfVectorizer over ``triage_text.tokens``
 (word, word-pair, subject and character n-gram features, each kind at its ``FEATURE_WEIGHTS``)
-and a multinomial logistic regression,
-then hands back plain arrays as a ``domain.triage.TriageModel``: what prediction uses, what the
-database stores (no pickle), and the same arithmetic (a unit test holds the two together).
+and a multinomial logistic regression, then hands back plain arrays as a
+``domain.triage.TriageModel``: what prediction uses, what the database stores (no pickle), and
+the same arithmetic (a unit test holds the two together).
 """
 
 from __future__ import annotations
@@ -89,12 +89,12 @@ def fit(examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]], v
                                  vocabulary=vocabulary or _vocabulary(map(analyze, texts), len(texts)),
                                  dtype=np.float32)
     matrix = vectorizer.fit_transform(texts)
-    vocabulary = [""] * len(vectorizer.vocabulary_)
+    by_column = [""] * len(vectorizer.vocabulary_)
     for token, column in vectorizer.vocabulary_.items():
-        vocabulary[column] = token
+        by_column[column] = token
     # Each kind of feature at its weight, then the l2 norm: the weight goes into the stored idf,
     # so that prediction (tf × idf, normalised) is the same arithmetic.
-    scale = np.array([feature_weight(t) for t in vocabulary], dtype=np.float32)
+    scale = np.array([feature_weight(t) for t in by_column], dtype=np.float32)
     matrix = normalize(matrix @ diags(scale), norm="l2", copy=False)
     weights = _balanced(examples)
     classifier = LogisticRegression(C=REGULARISATION, solver="newton-cg", tol=1e-4, max_iter=100)
@@ -107,7 +107,7 @@ def fit(examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]], v
     if len(classifier.classes_) == 2:  # sklearn keeps one row for two classes: make it a softmax of two
         coef = np.vstack([-coef[0] / 2, coef[0] / 2])
         intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
-    return TriageModel.from_arrays(version, tuple(str(c) for c in classifier.classes_), tuple(vocabulary),
+    return TriageModel.from_arrays(version, tuple(str(c) for c in classifier.classes_), tuple(by_column),
                                    vectorizer.idf_ * scale, coef.T, intercept, temperature, lexicon)
 
 

@@ -47,7 +47,7 @@ class Prediction:
     evidence: int = 0               # how many of the request's words (not n-grams or tags) the model knows
     mixed: tuple[str, ...] = ()     # types that different sentences ask for, when more than one
     separate: bool = False          # the mail says its asks are separate ("two things", "separately")
-    addressed: tuple[str, ...] = () # the staff it greets, when they share no queue ("Hi Dev and Ana")
+    addressed: tuple[str, ...] = ()  # the staff it turns to, when they share no queue ("Hi Dev and Ana")
 
     @property
     def best(self) -> Guess | None:
@@ -182,11 +182,12 @@ class TriageModel:
 
 
 def _addressed_apart(request: RequestText, greetings: Mapping[str, tuple[str, ...]]) -> tuple[str, ...]:
-    """The staff a mail greets ("Hi Dev and Ana,") when no queue is common to them all: the client
-    wants the work of more than one team. () when it greets one person, or people of one queue."""
+    """The staff a mail greets ("Hi Dev and Ana,") or asks by name ("– Dev, can you fix it?") when
+    no queue is common to them all: the client wants the work of more than one team. () when it
+    turns to one person, or to people of one queue."""
     body = clean_body(request.body)
-    names = [n for n in (body.greeted, *body.also_greeted, *addressed_in(body.text, greetings)) if n and greetings.get(n)]
-    names = list(dict.fromkeys(names))
+    greeted = (body.greeted, *body.also_greeted, *addressed_in(body.text, greetings))
+    names = list(dict.fromkeys(n for n in greeted if n and greetings.get(n)))
     if len(names) < 2:
         return ()
     common = set.intersection(*(set(greetings[n]) for n in names))

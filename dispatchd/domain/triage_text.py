@@ -217,17 +217,20 @@ _ASKS = re.compile(
     r"\bbitte\b|\b(?:könnt|könntet|kannst|könnten|würdet|würden) (?:ihr|du|sie|wir)\b|"
     r"\bwir (?:brauchen|bräuchten|benötigen|hätten gerne?|möchten|wollen|wünschen)\b|"
     r"\b(?:brauchen|bräuchten|benötigen|hätten|möchten|wollen) wir\b|\bich (?:brauche|bräuchte|hätte gerne?|möchte)\b|"
-    r"\b(?:could|can|would|will) (?:the team|your team|one of you|(?-i:[A-Z][a-z]+) (?:write|design|make|do|build|fix|look|check|help|create|update|set))\b|"
-    r"\b(?:pourriez|pouvez|pourrais|peux|pourrait)[- ](?:vous|tu|on)\b|\bnous (?:voudrions|aimerions|souhaitons|souhaiterions|avons besoin)\b|"
+    r"\b(?:could|can|would|will) (?:the team|your team|one of you"
+    r"|(?-i:[A-Z][a-z]+) (?:write|design|make|do|build|fix|look|check|help|create|update|set))\b|"
+    r"\b(?:pourriez|pouvez|pourrais|peux|pourrait)[- ](?:vous|tu|on)\b"
+    r"|\bnous (?:voudrions|aimerions|souhaitons|souhaiterions|avons besoin)\b|"
     r"\bil nous faut\b|\bmerci de\b|\bs'il (?:vous|te) pla[iî]t\b|\bj'aurais besoin\b|\bje (?:voudrais|souhaiterais)\b|"
-    r"\b(?:podéis|podrías|podría|podrían|puedes|pueden)\b|\b(?:necesitamos|necesitaríamos|necesito|queremos|querríamos)\b|"
-    r"\bnos gustaría\b|\bpor favor\b",
+    r"\b(?:podéis|podrías|podría|podrían|puedes|pueden)\b"
+    r"|\b(?:necesitamos|necesitaríamos|necesito|queremos|querríamos)\b|\bnos gustaría\b|\bpor favor\b",
     re.IGNORECASE)
 
 
 # Words that say a mail's asks are separate pieces of work.
 _SEPARATE = re.compile(
-    r"\b(?:two|three|a few|a couple of|several|2|3) (?:(?:unrelated|separate|different) )?(?:things|requests|topics|jobs)\b"
+    r"\b(?:two|three|a few|a couple of|several|2|3) (?:(?:unrelated|separate|different) )?"
+    r"(?:things|requests|topics|jobs)\b"
     r"|\bunrelated\b|\b(?:totally |completely )?separately\b|\btotally separate\b|\bon a different note\b"
     r"|\b(?:zwei|drei|2|3) (?:sachen|dinge|themen|anliegen|baustellen)\b|\bunabhängig davon\b|\bgetrennt davon\b"
     r"|\bdeux (?:choses|sujets|demandes)\b|\bpar ailleurs\b|\bautre chose\b|\bdos cosas\b|\bpor otro lado\b",
@@ -249,7 +252,8 @@ def _addressing(names: tuple[str, ...]) -> re.Pattern[str]:
     # The name starts its clause (a line, a sentence, a list item, after a dash): "the update is
     # Dev's, we need …" names Dev without asking him.
     return re.compile(rf"(?:^|(?<=[.!?;:–—\-)])\s*)\s*({joined})\s*[,:]\s*"
-                      rf"(?={_ASKS.pattern}|we'd|we would|i'd|can|could|would|bitte|könnt)", re.IGNORECASE | re.MULTILINE)
+                      rf"(?={_ASKS.pattern}|we'd|we would|i'd|can|could|would|bitte|könnt)",
+                      re.IGNORECASE | re.MULTILINE)
 
 
 def says_separate(request: RequestText) -> bool:
@@ -278,8 +282,10 @@ _INLINE_ITEMS = re.compile(r"\s*(?:[,;]\s*(?:(?:and|und|et|y|plus|sowie|as well 
 # upload them", "the text has been approved", "la parte técnica más adelante". Mentioned, not asked.
 _NOT_OURS = re.compile(
     r"\bin[- ]house\b|\bourselves\b|\bour own (?:team|designers?|developers?|people|it|staff|template)\b"
-    r"|\bwe(?:'ll| will) (?:handle|do|take care of|build|upload)\b|\b(?:has|have) (?:already )?been (?:written|designed|done|approved|built)\b"
-    r"|\b(?:is|are) already\b|\b(?:can|will) (?:upload|put|add) (?:it|them)\b|\bnothing else\b|\bno need\b|\bdon't need\b"
+    r"|\bwe(?:'ll| will) (?:handle|do|take care of|build|upload)\b"
+    r"|\b(?:has|have) (?:already )?been (?:written|designed|done|approved|built)\b"
+    r"|\b(?:is|are) already\b|\b(?:can|will) (?:upload|put|add) (?:it|them)\b|\bnothing else\b|\bno need\b"
+    r"|\bdon't need\b"
     r"|\b(?:handled|done|written|designed|built) by\b|\bselbst\b|\bintern\b|\binhouse\b"
     r"|\b(?:machen|übernehmen|erledigen) wir\b|\bkümmern wir uns\b|\b(?:haben wir|ist|sind) (?:schon|bereits)\b"
     r"|\bbrauchen wir nicht\b|\bnicht nötig\b|\ben interne\b|\bnous-mêmes\b|\bnous nous en occupons\b"

@@ -29,8 +29,8 @@ from dispatchd.domain.triage import OUT_OF_SCOPE, TriageModel
 from dispatchd.domain.triage_text import Lexicon, RequestText
 from dispatchd.flows.examples_mail import as_email, vague_subject
 from dispatchd.flows.triage import greetings
-from dispatchd.fitting import (Example, Measure, cross_validate, features, fit, mail_temperature, measure, probabilities,
-                               read_all, temperature_for)
+from dispatchd.fitting import (Example, Measure, cross_validate, features, fit, mail_temperature, measure,
+                               probabilities, read_all, temperature_for)
 from dispatchd.flows.ingest import IntakeDeps
 from dispatchd.store import triage as store
 from dispatchd.store.db import write_turn
