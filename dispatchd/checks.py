@@ -19,7 +19,7 @@ from dispatchd.domain.routing import Rulebook, route
 from dispatchd.domain.duewords import due_reasons, due_words
 from dispatchd.domain.sla import BusinessCalendar, due_at, parse_sla, target_seconds
 from dispatchd.domain.subject import parse_subject
-from dispatchd.domain.triage import TriageModel, decide
+from dispatchd.domain.triage import TriageModel, Verdict, decide
 from dispatchd.errors import ConfigError, Problem
 from dispatchd.flows.integration_notices import owners_of
 from dispatchd.flows.notices import (
@@ -256,7 +256,7 @@ def explain(config: Config, rulebook: Rulebook, subject: str, sender: str | None
               f"due:      {due_words(due.at, calendar)} ({due_reasons(due.explanation)}), if it came now",
               f"assignee: {decision.assignee or '-'}", "because:"]
     lines += [f"  - {reason}" for reason in decision.reasons]
-    lines += _model_lines(request, model, rulebook, config)
+    lines += _model_lines(request, model, rulebook, config, classified.verdict if classified else None)
     return "\n".join(lines)
 
 
@@ -283,7 +283,10 @@ def _read_as(parsed: ParsedSubject | SubjectError) -> str:
     return "; ".join(words)
 
 
-def _model_lines(request: Request, model: TriageModel | None, rulebook: Rulebook, config: Config) -> list[str]:
+def _model_lines(request: Request, model: TriageModel | None, rulebook: Rulebook, config: Config,
+                 at_intake: Verdict | None) -> list[str]:
+    """``at_intake``: what intake decided (its emergency hold included); for a request intake does
+    not ask the model about, what the model alone would say."""
     if model is None:
         return ["triage model: none in use (dispatchd triage train)"]
     prediction = model.predict(request_text(request), greetings(config), reasons=5)
@@ -295,7 +298,7 @@ def _model_lines(request: Request, model: TriageModel | None, rulebook: Rulebook
         lines.append(f"  {guess.type:12} {guess.confidence:.2f}  words: {words}")
     if prediction.out_of_scope:
         lines.append(f"  not a request {prediction.out_of_scope:.2f}")
-    verdict = decide(prediction, rulebook.triage_model.threshold, rulebook.triage_model.margin,
-                     rulebook.triage_model.follow_ups, rulebook.model_thresholds)
+    verdict = at_intake or decide(prediction, rulebook.triage_model.threshold, rulebook.triage_model.margin,
+                                  rulebook.triage_model.follow_ups, rulebook.model_thresholds)
     lines.append(f"  -> {verdict.reason if verdict.route_as is None else 'routes as ' + verdict.route_as.type}")
     return lines

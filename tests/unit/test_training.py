@@ -238,3 +238,16 @@ def test_the_temperature_after_history_does_not_hang_on_which_requests_are_held_
 
     first, second = temperature(0), temperature(7)
     assert first < 1.0 and first == pytest.approx(second, rel=0.15)
+
+
+def test_check_explain_says_what_intake_does_with_the_models_guess(deps: IntakeDeps, rules_model: TriageModel,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model's line of ``check --explain`` is intake's verdict, the emergency hold included."""
+    from dispatchd.checks import explain
+    from dispatchd.domain.triage import Guess, Prediction
+
+    sure = Prediction(1, (Guess("Technical", 0.99, ("server",)), Guess("Urgent", 0.01)), 0.0, 20)
+    monkeypatch.setattr(TriageModel, "predict", lambda self, *args, **kwargs: sure)
+    text = explain(deps.config, deps.rulebook, "Our website is down, internal server error", "bob@acme.test",
+                   model=rules_model)
+    assert text.splitlines()[-1] == "  -> an emergency (outage): a person routes it"
