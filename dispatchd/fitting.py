@@ -13,7 +13,7 @@ import math
 import sys
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -196,32 +196,41 @@ def temperature_for(labels: list[str], logits: np.ndarray, classes: tuple[str, .
     return best
 
 
+def _out_of_fold(examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]], lexicon: Lexicon | None,
+                 fold_of: Sequence[int], folds: int, found: Sequence[list[str]] | None = None,
+                 vocabulary: Sequence[str] | None = None) -> Iterator[tuple[list[int], np.ndarray]]:
+    """For each fold, its examples' indices and their untempered logits (columns: the labels,
+    sorted) from a model fitted on all the others; an example of fold -1 is always trained on.
+    A fold whose training lacks a label is skipped."""
+    labels = {e.label for e in examples}
+    for fold in range(folds):
+        test = [i for i, f in enumerate(fold_of) if f == fold]
+        train = [i for i, f in enumerate(fold_of) if f != fold]
+        if not test or {examples[i].label for i in train} != labels:
+            continue
+        model = fit([examples[i] for i in train], greetings, 0, lexicon=lexicon,
+                    found=None if found is None else [found[i] for i in train], vocabulary=vocabulary)
+        _, logits = probabilities(model, [examples[i] for i in test], greetings,
+                                  None if found is None else [found[i] for i in test])
+        yield test, logits
+
+
 def mail_temperature(examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]],
                      lexicon: Lexicon | None, vocabulary: Sequence[str], folds: int = 3) -> float | None:
     """The temperature that makes the model honest on mail in plain words: cross-validated over
     the rules' examples written out as emails, everything else always trained on. The held-back
     history is well-formed mail, easy to place, and a few dozen of it set the temperature anywhere
     between 0.23 and 0.48 depending on which requests happened to be held back (the same blind
-    mail then 83.5 to 88.3 % right); this one stays put. None when there are no such examples."""
-    mails = [i for i, e in enumerate(examples) if e.origin == "rules" and e.is_mail]
-    if not mails:
-        return None
+    mail then 83.5 to 88.3 % right); this one stays put. None when there are no such examples.
+    ``vocabulary``: the whole set's features. Choosing them by how often they occur knows no
+    label, and counting them again for every fold was most of training's memory at 50,000 tasks."""
+    fold_of = [e.fold(folds) if e.origin == "rules" and e.is_mail else -1 for e in examples]
     labels: list[str] = []
     rows: list[np.ndarray] = []
-    classes = tuple(sorted({e.label for e in examples}))
-    fold_of = {i: examples[i].fold(folds) for i in mails}
-    for fold in range(folds):
-        test = [i for i in mails if fold_of[i] == fold]
-        train = [i for i in range(len(examples)) if fold_of.get(i, -1) != fold]
-        if not test or len({examples[i].label for i in train}) < len(classes):
-            continue
-        # The whole set's features: choosing them by how often they occur knows no label, and
-        # counting them again for every fold was most of training's memory at 50,000 tasks.
-        model = fit([examples[i] for i in train], greetings, 0, lexicon=lexicon, vocabulary=vocabulary)
-        fold_labels, logits = probabilities(model, [examples[i] for i in test], greetings)
-        labels += fold_labels
-        rows.append(logits[:, [model.classes.index(c) for c in classes]])
-    return temperature_for(labels, np.vstack(rows), classes) if rows else None
+    for test, logits in _out_of_fold(examples, greetings, lexicon, fold_of, folds, vocabulary=vocabulary):
+        labels += [examples[i].label for i in test]
+        rows.append(logits)
+    return temperature_for(labels, np.vstack(rows), tuple(sorted({e.label for e in examples}))) if rows else None
 
 
 def cross_validate(examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]],
@@ -234,19 +243,12 @@ def cross_validate(examples: Sequence[Example], greetings: Mapping[str, tuple[st
     whole_mail: list[bool] = []
     classes = tuple(sorted({e.label for e in examples}))
     found = found if found is not None else read_all(examples, greetings, lexicon)
-    fold_of = [e.fold(folds) for e in examples]
-    for fold in range(folds):
-        train = [i for i, f in enumerate(fold_of) if f != fold]
-        test = [i for i, f in enumerate(fold_of) if f == fold]
-        if len({examples[i].label for i in train}) < len(classes) or not test:
-            continue
-        test_examples = [examples[i] for i in test]
-        model = fit([examples[i] for i in train], greetings, 0, lexicon=lexicon, found=[found[i] for i in train])
-        fold_labels, logits = probabilities(model, test_examples, greetings, [found[i] for i in test])
-        labels += fold_labels
-        predicted += [model.classes[int(i)] for i in logits.argmax(axis=1)]
+    for test, logits in _out_of_fold(examples, greetings, lexicon, [e.fold(folds) for e in examples], folds,
+                                     found=found):
+        labels += [examples[i].label for i in test]
+        predicted += [classes[int(i)] for i in logits.argmax(axis=1)]
         all_logits.append(logits)
-        whole_mail += [e.is_mail for e in test_examples]
+        whole_mail += [examples[i].is_mail for i in test]
     if not labels:
         return Measure(0, 0, {}), 1.0
     # The temperature from whole emails only: a bare word such as "banner" is easy to place, and
