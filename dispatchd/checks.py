@@ -19,7 +19,7 @@ from dispatchd.domain.routing import Rulebook, route
 from dispatchd.domain.duewords import due_reasons, due_words
 from dispatchd.domain.sla import BusinessCalendar, due_at, parse_sla, target_seconds
 from dispatchd.domain.subject import parse_subject
-from dispatchd.domain.triage import TriageModel, Verdict, decide
+from dispatchd.domain.triage import TriageModel, Verdict
 from dispatchd.errors import ConfigError, Problem
 from dispatchd.flows.integration_notices import owners_of
 from dispatchd.flows.notices import (
@@ -40,7 +40,7 @@ from dispatchd.flows.notices import (
     status_notices,
     too_large_reply,
 )
-from dispatchd.flows.triage import classify, eligible, greetings, request_text, with_verdict
+from dispatchd.flows.triage import classify, eligible, greetings, request_text, settle, with_verdict
 from dispatchd.mail.parse import parse_mail
 from dispatchd.render import TEMPLATE_NAMES, Renderer
 from dispatchd.rulebook import load_rulebook
@@ -285,8 +285,8 @@ def _read_as(parsed: ParsedSubject | SubjectError) -> str:
 
 def _model_lines(request: Request, model: TriageModel | None, rulebook: Rulebook, config: Config,
                  at_intake: Verdict | None) -> list[str]:
-    """``at_intake``: what intake decided (its emergency hold included); for a request intake does
-    not ask the model about, what the model alone would say."""
+    """``at_intake``: what intake decided; for a request intake does not ask the model about,
+    what the rules would make of the model's guess (``settle``, as intake would)."""
     if model is None:
         return ["triage model: none in use (dispatchd triage train)"]
     prediction = model.predict(request_text(request), greetings(config), reasons=5)
@@ -298,7 +298,6 @@ def _model_lines(request: Request, model: TriageModel | None, rulebook: Rulebook
         lines.append(f"  {guess.type:12} {guess.confidence:.2f}  words: {words}")
     if prediction.out_of_scope:
         lines.append(f"  not a request {prediction.out_of_scope:.2f}")
-    verdict = at_intake or decide(prediction, rulebook.triage_model.threshold, rulebook.triage_model.margin,
-                                  rulebook.triage_model.follow_ups, rulebook.model_thresholds)
+    verdict = at_intake or settle(request, request_text(request), prediction, rulebook).verdict
     lines.append(f"  -> {verdict.reason if verdict.route_as is None else 'routes as ' + verdict.route_as.type}")
     return lines
