@@ -75,10 +75,11 @@ def main() -> None:
         if robot or not eligible(request):
             rows.append((item, None, request.type, None))
             continue
-        prediction = model.predict(request_text(request), staff, mixed_from=0.0)
+        text = request_text(request)
+        prediction = model.predict(text, staff, mixed_from=0.0)
         known = {t.name for t in rulebook.types}
         prediction = replace(prediction, guesses=tuple(g for g in prediction.guesses if g.type in known))
-        rows.append((item, prediction, None, (request, request_text(request))))
+        rows.append((item, prediction, None, (request, text)))
     for threshold in thresholds:
         right = wrong = 0
         shown: list[str] = []

@@ -395,8 +395,8 @@ class Daemon:
             except (MailServerError, *INFRASTRUCTURE_ERRORS) as exc:
                 mail_announced = True
                 delay = backoff.next()
-                getattr(log, backoff.log_level)("intake.unavailable", mailbox=reader.mailbox.name, reason=str(exc),
-                                    retry_in=delay)
+                getattr(log, backoff.log_level)("intake.unavailable", mailbox=reader.mailbox.name,
+                                                reason=str(exc), retry_in=delay)
                 status = f"{reader.mailbox.name}: reconnecting in {delay:.0f}s: {str(exc)[:80]}"
                 if not reader.settled:  # systemd killing a service that retries by itself helps nobody
                     await reader.call(self._settle, reader, status)
