@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dispatchd.domain.triage_text import (STOPWORDS, Lexicon, RequestText, addressed_in, clean_body, says_separate,
-                                           segments, shown, tokens)
+from dispatchd.domain.triage_text import (STOPWORDS, Lexicon, RequestText, addressed_in, asks, clean_body,
+                                           says_separate, segments, shown, tokens)
 
 OUT_OF_SCOPE = "(not a request)"
 MIN_EVIDENCE = 3   # known words below this: too little text to guess from (a forward with no word of its own)
@@ -46,6 +46,7 @@ class Prediction:
     out_of_scope: float = 0.0
     evidence: int = 0               # how many of the request's words (not n-grams or tags) the model knows
     mixed: tuple[str, ...] = ()     # types that different sentences ask for, when more than one
+    mixed_asking: tuple[str, ...] = ()  # the same, from sentences that ask themselves ("could you …", "we need …")
     separate: bool = False          # the mail says its asks are separate ("two things", "separately")
     addressed: tuple[str, ...] = ()  # the staff it turns to, when they share no queue ("Hi Dev and Ana")
 
@@ -116,9 +117,10 @@ class TriageModel:
             guesses.append(Guess(name, float(probabilities[k]), why))
         best = guesses[0].confidence if guesses else 0.0
         named = self._named(request, guesses)
-        mixed = self._mixed(request) if best >= mixed_from and not named else ()
+        mixed, mixed_asking = self._mixed(request) if best >= mixed_from and not named else ((), ())
         return Prediction(self.version, tuple(guesses), out_of_scope, int(self.is_word[columns].sum()), mixed,
-                          says_separate(request), () if named else _addressed_apart(request, greetings or {}))
+                          mixed_asking, says_separate(request),
+                          () if named else _addressed_apart(request, greetings or {}))
 
     def _probabilities(self, columns: np.ndarray, values: np.ndarray, temperature: float | None = None) -> np.ndarray:
         logits = self.intercept + (values @ self.weights[columns] if len(columns) else 0.0)
@@ -131,12 +133,14 @@ class TriageModel:
             return False
         return set(self.lexicon.hits(request.type_word)) == {"x:" + guesses[0].type}
 
-    def _mixed(self, request: RequestText) -> tuple[str, ...]:
-        """The types that sentences of the body ask for with confidence, when they differ."""
+    def _mixed(self, request: RequestText) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The types that the body's segments ask for with confidence, when they differ; and
+        the same from the segments that ask in words of their own (not items of a list)."""
         parts = segments(request)
         if len(parts) < 2:
-            return ()
+            return (), ()
         found: dict[str, None] = {}
+        asking: dict[str, None] = {}
         for part in parts:
             columns, values = self.vector(tokens(part, None, self.lexicon))
             if len(columns) < MIN_EVIDENCE:
@@ -145,7 +149,9 @@ class TriageModel:
             k = int(probabilities.argmax())
             if probabilities[k] >= SEGMENT_CONFIDENCE and self.classes[k] != OUT_OF_SCOPE:
                 found[self.classes[k]] = None
-        return tuple(found) if len(found) > 1 else ()
+                if asks(part.body):
+                    asking[self.classes[k]] = None
+        return (tuple(found) if len(found) > 1 else ()), (tuple(asking) if len(asking) > 1 else ())
 
     def vector(self, found: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """The request's TF-IDF vector as (columns, values): sublinear tf, idf, l2 norm."""
@@ -221,10 +227,13 @@ def decide(prediction: Prediction, threshold: float, margin: float = 0.2,
         return Verdict(prediction, None, f"mixed: it is addressed to {people}, who work in different queues",
                        suggestions)
     # A change to delivered work names that work ("the typo in the blog post"): not mixed, unless
-    # the mail says its asks are separate ("two things: … and separately …").
-    if len(set(prediction.mixed) - (set() if prediction.separate else set(follow_ups))) > 1:
-        asked = tuple(g for t in prediction.mixed for g in guesses if g.type == t)
-        return Verdict(prediction, None, f"mixed: it asks for {' and '.join(prediction.mixed)} work", asked)
+    # the mail says its asks are separate ("two things: … and separately …"). Its list of points
+    # names faults of that work ("- the logo is tiny on mobile"), which read like design or web
+    # work on their own: only sentences that ask for something make it mixed.
+    mixed = prediction.mixed_asking if best.type in follow_ups else prediction.mixed
+    if len(set(mixed) - (set() if prediction.separate else set(follow_ups))) > 1:
+        asked = tuple(g for t in mixed for g in guesses if g.type == t)
+        return Verdict(prediction, None, f"mixed: it asks for {' and '.join(mixed)} work", asked)
     threshold = (type_thresholds or {}).get(best.type, threshold)
     if best.confidence < threshold:
         return Verdict(prediction, None, f"not sure: {best} is below the threshold {threshold:.2f}", suggestions)

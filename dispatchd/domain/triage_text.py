@@ -210,9 +210,11 @@ PARAGRAPH_WORDS = 6
 
 
 # A sentence that asks for something: its words count twice (the request among the small talk).
+# "we also need", "I'd really like": one adverb between who asks and the ask.
+_ALSO = r"(?: also| still| really| now| just| then| additionally| urgently| definitely)?"
 _ASKS = re.compile(
-    r"\b(?:could|can|would|will) (?:you|we|someone)\b|\bplease\b|\bwe(?:'d| would)? (?:need|want|like)\b|"
-    r"\bi(?:'d| would)? (?:need|like)\b|\blooking for\b|\bneeds? (?:a|an|some|new)\b|"
+    r"\b(?:could|can|would|will) (?:you|we|someone)\b|\bplease\b|\bwe(?:'d| would)?" + _ALSO + r" (?:need|want|like)\b|"
+    r"\bi(?:'d| would)?" + _ALSO + r" (?:need|like)\b|\blooking for\b|\bneeds? (?:a|an|some|new)\b|"
     r"\bwe(?:'d| would) love\b|\b(?:can|could) (?:we|i) (?:get|have)\b|\bwe want\b|\bi want\b|"
     r"\bbitte\b|\b(?:könnt|könntet|kannst|könnten|würdet|würden) (?:ihr|du|sie|wir)\b|"
     r"\bwir (?:brauchen|bräuchten|benötigen|hätten gerne?|möchten|wollen|wünschen)\b|"
@@ -259,6 +261,11 @@ def _addressing(names: tuple[str, ...]) -> re.Pattern[str]:
 def says_separate(request: RequestText) -> bool:
     """The mail says it asks for separate things ("two things", "zwei Sachen", "separately")."""
     return bool(_SEPARATE.search(request.subject) or _SEPARATE.search(clean_body(request.body).text[:2000]))
+
+
+def asks(text: str) -> bool:
+    """Whether ``text`` asks for something in words of its own ("could you …", "wir bräuchten …")."""
+    return bool(_ASKS.search(text))
 
 
 def asking(text: str) -> list[str]:

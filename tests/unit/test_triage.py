@@ -11,7 +11,7 @@ import pytest
 from dispatchd.domain.models import Request
 from dispatchd.domain.routing import TriageSettings
 from dispatchd.domain.triage import OUT_OF_SCOPE, Guess, Prediction, TriageModel, audit_reason, decide, suggestion_lines
-from dispatchd.domain.triage_text import (MAX_BODY_CHARS, Lexicon, RequestText, clean_body, feature_weight, says_separate,
+from dispatchd.domain.triage_text import (MAX_BODY_CHARS, Lexicon, RequestText, asks, clean_body, feature_weight, says_separate,
                                           segments, tokens)
 from dispatchd.fitting import Example, fit
 from dispatchd.flows.training import rule_examples
@@ -237,10 +237,35 @@ def test_follow_up_types_are_read_from_the_rules(tmp_path: Path) -> None:
     (("Revision", "Design", "Content"), None),
 ])
 def test_a_follow_up_type_beside_one_other_is_not_mixed(mixed: tuple[str, ...], routed: str | None) -> None:
-    prediction = Prediction(3, guesses(("Revision", 0.95), ("Content", 0.03)), 0.0, 20, mixed)
+    prediction = Prediction(3, guesses(("Revision", 0.95), ("Content", 0.03)), 0.0, 20, mixed, mixed_asking=mixed)
     verdict = decide(prediction, 0.7, 0.2, follow_ups=("Revision",))
     assert (verdict.route_as.type if verdict.route_as else None) == routed
     assert decide(prediction, 0.7, 0.2).route_as is None, "without follow-up types any two types are mixed"
+
+
+@pytest.mark.parametrize(("asking", "routed"), [
+    ((), "Revision"),                       # "- the logo is tiny on mobile", "- the button links to the old PDF"
+    (("Design", "Content"), None),          # "could you also write a press release?" beside the changes
+])
+def test_a_change_is_mixed_only_by_sentences_that_ask(asking: tuple[str, ...], routed: str | None) -> None:
+    points = ("Revision", "Design", "Technical", "Content")   # what the points of a feedback list read like
+    prediction = Prediction(3, guesses(("Revision", 0.97), ("Design", 0.02)), 0.0, 30, points, asking)
+    verdict = decide(prediction, 0.7, 0.2, follow_ups=("Revision",))
+    assert (verdict.route_as.type if verdict.route_as else None) == routed
+    new_work = replace(prediction, guesses=guesses(("Design", 0.97), ("Revision", 0.02)))
+    assert decide(new_work, 0.7, 0.2, follow_ups=("Revision",)).route_as is None, \
+        "for new work, list items asking for other kinds of work still make it mixed"
+
+
+@pytest.mark.parametrize("text", ["We also need all the launch copy", "I'd really like a second option",
+                                  "could you check the form", "Wir bräuchten auch Texte"])
+def test_asks_with_a_word_between_who_asks_and_the_ask(text: str) -> None:
+    assert asks(text)
+
+
+def test_a_point_that_names_a_fault_does_not_ask() -> None:
+    assert not asks("- the logo is tiny on mobile")
+    assert not asks("The 'Download brochure' button links to the old PDF (v1)")
 
 
 def test_abbreviations_end_no_sentence() -> None:
@@ -341,7 +366,8 @@ def test_greeting_people_of_no_common_queue_is_a_mixed_request(model: TriageMode
 
 
 def test_a_follow_up_beside_other_work_is_mixed_when_the_mail_says_they_are_separate() -> None:
-    prediction = Prediction(3, guesses(("Revision", 0.95), ("Content", 0.03)), 0.0, 20, ("Revision", "Content"))
+    prediction = Prediction(3, guesses(("Revision", 0.95), ("Content", 0.03)), 0.0, 20, ("Revision", "Content"),
+                            mixed_asking=("Revision", "Content"))
     assert decide(prediction, 0.7, 0.2, follow_ups=("Revision",)).route_as is not None
     separate = decide(replace(prediction, separate=True), 0.7, 0.2, follow_ups=("Revision",))
     assert separate.route_as is None and separate.reason == "mixed: it asks for Revision and Content work"
