@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from dispatchd.domain.triage import TriageModel
+from dispatchd.domain.triage import TriageModel, short_text_scale
 from dispatchd.domain.triage_text import Lexicon, RequestText, feature_weight, tokens
 
 # Strength of the regularisation (sklearn's C); chosen on the own free-form set and blind set A
@@ -152,11 +152,12 @@ def _balanced(examples: Sequence[Example]) -> np.ndarray:
 
 def probabilities(model: TriageModel, examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]],
                   found: Sequence[list[str]] | None = None) -> tuple[list[str], np.ndarray]:
-    """Labels and the model's untempered logits for each example, one row per example."""
+    """Labels and the model's untempered logits for each example, one row per example, scaled
+    as prediction scales them by how many known words the example has (short_text_scale)."""
     labels, rows = [], []
     for i, e in enumerate(examples):
         columns, values = model.vector(found[i] if found is not None else tokens(e.text, greetings, model.lexicon))
-        rows.append(model.intercept + (values @ model.weights[columns] if len(columns) else 0.0))
+        rows.append(model.logits(columns, values) * short_text_scale(int(model.is_word[columns].sum())))
         labels.append(e.label)
     return labels, np.array(rows).reshape(len(rows), len(model.classes))
 

@@ -27,6 +27,7 @@ MIN_EVIDENCE = 3   # known words below this: too little text to guess from (a fo
 # A sentence this sure (untempered: filler such as "budget as usual" stays below it) of another
 # type than another sentence's: the request is mixed.
 SEGMENT_CONFIDENCE = 0.5
+SHORT_TEXT_WORDS = 10  # known words at which a text's scores count half (short_text_scale)
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,8 @@ class TriageModel:
         Whether the sentences ask for different types is checked only when the best guess
         reaches ``mixed_from`` (below the threshold it stays in triage anyway)."""
         columns, values = self.vector(tokens(request, greetings, self.lexicon))
-        probabilities = self._probabilities(columns, values)
+        evidence = int(self.is_word[columns].sum())
+        probabilities = _softmax(self.logits(columns, values) * short_text_scale(evidence) / self.temperature)
         order = np.argsort(-probabilities)
         guesses = []
         out_of_scope = 0.0
@@ -118,13 +120,16 @@ class TriageModel:
         best = guesses[0].confidence if guesses else 0.0
         named = self._named(request, guesses)
         mixed, mixed_asking = self._mixed(request) if best >= mixed_from and not named else ((), ())
-        return Prediction(self.version, tuple(guesses), out_of_scope, int(self.is_word[columns].sum()), mixed,
+        return Prediction(self.version, tuple(guesses), out_of_scope, evidence, mixed,
                           mixed_asking, says_separate(request),
                           () if named else _addressed_apart(request, greetings or {}))
 
+    def logits(self, columns: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """The untempered score of every class for a vector from ``vector``."""
+        return self.intercept + (values @ self.weights[columns] if len(columns) else 0.0)
+
     def _probabilities(self, columns: np.ndarray, values: np.ndarray, temperature: float | None = None) -> np.ndarray:
-        logits = self.intercept + (values @ self.weights[columns] if len(columns) else 0.0)
-        return _softmax(logits / (temperature or self.temperature))
+        return _softmax(self.logits(columns, values) / (temperature or self.temperature))
 
     def _named(self, request: RequestText, guesses: list[Guess]) -> bool:
         """The client's own type word (``[Acme] - [layout] - …``) is in the vocabulary of the best
@@ -198,6 +203,15 @@ def _addressed_apart(request: RequestText, greetings: Mapping[str, tuple[str, ..
         return ()
     common = set.intersection(*(set(greetings[n]) for n in names))
     return () if common else tuple(names)
+
+
+def short_text_scale(evidence: int) -> float:
+    """How far to trust a text's scores by how many known words it has. A vector is normalised,
+    so three words ("got it, thanks" under "Re: case study – final", "the website. We need to
+    talk.") weigh as much as a page, and a linear model is as sure of them as of the page; each
+    word more is more reason to be sure. The temperature is fitted to the scaled scores."""
+    known = max(evidence, 1)
+    return known / (known + SHORT_TEXT_WORDS)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

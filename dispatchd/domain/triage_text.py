@@ -345,6 +345,11 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+# "Re: deck": a reply's subject names the thread, which may be about other work than the new
+# text asks for ("got it, thanks" under "Re: case study – final"); its words weigh as the body's.
+_REPLY_SUBJECT = re.compile(r"\s*(?:re|aw|wg|fwd?|tr|rv|sv)\s*:", re.IGNORECASE)
+
+
 def tokens(request: RequestText, greetings: Mapping[str, tuple[str, ...]] | None = None,
            lexicon: Lexicon | None = None) -> list[str]:
     """Every feature of ``request``, repeated as often as it occurs.
@@ -355,8 +360,9 @@ def tokens(request: RequestText, greetings: Mapping[str, tuple[str, ...]] | None
     subject_words = words(request.subject)[:60]
     body_words = words(body.text)[:MAX_WORDS]
     out: list[str] = []
-    for word in subject_words:
-        out.append("s:" + word)
+    if not _REPLY_SUBJECT.match(request.subject):
+        for word in subject_words:
+            out.append("s:" + word)
     _add_words(out, subject_words)
     _add_words(out, body_words)
     for sentence in asking(body.text[:2000])[:4]:
