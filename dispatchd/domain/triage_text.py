@@ -200,10 +200,15 @@ _DISCLAIMER = re.compile(r"^(?:this (?:e-?mail|message) (?:and any attachments )
 # A full stop after these ends no sentence ("ca. 300 words", "z.B.", "p. 4").
 _NOT_ABBREVIATION = "".join(rf"(?<!\b{re.escape(a)})" for a in (
     "ca.", "z.b.", "e.g.", "i.e.", "nr.", "no.", "vs.", "bzw.", "ggf.", "usw.", "dr.", "p.", "s.", "etc.", "inkl.", "evtl."))
+# Where a sentence's clauses part: "…, and also …", "… and someone who …", and one sentence
+# asking for two pieces of work ("write up the descriptions and get them live in the shop",
+# "die Gestaltung des Kartons und einen kleinen Text"); not "the shop and the trade" (nouns).
 _SEGMENT = re.compile(
     r"(?<=[.!?;])" + _NOT_ABBREVIATION + r"\s+|\n+|\s*\b(?:and also|also|as well as|additionally|plus|another thing|separately|on top of that"
     r"|außerdem|zusätzlich|und auch|ebenso|dazu noch|und noch|et aussi|de plus|en plus|par ailleurs|además|y también"
     r"|(?<=\S )(?=(?:and|und|et|y) (?:someone|somebody|jemanden?|quelqu'un|alguien)\b)"
+    r"|(?<=\S )(?=and (?:then )?(?:get|make|set up|build|design|write|update|put|add|create|translate|fix|redo|produce|draft|plan)\b)"
+    r"|(?<=\S )(?=und (?:dann |auch |noch )?(?:einen|eine|ein)\b)"
     r")\b[:,]?\s*", re.IGNORECASE)
 MIN_SEGMENT_WORDS = 3
 PARAGRAPH_WORDS = 6
@@ -219,6 +224,7 @@ _ASKS = re.compile(
     r"\bbitte\b|\b(?:könnt|könntet|kannst|könnten|würdet|würden) (?:ihr|du|sie|wir)\b|"
     r"\bwir (?:brauchen|bräuchten|benötigen|hätten gerne?|möchten|wollen|wünschen)\b|"
     r"\b(?:brauchen|bräuchten|benötigen|hätten|möchten|wollen) wir\b|\bich (?:brauche|bräuchte|hätte gerne?|möchte)\b|"
+    r"^\s*(?:bräuchten|bräuchte|hätten gerne?|benötigen)\b|"
     r"\b(?:could|can|would|will) (?:the team|your team|one of you"
     r"|(?-i:[A-Z][a-z]+) (?:write|design|make|do|build|fix|look|check|help|create|update|set))\b|"
     r"\b(?:pourriez|pouvez|pourrais|peux|pourrait)[- ](?:vous|tu|on)\b"

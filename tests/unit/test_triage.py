@@ -263,7 +263,8 @@ def test_a_change_is_mixed_only_by_sentences_that_ask(asking: tuple[str, ...], r
 
 
 @pytest.mark.parametrize("text", ["We also need all the launch copy", "I'd really like a second option",
-                                  "could you check the form", "Wir bräuchten auch Texte"])
+                                  "could you check the form", "Wir bräuchten auch Texte",
+                                  "Bräuchten dafür die Gestaltung des Kartons"])
 def test_asks_with_a_word_between_who_asks_and_the_ask(text: str) -> None:
     assert asks(text)
 
@@ -458,3 +459,16 @@ def test_a_replys_subject_names_the_thread_and_weighs_as_a_body_word(subject: st
     assert not [t for t in found if t.startswith("s:")]
     assert "w:" + subject.split(":")[1].split()[0].lower() in found
     assert "s:deck" in tokens(RequestText("deck", "Board loved it, thanks."))
+
+
+@pytest.mark.parametrize(("body", "parts"), [
+    ("Could you write up the descriptions for them and get them live in the shop?",
+     ["Could you write up the descriptions for them", "and get them live in the shop?"]),
+    ("Bräuchten dafür die Gestaltung des Kartons und einen kleinen Text für die Rückseite.",
+     ["Bräuchten dafür die Gestaltung des Kartons", "und einen kleinen Text für die Rückseite."]),
+    ("Wir wollen für den Shop und den Getränkehandel eine eigene Box, bitte.",
+     ["Wir wollen für den Shop und den Getränkehandel eine eigene Box, bitte."]),
+    ("Could you design the colours and the font for it?", ["Could you design the colours and the font for it?"]),
+])
+def test_one_sentence_asking_for_two_pieces_of_work_is_two_segments(body: str, parts: list[str]) -> None:
+    assert [p.body for p in segments(RequestText("", body))] == parts
