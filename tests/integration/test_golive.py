@@ -4,11 +4,13 @@ the first start leaves what is there alone; ``dispatchd import`` takes it in on 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from dispatchd.config import load_config
 from dispatchd.devservers import Dovecot, SmtpCapture
 from tests.conftest import mailbox_table, write_config
 from tests.integration.conftest import Deployment, make_mail
@@ -66,7 +68,10 @@ def test_first_start_dispatches_only_what_arrives_afterwards(tmp_path: Path, dov
     since = (now - 10 * DAY).date()
     assert deployment.cli("import", "--since", since.isoformat(), "--quiet") == 0
     imported = [t for t in deployment.tasks() if t.message_id != "<live@client.test>"]
-    expected = sum(1 for arrived, _ in old if arrived.date() >= since)
+    # --since is a day of the business calendar: midnight in its time zone, not in UTC (run
+    # between 22:00 and 24:00 UTC, a UTC date counted the Berlin evening's mail a day early).
+    midnight = datetime.combine(since, time(), ZoneInfo(load_config(deployment.config).calendar.timezone))
+    expected = sum(1 for arrived, _ in old if arrived >= midnight)
     assert len(imported) == expected and len(smtp.messages) == sent_before
     assert deployment.folder_count("Processed") == 1 + expected
     assert deployment.cli("import", "--since", since.isoformat(), "--quiet") == 0
