@@ -27,7 +27,7 @@ MIN_EVIDENCE = 3   # known words below this: too little text to guess from (a fo
 # A sentence this sure (untempered: filler such as "budget as usual" stays below it) of another
 # type than another sentence's: the request is mixed.
 SEGMENT_CONFIDENCE = 0.5
-SHORT_TEXT_WORDS = 10  # known words at which a text's scores count half (short_text_scale)
+SHORT_TEXT_WORDS = 7  # known words at which a text's scores count half (short_text_scale)
 
 
 @dataclass(frozen=True)

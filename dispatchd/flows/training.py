@@ -39,8 +39,10 @@ from dispatchd.store.tables import TriageModelRow
 log = structlog.get_logger("dispatchd.training")
 
 # A person's label for mail the model could not place (or placed wrong): with thousands of
-# rules examples, at three times a passive example one correction moved nothing.
-CORRECTION_WEIGHT = 10.0
+# rules examples, at three times a passive example one correction moved nothing. At ten, a
+# short request like the corrected one ("another Zorblax kit for the autumn cohort", seven known
+# words) stayed below the threshold once short texts counted for less (short_text_scale).
+CORRECTION_WEIGHT = 30.0
 # Newest history examples per type (corrections always kept): more adds little to a linear model
 # and costs memory (training on 50,000 tasks stays under 300 MB, bench/triage_cost.py).
 MAX_PER_TYPE = 800
