@@ -245,6 +245,28 @@ _SEPARATE = re.compile(
     re.IGNORECASE)
 
 
+# A sign-off of delivered work ("Looks great, approved!", "Passt so, Freigabe erteilt", "Bon pour
+# moi"): praise begins many change requests, so it counts only with no ask and no word of a change.
+_APPROVES = re.compile(
+    r"\bapproved?\b|\bsign(?:ed)?[- ]off\b|\bgood to go\b|\bgo ahead\b|\ball good\b|\bhappy with (?:it|this|that)\b"
+    r"|\bno (?:further|more) (?:changes|edits|comments)\b|\bthat's the one\b|\bfreigegeben\b|\bfreigabe\b"
+    r"|\babgenommen\b|\bpasst so\b|\bvalidée?s?\b|\bbon pour (?:moi|nous)\b|\bfeu vert\b|\baprobad[oa]\b",
+    re.IGNORECASE)
+_CHANGES = re.compile(
+    r"\?|\b(?:but|however|except|only|just|still|one thing|tweak|chang\w*|fix\w*|correct\w*|typo|instead|swap"
+    r"|replace|update|add|remove|move|not|aber|nur|noch|außer|bis auf|nicht|änder\w*|korrig\w*|tausch\w*|ersetz\w*|mais|sauf|juste"
+    r"|seulement|encore|modifi\w*|corrig\w*|pero|solo|cambi\w*|corregir)\b",
+    re.IGNORECASE)
+SIGN_OFF_WORDS = 40
+
+
+def signs_off(request: RequestText) -> bool:
+    """The mail approves delivered work and asks for nothing ("Looks great, approved! Thanks")."""
+    text = clean_body(request.body).text
+    return (bool(_APPROVES.search(text)) and not _CHANGES.search(text) and not asks(text)
+            and len(text.split()) <= SIGN_OFF_WORDS)
+
+
 def addressed_in(text: str, names: Mapping[str, object]) -> list[str]:
     """The staff first names that ``text`` addresses at the start of a clause, before an ask
     ("– Dev, can you fix it?", "2) Ana, we'd like three posts", "Ben: bitte …"), lower case."""

@@ -13,7 +13,7 @@ from dispatchd.domain.routing import TriageSettings
 from dispatchd.domain.triage import (OUT_OF_SCOPE, SHORT_TEXT_WORDS, Guess, Prediction, TriageModel, audit_reason, decide,
                                      short_text_scale, suggestion_lines)
 from dispatchd.domain.triage_text import (MAX_BODY_CHARS, Lexicon, RequestText, asks, clean_body, feature_weight, says_separate,
-                                          segments, tokens)
+                                          segments, signs_off, tokens)
 from dispatchd.fitting import Example, fit
 from dispatchd.flows.training import rule_examples
 from dispatchd.flows.triage import eligible, request_text
@@ -388,6 +388,29 @@ def test_a_follow_up_beside_other_work_is_mixed_when_the_mail_says_they_are_sepa
 ])
 def test_says_separate(subject: str, body: str, separate: bool) -> None:
     assert says_separate(RequestText(subject, body)) is separate
+
+
+@pytest.mark.parametrize(("body", "sign_off"), [
+    ("Looks great, approved! Thanks Ana\n\nJ\n\nOn Mon, 7 Apr 2025 at 14:12, Ana wrote:\n> Updated version attached.", True),
+    ("Perfect, that's approved from our side. Go ahead.", True),
+    ("Passt so, Freigabe erteilt. Danke!", True),
+    ("C'est parfait, validé pour nous. Merci !", True),
+    ("Looks great, approved, but can you change the date to 14 April?", False),       # a change
+    ("Approved, please send it to the printer.", False),                               # an ask
+    ("Herr Kaya hat den Artikel freigegeben, bis auf zwei Punkte: 350 km (nicht 300).", False),
+    ("Approved except for the headline on page 2.", False),
+    ("Looks great, thanks Ben!", False),                                               # praise, no sign-off word
+    ("We got the budget approved for the spring campaign. " + "Lots of context here. " * 10, False),  # long
+])
+def test_a_sign_off_of_delivered_work_asks_for_nothing(body: str, sign_off: bool) -> None:
+    assert signs_off(RequestText("Re: April newsletter - final", body)) is sign_off
+
+
+def test_a_sign_off_stays_in_triage_however_sure_the_model_is() -> None:
+    prediction = Prediction(3, guesses(("Revision", 0.99), ("Content", 0.01)), 0.0, 8, signs_off=True)
+    verdict = decide(prediction, 0.7)
+    assert verdict.route_as is None and verdict.reason == "looks like a sign-off of delivered work, asking for nothing"
+    assert verdict.suggestions[0].type == "Revision"
 
 
 def test_each_paragraph_of_a_mail_with_separate_asks_is_a_segment() -> None:
