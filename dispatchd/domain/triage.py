@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dispatchd.domain.triage_text import (STOPWORDS, Lexicon, RequestText, addressed_in, asks, clean_body,
-                                           says_separate, segments, shown, signs_off, tokens)
+                                           nothing_asked, says_separate, segments, shown, tokens)
 
 OUT_OF_SCOPE = "(not a request)"
 MIN_EVIDENCE = 3   # known words below this: too little text to guess from (a forward with no word of its own)
@@ -50,7 +50,7 @@ class Prediction:
     mixed_asking: tuple[str, ...] = ()  # the same, from sentences that ask themselves ("could you …", "we need …")
     separate: bool = False          # the mail says its asks are separate ("two things", "separately")
     addressed: tuple[str, ...] = ()  # the staff it turns to, when they share no queue ("Hi Dev and Ana")
-    signs_off: bool = False         # it approves delivered work and asks for nothing ("Looks great, approved!")
+    nothing_asked: str = ""         # what it is when it asks for no work: "a sign-off of delivered work"
 
     @property
     def best(self) -> Guess | None:
@@ -123,7 +123,7 @@ class TriageModel:
         mixed, mixed_asking = self._mixed(request) if best >= mixed_from and not named else ((), ())
         return Prediction(self.version, tuple(guesses), out_of_scope, evidence, mixed,
                           mixed_asking, says_separate(request),
-                          () if named else _addressed_apart(request, greetings or {}), signs_off(request))
+                          () if named else _addressed_apart(request, greetings or {}), nothing_asked(request))
 
     def logits(self, columns: np.ndarray, values: np.ndarray) -> np.ndarray:
         """The untempered score of every class for a vector from ``vector``."""
@@ -234,8 +234,8 @@ def decide(prediction: Prediction, threshold: float, margin: float = 0.2,
         return Verdict(prediction, None, "the model knows no request type yet")
     if prediction.evidence < MIN_EVIDENCE:
         return Verdict(prediction, None, "too little text to guess from", suggestions)
-    if prediction.signs_off:
-        return Verdict(prediction, None, "looks like a sign-off of delivered work, asking for nothing", suggestions)
+    if prediction.nothing_asked:
+        return Verdict(prediction, None, f"looks like {prediction.nothing_asked}, asking for nothing", suggestions)
     if prediction.out_of_scope >= best.confidence:
         return Verdict(prediction, None, f"looks like no request of a known type ({prediction.out_of_scope:.2f})",
                        suggestions)

@@ -245,8 +245,10 @@ _SEPARATE = re.compile(
     re.IGNORECASE)
 
 
-# A sign-off of delivered work ("Looks great, approved!", "Passt so, Freigabe erteilt", "Bon pour
-# moi"): praise begins many change requests, so it counts only with no ask and no word of a change.
+# Mail that asks for no work: a sign-off of delivered work ("Looks great, approved!", "Passt so,
+# Freigabe erteilt") or word that someone is away ("I'm on leave until Monday 14th, Tom covers").
+# Praise opens many change requests and an away note names the work it hands over, so either
+# counts only with no ask and, for a sign-off, no word of a change.
 _APPROVES = re.compile(
     r"\bapproved?\b|\bsign(?:ed)?[- ]off\b|\bgood to go\b|\bgo ahead\b|\ball good\b|\bhappy with (?:it|this|that)\b"
     r"|\bno (?:further|more) (?:changes|edits|comments)\b|\bthat's the one\b|\bfreigegeben\b|\bfreigabe\b"
@@ -254,17 +256,28 @@ _APPROVES = re.compile(
     re.IGNORECASE)
 _CHANGES = re.compile(
     r"\?|\b(?:but|however|except|only|just|still|one thing|tweak|chang\w*|fix\w*|correct\w*|typo|instead|swap"
-    r"|replace|update|add|remove|move|not|aber|nur|noch|außer|bis auf|nicht|änder\w*|korrig\w*|tausch\w*|ersetz\w*|mais|sauf|juste"
-    r"|seulement|encore|modifi\w*|corrig\w*|pero|solo|cambi\w*|corregir)\b",
+    r"|replace|update|add|remove|move|not|aber|nur|noch|außer|bis auf|nicht|änder\w*|korrig\w*|tausch\w*|ersetz\w*"
+    r"|mais|sauf|juste|seulement|encore|modifi\w*|corrig\w*|pero|solo|cambi\w*|corregir)\b",
     re.IGNORECASE)
-SIGN_OFF_WORDS = 40
+_AWAY = re.compile(
+    r"\bon (?:annual |parental |sick )?(?:leave|holiday|vacation)\b|\bout of (?:the )?office\b|\baway (?:from|until|till)\b"
+    r"|\bim urlaub\b|\babwesend\b|\bnicht im büro\b|\ben (?:congé|vacances)\b|\bserai absente?\b"
+    r"|\bde vacaciones\b|\bfuera de la oficina\b",
+    re.IGNORECASE)
+NOTHING_ASKED_WORDS = 60
 
 
-def signs_off(request: RequestText) -> bool:
-    """The mail approves delivered work and asks for nothing ("Looks great, approved! Thanks")."""
+def nothing_asked(request: RequestText) -> str:
+    """What the mail is when it asks for no work ("a sign-off of delivered work", "word that
+    someone is away"), or "" when it may ask for some."""
     text = clean_body(request.body).text
-    return (bool(_APPROVES.search(text)) and not _CHANGES.search(text) and not asks(text)
-            and len(text.split()) <= SIGN_OFF_WORDS)
+    if asks(text) or len(text.split()) > NOTHING_ASKED_WORDS:
+        return ""
+    if _AWAY.search(text) or _AWAY.search(request.subject):
+        return "word that someone is away"
+    if _APPROVES.search(text) and not _CHANGES.search(text):
+        return "a sign-off of delivered work"
+    return ""
 
 
 def addressed_in(text: str, names: Mapping[str, object]) -> list[str]:

@@ -13,7 +13,7 @@ from dispatchd.domain.routing import TriageSettings
 from dispatchd.domain.triage import (OUT_OF_SCOPE, SHORT_TEXT_WORDS, Guess, Prediction, TriageModel, audit_reason, decide,
                                      short_text_scale, suggestion_lines)
 from dispatchd.domain.triage_text import (MAX_BODY_CHARS, Lexicon, RequestText, asks, clean_body, feature_weight, says_separate,
-                                          segments, signs_off, tokens)
+                                          nothing_asked, segments, tokens)
 from dispatchd.fitting import Example, fit
 from dispatchd.flows.training import rule_examples
 from dispatchd.flows.triage import eligible, request_text
@@ -390,24 +390,32 @@ def test_says_separate(subject: str, body: str, separate: bool) -> None:
     assert says_separate(RequestText(subject, body)) is separate
 
 
-@pytest.mark.parametrize(("body", "sign_off"), [
-    ("Looks great, approved! Thanks Ana\n\nJ\n\nOn Mon, 7 Apr 2025 at 14:12, Ana wrote:\n> Updated version attached.", True),
-    ("Perfect, that's approved from our side. Go ahead.", True),
-    ("Passt so, Freigabe erteilt. Danke!", True),
-    ("C'est parfait, validé pour nous. Merci !", True),
-    ("Looks great, approved, but can you change the date to 14 April?", False),       # a change
-    ("Approved, please send it to the printer.", False),                               # an ask
-    ("Herr Kaya hat den Artikel freigegeben, bis auf zwei Punkte: 350 km (nicht 300).", False),
-    ("Approved except for the headline on page 2.", False),
-    ("Looks great, thanks Ben!", False),                                               # praise, no sign-off word
-    ("We got the budget approved for the spring campaign. " + "Lots of context here. " * 10, False),  # long
+SIGN_OFF, AWAY = "a sign-off of delivered work", "word that someone is away"
+
+
+@pytest.mark.parametrize(("body", "what"), [
+    ("Looks great, approved! Thanks Ana\n\nJ\n\nOn Mon, 7 Apr 2025 at 14:12, Ana wrote:\n> Updated version attached.", SIGN_OFF),
+    ("Perfect, that's approved from our side. Go ahead.", SIGN_OFF),
+    ("Passt so, Freigabe erteilt. Danke!", SIGN_OFF),
+    ("C'est parfait, validé pour nous. Merci !", SIGN_OFF),
+    ("Looks great, approved, but can you change the date to 14 April?", ""),          # a change
+    ("Approved, please send it to the printer.", ""),                                  # an ask
+    ("Herr Kaya hat den Artikel freigegeben, bis auf zwei Punkte: 350 km (nicht 300).", ""),
+    ("Approved except for the headline on page 2.", ""),
+    ("Looks great, thanks Ben!", ""),                                                  # praise, no sign-off word
+    ("We got the budget approved for the spring campaign. " + "Lots of context here. " * 15, ""),  # long
+    ("Hi all,\nI'm on leave from Friday until Monday 14th. Tom covers anything urgent, the poster artwork "
+     "can go straight to him for sign-off.\nThanks,\nHannah", AWAY),
+    ("Ich bin ab Montag zwei Wochen im Urlaub, Herr Maier vertritt mich.", AWAY),
+    ("Je serai absente du 12 au 20 mai.", AWAY),
+    ("I'm on holiday next week, could you send the banner drafts to Tom instead?", ""),  # asks while away
 ])
-def test_a_sign_off_of_delivered_work_asks_for_nothing(body: str, sign_off: bool) -> None:
-    assert signs_off(RequestText("Re: April newsletter - final", body)) is sign_off
+def test_mail_that_asks_for_no_work(body: str, what: str) -> None:
+    assert nothing_asked(RequestText("Re: April newsletter - final", body)) == what
 
 
-def test_a_sign_off_stays_in_triage_however_sure_the_model_is() -> None:
-    prediction = Prediction(3, guesses(("Revision", 0.99), ("Content", 0.01)), 0.0, 8, signs_off=True)
+def test_mail_that_asks_for_no_work_stays_in_triage_however_sure_the_model_is() -> None:
+    prediction = Prediction(3, guesses(("Revision", 0.99), ("Content", 0.01)), 0.0, 8, nothing_asked=SIGN_OFF)
     verdict = decide(prediction, 0.7)
     assert verdict.route_as is None and verdict.reason == "looks like a sign-off of delivered work, asking for nothing"
     assert verdict.suggestions[0].type == "Revision"
