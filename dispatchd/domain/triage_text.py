@@ -36,6 +36,17 @@ _QUOTE_START = re.compile(
     r"|-{2,}\s*(?:original message|ursprüngliche nachricht|forwarded message|weitergeleitete nachricht)\s*-{2,}"
     r"|(?:from|von|gesendet|sent):\s.+|sent from my\b.*|von meinem \w+ gesendet.*|gesendet von\b.*)\s*$",
     re.IGNORECASE)
+# The line that starts a forwarded message, and the header lines under it.
+_FORWARD = re.compile(
+    r"^\s*(?:-{2,}\s*(?:forwarded message|weitergeleitete nachricht|message transféré|mensaje reenviado)\s*-{2,}"
+    r"|begin forwarded message|anfang der weitergeleiteten nachricht|début du message réexpédié)\s*:?\s*$",
+    re.IGNORECASE)
+_FORWARD_HEADER = re.compile(r"^(?:from|von|de|date|datum|sent|gesendet|envoyé|subject|betreff|objet|asunto|to|an|à|para"
+                             r"|cc|reply-to)\s*:", re.IGNORECASE)
+_NAME_ONLY = re.compile(r"^[^\W\d_][\w'-]*\s*,$")
+# A forward with more words of its own says its request itself; one with none may be for
+# information only (a person sees it).
+FORWARD_OWN_WORDS = 30
 _SIGN_OFF = re.compile(
     r"^\s*(?:--\s*|_{3,}|(?:best|kind|warm|many|with)?\s*(?:regards|wishes|thanks|thank you)(?: so much| again)?"
     r"|best|cheers|thx|ta|br|kr|mfg|lg|vg|bg|gruß|grüße|gruss|gruesse|danke(?: schön| dir| euch)?"
@@ -146,37 +157,65 @@ class CleanBody:
 
 @lru_cache(maxsize=16)
 def clean_body(body: str) -> CleanBody:
-    """The body's own words: no quoted text, no signature, no greeting (whose name is kept)."""
+    """The body's own words: no quoted text, no signature, no greeting (whose name is kept).
+    A forward with a line or two of its own ("Can you do this?") reads on into the forwarded
+    message: that is where the request is. A forward without a word of its own stays empty."""
     lines = (body or "")[:MAX_BODY_CHARS].replace("\r", "").split("\n")
     kept: list[str] = []
     greeted = None
     also: tuple[str, ...] = ()
+    forwarded = False   # reading the forwarded message now
+    own: list[str] = []  # the forwarder's words, once reading the forwarded message
+    in_headers = False  # its From:/Date:/Subject: lines
     for line in lines:
         stripped = line.strip()
-        if stripped.startswith(">") or _QUOTE_START.match(stripped):
-            break
-        if not stripped:
-            continue
-        if not kept and greeted is None:
-            found = _GREETING.match(stripped)
-            if found and (found.end() == len(stripped) or stripped[found.end() - 1:found.end()] in ",!:\n"
-                          or found.group("name")):
-                name = (found.group("name") or "").lower()
-                greeted = name if name and name not in _NOT_NAMES else ""
-                also = _more_names(stripped, greeted) if greeted else ()
-                stripped = stripped[found.end():].strip()
-                if also or not stripped:  # a line that only greets
-                    continue
+        if forwarded:
+            stripped = stripped.lstrip("> ").strip()
+            if in_headers and (not stripped or _FORWARD_HEADER.match(stripped)):
+                continue
+            in_headers = False
+            if not stripped:
+                continue
+            if _QUOTE_START.match(stripped) or _FORWARD.match(stripped):
+                break
+            if not kept and (_NAME_ONLY.match(stripped) or ((found := _GREETING.match(stripped)) is not None
+                                                             and found.end() == len(stripped))):
+                continue  # the forwarded message greets the forwarder ("Priya,"), not our staff
+        else:
+            if _FORWARD.match(stripped) and 0 < sum(len(k.split()) for k in kept) <= FORWARD_OWN_WORDS:
+                forwarded = in_headers = True
+                own, kept = kept, []
+                continue
+            if stripped.startswith(">") or _QUOTE_START.match(stripped):
+                break
+            if not stripped:
+                continue
+            if not kept and greeted is None:
+                found = _GREETING.match(stripped)
+                if found and (found.end() == len(stripped) or stripped[found.end() - 1:found.end()] in ",!:\n"
+                              or found.group("name")):
+                    name = (found.group("name") or "").lower()
+                    greeted = name if name and name not in _NOT_NAMES else ""
+                    also = _more_names(stripped, greeted) if greeted else ()
+                    stripped = stripped[found.end():].strip()
+                    if also or not stripped:  # a line that only greets
+                        continue
         if kept and (_SIGN_OFF.match(stripped) or _DISCLAIMER.match(stripped)):
-            break
+            if not forwarded:
+                break
+            continue
         kept.append(stripped)
-    # The signature without a sign-off: a line that is only a name ("Megan", "T. Kessler",
-    # "Dan Hughes | E-commerce Manager") near the end, and the title and address lines after it.
+    return CleanBody("\n".join(_unsigned(own) + _unsigned(kept) if forwarded else _unsigned(kept)),
+                     greeted or None, also)
+
+
+def _unsigned(kept: list[str]) -> list[str]:
+    """Without the signature that has no sign-off: a line that is only a name ("Megan", "T. Kessler",
+    "Dan Hughes | E-commerce Manager") near the end, and the title and address lines after it."""
     for i in range(max(1, len(kept) - SIGNATURE_LINES), len(kept)):
         if _NAME_LINE.match(kept[i]):
-            kept = kept[:i]
-            break
-    return CleanBody("\n".join(kept), greeted or None, also)
+            return kept[:i]
+    return kept
 
 
 def _more_names(line: str, first: str) -> tuple[str, ...]:

@@ -48,6 +48,18 @@ def model() -> TriageModel:
     ("Bonjour Ben,\nMerci pour les visuels.", "Merci pour les visuels.", "ben"),
     ("Hola Ana:\nNecesitamos traducir la web.", "Necesitamos traducir la web.", "ana"),
     ("Hi Dev and Ana,\nTwo things.", "Two things.", "dev"),
+    # A forward with a line of its own reads on into the forwarded message, its headers,
+    # greeting and signature aside; one that says enough itself does not.
+    ("Can you do this?\nP.\n\nBegin forwarded message:\n\n> From: Susan <s@globex.example>\n> Subject: brochure\n>\n"
+     "> Priya,\n> I need a one-pager laid out, A4.\n>\n> Susan Clarke\n> Marketing Director",
+     "Can you do this?\nI need a one-pager laid out, A4.", None),
+    ("Hi Ana, see below.\n\n---------- Forwarded message ---------\nFrom: Richard <r@tyler-outdoor.co.uk>\n"
+     "Date: Mon, 7 Apr 2025\nSubject: blog\n\nHannah,\nA blog series on wild camping please.\n\nR",
+     "see below.\nA blog series on wild camping please.", "ana"),
+    ("We need the attached flyer redesigned for spring: new photos, the new logo, and a QR code to the shop. "
+     "The print run is the same as last year, please quote.\n---------- Forwarded message ---------\nFrom: x\n\nold",
+     "We need the attached flyer redesigned for spring: new photos, the new logo, and a QR code to the shop. "
+     "The print run is the same as last year, please quote.", None),
 ])
 def test_clean_body_keeps_only_the_request(body: str, text: str, greeted: str | None) -> None:
     cleaned = clean_body(body)
