@@ -204,31 +204,49 @@ def _reroute(ctx: CommandContext, task: Task, command: Command) -> Result:
         if found_type is None:
             return Result(False, f"no request type {command.argument!r} ({', '.join(t.name for t in book.types)})")
         type_name = found_type.name
-    source = task.status
-    change = ctx.change_of(task)
-    if command.name == "queue":
-        task.queue = command.argument.strip().lower()
-        reasons = [f"queue {task.queue} set by {ctx.actor.email}"]
-    else:
-        request = Request(sender=task.sender, client=client, type=type_name, priority=None,
-                          description=task.description, body="", subject=task.subject)
-        decision = route(request, book)
-        task.client, task.type = client, type_name
-        task.needs = needs_text(decision)
-        if not decision.triage:
-            task.queue, task.priority = decision.queue, decision.priority.value
-            _reschedule(ctx, task, decision.sla)
-            person = ctx.config.staff_by_name(decision.assignee) if decision.assignee else None
-            if person is not None and person.email != task.assignee:
-                change.assigned(person.email, f"assigned to {person.name} by the rules")
-                task.assignee, task.assigned_at = person.email, ctx.now
-        reasons = [f"routed by {ctx.actor.email}", *decision.reasons]
     if command.name in ("type", "queue"):
         mark_corrected(ctx.session, task.id)  # type: ignore[arg-type]  # a label the triage model learns from
+    what = f"{command.name} {command.argument}"
+    if command.name != "queue":
+        return reroute_as(ctx, task, client, type_name, f"routed by {ctx.actor.email}", what)
+    source = task.status
+    ctx.change_of(task)  # begun at the status before the change
+    task.queue = command.argument.strip().lower()
+    return _rerouted(ctx, task, source, [f"queue {task.queue} set by {ctx.actor.email}"], what)
+
+
+def reroute_as(ctx: CommandContext, task: Task, client: str | None, type_name: str | None, why: str,
+               what: str) -> Result:
+    """Set the client and type and run the rules again, as a reviewer's ``type X`` does: queue,
+    priority, SLA, assignee, and out of triage with the client told where it went. ``why`` heads
+    the audit entry ("routed by morgan@…"); ``what`` is what the team's email says changed.
+    Whether it is a label the triage model learns from is the caller's business (a person's
+    ``type`` is; the second opinion's guess is not)."""
+    book = ctx.notices_ctx.rulebook
+    source = task.status
+    change = ctx.change_of(task)
+    request = Request(sender=task.sender, client=client, type=type_name, priority=None,
+                      description=task.description, body="", subject=task.subject)
+    decision = route(request, book)
+    task.client, task.type = client, type_name
+    task.needs = needs_text(decision)
+    if not decision.triage:
+        task.queue, task.priority = decision.queue, decision.priority.value
+        _reschedule(ctx, task, decision.sla)
+        person = ctx.config.staff_by_name(decision.assignee) if decision.assignee else None
+        if person is not None and person.email != task.assignee:
+            change.assigned(person.email, f"assigned to {person.name} by the rules")
+            task.assignee, task.assigned_at = person.email, ctx.now
+    return _rerouted(ctx, task, source, [why, *decision.reasons], what)
+
+
+def _rerouted(ctx: CommandContext, task: Task, source: str, reasons: list[str], what: str) -> Result:
+    book = ctx.notices_ctx.rulebook
+    change = ctx.change_of(task)
     if task.status == Status.RECEIVED.value and task.queue != book.triage_queue and task.client and task.type:
         task.status = Status.QUEUED.value
     ctx.event(task, "rerouted", "\n".join(reasons), source, task.status)
-    change.what.append(f"{command.name} {command.argument}")
+    change.what.append(what)
     if task.status != source:
         # Leaving triage: the client was told a person would look; now they hear where it went.
         change.tell_client = True
