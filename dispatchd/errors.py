@@ -42,3 +42,28 @@ class MailServerError(DispatchdError):
 
 class CalendarUnavailable(DispatchdError):
     """The CalDAV server could not be reached or refused a request; the booking is tried again."""
+
+
+class ChatEndpointError(DispatchdError):
+    """The second opinion's chat endpoint gave no usable reply; the task stays in triage and the
+    call may be tried again on a later run (``flows/second_opinion``)."""
+
+
+class ChatTimeout(ChatEndpointError):
+    """No whole reply within ``[second_opinion] timeout``."""
+
+
+class ChatUnreachable(ChatEndpointError):
+    """No connection: refused, reset, a name that does not resolve."""
+
+
+class ChatRefused(ChatEndpointError):
+    """An HTTP status other than 200 (a 5xx, 401 for a wrong key, 404 for an unknown model, a redirect)."""
+
+    def __init__(self, status: int, detail: str):
+        self.status = status
+        super().__init__(f"HTTP {status}: {detail}" if detail else f"HTTP {status}")
+
+
+class ChatReplyMalformed(ChatEndpointError):
+    """A 200 whose body is not a chat completion (no JSON, no choices[0].message.content)."""

@@ -23,6 +23,7 @@ from dispatchd.flows.digests import client_digests, health_reports, staff_digest
 from dispatchd.flows.ingest import IntakeDeps
 from dispatchd.flows.redispatch import redispatch
 from dispatchd.flows.retention import prune_job
+from dispatchd.flows.second_opinion import second_opinion_job
 from dispatchd.flows.sla import check_slas
 from dispatchd.flows.training import train_job
 
@@ -38,6 +39,7 @@ JOBS: dict[str, Callable[[IntakeDeps], Counter[str]]] = {
     "backup": backup_job,
     "prune": prune_job,
     "booking": book_calls,
+    "second-opinion": second_opinion_job,
 }
 
 
@@ -52,6 +54,8 @@ def build_scheduler(current: Callable[[], IntakeDeps], after_job: Callable[[], N
     for name, crontab in deps.config.schedule.items():
         if name == "booking" and deps.config.booking is None:
             continue  # no calendars: nothing to book, and an idle daemon wakes for nothing
+        if name == "second-opinion" and deps.config.second_opinion is None:
+            continue  # off by default: nobody to ask
         scheduler.add_job(_runner(name, current, after_job), CronTrigger.from_crontab(crontab, timezone=zone),
                           id=name, name=name, coalesce=True, max_instances=1, misfire_grace_time=3600)
     if _untrained(deps):
@@ -82,8 +86,10 @@ def run_job(name: str, deps: IntakeDeps) -> Counter[str] | None:
 
 
 # Jobs a stopping daemon need not wait for: training writes its model in one transaction at
-# its end, so one cut short leaves nothing behind (and it can take minutes on a busy machine).
-ABANDONED_AT_STOP = frozenset({"train"})
+# its end, so one cut short leaves nothing behind (and it can take minutes on a busy machine);
+# the second opinion may be waiting for a chat model, applies each answer in a transaction of
+# its own, and asks again next time about a request whose answer it did not get to record.
+ABANDONED_AT_STOP = frozenset({"train", "second-opinion"})
 
 
 def _runner(name: str, current: Callable[[], IntakeDeps], after_job: Callable[[], None]):  # type: ignore[no-untyped-def]

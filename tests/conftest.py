@@ -14,7 +14,7 @@ _users = itertools.count(1)
 
 # Tests run jobs themselves (dispatchd job NAME); a cron tick mid-test would add mail to count.
 _NO_SCHEDULE = ('[schedule]\nsla = ""\nredispatch = ""\ndigest = ""\nstaff-digest = ""\nhealth = ""\ntrain = ""\n'
-                'backup = ""\nprune = ""\nbooking = ""\n')
+                'backup = ""\nprune = ""\nbooking = ""\nsecond-opinion = ""\n')
 
 
 # Tests deliver their mail before the first start and expect it dispatched: their go-live

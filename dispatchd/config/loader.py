@@ -19,6 +19,7 @@ from dispatchd.config.mailbox import check_mailboxes, read_mailboxes
 from dispatchd.config.model import Config, IntakeConfig, SecurityConfig
 from dispatchd.config.people import check_loops, check_people, read_client, read_queue, read_staff
 from dispatchd.config.schedule import read_schedule
+from dispatchd.config.second_opinion import read_second_opinion
 from dispatchd.config.smtp import read_smtp
 from dispatchd.config.web import read_web
 from dispatchd.defaults import default_dir
@@ -98,6 +99,7 @@ def _build(doc: TomlFile, credentials: bool = True) -> Config:
     web = read_web(root.table_of("web"), base, credentials)
     destinations = read_destinations(root, base, credentials)
     booking = read_booking(root.table_of("booking"), base, credentials)
+    second_opinion = read_second_opinion(root.table_of("second_opinion"), base, credentials)
     root.refuse_unknown()
     config = Config(
         path=doc.path, mailboxes=mailboxes, smtp=smtp, database_url=_sqlite_relative(url, base),
@@ -105,7 +107,7 @@ def _build(doc: TomlFile, credentials: bool = True) -> Config:
         calendar=calendar, security=security, log_level=log_level, log_format=log_format,
         clients=clients, staff=staff, queues=queues, schedule=schedule, web=web,
         backup=backup, retention=retention, destinations=destinations,
-        booking=booking,
+        booking=booking, second_opinion=second_opinion,
     )
     check_people(doc, config)
     check_mailboxes(doc, config)

@@ -187,6 +187,19 @@ class BookingConfig:
 
 
 @dataclass(frozen=True)
+class SecondOpinionConfig:
+    """[second_opinion]: an OpenAI-compatible chat endpoint asked about the requests the triage
+    model left in triage (README "A second opinion"). Absent: never asked, nothing is sent."""
+
+    url: str                    # the API's base, e.g. http://127.0.0.1:11434/v1 (no /chat/completions)
+    model: str                  # e.g. "llama3.1:8b"
+    api_key: Secret = field(default_factory=Secret)  # a bearer token (api_key_env / api_key_file); none for Ollama
+    timeout: float = 15.0       # seconds for one whole call, connecting included
+    threshold: float = 0.8      # the answer's own confidence needed to route
+    max_per_run: int = 20       # calls per run of the job at most
+
+
+@dataclass(frozen=True)
 class Client:
     """A client: who may file for it (``senders``, patterns allowed) and who may hear about its
     work. ``contacts`` are named addresses (they may file too); ``digest_to``, when given, is
@@ -290,6 +303,7 @@ class Config:
     booking: BookingConfig | None = None
     # [[webhooks]], [[slack]], [[teams]] (config/integrations.py): where integration events go
     destinations: tuple[Destination, ...] = ()
+    second_opinion: SecondOpinionConfig | None = None  # [second_opinion]; None: off
 
     def destination_named(self, name: str) -> Destination | None:
         return next((d for d in self.destinations if d.name == name), None)

@@ -16,6 +16,7 @@ DEFAULT_SCHEDULE = {
     "backup": "15 1 * * *",   # does nothing without [backup] dir
     "prune": "45 1 * * *",    # does nothing while every [retention] period is "never"
     "booking": "* * * * *",  # calls: proposals, bookings, retries, reminders (only with [booking])
+    "second-opinion": "* * * * *",  # ask the chat endpoint about triage (only with [second_opinion])
 }
 
 

@@ -9,10 +9,11 @@ from sqlmodel import Session, col, select
 from dispatchd.clock import as_utc
 from dispatchd.config import Config
 from dispatchd.domain.clocks import StatusChange
+from dispatchd.domain.second_opinion import ANSWERED_EVENT, FAILED_EVENT
 from dispatchd.store.tables import Task, TaskEvent
 
-# Events that are not somebody working on the task.
-PASSIVE = ("sla", "escalated", "automated_mail", "status_requested", "refused")
+# Events that are not somebody working on the task (a chat model's note on a task in triage is not).
+PASSIVE = ("sla", "escalated", "automated_mail", "status_requested", "refused", ANSWERED_EVENT, FAILED_EVENT)
 
 
 def events_of(session: Session, task_ids: list[int]) -> dict[int, list[TaskEvent]]:

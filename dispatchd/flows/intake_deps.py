@@ -18,6 +18,7 @@ from dispatchd.domain.sla import BusinessCalendar
 from dispatchd.domain.slots import Interval
 from dispatchd.flows.notices import NoticeContext
 from dispatchd.flows.triage import ModelSlot
+from dispatchd.llm.breaker import CircuitBreaker
 from dispatchd.mail.compose import bare_address
 from dispatchd.render import Renderer
 from dispatchd.store.blobs import BlobStore
@@ -55,6 +56,8 @@ class IntakeDeps:
     triage: ModelSlot = field(default_factory=ModelSlot)  # the triage model in use (none by default)
     web_secret: bytes = b""  # signs client links and the web side's CSRF tokens ([web] secret_env/_file)
     calendars: CalendarServer | None = None  # the attendees' calendars, for booking calls ([booking])
+    # The chat endpoint's health for the second opinion ([second_opinion]): kept across reloads.
+    second_opinion_breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
 
     @property
     def notices(self) -> NoticeContext:

@@ -16,6 +16,7 @@ from dispatchd.domain.forecast import QueuedWork, forecast_breaches
 from dispatchd.domain.health import colour, worst
 from dispatchd.domain.models import ParsedSubject, Status
 from dispatchd.domain.routing import normalise_label
+from dispatchd.domain.second_opinion import is_second_opinion
 from dispatchd.domain.sla import business_seconds
 from dispatchd.domain.subject import parse_subject
 from dispatchd.flows.assignment import away_among
@@ -131,7 +132,10 @@ def missing_categories(triaged: list[Task], history: dict[int, list[TaskEvent]],
     aliases: Counter[tuple[str, str]] = Counter()
     domains: Counter[tuple[str, str]] = Counter()
     for task in triaged:
-        if not any(e.kind == "rerouted" for e in history[task.id]):  # type: ignore[index]
+        # By hand: what a chat model routed (the second opinion) says nothing about the rules.
+        by_hand = any(e.kind == "rerouted" and not is_second_opinion(e.actor)
+                      for e in history[task.id])  # type: ignore[index]
+        if not by_hand:
             continue
         parsed = parse_subject(task.subject)
         if isinstance(parsed, ParsedSubject) and task.type and deps.rulebook.find_type(parsed.type_label) is None:

@@ -310,11 +310,24 @@ def test_scheduler_registers_every_configured_job(deps: IntakeDeps) -> None:
 
     async def main() -> None:
         scheduler = build_scheduler(lambda: deps, lambda: called.append(True))
-        # Without [booking] there are no calls to book: that job is not scheduled.
-        assert {job.id for job in scheduler.get_jobs()} == set(JOBS) - {"booking"} | {FIRST_TRAINING}
+        # Without [booking] there are no calls to book, without [second_opinion] nobody to ask:
+        # those jobs are not scheduled.
+        assert {job.id for job in scheduler.get_jobs()} == set(JOBS) - {"booking", "second-opinion"} | {FIRST_TRAINING}
         await scheduler.get_job("sla").func()
     asyncio.run(main())
     assert called == [True]
+
+
+def test_the_second_opinion_is_scheduled_only_when_configured(deps: IntakeDeps, tmp_path: Path) -> None:
+    """Off by default (the test above); with [second_opinion], every minute."""
+    section = '[second_opinion]\nurl = "http://127.0.0.1:11434/v1"\nmodel = "llama3.1:8b"\n'
+    config = load_config(write_config(tmp_path, mailbox="requests@agency.test", extra=section, scheduled=True))
+
+    async def main() -> None:
+        job = build_scheduler(lambda: replace(deps, config=config), lambda: None).get_job("second-opinion")
+        assert job is not None and str(job.trigger).startswith("cron[month='*', day='*', day_of_week='*', hour='*', "
+                                                                "minute='*'")
+    asyncio.run(main())
 
 
 def test_round_robin_takes_turns_and_skips_the_full(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "dispatchd"
 DOMAIN = PACKAGE / "domain"
 FORBIDDEN = ("dispatchd.mail", "dispatchd.store", "dispatchd.flows", "dispatchd.daemon", "dispatchd.web", "dispatchd.webhooks",
-             "aiohttp", "sqlmodel",
+             "dispatchd.llm", "aiohttp", "sqlmodel",
              "sqlalchemy", "imapclient", "aiosmtplib", "socket", "asyncio", "mailparser", "starlette", "uvicorn")
 
 
@@ -42,7 +42,8 @@ def test_flows_never_import_the_web_side(path: Path) -> None:
         assert not _within(name, ("dispatchd.web", "starlette", "uvicorn")), f"{path.name}:{line} imports {name}"
 
 
-EDGES = [*(PACKAGE / "web").glob("*.py"), *(PACKAGE / "mail").glob("*.py"), *(PACKAGE / "store").glob("*.py")]
+EDGES = [*(PACKAGE / "web").glob("*.py"), *(PACKAGE / "mail").glob("*.py"), *(PACKAGE / "store").glob("*.py"),
+         *(PACKAGE / "llm").glob("*.py")]
 
 
 @pytest.mark.parametrize("path", sorted(EDGES), ids=lambda p: f"{p.parent.name}/{p.name}")
