@@ -1,6 +1,6 @@
 """Fitting the triage model with scikit-learn, and measuring one on labelled examples.
 
-The only importer of scikit-learn. It fits sklearn's TfidfVectorizer over ``triage_text.tokens``
+The only importer of scikit-learn. It fits sklearn's TF-IDF (token counts, then TfidfTransformer) over ``triage_text.tokens``
 (word, word-pair, subject and character n-gram features, each kind at its ``FEATURE_WEIGHTS``)
 and a multinomial logistic regression, then hands back plain arrays as a
 ``domain.triage.TriageModel``: what prediction uses, what the database stores (no pickle), and
@@ -77,8 +77,7 @@ def fit(examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]], v
     """A model from ``examples`` (at least two labels needed). ``found``: their tokens, when the
     caller has them already (cross-validation reads each example once, not once a fold);
     ``vocabulary``: the features to use, when they were chosen already."""
-    from scipy.sparse import diags
-    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.feature_extraction.text import TfidfTransformer
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import normalize
     from threadpoolctl import threadpool_limits  # after scipy's import: it limits the BLAS loaded by then
@@ -91,17 +90,18 @@ def fit(examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]], v
     texts: Sequence[Any] = found if found is not None else examples
     analyze: Callable[[Any], list[str]] = _as_is if found is not None else (
         lambda e: tokens(e.text, greetings, lexicon))
-    vectorizer = TfidfVectorizer(analyzer=analyze, sublinear_tf=True, lowercase=False, norm=None,
-                                 vocabulary=vocabulary or _vocabulary(map(analyze, texts), len(texts)),
-                                 dtype=np.float32)
-    matrix = vectorizer.fit_transform(texts)
-    by_column = [""] * len(vectorizer.vocabulary_)
-    for token, column in vectorizer.vocabulary_.items():
-        by_column[column] = token
+    by_column = list(vocabulary or _vocabulary(map(analyze, texts), len(texts)))
+    counts = _counts(texts, analyze, by_column)
+    tfidf = TfidfTransformer(sublinear_tf=True, norm=None).fit(counts)
     # Each kind of feature at its weight, then the l2 norm: the weight goes into the stored idf,
-    # so that prediction (tf × idf, normalised) is the same arithmetic.
+    # so that prediction (tf × idf, normalised) is the same arithmetic. In place: at 50,000
+    # tasks each copy of the matrix is some 70 MB.
     scale = np.array([feature_weight(t) for t in by_column], dtype=np.float32)
-    matrix = normalize(matrix @ diags(scale), norm="l2", copy=False)
+    matrix = tfidf.transform(counts, copy=False)
+    for start in range(0, matrix.nnz, SCALE_CHUNK):
+        part = slice(start, start + SCALE_CHUNK)
+        matrix.data[part] *= scale[matrix.indices[part]]
+    matrix = normalize(matrix, norm="l2", copy=False)
     weights = _balanced(examples)
     classifier = LogisticRegression(C=REGULARISATION, solver="newton-cg", tol=1e-4, max_iter=100)
     # One BLAS thread: the solver calls BLAS on vectors too small to share, and with OpenBLAS's
@@ -114,7 +114,23 @@ def fit(examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]], v
         coef = np.vstack([-coef[0] / 2, coef[0] / 2])
         intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
     return TriageModel.from_arrays(version, tuple(str(c) for c in classifier.classes_), tuple(by_column),
-                                   vectorizer.idf_ * scale, coef.T, intercept, temperature, lexicon)
+                                   tfidf.idf_ * scale, coef.T, intercept, temperature, lexicon)
+
+
+COUNT_CHUNK = 2000  # examples counted at a time
+SCALE_CHUNK = 1 << 20  # matrix entries weighted at a time
+
+
+def _counts(texts: Sequence[Any], analyze: Callable[[Any], list[str]], vocabulary: list[str]) -> Any:
+    """The examples' token counts as one sparse matrix (float32), counted a chunk at a time:
+    sklearn counts into Python lists of every example's columns before it builds the matrix,
+    and at 50,000 tasks those lists, for all examples at once, were training's peak memory."""
+    from scipy.sparse import vstack
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    counter = CountVectorizer(analyzer=analyze, lowercase=False, vocabulary=vocabulary, dtype=np.float32)
+    return vstack([counter.transform(texts[i:i + COUNT_CHUNK]) for i in range(0, len(texts), COUNT_CHUNK)],
+                  format="csr")
 
 
 def features(examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]],
@@ -219,6 +235,7 @@ def _out_of_fold(examples: Sequence[Example], greetings: Mapping[str, tuple[str,
                     found=None if found is None else [found[i] for i in train], vocabulary=vocabulary)
         _, logits = probabilities(model, [examples[i] for i in test], greetings,
                                   None if found is None else [found[i] for i in test])
+        del model  # not alive beside the next fold's while that one is fitted
         yield test, logits
 
 
