@@ -1,6 +1,6 @@
 """A real OpenAI-compatible chat endpoint on 127.0.0.1 for the second opinion's tests: it records
-every request and answers as told: a canned verdict, a slow answer, a 500, garbage. An aiohttp
-server in a thread of its own with its own event loop, started and stopped by the fixture."""
+every request and answers as told: a canned verdict, a slow answer, a 500, garbage; served by
+``loopback_http``, started and stopped by the fixture."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+
+from tests.integration.loopback_http import LoopbackServer
 
 
 @dataclass(frozen=True)
@@ -51,40 +53,17 @@ class ChatEndpoint:
     answer: Callable[[int, Call], Reply] = lambda n, call: verdict("none", 0.5)
     calls: list[Call] = field(default_factory=list)
     port: int = 0
-    _loop: asyncio.AbstractEventLoop | None = None
-    _thread: threading.Thread | None = None
-    _runner: web.AppRunner | None = None
-    _release: asyncio.Event | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _server: LoopbackServer | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def start(self) -> ChatEndpoint:
-        started = threading.Event()
-        self._loop = asyncio.new_event_loop()
-
-        def run() -> None:
-            assert self._loop is not None
-            asyncio.set_event_loop(self._loop)
-            self._loop.run_until_complete(self._serve())
-            started.set()
-            self._loop.run_forever()
-        self._thread = threading.Thread(target=run, daemon=True, name="chat-endpoint")
-        self._thread.start()
-        assert started.wait(10), "the chat endpoint did not start"
+        self._server = LoopbackServer(self._handle, "chat endpoint").start()
+        self.port = self._server.port
         return self
-
-    async def _serve(self) -> None:
-        self._release = asyncio.Event()
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         call = Call(request.path, dict(request.headers), json.loads(await request.read() or b"{}"))
@@ -93,9 +72,9 @@ class ChatEndpoint:
             self.calls.append(call)
         reply = self.answer(number, call)
         if reply.delay:
-            assert self._release is not None
+            assert self._server is not None and self._server.release is not None
             try:  # a slow model; the fixture's stop ends the wait
-                await asyncio.wait_for(self._release.wait(), reply.delay)
+                await asyncio.wait_for(self._server.release.wait(), reply.delay)
             except asyncio.TimeoutError:
                 pass
         return web.Response(status=reply.status, text=reply.body, content_type="application/json")
@@ -105,19 +84,8 @@ class ChatEndpoint:
             return len(self.calls)
 
     def stop(self) -> None:
-        if self._loop is None:
-            return
-
-        async def shutdown() -> None:
-            assert self._release is not None and self._runner is not None
-            self._release.set()
-            await self._runner.cleanup()
-        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        assert self._thread is not None
-        self._thread.join(10)
-        self._loop.close()
-        self._loop = None
+        if self._server is not None:
+            self._server.stop()
 
 
 @pytest.fixture
