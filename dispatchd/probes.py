@@ -2,13 +2,15 @@
 
 For each mailbox: the OAuth2 token (when configured), the IMAP login and the intake folder; for
 [smtp]: the OAuth2 token, the session (TLS, AUTH) and whether the server takes our envelope
-sender (MAIL FROM, then RSET: nothing is sent); with [booking], each staff calendar's free/busy.
+sender (MAIL FROM, then RSET: nothing is sent); with [booking], each staff calendar's free/busy;
+with [second_opinion], one question to the chat endpoint that carries no client's mail.
 Each probe is one line, ok or the sentence.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -17,7 +19,9 @@ import aiosmtplib
 from dispatchd.calendar.caldav_server import CaldavCalendars
 from dispatchd.config import Config, MailboxConfig
 from dispatchd.domain.tokens import bounce_address
-from dispatchd.errors import CalendarUnavailable, MailServerError
+from dispatchd.domain.second_opinion import Unusable, read_answer
+from dispatchd.errors import CalendarUnavailable, ChatEndpointError, MailServerError
+from dispatchd.llm.chat import ChatClient
 from dispatchd.mail.compose import bare_address, new_message_id
 from dispatchd.mail.diagnose import smtp_failure
 from dispatchd.mail.imap import ImapSource
@@ -35,7 +39,35 @@ class Probe:
 def probe_all(config: Config) -> list[Probe]:
     """Every server the daemon uses, in the order it uses them; stops at nothing."""
     probes = [probe for mailbox in config.mailboxes for probe in _mailbox(mailbox, config)]
-    return probes + asyncio.run(_smtp(config)) + _calendars(config)
+    return probes + asyncio.run(_smtp(config)) + _calendars(config) + probe_chat_endpoint(config)
+
+
+# What the endpoint is asked: the shape of a verdict, and no client's words.
+_PROBE_MESSAGES = (
+    {"role": "system", "content": 'Answer with one JSON object and nothing else: {"type": "none", "confidence": 1}'},
+    {"role": "user", "content": "This is a connection test."},
+)
+
+
+def probe_chat_endpoint(config: Config) -> list[Probe]:
+    """[second_opinion]: does the endpoint answer in time, and with the JSON object asked for?"""
+    settings = config.second_opinion
+    if settings is None:
+        return []
+    client = ChatClient(settings.url, settings.model, settings.timeout, settings.api_key.reveal())
+    what = f"chat endpoint {settings.model} at {settings.url}"
+    started = time.monotonic()
+    try:
+        text = asyncio.run(client.complete(_PROBE_MESSAGES))
+    except ChatEndpointError as exc:
+        return [Probe(what, False, f"{type(exc).__name__}: {exc} (settings: [second_opinion] url, model, "
+                                   "api_key_env or api_key_file, timeout)")]
+    took = time.monotonic() - started
+    answer = read_answer(text, ())
+    if isinstance(answer, Unusable):
+        return [Probe(what, False, f"answered in {took:.1f} s, but not with the JSON object asked for "
+                                   f"({answer.why}): {answer.excerpt[:80]!r}; try another model")]
+    return [Probe(what, True, f"answered with a verdict in {took:.1f} s (timeout {settings.timeout:g} s)")]
 
 
 def _calendars(config: Config) -> list[Probe]:

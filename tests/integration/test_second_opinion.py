@@ -25,6 +25,7 @@ from dispatchd.domain.models import RawMail
 from dispatchd.flows.ingest import IntakeDeps, ingest
 from dispatchd.flows.staff_actions import act
 from dispatchd.jobs import JOBS
+from dispatchd.probes import probe_chat_endpoint
 from dispatchd.store.tables import Outbox, RequestText, Task, TaskEvent
 from tests.conftest import write_config
 from tests.integration.chat_endpoint import (Call, ChatEndpoint, Reply, chat_endpoint,  # noqa: F401 - the fixture
@@ -286,3 +287,19 @@ def test_connection_refused_is_a_failed_call_too(tmp_path: Path, monkeypatch: py
     assert run(deps) == Counter(failed=1) and in_triage(deps, task_id)
     [noted] = events(deps, task_id, "second_opinion_failed")
     assert "ChatUnreachable" in noted.detail and "call 1 of 3" in noted.detail
+
+
+def test_check_connect_asks_the_endpoint_one_question_without_client_mail(
+        tmp_path: Path, chat_endpoint: ChatEndpoint, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_CHAT_KEY", "sk-test")
+    config = load_config(write_config(tmp_path, mailbox="requests@agency.test", extra=section(chat_endpoint)))
+    chat_endpoint.answer = lambda n, call: verdict("none", 1.0)
+    (probe,) = probe_chat_endpoint(config)
+    assert probe.ok and "answered with a verdict" in probe.detail
+    assert chat_endpoint.calls[0].prompt.endswith("This is a connection test.")
+    chat_endpoint.answer = lambda n, call: completion("Sure! Here is my answer: Design")
+    (probe,) = probe_chat_endpoint(config)
+    assert not probe.ok and "not with the JSON object asked for (not JSON)" in probe.detail
+    chat_endpoint.answer = lambda n, call: Reply(401, '{"error": "bad key"}')
+    (probe,) = probe_chat_endpoint(config)
+    assert not probe.ok and probe.detail.startswith("ChatRefused") and "api_key_env" in probe.detail
