@@ -201,9 +201,7 @@ def clean_body(body: str) -> CleanBody:
                     if also or not stripped:  # a line that only greets
                         continue
         if kept and (_SIGN_OFF.match(stripped) or _DISCLAIMER.match(stripped)):
-            if not forwarded:
-                break
-            continue
+            break
         kept.append(stripped)
     return CleanBody("\n".join(_unsigned(own) + _unsigned(kept) if forwarded else _unsigned(kept)),
                      greeted or None, also)

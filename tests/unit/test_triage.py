@@ -56,6 +56,9 @@ def model() -> TriageModel:
     ("Hi Ana, see below.\n\n---------- Forwarded message ---------\nFrom: Richard <r@tyler-outdoor.co.uk>\n"
      "Date: Mon, 7 Apr 2025\nSubject: blog\n\nHannah,\nA blog series on wild camping please.\n\nR",
      "see below.\nA blog series on wild camping please.", "ana"),
+    ("FYI, can you take this?\n\n-------- Weitergeleitete Nachricht --------\nBetreff: Etiketten\nDatum: 2. Juni\n\n"
+     "Hallo Martina,\nwir brauchen neue Etiketten fürs Helle.\nViele Grüße\nSepp\nDiese E-Mail enthält vertrauliche Informationen.",
+     "FYI, can you take this?\nwir brauchen neue Etiketten fürs Helle.", None),
     ("We need the attached flyer redesigned for spring: new photos, the new logo, and a QR code to the shop. "
      "The print run is the same as last year, please quote.\n---------- Forwarded message ---------\nFrom: x\n\nold",
      "We need the attached flyer redesigned for spring: new photos, the new logo, and a QR code to the shop. "
