@@ -34,11 +34,11 @@ def _status(args: argparse.Namespace, config: Config) -> int:
     if args.json:
         emit(report, True)
     else:
-        print(_status_text(report))
+        print(status_text(report))
     return 0
 
 
-def _status_text(report: dict[str, Any]) -> str:
+def status_text(report: dict[str, Any]) -> str:
     active = report["active"]
     if active is None:
         lines = ["triage model: none trained yet (requests in plain words go to triage); run: dispatchd triage train"]
@@ -63,6 +63,13 @@ def _status_text(report: dict[str, Any]) -> str:
     lines.append(f"routed by the model: {routed}; corrected by a person (model errors): {len(errors)}")
     lines += [f"  task #{e['task']}: model said {e['predicted']}, a person made it {e['corrected_to']}"
               for e in errors[:10]]
+    opinion = report["second_opinion"]
+    if opinion["routed"] or opinion["held"] or opinion["failed_calls"]:
+        lines.append(f"second opinion (chat endpoint): routed {opinion['routed']}, answered but left in triage "
+                     f"{opinion['held']}, failed calls {opinion['failed_calls']}; re-routed by a person since: "
+                     f"{len(opinion['corrected'])}")
+        lines += [f"  task #{c['task']}: a person made it {c['type_now'] or '-'} (queue {c['queue_now']})"
+                  for c in opinion["corrected"][:10]]
     if report["history"]:
         lines.append("models (newest first):")
         lines += [f"  {'*' if m['active'] else ' '} {m['version']:4}  {m['trained_at']}  accuracy {m['accuracy']:.1%}"

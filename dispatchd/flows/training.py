@@ -33,6 +33,7 @@ from dispatchd.fitting import (Example, Measure, cross_validate, features, fit, 
                                probabilities, read_all, temperature_for)
 from dispatchd.flows.ingest import IntakeDeps
 from dispatchd.store import triage as store
+from dispatchd.store.second_opinion import opinion_record
 from dispatchd.store.db import write_turn
 from dispatchd.store.tables import TriageModelRow
 
@@ -220,6 +221,7 @@ def model_status(engine, rulebook: Rulebook) -> dict[str, Any]:  # type: ignore[
     with Session(engine) as session:
         rows = store.model_rows(session)
         routed, errors = store.model_routed(session), store.corrected_model_tasks(session)
+        opinion = opinion_record(session)
     active = next((r for r in rows if r.active), None)
     queues = {t.name: t.queue for t in rulebook.types}
     wrong = [{"task": task_id, "predicted": predicted, "corrected_to": actual or f"queue {queue}"}
@@ -239,6 +241,9 @@ def model_status(engine, rulebook: Rulebook) -> dict[str, Any]:  # type: ignore[
             "confusion": summary.get("confusion", {})},
         "never_predicted": sorted(name for name in known if not per_type.get(name)),
         "model_routed": routed, "model_errors": wrong,
+        "second_opinion": {"routed": opinion.routed, "held": opinion.held, "failed_calls": opinion.failed_calls,
+                           "corrected": [{"task": task_id, "type_now": kind, "queue_now": queue}
+                                         for task_id, kind, queue in opinion.corrected]},
         "history": [{"version": r.id, "trained_at": r.trained_at.isoformat(timespec="seconds"),
                      "accuracy": r.accuracy, "examples": r.examples, "active": r.active} for r in rows],
     }

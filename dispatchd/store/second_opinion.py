@@ -17,7 +17,7 @@ from sqlalchemy import exists, func
 from sqlmodel import Session, col, select
 
 from dispatchd.domain.models import Priority, Status
-from dispatchd.domain.second_opinion import ANSWERED_EVENT, FAILED_EVENT, MAX_ATTEMPTS
+from dispatchd.domain.second_opinion import ACTOR_PREFIX, ANSWERED_EVENT, FAILED_EVENT, MAX_ATTEMPTS
 from dispatchd.store.tables import RequestText, Task, TaskEvent
 
 
@@ -63,3 +63,31 @@ def was_answered(session: Session, task_id: int) -> bool:
     return session.exec(select(func.count()).select_from(TaskEvent).where(
         TaskEvent.task_id == task_id, TaskEvent.kind == ANSWERED_EVENT)).one() > 0
 
+
+
+@dataclass(frozen=True)
+class OpinionRecord:
+    """What the second opinion did, from the audit log: for ``dispatchd triage status``."""
+
+    routed: int
+    held: int                # answered, but left in triage (none, unsure, an emergency, overtaken)
+    failed_calls: int
+    corrected: list[tuple[int, str | None, str]]  # routed by it, re-typed by a person since: (task, type, queue)
+
+
+def opinion_record(session: Session, limit: int = 200) -> OpinionRecord:
+    routed_by_it = (select(TaskEvent.task_id)
+                    .where(TaskEvent.kind == "rerouted", col(TaskEvent.actor).startswith(ACTOR_PREFIX)))
+    counted = {kind: int(count) for kind, count in session.exec(
+        select(TaskEvent.kind, func.count()).where(col(TaskEvent.kind).in_([ANSWERED_EVENT, FAILED_EVENT]))
+        .group_by(TaskEvent.kind)).all()}
+    routed = int(session.exec(select(func.count(func.distinct(TaskEvent.task_id)))
+                              .where(TaskEvent.kind == "rerouted", col(TaskEvent.actor).startswith(ACTOR_PREFIX))).one())
+    # Only a person's `type` or `queue` marks a request corrected, and the second opinion routes only
+    # requests nobody touched: a corrected one was re-routed after it.
+    corrected = session.exec(select(Task.id, Task.type, Task.queue)
+                             .join(RequestText, col(RequestText.task_id) == col(Task.id))
+                             .where(col(Task.id).in_(routed_by_it), col(RequestText.corrected))
+                             .order_by(col(Task.id).desc()).limit(limit)).all()
+    return OpinionRecord(routed, counted.get(ANSWERED_EVENT, 0), counted.get(FAILED_EVENT, 0),
+                         [(int(task_id), kind, queue) for task_id, kind, queue in corrected])

@@ -22,8 +22,10 @@ from dispatchd.clock import FrozenClock
 from dispatchd.config import load_config
 from dispatchd.daemon import build_deps
 from dispatchd.domain.models import RawMail
+from dispatchd.cli.triage import status_text
 from dispatchd.flows.ingest import IntakeDeps, ingest
 from dispatchd.flows.staff_actions import act
+from dispatchd.flows.training import model_status
 from dispatchd.jobs import JOBS
 from dispatchd.probes import probe_chat_endpoint
 from dispatchd.store.tables import Outbox, RequestText, Task, TaskEvent
@@ -303,3 +305,19 @@ def test_check_connect_asks_the_endpoint_one_question_without_client_mail(
     chat_endpoint.answer = lambda n, call: Reply(401, '{"error": "bad key"}')
     (probe,) = probe_chat_endpoint(config)
     assert not probe.ok and probe.detail.startswith("ChatRefused") and "api_key_env" in probe.detail
+
+
+def test_triage_status_counts_what_it_did_and_what_people_re_routed(deps: IntakeDeps,
+                                                                     chat_endpoint: ChatEndpoint) -> None:
+    chat_endpoint.answer = lambda n, call: (verdict("Design", 0.9), verdict("none", 0.9), Reply(500, "{}"))[n % 3]
+    routed, held, failing = submit(deps, "Spring sale"), submit(deps, "Invoice"), submit(deps, "Quick one")
+    assert run(deps) == Counter(routed=1, held=1, failed=1)
+    assert act(deps, "morgan@agency.test", routed, "type", "Content").ok  # the reviewer disagrees
+    report = model_status(deps.engine, deps.rulebook)["second_opinion"]
+    assert report == {"routed": 1, "held": 1, "failed_calls": 1,
+                      "corrected": [{"task": routed, "type_now": "Content", "queue_now": "content"}]}
+    assert in_triage(deps, held) and in_triage(deps, failing)
+    text = status_text(model_status(deps.engine, deps.rulebook))
+    assert ("second opinion (chat endpoint): routed 1, answered but left in triage 1, failed calls 1; "
+            "re-routed by a person since: 1") in text
+    assert f"task #{routed}: a person made it Content (queue content)" in text
