@@ -1,8 +1,8 @@
 """Fitting the triage model with scikit-learn, and measuring one on labelled examples.
 
-The only importer of scikit-learn. It fits sklearn's TF-IDF (token counts, then TfidfTransformer) over ``triage_text.tokens``
-(word, word-pair, subject and character n-gram features, each kind at its ``FEATURE_WEIGHTS``)
-and a multinomial logistic regression, then hands back plain arrays as a
+The only importer of scikit-learn. It fits sklearn's TF-IDF (CountVectorizer, TfidfTransformer)
+over ``triage_text.tokens`` (word, word-pair, subject and character n-gram features, each kind at
+its ``FEATURE_WEIGHTS``) and a multinomial logistic regression, then hands back plain arrays as a
 ``domain.triage.TriageModel``: what prediction uses, what the database stores (no pickle), and
 the same arithmetic (a unit test holds the two together).
 """
