@@ -95,7 +95,12 @@ def url_problem(url: str) -> str | None:
         return "must be an http(s) URL"
     if parts.username or parts.password:
         return "must not carry a user name or password (use the signing secret)"
-    if parts.scheme == "http" and not is_loopback(parts.hostname):
+    return cleartext_problem(parts.scheme, parts.hostname)
+
+
+def cleartext_problem(scheme: str, host: str) -> str | None:
+    """Clients' data is sent there: in clear text only to this machine."""
+    if scheme == "http" and not is_loopback(host):
         return "must be https (plain http only to 127.0.0.1, ::1 or localhost)"
     return None
 

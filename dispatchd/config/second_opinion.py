@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from dispatchd.config.credentials import read_secret
-from dispatchd.config.integrations import is_loopback
+from dispatchd.config.integrations import cleartext_problem
 from dispatchd.config.model import SecondOpinionConfig
 from dispatchd.tomlfile import Reader
 
@@ -54,10 +54,7 @@ def endpoint_problem(url: str) -> str | None:
         return "must be the API's base URL, without ?query or #fragment"
     if parts.path.rstrip("/").endswith("/chat/completions"):
         return "must be the API's base URL: /chat/completions is added to it"
-    if parts.scheme == "http" and not is_loopback(parts.hostname):
-        # Clients' mail is sent there: in clear text only to this machine.
-        return "must be https (plain http only to 127.0.0.1, ::1 or localhost)"
-    return None
+    return cleartext_problem(parts.scheme, parts.hostname)
 
 
 def _timeout(r: Reader, key: str, default: float) -> float:
