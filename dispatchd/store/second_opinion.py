@@ -81,8 +81,7 @@ def opinion_record(session: Session, limit: int = 200) -> OpinionRecord:
     counted = {kind: int(count) for kind, count in session.exec(
         select(TaskEvent.kind, func.count()).where(col(TaskEvent.kind).in_([ANSWERED_EVENT, FAILED_EVENT]))
         .group_by(TaskEvent.kind)).all()}
-    routed = int(session.exec(select(func.count(func.distinct(TaskEvent.task_id)))
-                              .where(TaskEvent.kind == "rerouted", col(TaskEvent.actor).startswith(ACTOR_PREFIX))).one())
+    routed = int(session.exec(select(func.count()).select_from(routed_by_it.distinct().subquery())).one())
     # Only a person's `type` or `queue` marks a request corrected, and the second opinion routes only
     # requests nobody touched: a corrected one was re-routed after it.
     corrected = session.exec(select(Task.id, Task.type, Task.queue)
