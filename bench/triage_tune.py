@@ -43,9 +43,11 @@ def main() -> None:
     parser.add_argument("--day-one", action="store_true", help="the rules' examples only, no history")
     args = parser.parse_args()
     os.environ.setdefault(PASSWORD_ENV, "unused")
+    sets = [load_items(path) for path in args.items] if args.items else [load_items()]
+    items = [i for found in sets for i in found if args.half == "all" or half_of(i.id) == args.half]
     root = Path(tempfile.mkdtemp(prefix="dispatchd-triage-tune-"))
     try:
-        config = load_config(deployment(root))
+        config = load_config(deployment(root, items))
         rulebook = load_rulebook(config.rules_dir, config)
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -57,8 +59,6 @@ def main() -> None:
         request = read_request(mail, directory, rulebook)
         if request.type:
             history.append(Example(request_text(request), request.type, 1.0, f"task:{n + 1}", "subject"))
-    sets = [load_items(path) for path in args.items] if args.items else [load_items()]
-    items = [i for found in sets for i in found if args.half == "all" or half_of(i.id) == args.half]
     fitted = fit_measured(rulebook, history[::-1], staff, 1)  # the store hands history newest first
     model, examples = fitted.model, fitted.examples
     if os.environ.get("TUNE_T"):

@@ -1,4 +1,4 @@
-"""Loading rules/*.toml into a validated Rulebook; every refusal names file, line and key."""
+"""Loading rules/*.toml (and rules/example-mail/) into a validated Rulebook; every refusal names file, line and key."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from dispatchd.domain.routing import (
 from dispatchd.domain.sla import parse_sla
 from dispatchd.domain.slots import CallSpec, parse_duration
 from dispatchd.errors import ConfigError, Problem
+from dispatchd.example_mail import load_example_mail
 from dispatchd.tomlfile import Reader, load_toml
 
 PRIORITIES = tuple(p.value for p in Priority)
@@ -70,7 +71,10 @@ def load_rulebook(directory: Path, config: Config | None = None) -> Rulebook:
         root.refuse_unknown()
         problems.extend(doc.problems)
     types, out_of_scope = _with_examples(types, more_examples, problems)
-    triage_model = replace(triage_model, out_of_scope=(*triage_model.out_of_scope, *out_of_scope))
+    example_mail, mail_problems = load_example_mail(directory)
+    problems.extend(mail_problems)
+    triage_model = replace(triage_model, out_of_scope=(*triage_model.out_of_scope, *out_of_scope),
+                           example_mail=example_mail)
     problems.extend(_alias_clashes(directory, types))
     if not types and not problems:
         problems.append(Problem(directory, None, "", "no [[type]] defined in any rule file"))

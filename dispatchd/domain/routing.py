@@ -130,6 +130,20 @@ class SlaPolicy:
     notify_client_before: str | None = None
 
 
+NOT_A_REQUEST = "not a request"   # the label of example mail that asks for no work of ours
+
+
+@dataclass(frozen=True)
+class ExampleMail:
+    """A whole request as a client wrote it, labelled: a type's name (or alias) or ``not a
+    request``. From ``rules/example-mail/*.jsonl``; ``source`` says where it came from."""
+
+    label: str
+    subject: str
+    body: str
+    source: str = ""
+
+
 @dataclass(frozen=True)
 class TriageSettings:
     """``[triage]`` settings of the triage model (see ``domain/triage.py``)."""
@@ -139,6 +153,7 @@ class TriageSettings:
     margin: float = 0.2         # ... and this far ahead of the second guess (mixed requests wait)
     out_of_scope: tuple[str, ...] = ()  # examples of mail that is no request: it stays in triage
     follow_ups: tuple[str, ...] = ()    # types about earlier work of another type: not "mixed" beside it
+    example_mail: tuple[ExampleMail, ...] = ()  # labelled whole requests (rules/example-mail/)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Training the triage model: gather labelled examples, fit, measure, keep the better model.
 
 Examples come from the rules (type names, aliases, descriptions, ``examples``; ``[triage]
-out_of_scope``), from every task a client typed with a well-formed subject, and from every
+out_of_scope``; the labelled mail in ``rules/example-mail/``), from every task a client typed with a well-formed subject, and from every
 correction a person made (weighted more). Requests the model routed itself and nobody corrected
 are not examples: the model would learn its own mistakes. Types no longer in the rules are dropped.
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+import zlib
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -24,7 +25,7 @@ import structlog
 from sqlmodel import Session
 
 from dispatchd.config import Config
-from dispatchd.domain.routing import Rulebook
+from dispatchd.domain.routing import NOT_A_REQUEST, Rulebook, normalise_label
 from dispatchd.domain.triage import OUT_OF_SCOPE, TriageModel
 from dispatchd.domain.triage_text import Lexicon, RequestText
 from dispatchd.flows.examples_mail import as_email, vague_subject
@@ -67,10 +68,12 @@ class TrainingResult:
 def rule_examples(rulebook: Rulebook) -> list[Example]:
     """Day one: what the rules say about each type, and what is no request at all. Each example
     is also written out as an email (vague subject, greeting, small talk, sign-off), so that the
-    model learns that the words every email has point nowhere."""
+    model learns that the words every email has point nowhere. The rules' example mail is taken
+    as written."""
     examples = []
+    learnable = _learnable(rulebook)
     for request_type in rulebook.types:
-        if not request_type.examples:  # a type without examples stays unknown to the model until history has some
+        if request_type.name not in learnable:  # a type without examples stays unknown to the model until history has some
             continue
         texts = [*request_type.examples, request_type.name, *request_type.aliases, *request_type.vocabulary]
         texts += [request_type.description] if request_type.description else []
@@ -81,12 +84,33 @@ def rule_examples(rulebook: Rulebook) -> list[Example]:
     for i, text in enumerate(rulebook.triage_model.out_of_scope):
         examples.append(Example(RequestText(subject=text), OUT_OF_SCOPE, RULES_EXAMPLE_WEIGHT, f"rules:{text}", "rules"))
         examples.append(Example(as_email(text, i), OUT_OF_SCOPE, RULES_EXAMPLE_WEIGHT, f"rules:mail:{text}", "rules"))
+    for mail in rulebook.triage_model.example_mail:
+        label = mail_label(rulebook, mail.label)
+        if label is not None:
+            key = f"rules:mail:example:{mail.source or zlib.crc32((mail.subject + mail.body).encode())}"
+            examples.append(Example(RequestText(mail.subject, mail.body), label, RULES_EXAMPLE_WEIGHT, key, "rules"))
     return examples
+
+
+def mail_label(rulebook: Rulebook, label: str) -> str | None:
+    """The class an example mail's label names: a type (by name or alias), the out-of-scope
+    class, or None for a type that is not in the rules (the mail is dropped)."""
+    if normalise_label(label) == NOT_A_REQUEST:
+        return OUT_OF_SCOPE
+    found = rulebook.find_type(label)
+    return found.name if found is not None else None
+
+
+def _learnable(rulebook: Rulebook) -> set[str]:
+    """The types with examples of their own, in a type's ``examples`` or in the example mail."""
+    mailed = {mail_label(rulebook, m.label) for m in rulebook.triage_model.example_mail}
+    return {t.name for t in rulebook.types if t.examples or t.name in mailed}
 
 
 def lexicon_of(rulebook: Rulebook) -> Lexicon:
     """Each type's name, aliases and vocabulary, for the types the model can learn."""
-    return Lexicon(tuple((t.name, (t.name, *t.aliases, *t.vocabulary)) for t in rulebook.types if t.examples))
+    learnable = _learnable(rulebook)
+    return Lexicon(tuple((t.name, (t.name, *t.aliases, *t.vocabulary)) for t in rulebook.types if t.name in learnable))
 
 
 def history_examples(session: Session, rulebook: Rulebook) -> tuple[list[Example], Counter[str]]:
@@ -172,6 +196,7 @@ def train(engine, config: Config, rulebook: Rulebook, now, force: bool = False) 
     staff = greetings(config)
     with Session(engine) as session:
         history, dropped = history_examples(session, rulebook)
+        dropped.update(m.label for m in rulebook.triage_model.example_mail if mail_label(rulebook, m.label) is None)
         current = store.active_row(session)
         version = store.next_version(session)
     fitted = fit_measured(rulebook, history, staff, version)

@@ -201,3 +201,4 @@ def test_wheel_ships_rules_templates_and_example(tmp_path: Path) -> None:
     for shipped in ("_templates/web/_base.html.j2", "_templates/web/requests.html.j2", "_templates/_portal.txt.j2",
                     "web/static/site.css"):
         assert (site / shipped).is_file(), f"the wheel lacks {shipped}: the web side would not render"
+    assert (tmp_path / "fresh" / "rules" / "example-mail" / "en.jsonl").is_file(), "init leaves out the example mail"

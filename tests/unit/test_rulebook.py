@@ -13,7 +13,7 @@ def test_default_rules_load() -> None:
     assert {t.name for t in book.types} == {"Content", "Design", "Technical", "Strategy", "Revision", "Urgent"}
     assert [r.name for r in book.rules] == ["outage", "urgent-words"]
     assert book.triage_queue == "triage"
-    assert book.model_thresholds == {"Revision": 0.9}
+    assert book.model_thresholds == {"Revision": 0.85}
 
 
 def refused(tmp_path: Path, text: str) -> list[str]:
