@@ -1,3 +1,4 @@
+import json
 import re
 from pathlib import Path
 
@@ -178,3 +179,17 @@ def test_check_warns_about_integrations_that_hear_nothing(tmp_path: Path, capsys
     text = out.out + out.err
     assert "webhook crm: no [[clients]] is named 'Initech'" in text
     assert "webhook crm: no [[staff]] works in queue 'contnet'" in text
+
+
+def test_check_warns_about_example_mail_the_model_cannot_learn_from(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """A mistyped label would drop the mail in silence at training."""
+    path = _with_rules(tmp_path)
+    (tmp_path / "rules" / "example-mail").mkdir()
+    lines = [{"label": "Desgin", "subject": "Poster", "body": "a poster for the fair please"},
+             {"label": "not a request", "subject": "Thanks", "body": "All good, thank you!"}]
+    (tmp_path / "rules" / "example-mail" / "ours.jsonl").write_text("".join(json.dumps(m) + "\n" for m in lines))
+    assert main(["check", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "example mail: 1 labelled 'Desgin', which names no type in the rules" in out
+    assert "(did you mean 'Design'?)" in out and "not a request" not in out
