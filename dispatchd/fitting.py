@@ -1,7 +1,7 @@
 """Fitting the triage model with scikit-learn, and measuring one on labelled examples.
 
-The only importer of scikit-learn. It fits sklearn's TF-IDF (CountVectorizer, TfidfTransformer)
-over ``triage_text.tokens`` (word, word-pair, subject and character n-gram features, each kind at
+The only importer of scikit-learn. It fits sklearn's TF-IDF (CountVectorizer; TfidfTransformer's
+smooth idf and sublinear tf, written out to work in place) over ``triage_text.tokens`` (word, word-pair, subject and character n-gram features, each kind at
 its ``FEATURE_WEIGHTS``) and a multinomial logistic regression, then hands back plain arrays as a
 ``domain.triage.TriageModel``: what prediction uses, what the database stores (no pickle), and
 the same arithmetic (a unit test holds the two together).
@@ -77,7 +77,6 @@ def fit(examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]], v
     """A model from ``examples`` (at least two labels needed). ``found``: their tokens, when the
     caller has them already (cross-validation reads each example once, not once a fold);
     ``vocabulary``: the features to use, when they were chosen already."""
-    from sklearn.feature_extraction.text import TfidfTransformer
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import normalize
     from threadpoolctl import threadpool_limits  # after scipy's import: it limits the BLAS loaded by then
@@ -92,13 +91,14 @@ def fit(examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]], v
         lambda e: tokens(e.text, greetings, lexicon))
     by_column = list(vocabulary or _vocabulary(map(analyze, texts), len(texts)))
     counts = _counts(texts, analyze, by_column)
-    tfidf = TfidfTransformer(sublinear_tf=True, norm=None).fit(counts)
     # Sublinear tf × idf × each kind of feature's weight, then the l2 norm: the weight goes into
-    # the stored idf, so that prediction (tf × idf, normalised) is the same arithmetic. In place
-    # and a chunk at a time: at 50,000 tasks the matrix is some 35 MB, and TfidfTransformer's
-    # transform made a float64 copy of its idf per entry, as large again.
+    # the stored idf, so that prediction (tf × idf, normalised) is the same arithmetic. This is
+    # TfidfTransformer(sublinear_tf=True, smooth_idf=True) done in place, a chunk at a time: at
+    # 50,000 tasks the matrix is some 35 MB, and its fit and transform made copies as large.
     scale = np.array([feature_weight(t) for t in by_column], dtype=np.float32)
-    weighted = (tfidf.idf_ * scale).astype(np.float32)
+    documents = np.bincount(counts.indices, minlength=len(by_column))
+    idf = np.log((1 + counts.shape[0]) / (1 + documents)) + 1.0
+    weighted = (idf * scale).astype(np.float32)
     matrix = counts
     for start in range(0, matrix.nnz, SCALE_CHUNK):
         part = slice(start, start + SCALE_CHUNK)
@@ -119,7 +119,7 @@ def fit(examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]], v
         coef = np.vstack([-coef[0] / 2, coef[0] / 2])
         intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
     return TriageModel.from_arrays(version, tuple(str(c) for c in classifier.classes_), tuple(by_column),
-                                   tfidf.idf_ * scale, coef.T, intercept, temperature, lexicon)
+                                   idf * scale, coef.T, intercept, temperature, lexicon)
 
 
 COUNT_CHUNK = 2000  # examples counted at a time
@@ -129,13 +129,27 @@ SCALE_CHUNK = 1 << 20  # matrix entries weighted at a time
 def _counts(texts: Sequence[Any], analyze: Callable[[Any], list[str]], vocabulary: list[str]) -> Any:
     """The examples' token counts as one sparse matrix (float32), counted a chunk at a time:
     sklearn counts into Python lists of every example's columns before it builds the matrix,
-    and at 50,000 tasks those lists, for all examples at once, were training's peak memory."""
-    from scipy.sparse import vstack
+    and at 50,000 tasks those lists, for all examples at once, were training's peak memory.
+    The chunks are copied into the whole and freed one by one (vstack held both at once)."""
+    from scipy.sparse import csr_matrix
     from sklearn.feature_extraction.text import CountVectorizer
 
     counter = CountVectorizer(analyzer=analyze, lowercase=False, vocabulary=vocabulary, dtype=np.float32)
-    return vstack([counter.transform(texts[i:i + COUNT_CHUNK]) for i in range(0, len(texts), COUNT_CHUNK)],
-                  format="csr")
+    chunks = [counter.transform(texts[i:i + COUNT_CHUNK]) for i in range(0, len(texts), COUNT_CHUNK)]
+    entries = sum(chunk.nnz for chunk in chunks)
+    data = np.empty(entries, dtype=np.float32)   # pages are taken as they are written
+    indices = np.empty(entries, dtype=np.int32)
+    indptr = np.zeros(len(texts) + 1, dtype=np.int64)
+    at = row = 0
+    chunks.reverse()
+    while chunks:
+        chunk = chunks.pop()
+        data[at:at + chunk.nnz] = chunk.data
+        indices[at:at + chunk.nnz] = chunk.indices
+        indptr[row + 1:row + 1 + chunk.shape[0]] = chunk.indptr[1:] + at
+        at, row = at + chunk.nnz, row + chunk.shape[0]
+        del chunk
+    return csr_matrix((data, indices, indptr), shape=(len(texts), len(vocabulary)))
 
 
 def features(examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]],
