@@ -254,7 +254,13 @@ async def _serve_child(config: Config, wake: int, once: bool, integrations: Send
             if integrations is not None:
                 await integrations.until_idle(parent_done)
             return code
-        await asyncio.gather(sender.serve(stop), *([integrations.serve(stop)] if integrations else []))
+        try:
+            await asyncio.gather(sender.serve(stop), *([integrations.serve(stop)] if integrations else []))
+        finally:
+            # The integrations process died (SenderFailed): the mail loop must end too. Being
+            # cancelled is not enough: Python 3.11's asyncio.wait_for can swallow a cancellation
+            # that meets a finished reply (aiosmtplib waits so), and the loop then slept its 30 s.
+            stop.set()
         return 0
     finally:
         await asyncio.to_thread(coordinator.close)

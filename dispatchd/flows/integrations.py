@@ -65,6 +65,7 @@ class IntegrationSender:
         self._due = {name: asyncio.Event() for name in self.destinations}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._orphans_checked_at = 0.0
+        self._releasing: asyncio.Future[int] | None = None  # the check every destination's worker waits for
         self._held_until: dict[str, float] = {}  # monotonic time a failing destination rests until
         self._failed_rounds: dict[str, int] = {}
 
@@ -133,9 +134,7 @@ class IntegrationSender:
         receiver failing (no answer, 5xx, 429), the rest of the batch is handed back untried and the
         destination is held (doubling, or its Retry-After): a dead receiver costs one timeout per
         wait, not one per event."""
-        if time.monotonic() - self._orphans_checked_at > ORPHAN_CHECK_SECONDS:
-            self._orphans_checked_at = time.monotonic()
-            await asyncio.to_thread(self.release_claims)
+        await self._release_orphans()
         if self.held_for(destination.name):
             return
         claimed = await asyncio.to_thread(self._settle, destination, [], True)
@@ -289,6 +288,17 @@ class IntegrationSender:
                         last_error="destination disabled" if d.name in disabled else "") for d in wanted)
                 store.record_fan_out(session, deliveries, fanned, unwanted)
                 handled += len(events)
+
+    async def _release_orphans(self) -> None:
+        """Every ORPHAN_CHECK_SECONDS, claims of instances that died (this one before a restart)
+        go back to pending. The destinations' workers run at once and all wait for the same check:
+        one that went on while another released would find nothing to claim and sleep 30 s on
+        its dead claims (after a SIGKILL, a Slack post then waited half a minute)."""
+        if time.monotonic() - self._orphans_checked_at > ORPHAN_CHECK_SECONDS:
+            self._orphans_checked_at = time.monotonic()
+            self._releasing = asyncio.ensure_future(asyncio.to_thread(self.release_claims))
+        if self._releasing is not None and not self._releasing.done():
+            await asyncio.shield(self._releasing)
 
     def release_claims(self) -> int:
         with write_turn(self.engine), Session(self.engine) as session, session.begin():
