@@ -1,10 +1,11 @@
 """Fitting the triage model with scikit-learn, and measuring one on labelled examples.
 
 The only importer of scikit-learn. It fits sklearn's TF-IDF (CountVectorizer; TfidfTransformer's
-smooth idf and sublinear tf, written out to work in place) over ``triage_text.tokens`` (word, word-pair, subject and character n-gram features, each kind at
-its ``FEATURE_WEIGHTS``) and a multinomial logistic regression, then hands back plain arrays as a
-``domain.triage.TriageModel``: what prediction uses, what the database stores (no pickle), and
-the same arithmetic (a unit test holds the two together).
+smooth idf and sublinear tf, written out to work in place) over ``triage_text.tokens`` (word,
+word-pair, subject and character n-gram features, each kind at its ``FEATURE_WEIGHTS``) and a
+multinomial logistic regression, then hands back plain arrays as a ``domain.triage.TriageModel``:
+what prediction uses, what the database stores (no pickle), and the same arithmetic (a unit test
+holds the two together).
 """
 
 from __future__ import annotations

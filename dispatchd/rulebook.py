@@ -1,4 +1,5 @@
-"""Loading rules/*.toml (and rules/example-mail/) into a validated Rulebook; every refusal names file, line and key."""
+"""Loading rules/*.toml and rules/example-mail/ into a validated Rulebook; every refusal names
+file, line and key."""
 
 from __future__ import annotations
 

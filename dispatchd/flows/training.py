@@ -1,9 +1,10 @@
 """Training the triage model: gather labelled examples, fit, measure, keep the better model.
 
 Examples come from the rules (type names, aliases, descriptions, ``examples``; ``[triage]
-out_of_scope``; the labelled mail in ``rules/example-mail/``), from every task a client typed with a well-formed subject, and from every
-correction a person made (weighted more). Requests the model routed itself and nobody corrected
-are not examples: the model would learn its own mistakes. Types no longer in the rules are dropped.
+out_of_scope``; the labelled mail in ``rules/example-mail/``), from every task a client typed with
+a well-formed subject, and from every correction a person made (weighted more). Requests the
+model routed itself and nobody corrected are not examples: the model would learn its own
+mistakes. Types no longer in the rules are dropped.
 
 One history example in five (always the same, by task) is held back: no model trains on it, and a
 new model replaces the active one only when it is at least as accurate on it. With too few held
@@ -73,7 +74,7 @@ def rule_examples(rulebook: Rulebook) -> list[Example]:
     examples = []
     learnable = _learnable(rulebook)
     for request_type in rulebook.types:
-        if request_type.name not in learnable:  # a type without examples stays unknown to the model until history has some
+        if request_type.name not in learnable:  # without examples, unknown to the model until history has some
             continue
         texts = [*request_type.examples, request_type.name, *request_type.aliases, *request_type.vocabulary]
         texts += [request_type.description] if request_type.description else []
