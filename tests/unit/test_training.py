@@ -226,7 +226,7 @@ def test_the_temperature_after_history_does_not_hang_on_which_requests_are_held_
     few dozen held-back requests: which of those happened to be held back moved it from 0.23 to
     0.48, and a held-back set with a few odd labels made every guess look unsure."""
     rules = load_rulebook(PROJECT / "rules")
-    rulebook = replace(rules, triage_model=replace(rules.triage_model, example_mail=()))  # seconds, not a minute
+    rulebook = replace(rules, triage_model=replace(rules.triage_model, example_mail=()))  # the claim is about history
     texts = [(label, template.format(word)) for label, templates in (("Design", DESIGN), ("Technical", TECH))
              for template in templates for word in WORDS]
 
