@@ -97,7 +97,9 @@ def fit(examples: Sequence[Example], greetings: Mapping[str, tuple[str, ...]], v
     # TfidfTransformer(sublinear_tf=True, smooth_idf=True) done in place, a chunk at a time: at
     # 50,000 tasks the matrix is some 35 MB, and its fit and transform made copies as large.
     scale = np.array([feature_weight(t) for t in by_column], dtype=np.float32)
-    documents = np.bincount(counts.indices, minlength=len(by_column))
+    documents = np.zeros(len(by_column), dtype=np.int64)
+    for start in range(0, counts.nnz, SCALE_CHUNK):  # bincount copies int32 columns to int64: 35 MB at once
+        documents += np.bincount(counts.indices[start:start + SCALE_CHUNK], minlength=len(by_column))
     idf = np.log((1 + counts.shape[0]) / (1 + documents)) + 1.0
     weighted = (idf * scale).astype(np.float32)
     matrix = counts
@@ -149,7 +151,6 @@ def _counts(texts: Sequence[Any], analyze: Callable[[Any], list[str]], vocabular
         indices[at:at + chunk.nnz] = chunk.indices
         indptr[row + 1:row + 1 + chunk.shape[0]] = chunk.indptr[1:] + at
         at, row = at + chunk.nnz, row + chunk.shape[0]
-        del chunk
     return csr_matrix((data, indices, indptr), shape=(len(texts), len(vocabulary)))
 
 
