@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -41,7 +40,7 @@ from dispatchd.flows.notices import (
     status_notices,
     too_large_reply,
 )
-from dispatchd.flows.training import mail_label
+from dispatchd.flows.training import unlearnt_mail
 from dispatchd.flows.triage import classify, eligible, greetings, request_text, settle, with_verdict
 from dispatchd.mail.parse import parse_mail
 from dispatchd.render import TEMPLATE_NAMES, Renderer
@@ -110,8 +109,7 @@ def owner_warnings(config: Config, rulebook: Rulebook) -> list[str]:
             warnings.append(f"client {client.name}: no [[staff]] covers its region {client.region!r}; its work "
                             f"goes to backups, the queue's lead or waits (add it to someone's regions)")
     warnings.extend(_client_notice_window(config, rulebook))
-    unknown = Counter(m.label for m in rulebook.triage_model.example_mail if mail_label(rulebook, m.label) is None)
-    for label, count in sorted(unknown.items()):
+    for label, count in sorted(unlearnt_mail(rulebook).items()):
         warnings.append(f"example mail: {count} labelled {label!r}, which names no type in the rules; the triage "
                         f"model does not learn from them{_did_you_mean(label, {t.name for t in rulebook.types})}")
     clients = {client.name for client in config.clients}

@@ -102,6 +102,11 @@ def mail_label(rulebook: Rulebook, label: str) -> str | None:
     return found.name if found is not None else None
 
 
+def unlearnt_mail(rulebook: Rulebook) -> Counter[str]:
+    """Example mail whose label names no type in the rules, by label: dropped at training."""
+    return Counter(m.label for m in rulebook.triage_model.example_mail if mail_label(rulebook, m.label) is None)
+
+
 def _learnable(rulebook: Rulebook) -> set[str]:
     """The types with examples of their own, in a type's ``examples`` or in the example mail."""
     mailed = {mail_label(rulebook, m.label) for m in rulebook.triage_model.example_mail}
@@ -197,7 +202,7 @@ def train(engine, config: Config, rulebook: Rulebook, now, force: bool = False) 
     staff = greetings(config)
     with Session(engine) as session:
         history, dropped = history_examples(session, rulebook)
-        dropped.update(m.label for m in rulebook.triage_model.example_mail if mail_label(rulebook, m.label) is None)
+        dropped.update(unlearnt_mail(rulebook))
         current = store.active_row(session)
         version = store.next_version(session)
     fitted = fit_measured(rulebook, history, staff, version)

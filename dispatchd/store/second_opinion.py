@@ -64,7 +64,6 @@ def was_answered(session: Session, task_id: int) -> bool:
         TaskEvent.task_id == task_id, TaskEvent.kind == ANSWERED_EVENT)).one() > 0
 
 
-
 @dataclass(frozen=True)
 class OpinionRecord:
     """What the second opinion did, from the audit log: for ``dispatchd triage status``."""
